@@ -1,0 +1,341 @@
+//! The io_uring driver: submission, reaping, parking and shutdown.
+//!
+//! How it works: ops are pushed to the submission queue as they are polled;
+//! nothing enters the kernel until the executor's tick ends, when one
+//! `io_uring_enter` submits the batch (and, when parking, waits in the same
+//! call). A full submission queue is submitted and refilled; completions the
+//! kernel kept back on overflow (`IORING_FEAT_NODROP`) are flushed by entering
+//! again. Remote wake-ups arrive as the completion of a read on an eventfd that
+//! is kept in flight, so a parked thread is woken through its ring.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use io_uring::{IoUring, opcode, squeue, types};
+use slab::Slab;
+
+use super::Lifecycle;
+use crate::runtime::Builder;
+use crate::runtime::core::Core;
+
+/// `user_data` of internal ops whose completion only needs counting.
+const TOKEN_UNTRACKED: u64 = u64::MAX;
+/// `user_data` of the eventfd read that wakes a parked thread.
+const TOKEN_WAKE: u64 = u64::MAX - 1;
+
+/// The io_uring completion driver of one runtime.
+pub(crate) struct Driver {
+    ring: IoUring,
+    ops: Slab<Lifecycle>,
+    /// Internal ops in flight without a slot (cancels, closes).
+    untracked: usize,
+    wake_fd: Arc<OwnedFd>,
+    wake_buf: Box<u64>,
+    wake_armed: bool,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("in_flight", &self.ops.len())
+            .field("untracked", &self.untracked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wakes a parked runtime from any thread.
+#[derive(Debug)]
+pub(crate) struct Unparker {
+    fd: Arc<OwnedFd>,
+}
+
+impl Unparker {
+    pub(crate) fn unpark(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. A full
+        // counter (EAGAIN) already means a wake-up is pending.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+fn build_ring(b: &Builder) -> io::Result<IoUring> {
+    // Most to least capable; each kernel refusal (EINVAL) drops a flag.
+    let attempts: [fn(&mut io_uring::Builder); 4] = [
+        |r| {
+            r.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
+        },
+        |r| {
+            r.setup_single_issuer()
+                .setup_coop_taskrun()
+                .setup_taskrun_flag();
+        },
+        |r| {
+            r.setup_coop_taskrun().setup_taskrun_flag();
+        },
+        |_| {},
+    ];
+    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
+    for setup in attempts {
+        let mut rb = IoUring::builder();
+        setup(&mut rb);
+        rb.setup_cqsize(b.cq_entries.unwrap_or(b.entries.saturating_mul(2)));
+        match rb.build(b.entries) {
+            Ok(ring) => return Ok(ring),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+impl Driver {
+    pub(crate) fn new(b: &Builder) -> io::Result<(Driver, Unparker)> {
+        if b.entries == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "corio: the submission queue needs at least one entry",
+            ));
+        }
+        let ring = build_ring(b)?;
+        if !ring.params().is_feature_nodrop() || !ring.params().is_feature_ext_arg() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "corio: the kernel's io_uring lacks NODROP or EXT_ARG (Linux 5.11+ needed)",
+            ));
+        }
+        // SAFETY: eventfd returns a new fd or -1; checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh eventfd owned by nobody else.
+        let wake_fd = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let driver = Driver {
+            ring,
+            ops: Slab::with_capacity(256),
+            untracked: 0,
+            wake_fd: wake_fd.clone(),
+            wake_buf: Box::new(0),
+            wake_armed: false,
+            closed: false,
+        };
+        Ok((driver, Unparker { fd: wake_fd }))
+    }
+
+    /// Queues `sqe` for a new op whose future waits with `waker`; returns the
+    /// op's slot, or `None` when the runtime has shut down.
+    pub(crate) fn submit(&mut self, sqe: squeue::Entry, waker: &std::task::Waker) -> Option<usize> {
+        if self.closed {
+            return None;
+        }
+        let idx = self.ops.insert(Lifecycle::Waiting(waker.clone()));
+        self.push(&sqe.user_data(idx as u64));
+        Some(idx)
+    }
+
+    /// The slot of an in-flight op.
+    pub(crate) fn slot(&mut self, idx: usize) -> &mut Lifecycle {
+        &mut self.ops[idx]
+    }
+
+    /// Frees the slot of an op whose result was taken.
+    pub(crate) fn remove(&mut self, idx: usize) {
+        self.ops.remove(idx);
+    }
+
+    /// Asks the kernel to cancel the op in slot `idx` (its completion still comes).
+    pub(crate) fn cancel(&mut self, idx: usize) {
+        if self.closed {
+            return;
+        }
+        let sqe = opcode::AsyncCancel::new(idx as u64).build();
+        self.push_untracked(sqe);
+    }
+
+    fn push_untracked(&mut self, sqe: squeue::Entry) {
+        self.untracked += 1;
+        self.push(&sqe.user_data(TOKEN_UNTRACKED));
+    }
+
+    fn push(&mut self, sqe: &squeue::Entry) {
+        loop {
+            // SAFETY: every op's SQE points only at memory its op value owns on
+            // the heap (or 'static memory), which the driver keeps alive until
+            // the op's completion (the `OpCode` contract).
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return;
+            }
+            // Full: hand the queue to the kernel and try again.
+            self.enter(0, None);
+        }
+    }
+
+    /// Queues closes for dropped fds and re-arms the wake-up read.
+    fn prepare(&mut self, core: &Core) {
+        let closes = std::mem::take(&mut *core.pending_close.borrow_mut());
+        for fd in closes {
+            self.push_untracked(opcode::Close::new(types::Fd(fd)).build());
+        }
+        if !self.wake_armed && !self.closed {
+            let buf: *mut u64 = &mut *self.wake_buf;
+            let sqe = opcode::Read::new(types::Fd(self.wake_fd.as_raw_fd()), buf.cast(), 8)
+                .build()
+                .user_data(TOKEN_WAKE);
+            self.wake_armed = true;
+            self.push(&sqe);
+        }
+    }
+
+    /// Submits what is queued (if anything needs the kernel) and reaps
+    /// completions without waiting.
+    pub(crate) fn submit_and_reap(&mut self, core: &Core) {
+        self.prepare(core);
+        let need_enter = {
+            let sq = self.ring.submission();
+            !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
+        };
+        if need_enter {
+            self.enter(0, None);
+        }
+        self.reap();
+    }
+
+    /// Submits and waits for at least one completion, at most `timeout`.
+    pub(crate) fn park(&mut self, core: &Core, timeout: Option<Duration>) {
+        self.prepare(core);
+        if timeout == Some(Duration::ZERO) || !self.ring.completion().is_empty() {
+            // A zero-timeout wait costs far more than a plain submit.
+            self.submit_and_reap(core);
+            return;
+        }
+        self.enter(1, timeout);
+        self.reap();
+    }
+
+    /// One `io_uring_enter`, retried on EINTR/EBUSY/EAGAIN as the design says.
+    fn enter(&mut self, want: usize, timeout: Option<Duration>) {
+        loop {
+            let res = match timeout {
+                Some(t) if want > 0 => {
+                    let ts = types::Timespec::from(t);
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    self.ring.submitter().submit_with_args(want, &args)
+                }
+                _ => self.ring.submitter().submit_and_wait(want),
+            };
+            let err = match res {
+                Ok(_) => return,
+                Err(e) => e,
+            };
+            match err.raw_os_error() {
+                // The wait timed out, or a signal interrupted it: the caller's
+                // loop looks at timers and queues again.
+                Some(libc::ETIME) => return,
+                Some(libc::EINTR) if want > 0 => return,
+                Some(libc::EINTR) => {}
+                // Completions are backed up (or memory is short): make room.
+                Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                    if self.reap() == 0 {
+                        std::thread::yield_now();
+                    }
+                    if want > 0 {
+                        return;
+                    }
+                }
+                _ => panic!("corio: io_uring_enter failed: {err}"),
+            }
+        }
+    }
+
+    /// Takes every completion off the queue; returns how many.
+    fn reap(&mut self) -> usize {
+        let mut total = 0;
+        loop {
+            let mut batch = [(0u64, 0i32, 0u32); 64];
+            let mut n = 0;
+            for cqe in self.ring.completion().take(batch.len()) {
+                batch[n] = (cqe.user_data(), cqe.result(), cqe.flags());
+                n += 1;
+            }
+            if n == 0 {
+                return total;
+            }
+            total += n;
+            for &(user_data, res, flags) in &batch[..n] {
+                self.complete(user_data, res, flags);
+            }
+        }
+    }
+
+    fn complete(&mut self, user_data: u64, res: i32, flags: u32) {
+        match user_data {
+            TOKEN_UNTRACKED => self.untracked -= 1,
+            TOKEN_WAKE => self.wake_armed = false,
+            idx => {
+                let idx = idx as usize;
+                let Some(slot) = self.ops.get_mut(idx) else {
+                    debug_assert!(false, "corio: completion for unknown op slot {idx}");
+                    return;
+                };
+                match std::mem::replace(slot, Lifecycle::Completed(res, flags)) {
+                    Lifecycle::Waiting(waker) => waker.wake(),
+                    Lifecycle::Abandoned(op) => {
+                        self.ops.remove(idx);
+                        if let Some(op) = op {
+                            op.complete(res, flags);
+                        }
+                    }
+                    Lifecycle::Completed(..) => {
+                        debug_assert!(false, "corio: second completion for op slot {idx}")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels every op in flight and waits until the kernel has returned all
+    /// of them, so no buffer is freed while the kernel may still write to it.
+    pub(crate) fn shutdown(&mut self, core: &Core) {
+        let in_flight: Vec<usize> = self
+            .ops
+            .iter()
+            .filter(|(_, s)| !matches!(s, Lifecycle::Completed(..)))
+            .map(|(i, _)| i)
+            .collect();
+        for idx in in_flight {
+            self.cancel(idx);
+        }
+        self.closed = true;
+        if self.wake_armed {
+            self.push_untracked(opcode::AsyncCancel::new(TOKEN_WAKE).build());
+        }
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.prepare(core);
+            let busy = self.untracked > 0
+                || self.wake_armed
+                || self
+                    .ops
+                    .iter()
+                    .any(|(_, s)| !matches!(s, Lifecycle::Completed(..)));
+            if !busy {
+                break;
+            }
+            if Instant::now() > give_up {
+                // An op the kernel cannot cancel (say a write to a hung
+                // network filesystem): leak its memory rather than free it
+                // under the kernel.
+                std::mem::forget(std::mem::take(&mut self.ops));
+                break;
+            }
+            self.enter(1, Some(Duration::from_millis(100)));
+            self.reap();
+        }
+        self.ring.submitter().submit().ok();
+    }
+}

@@ -1,0 +1,53 @@
+//! corio: a thread-per-core async runtime built on io_uring.
+//!
+//! Each runtime is one thread with its own executor and its own io_uring
+//! completion-queue driver. Futures wrap submitted operations (TCP, UDP,
+//! timers); while the kernel may touch a buffer, the driver owns it, so
+//! dropping a future never frees memory the kernel still writes to.
+//!
+//! ```no_run
+//! use corio::net::TcpListener;
+//!
+//! corio::run(async {
+//!     let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
+//!     loop {
+//!         let (stream, _) = listener.accept().await.unwrap();
+//!         corio::spawn(async move {
+//!             let mut buf = vec![0u8; 4096];
+//!             loop {
+//!                 let (res, b) = stream.read(buf).await;
+//!                 let n = match res {
+//!                     Ok(0) | Err(_) => return,
+//!                     Ok(n) => n,
+//!                 };
+//!                 let (res, b) = stream.write_all(b.slice(..n)).await;
+//!                 buf = b.into_inner();
+//!                 if res.is_err() {
+//!                     return;
+//!                 }
+//!             }
+//!         });
+//!     }
+//! });
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub
+)]
+
+#[cfg(not(all(target_os = "linux", not(corio_no_uring))))]
+compile_error!("corio currently needs Linux with io_uring; the poll driver is not written yet");
+
+pub mod buf;
+mod driver;
+pub mod net;
+mod op;
+pub mod runtime;
+pub mod time;
+
+pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use op::nop;
+pub use runtime::{Builder, JoinError, JoinHandle, Runtime, run, spawn, yield_now};

@@ -1,0 +1,203 @@
+//! `SharedFd`: a socket fd shared by its handles and its in-flight ops.
+//!
+//! How it works: every handle (stream, halves, listener) and every op on the
+//! socket holds an `Rc` of the fd, so the fd is closed — by a close op on the
+//! driver — only after the last op on it has completed; its number can never
+//! be reused under a stale op. The fd also keeps what arrived for ops whose
+//! futures were dropped: received bytes (returned by the next read, in order),
+//! datagrams, and accepted connections (returned by the next accept). Reads
+//! on one socket are serialised: a read waits until earlier (abandoned) reads
+//! have completed, so bytes never overtake each other.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use crate::buf::IoBufMut;
+use crate::runtime::core::close_fd;
+
+/// A socket fd shared by handles and in-flight ops.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedFd {
+    inner: Rc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    fd: RawFd,
+    state: RefCell<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Bytes received by abandoned reads, not yet handed to a reader.
+    stash: VecDeque<u8>,
+    /// Datagrams received by abandoned datagram reads.
+    datagrams: VecDeque<(Vec<u8>, Option<SocketAddr>)>,
+    /// An error or end of stream seen by an abandoned read.
+    read_end: Option<io::Result<()>>,
+    /// Connections accepted by abandoned accepts.
+    accepted: VecDeque<OwnedFd>,
+    /// Read ops in flight (owned by a future or abandoned).
+    reads_in_flight: usize,
+    read_waiters: Vec<Waker>,
+    /// `into_std` took the fd back: do not close it.
+    released: bool,
+}
+
+impl SharedFd {
+    /// Takes ownership of `fd`.
+    pub(crate) fn new(fd: OwnedFd) -> SharedFd {
+        use std::os::fd::IntoRawFd;
+        SharedFd {
+            inner: Rc::new(Inner {
+                fd: fd.into_raw_fd(),
+                state: RefCell::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.inner.fd
+    }
+
+    /// True when both handles share one socket.
+    pub(crate) fn same(&self, other: &SharedFd) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Gives the fd back to the caller if nothing else (no other handle, no
+    /// op still in the kernel) uses it.
+    pub(crate) fn try_release(self) -> Result<OwnedFd, SharedFd> {
+        if Rc::strong_count(&self.inner) != 1 {
+            return Err(self);
+        }
+        self.inner.state.borrow_mut().released = true;
+        use std::os::fd::FromRawFd;
+        // SAFETY: this is the last reference to the fd and `released` stops
+        // `Inner::drop` from closing it, so ownership moves to the `OwnedFd`.
+        Ok(unsafe { OwnedFd::from_raw_fd(self.inner.fd) })
+    }
+
+    /// Waits until no read op is in flight on this fd, then marks one as
+    /// started; the returned guard ends it.
+    pub(crate) async fn begin_read(&self) -> ReadGuard {
+        poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            if st.reads_in_flight == 0 {
+                st.reads_in_flight = 1;
+                Poll::Ready(())
+            } else {
+                st.read_waiters.push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        ReadGuard { fd: self.clone() }
+    }
+
+    /// Fills `buf` from bytes kept by abandoned reads, or reports the error
+    /// or end of stream one of them saw. `None` when there is nothing.
+    pub(crate) fn take_stashed<B: IoBufMut>(&self, buf: &mut B) -> Option<io::Result<usize>> {
+        let mut st = self.inner.state.borrow_mut();
+        if st.stash.is_empty() {
+            return match st.read_end.take()? {
+                Ok(()) => {
+                    // End of stream stays visible to later reads.
+                    st.read_end = Some(Ok(()));
+                    Some(Ok(0))
+                }
+                Err(e) => Some(Err(e)),
+            };
+        }
+        let n = copy_into(st.stash.make_contiguous(), buf);
+        st.stash.drain(..n);
+        Some(Ok(n))
+    }
+
+    /// Keeps bytes an abandoned read received.
+    pub(crate) fn stash_bytes(&self, bytes: &[u8]) {
+        self.inner.state.borrow_mut().stash.extend(bytes);
+    }
+
+    /// Keeps the end-of-stream or error an abandoned read saw.
+    pub(crate) fn stash_read_end(&self, end: io::Result<()>) {
+        let mut st = self.inner.state.borrow_mut();
+        if st.read_end.is_none() {
+            st.read_end = Some(end);
+        }
+    }
+
+    /// Keeps a datagram an abandoned receive got.
+    pub(crate) fn stash_datagram(&self, data: Vec<u8>, from: Option<SocketAddr>) {
+        self.inner
+            .state
+            .borrow_mut()
+            .datagrams
+            .push_back((data, from));
+    }
+
+    /// The oldest datagram kept by an abandoned receive.
+    pub(crate) fn take_datagram(&self) -> Option<(Vec<u8>, Option<SocketAddr>)> {
+        self.inner.state.borrow_mut().datagrams.pop_front()
+    }
+
+    /// Keeps a connection an abandoned accept got.
+    pub(crate) fn stash_accepted(&self, fd: OwnedFd) {
+        self.inner.state.borrow_mut().accepted.push_back(fd);
+    }
+
+    /// The oldest connection kept by an abandoned accept.
+    pub(crate) fn take_accepted(&self) -> Option<OwnedFd> {
+        self.inner.state.borrow_mut().accepted.pop_front()
+    }
+}
+
+/// Marks a read op in flight on a socket; dropping it lets the next read go.
+#[derive(Debug)]
+pub(crate) struct ReadGuard {
+    fd: SharedFd,
+}
+
+impl ReadGuard {
+    pub(crate) fn fd(&self) -> &SharedFd {
+        &self.fd
+    }
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut st = self.fd.inner.state.borrow_mut();
+            st.reads_in_flight = 0;
+            std::mem::take(&mut st.read_waiters)
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.state.get_mut().released {
+            close_fd(self.fd);
+        }
+    }
+}
+
+/// Copies `data` into `buf` (up to its capacity); returns the count.
+pub(crate) fn copy_into<B: IoBufMut>(data: &[u8], buf: &mut B) -> usize {
+    let n = data.len().min(buf.bytes_total());
+    // SAFETY: `n` bytes fit in the buffer's capacity and the regions are
+    // distinct allocations.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), buf.stable_mut_ptr(), n) };
+    // SAFETY: the first `n` bytes were just written.
+    unsafe { buf.set_init(n) };
+    n
+}

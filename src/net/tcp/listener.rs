@@ -1,0 +1,124 @@
+//! `TcpListener`: accepts connections with io_uring's accept op.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use socket2::{SockRef, Type};
+
+use super::TcpStream;
+use crate::net::fd::SharedFd;
+use crate::net::socket::{each_addr, new_socket, resolve};
+use crate::op::Op;
+use crate::op::net::{Accept, AddrBuf};
+use crate::runtime::coop;
+
+/// A TCP socket server, listening for connections.
+///
+/// ```no_run
+/// use corio::net::TcpListener;
+///
+/// corio::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:8000")?;
+///     let (stream, peer) = listener.accept().await?;
+///     println!("connection from {peer}");
+///     stream.write_all(b"hello\n".as_slice()).await.0?;
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    fd: SharedFd,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (with `SO_REUSEADDR`) and listens with a backlog of 1024.
+    ///
+    /// Tries each resolved address in turn, like std.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let addrs = resolve(addr)?;
+        each_addr(&addrs, |a| {
+            let s = new_socket(a, Type::STREAM)?;
+            s.set_reuse_address(true)?;
+            s.bind(&(*a).into())?;
+            s.listen(1024)?;
+            Ok(TcpListener {
+                fd: SharedFd::new(OwnedFd::from(s)),
+            })
+        })
+    }
+
+    /// Accepts a new connection, like accept4(2).
+    ///
+    /// Cancel-safe: if this future is dropped after the kernel accepted a
+    /// connection, the connection is returned by the next `accept` on this
+    /// listener (or closed when the listener is dropped). Errors such as
+    /// `EMFILE` are returned as they are; back off before retrying.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        if let Some(fd) = self.fd.take_accepted() {
+            coop::consume_budget().await;
+            let stream = TcpStream::from_fd(SharedFd::new(fd));
+            let peer = stream.peer_addr()?;
+            return Ok((stream, peer));
+        }
+        let op = Accept {
+            fd: self.fd.clone(),
+            addr: AddrBuf::new(),
+        };
+        let (fd, peer) = Op::new(op).await?;
+        let stream = TcpStream::from_fd(SharedFd::new(fd));
+        let peer = match peer {
+            Some(p) => p,
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, peer))
+    }
+
+    /// The local address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).local_addr()?)
+    }
+
+    /// Wraps a listening std socket (blocking or not).
+    pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
+        TcpListener {
+            fd: SharedFd::new(OwnedFd::from(listener)),
+        }
+    }
+
+    /// Returns the std listener, failing if an operation (say an accept
+    /// whose future was dropped and whose cancellation has not completed yet)
+    /// still uses the socket.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        self.fd
+            .try_release()
+            .map(std::net::TcpListener::from)
+            .map_err(|_| busy())
+    }
+}
+
+pub(crate) fn busy() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ResourceBusy,
+        "corio: the socket still has operations in flight",
+    )
+}
+
+pub(crate) fn sock_addr(a: socket2::SockAddr) -> io::Result<SocketAddr> {
+    a.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open at least as long as `self`.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}

@@ -1,0 +1,103 @@
+//! Owned read and write halves of a `TcpStream`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use socket2::SockRef;
+
+use super::TcpStream;
+use super::listener::sock_addr;
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::net::fd::SharedFd;
+use crate::net::stream_io;
+
+/// The read half of a [`TcpStream`], from [`TcpStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedReadHalf {
+    pub(super) fd: SharedFd,
+}
+
+/// The write half of a [`TcpStream`], from [`TcpStream::into_split`].
+///
+/// Dropping it does not shut the connection down; call
+/// [`shutdown`](Self::shutdown) to send FIN.
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    pub(super) fd: SharedFd,
+}
+
+impl OwnedReadHalf {
+    /// See [`TcpStream::read`].
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::read(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::read_exact`].
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::read_exact(&self.fd, buf).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).peer_addr()?)
+    }
+
+    /// Joins the halves back into a stream; gives both back if they come
+    /// from different streams.
+    pub fn reunite(self, w: OwnedWriteHalf) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
+        if self.fd.same(&w.fd) {
+            drop(w);
+            Ok(TcpStream::from_fd(self.fd))
+        } else {
+            Err((self, w))
+        }
+    }
+}
+
+impl OwnedWriteHalf {
+    /// See [`TcpStream::write`].
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::write(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::write_all`].
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::write_all(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::writev`].
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        stream_io::writev(&self.fd, bufs).await
+    }
+
+    /// See [`TcpStream::shutdown`].
+    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        stream_io::shutdown(&self.fd, how).await
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).local_addr()?)
+    }
+}
+
+macro_rules! impl_fd {
+    ($t:ty) => {
+        impl AsRawFd for $t {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.raw()
+            }
+        }
+
+        impl AsFd for $t {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                // SAFETY: the fd stays open at least as long as `self`.
+                unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+            }
+        }
+    };
+}
+
+impl_fd!(OwnedReadHalf);
+impl_fd!(OwnedWriteHalf);

@@ -1,0 +1,150 @@
+//! `TcpStream`: a connected TCP socket with owned-buffer I/O.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use socket2::{SockRef, Type};
+
+use super::listener::{busy, sock_addr};
+use super::{OwnedReadHalf, OwnedWriteHalf};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::net::fd::SharedFd;
+use crate::net::socket::{connect, resolve};
+use crate::net::stream_io;
+
+/// A TCP connection.
+///
+/// I/O methods take `&self`, so one task may read and write at once (e.g. by
+/// joining the two futures); [`into_split`](Self::into_split) gives halves
+/// for two tasks. Every method that moves data takes an owned buffer and
+/// returns it with the result.
+///
+/// ```no_run
+/// use corio::net::TcpStream;
+///
+/// corio::run(async {
+///     let stream = TcpStream::connect("127.0.0.1:8000").await?;
+///     let (res, _) = stream.write_all(b"ping".as_slice()).await;
+///     res?;
+///     let (res, buf) = stream.read(vec![0u8; 1024]).await;
+///     println!("got {:?}", &buf[..res?]);
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpStream {
+    pub(super) fd: SharedFd,
+}
+
+impl TcpStream {
+    pub(crate) fn from_fd(fd: SharedFd) -> TcpStream {
+        TcpStream { fd }
+    }
+
+    /// Opens a connection to `addr`, trying each resolved address in turn.
+    ///
+    /// A closed port gives `ErrorKind::ConnectionRefused`. Host names are
+    /// resolved with the system resolver, which blocks.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let addrs = resolve(addr)?;
+        Ok(TcpStream {
+            fd: connect(&addrs, Type::STREAM).await?,
+        })
+    }
+
+    /// Reads into `buf` from its start, up to its capacity, like recv(2);
+    /// `Ok(0)` means the peer closed its side.
+    ///
+    /// The buffer's initialised length becomes at least the count read. Use
+    /// [`IoBuf::slice`] to read into a part of a buffer. Cancel-safe: bytes
+    /// that arrive for a dropped read are returned by the next one.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::read(&self.fd, buf).await
+    }
+
+    /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the
+    /// stream ends first.
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::read_exact(&self.fd, buf).await
+    }
+
+    /// Writes the initialised bytes of `buf`, like send(2); may write fewer.
+    ///
+    /// Writing to a closed peer gives `BrokenPipe` (never `SIGPIPE`).
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        stream_io::write(&self.fd, buf).await
+    }
+
+    /// Writes all initialised bytes of `buf`, looping over short writes.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        stream_io::write_all(&self.fd, buf).await
+    }
+
+    /// Writes several buffers with one sendmsg(2); may write fewer bytes than given.
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        stream_io::writev(&self.fd, bufs).await
+    }
+
+    /// Shuts down the read side, the write side or both, like shutdown(2).
+    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        stream_io::shutdown(&self.fd, how).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).peer_addr()?)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).local_addr()?)
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        SockRef::from(self).set_tcp_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        SockRef::from(self).tcp_nodelay()
+    }
+
+    /// Splits into a read half and a write half that can move to two tasks.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let fd = self.fd;
+        (OwnedReadHalf { fd: fd.clone() }, OwnedWriteHalf { fd })
+    }
+
+    /// Wraps a connected std stream. A stream in non-blocking mode works too.
+    pub fn from_std(stream: std::net::TcpStream) -> TcpStream {
+        TcpStream {
+            fd: SharedFd::new(OwnedFd::from(stream)),
+        }
+    }
+
+    /// Returns the std stream, failing with `ResourceBusy` if an operation
+    /// (e.g. a dropped read whose cancellation has not completed) still uses
+    /// the socket. Bytes kept from dropped reads are lost.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        self.fd
+            .try_release()
+            .map(std::net::TcpStream::from)
+            .map_err(|_| busy())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open at least as long as `self`.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}

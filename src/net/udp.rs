@@ -1,0 +1,212 @@
+//! `UdpSocket`: datagrams with owned buffers.
+//!
+//! How it works: `send`/`recv` map to io_uring send/recv ops, `send_to` and
+//! `recv_from` to sendmsg/recvmsg with a boxed address. A datagram that
+//! arrives for a receive whose future was dropped is kept on the socket and
+//! returned by the next receive.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use socket2::{SockRef, Type};
+
+use super::fd::{SharedFd, copy_into};
+use super::socket::{each_addr, new_socket, resolve};
+use super::tcp::sock_addr;
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::op::Op;
+use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
+use crate::runtime::coop;
+
+/// A UDP socket.
+///
+/// ```no_run
+/// use corio::net::UdpSocket;
+///
+/// corio::run(async {
+///     let sock = UdpSocket::bind("127.0.0.1:9000")?;
+///     let (res, buf) = sock.recv_from(vec![0u8; 1500]).await;
+///     let (n, peer) = res?;
+///     sock.send_to(buf.slice(..n), peer).await.0?;
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UdpSocket {
+    fd: SharedFd,
+}
+
+impl UdpSocket {
+    /// Binds a socket to `addr` (port 0 picks a free port).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        let addrs = resolve(addr)?;
+        each_addr(&addrs, |a| {
+            let s = new_socket(a, Type::DGRAM)?;
+            s.bind(&(*a).into())?;
+            Ok(UdpSocket {
+                fd: SharedFd::new(OwnedFd::from(s)),
+            })
+        })
+    }
+
+    /// Sets the default destination and filters incoming datagrams to it,
+    /// like connect(2).
+    pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let addrs = resolve(addr)?;
+        let mut last = None;
+        for a in addrs {
+            let op = Connect {
+                fd: self.fd.clone(),
+                addr: Box::new(a.into()),
+            };
+            match Op::new(op).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    /// Sends the initialised bytes of `buf` as one datagram to `addr`, like sendmsg(2).
+    pub async fn send_to<B: IoBuf>(&self, buf: B, addr: impl ToSocketAddrs) -> BufResult<usize, B> {
+        let addr = match resolve(addr) {
+            Ok(a) => a[0],
+            Err(e) => return (Err(e), buf),
+        };
+        let (res, mut bufs) = Op::new(SendMsg::new(self.fd.clone(), vec![buf], Some(addr))).await;
+        (res, bufs.pop().expect("one buffer in, one out"))
+    }
+
+    /// Receives one datagram into `buf` (from its start) and its source,
+    /// like recvmsg(2). A datagram longer than the buffer is truncated.
+    pub async fn recv_from<B: IoBufMut>(&self, mut buf: B) -> BufResult<(usize, SocketAddr), B> {
+        let guard = self.fd.begin_read().await;
+        if let Some((data, from)) = self.fd.take_datagram() {
+            drop(guard);
+            coop::consume_budget().await;
+            let n = copy_into(&data, &mut buf);
+            let res = match from {
+                Some(from) => Ok((n, from)),
+                None => self.peer_addr().map(|p| (n, p)),
+            };
+            return (res, buf);
+        }
+        Op::new(RecvMsg::new(guard, buf)).await
+    }
+
+    /// Sends `buf` to the connected peer, like send(2).
+    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Send {
+            fd: self.fd.clone(),
+            buf,
+        })
+        .await
+    }
+
+    /// Receives one datagram from the connected peer into `buf`, like recv(2).
+    pub async fn recv<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        let guard = self.fd.begin_read().await;
+        if let Some((data, _)) = self.fd.take_datagram() {
+            drop(guard);
+            coop::consume_budget().await;
+            let n = copy_into(&data, &mut buf);
+            return (Ok(n), buf);
+        }
+        Op::new(Recv {
+            guard,
+            buf,
+            datagram: true,
+        })
+        .await
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).local_addr()?)
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sock_addr(SockRef::from(self).peer_addr()?)
+    }
+
+    /// Allows sending to broadcast addresses (`SO_BROADCAST`).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        SockRef::from(self).set_broadcast(on)
+    }
+
+    /// Whether `SO_BROADCAST` is set.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        SockRef::from(self).broadcast()
+    }
+
+    /// Joins an IPv4 multicast group on the interface with address `interface`.
+    pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        SockRef::from(self).join_multicast_v4(&group, &interface)
+    }
+
+    /// Leaves an IPv4 multicast group.
+    pub fn leave_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        SockRef::from(self).leave_multicast_v4(&group, &interface)
+    }
+
+    /// Joins an IPv6 multicast group on interface index `interface` (0: any).
+    pub fn join_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> io::Result<()> {
+        SockRef::from(self).join_multicast_v6(&group, interface)
+    }
+
+    /// Leaves an IPv6 multicast group.
+    pub fn leave_multicast_v6(&self, group: Ipv6Addr, interface: u32) -> io::Result<()> {
+        SockRef::from(self).leave_multicast_v6(&group, interface)
+    }
+
+    /// Whether IPv4 multicast sent by this socket loops back to local listeners.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        SockRef::from(self).set_multicast_loop_v4(on)
+    }
+
+    /// Whether IPv6 multicast sent by this socket loops back to local listeners.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        SockRef::from(self).set_multicast_loop_v6(on)
+    }
+
+    /// Time-to-live of outgoing IPv4 multicast datagrams.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        SockRef::from(self).set_multicast_ttl_v4(ttl)
+    }
+
+    /// Time-to-live of outgoing unicast IPv4 datagrams.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        SockRef::from(self).set_ttl_v4(ttl)
+    }
+
+    /// Wraps a std socket (blocking or not).
+    pub fn from_std(socket: std::net::UdpSocket) -> UdpSocket {
+        UdpSocket {
+            fd: SharedFd::new(OwnedFd::from(socket)),
+        }
+    }
+
+    /// Returns the std socket; `ResourceBusy` if an op still uses it.
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        self.fd
+            .try_release()
+            .map(std::net::UdpSocket::from)
+            .map_err(|_| super::tcp::busy())
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd stays open at least as long as `self`.
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+    }
+}

@@ -1,0 +1,134 @@
+//! The per-runtime state shared by the executor, ops and timers.
+//!
+//! How it works: a [`Core`] lives on the runtime's thread (`Rc`) and holds the
+//! local run queue, the driver, the timer store and the registry of live tasks.
+//! The [`Shared`] part (`Arc`) is what other threads may touch: the remote run
+//! queue and the unpark signal. A task woken on its own thread goes straight to
+//! the local queue; woken elsewhere it goes to the remote queue, and the thread
+//! is signalled only if it is parked in the kernel.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Waker;
+
+use concurrent_queue::ConcurrentQueue;
+use slab::Slab;
+
+use super::context;
+use crate::driver::{Driver, Unparker};
+use crate::time::store::TimerStore;
+
+/// The task handle type the executor queues.
+pub(crate) type Runnable = async_task::Runnable<super::task::TaskMeta>;
+
+/// State of one runtime, owned by its thread.
+pub(crate) struct Core {
+    pub(crate) queue: RefCell<VecDeque<Runnable>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) driver: RefCell<Driver>,
+    pub(crate) timers: RefCell<TimerStore>,
+    /// Wakers of every live task, so shutdown can reach tasks nobody queued.
+    pub(crate) tasks: RefCell<Slab<Waker>>,
+    /// Fds whose last handle was dropped; the driver closes them with an op.
+    pub(crate) pending_close: RefCell<Vec<RawFd>>,
+    /// Ready results a task may still take before it must yield (rule 8).
+    pub(crate) budget: Cell<u32>,
+    pub(crate) budget_max: u32,
+    /// Tasks run per tick before the driver is polled again.
+    pub(crate) tick_tasks: usize,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("queued", &self.queue.borrow().len())
+            .field("tasks", &self.tasks.borrow().len())
+            .field("timers", &self.timers.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The part of a runtime other threads can reach.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) remote: ConcurrentQueue<Runnable>,
+    /// True while the runtime's thread waits in the kernel.
+    pub(crate) parked: AtomicBool,
+    pub(crate) unparker: Unparker,
+}
+
+impl Shared {
+    /// Queues a woken task: locally when on the runtime's own thread, else remotely.
+    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable) {
+        let runnable = context::with_core(|core| match core {
+            Some(core) if Arc::ptr_eq(&core.shared, self) => {
+                core.queue.borrow_mut().push_back(runnable);
+                None
+            }
+            _ => Some(runnable),
+        });
+        if let Some(runnable) = runnable {
+            // The queue is never closed, so push cannot fail; if it somehow did,
+            // dropping the runnable here would drop a !Send future on the wrong
+            // thread, so leak it instead.
+            if let Err(e) = self.remote.push(runnable) {
+                std::mem::forget(e.into_inner());
+            }
+            self.unpark();
+        }
+    }
+
+    /// Wakes the runtime's thread if it is parked in the kernel.
+    pub(crate) fn unpark(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            self.unparker.unpark();
+        }
+    }
+}
+
+impl Core {
+    /// Takes one unit of the current task's budget; false when it is spent.
+    #[inline]
+    pub(crate) fn take_budget(&self) -> bool {
+        let b = self.budget.get();
+        if b == 0 {
+            return false;
+        }
+        self.budget.set(b - 1);
+        true
+    }
+
+    /// Registers a live task's waker; returns its key in the registry.
+    pub(crate) fn register_task(&self, waker: Waker) -> usize {
+        self.tasks.borrow_mut().insert(waker)
+    }
+
+    /// Forgets a finished or dropped task.
+    pub(crate) fn unregister_task(&self, key: usize) {
+        let mut tasks = self.tasks.borrow_mut();
+        if tasks.contains(key) {
+            let w = tasks.remove(key);
+            drop(tasks);
+            drop(w);
+        }
+    }
+}
+
+/// Queues `fd` to be closed by the current runtime's driver, or closes it now
+/// when this thread runs no runtime.
+pub(crate) fn close_fd(fd: RawFd) {
+    let queued = context::with_core(|core| match core {
+        Some(core) => {
+            core.pending_close.borrow_mut().push(fd);
+            true
+        }
+        None => false,
+    });
+    if !queued {
+        // SAFETY: the caller owns `fd` and no op uses it any more.
+        unsafe { libc::close(fd) };
+    }
+}

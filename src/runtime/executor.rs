@@ -1,0 +1,136 @@
+//! The run loop (`block_on`) and shutdown.
+//!
+//! How it works: each tick polls the main future if it was woken, runs up to
+//! `tick_tasks` queued tasks, moves remotely woken tasks to the local queue,
+//! fires due timers, then calls the driver exactly once: `submit_and_reap`
+//! (no waiting) when anything is runnable, or `park` (submit and wait for a
+//! completion, the next timer or a remote wake-up) when nothing is. The
+//! `parked` flag is raised before the last check of the remote queue and the
+//! main future's flag, so a wake from another thread is never lost.
+
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use super::context;
+use super::core::{Core, Shared};
+
+/// Waker of the future passed to `block_on`.
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::SeqCst);
+        self.shared.unpark();
+    }
+}
+
+pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
+    let _guard = context::enter(core.clone());
+    let main = Arc::new(MainWaker {
+        woken: AtomicBool::new(true),
+        shared: core.shared.clone(),
+    });
+    let waker = Waker::from(main.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if main.woken.swap(false, Ordering::SeqCst) {
+            core.budget.set(core.budget_max);
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+        run_tasks(core);
+        fire_timers(core);
+        if core.queue.borrow().is_empty() && !main.woken.load(Ordering::SeqCst) {
+            park(core, &main.woken);
+        } else {
+            core.driver.borrow_mut().submit_and_reap(core);
+        }
+    }
+}
+
+/// Runs up to `tick_tasks` queued tasks, after pulling in remote wake-ups.
+fn run_tasks(core: &Core) {
+    drain_remote(core);
+    for _ in 0..core.tick_tasks {
+        let next = core.queue.borrow_mut().pop_front();
+        let Some(runnable) = next else { break };
+        core.budget.set(core.budget_max);
+        runnable.run();
+    }
+}
+
+fn drain_remote(core: &Core) {
+    if core.shared.remote.is_empty() {
+        return;
+    }
+    let mut queue = core.queue.borrow_mut();
+    while let Ok(r) = core.shared.remote.pop() {
+        queue.push_back(r);
+    }
+}
+
+fn fire_timers(core: &Core) {
+    let mut timers = core.timers.borrow_mut();
+    if timers.next_deadline().is_some() {
+        timers.fire_expired(Instant::now());
+    }
+}
+
+/// Waits in the kernel until a completion, a remote wake or the next timer.
+fn park(core: &Core, main_woken: &AtomicBool) {
+    core.shared.parked.store(true, Ordering::SeqCst);
+    if !core.shared.remote.is_empty() || main_woken.load(Ordering::SeqCst) {
+        core.shared.parked.store(false, Ordering::SeqCst);
+        core.driver.borrow_mut().submit_and_reap(core);
+        return;
+    }
+    let timeout = core
+        .timers
+        .borrow()
+        .next_deadline()
+        .map(|d| d.saturating_duration_since(Instant::now()));
+    core.driver.borrow_mut().park(core, timeout);
+    core.shared.parked.store(false, Ordering::SeqCst);
+}
+
+/// Drops every task on this thread, then waits until the kernel has finished
+/// with every op (rule 7 of the design).
+pub(super) fn shutdown(core: &Rc<Core>) {
+    let _guard = context::swap(core.clone());
+    // Drop every live task. Waking a registered task queues its runnable (or
+    // does nothing if it is already queued); dropping a runnable drops the
+    // future. A wake racing in from another thread may still be on its way to
+    // the remote queue, so repeat until no task is left.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let wakers: Vec<Waker> = core.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+        for w in wakers {
+            w.wake();
+        }
+        drain_remote(core);
+        loop {
+            let next = core.queue.borrow_mut().pop_front();
+            let Some(runnable) = next else { break };
+            drop(runnable);
+        }
+        if core.tasks.borrow().is_empty() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    core.driver.borrow_mut().shutdown(core);
+}

@@ -1,0 +1,124 @@
+//! The runtime: an executor and a driver on one thread.
+//!
+//! How it works: [`Runtime::block_on`] polls the main future, runs queued tasks
+//! (up to a per-tick limit), fires due timers, then calls the driver once: a
+//! non-blocking submit-and-reap when work is runnable, or a park (one
+//! `io_uring_enter` that submits and waits, bounded by the next timer) when
+//! nothing is. Dropping the runtime drops every task on this thread, cancels
+//! every op still in flight and waits for the kernel to give each buffer back.
+
+mod builder;
+pub(crate) mod context;
+pub(crate) mod coop;
+pub(crate) mod core;
+mod executor;
+mod task;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use concurrent_queue::ConcurrentQueue;
+use slab::Slab;
+
+pub use builder::Builder;
+pub use task::{JoinError, JoinHandle, spawn, yield_now};
+
+use self::core::{Core, Shared};
+use crate::driver::Driver;
+use crate::time::store::TimerStore;
+
+/// A corio runtime: one thread's executor and io_uring driver.
+///
+/// It is not `Send`: tasks need not be `Send`, and the ring is tied to the
+/// thread that built it. Use [`run`] for the common case.
+///
+/// ```
+/// let rt = corio::Runtime::new().unwrap();
+/// let out = rt.block_on(async {
+///     let h = corio::spawn(async { "hello" });
+///     h.await.unwrap()
+/// });
+/// assert_eq!(out, "hello");
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    core: Rc<Core>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Runtime {
+    /// A runtime with default settings; see [`Builder`] for the knobs.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// Shorthand for [`Builder::new`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    fn from_builder(b: Builder) -> io::Result<Runtime> {
+        let (driver, unparker) = Driver::new(&b)?;
+        let shared = Arc::new(Shared {
+            remote: ConcurrentQueue::unbounded(),
+            parked: AtomicBool::new(false),
+            unparker,
+        });
+        let core = Rc::new(Core {
+            queue: RefCell::new(VecDeque::with_capacity(256)),
+            shared,
+            driver: RefCell::new(driver),
+            timers: RefCell::new(TimerStore::new()),
+            tasks: RefCell::new(Slab::with_capacity(64)),
+            pending_close: RefCell::new(Vec::new()),
+            budget: Cell::new(b.task_budget),
+            budget_max: b.task_budget,
+            tick_tasks: b.tick_tasks,
+        });
+        Ok(Runtime {
+            core,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Runs `future` to completion on this thread, running spawned tasks and
+    /// I/O meanwhile. Tasks still pending when it returns stay in the runtime
+    /// and run again at the next `block_on`.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called from inside a corio runtime (`block_on` inside
+    /// `block_on`); spawn the future and await its handle instead.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        executor::block_on(&self.core, future)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        executor::shutdown(&self.core);
+    }
+}
+
+/// Builds a default [`Runtime`] and runs `future` on it.
+///
+/// # Panics
+///
+/// Panics when io_uring cannot be set up, or when called inside a runtime.
+///
+/// ```
+/// let v = corio::run(async { 7 });
+/// assert_eq!(v, 7);
+/// ```
+#[track_caller]
+pub fn run<F: Future>(future: F) -> F::Output {
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("corio: cannot build a runtime: {e}"));
+    rt.block_on(future)
+}

@@ -1,0 +1,313 @@
+//! Tasks: `spawn`, `JoinHandle`, `JoinError`, `yield_now`.
+//!
+//! How it works: a task is an `async_task` allocation whose future is wrapped
+//! in [`TaskFuture`]. The wrapper catches panics (so a panicking task yields a
+//! [`JoinError`] and the runtime goes on), honours `abort()` (a flag in the
+//! task's metadata, checked before each poll), and keeps the task registered
+//! with its runtime until the future is dropped, so shutdown can drop every
+//! task on its own thread. The schedule function pushes to the runtime's
+//! local queue on its own thread and to the remote queue elsewhere, which makes
+//! wakers `Send + Sync` while the future itself never leaves its thread.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use super::context;
+
+/// Per-task metadata stored in the task allocation.
+#[derive(Debug, Default)]
+pub(crate) struct TaskMeta {
+    aborted: AtomicBool,
+}
+
+/// Spawns a task on the current runtime.
+///
+/// The future need not be `Send`: it is polled and dropped only on the
+/// runtime's thread. The returned [`JoinHandle`] resolves to the task's output,
+/// or to a [`JoinError`] if it panicked or was aborted. Dropping the handle
+/// detaches the task; it keeps running.
+///
+/// # Panics
+///
+/// Panics when called outside a corio runtime.
+///
+/// ```
+/// corio::run(async {
+///     let h = corio::spawn(async { 40 + 2 });
+///     assert_eq!(h.await.unwrap(), 42);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let core = context::current("corio::spawn");
+    let shared = core.shared.clone();
+    let schedule = move |runnable| shared.schedule(runnable);
+    // SAFETY: the future is `'static`; it is not `Send`, but it is only ever
+    // polled and dropped on this thread: the runnable is run by this runtime's
+    // executor (remote wakes push it to a queue only this thread drains) and at
+    // shutdown every live task is dropped here, before the runtime goes away.
+    // Metadata and output live as long as the task allocation (`'static`).
+    let (runnable, task) = unsafe {
+        async_task::Builder::new()
+            .metadata(TaskMeta::default())
+            .spawn_unchecked(
+                move |meta: &TaskMeta| TaskFuture {
+                    future,
+                    meta,
+                    key: None,
+                },
+                schedule,
+            )
+    };
+    let waker = runnable.waker();
+    let meta: *const TaskMeta = task.metadata();
+    runnable.schedule();
+    JoinHandle {
+        task: Some(task.fallible()),
+        meta,
+        waker,
+    }
+}
+
+/// Wraps a task's future: panic capture, abort flag, live-task registration.
+struct TaskFuture<'a, F> {
+    future: F,
+    meta: &'a TaskMeta,
+    key: Option<usize>,
+}
+
+impl<F: Future> Future for TaskFuture<'_, F> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of
+        // `self` and `TaskFuture` has no `Unpin` impl or `Drop` that moves it.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.key.is_none() {
+            this.key = context::with_core(|c| c.map(|c| c.register_task(cx.waker().clone())));
+        }
+        if this.meta.aborted.load(Ordering::Acquire) {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        }
+        // SAFETY: see above; `future` stays in place until the wrapper drops.
+        let fut = unsafe { Pin::new_unchecked(&mut this.future) };
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(JoinError::panic(payload))),
+        }
+    }
+}
+
+impl<F> Drop for TaskFuture<'_, F> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            context::with_core(|c| {
+                if let Some(c) = c {
+                    c.unregister_task(key)
+                }
+            });
+        }
+    }
+}
+
+/// An owned permission to await a spawned task's output.
+///
+/// Resolves to `Ok(output)`, or `Err(JoinError)` when the task panicked or was
+/// aborted. It is `Send` when the output is, so it can be awaited from another
+/// thread. Dropping it detaches the task.
+pub struct JoinHandle<T> {
+    task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskMeta>>,
+    /// The task's metadata, inside the task allocation `task` keeps alive.
+    meta: *const TaskMeta,
+    waker: Waker,
+}
+
+// SAFETY: the task handle is `Send` when `T` is; `meta` points at an
+// `AtomicBool` (Sync) inside the task allocation, kept alive by `waker`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` only allows `abort` (atomic store + wake) and
+// `is_finished`, both thread-safe.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// Asks the task to stop. The task's future is dropped on its own thread
+    /// the next time the runtime runs it; awaiting the handle then yields a
+    /// cancelled [`JoinError`] (or the output, if the task had already
+    /// finished). May be called from any thread.
+    pub fn abort(&self) {
+        if self.task.is_some() {
+            // SAFETY: `self.waker` holds a reference to the task allocation,
+            // so its metadata is alive.
+            unsafe { &*self.meta }
+                .aborted
+                .store(true, Ordering::Release);
+            self.waker.wake_by_ref();
+        }
+    }
+
+    /// True once the task has finished (completed, panicked or been aborted).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let task = self
+            .task
+            .as_mut()
+            .expect("corio: JoinHandle polled after it returned its result");
+        match Pin::new(task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                self.task = None;
+                // `None`: the runtime dropped the task (shutdown) before it finished.
+                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
+            }
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task did not produce its output.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    Panic(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    fn cancelled() -> Self {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
+    /// True when the task was aborted or dropped by runtime shutdown.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// True when the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic payload, e.g. to `std::panic::resume_unwind` it.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the error is not a panic; check [`is_panic`](Self::is_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("corio: JoinError::into_panic called on a cancelled task's error")
+    }
+
+    /// The panic payload, or the error itself when the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panic(p) => p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
+            Repr::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("task was cancelled"),
+            (Repr::Panic(_), Some(m)) => write!(f, "task panicked: {m}"),
+            (Repr::Panic(_), None) => f.write_str("task panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repr, self.panic_message()) {
+            (Repr::Cancelled, _) => f.write_str("JoinError::Cancelled"),
+            (Repr::Panic(_), Some(m)) => write!(f, "JoinError::Panic({m:?})"),
+            (Repr::Panic(_), None) => f.write_str("JoinError::Panic(..)"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> Self {
+        std::io::Error::other(e.to_string())
+    }
+}
+
+/// Yields once to the runtime, letting other tasks and I/O run.
+///
+/// ```
+/// corio::run(async {
+///     corio::yield_now().await;
+/// });
+/// ```
+pub async fn yield_now() {
+    YieldNow(false).await
+}
+
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

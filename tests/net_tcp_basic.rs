@@ -1,0 +1,138 @@
+//! TCP basics: echo round trips, split halves, std interop, IPv6.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use corio::IoBuf;
+use corio::net::{TcpListener, TcpStream};
+
+#[test]
+fn echo_round_trip() {
+    corio::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = corio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1024];
+            loop {
+                let (res, b) = s.read(buf).await;
+                let n = res.unwrap();
+                if n == 0 {
+                    break;
+                }
+                let (res, b) = s.write_all(b.slice(..n)).await;
+                res.unwrap();
+                buf = b.into_inner();
+            }
+        });
+        let c = TcpStream::connect(addr).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        for i in 0..100u32 {
+            let msg = format!("hello {i}").into_bytes();
+            let len = msg.len();
+            let (res, _) = c.write_all(msg).await;
+            res.unwrap();
+            let (res, buf) = c.read_exact(Vec::with_capacity(len)).await;
+            res.unwrap();
+            assert_eq!(buf, format!("hello {i}").into_bytes());
+        }
+        c.shutdown(std::net::Shutdown::Write).await.unwrap();
+        server.await.unwrap();
+    });
+}
+
+#[test]
+fn split_halves_in_two_tasks() {
+    corio::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        });
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, w) = s.into_split();
+        let writer = corio::spawn(async move {
+            w.write_all(b"abcde".as_slice()).await.0.unwrap();
+            w
+        });
+        let reader = corio::spawn(async move {
+            let (res, buf) = r.read_exact(vec![0u8; 5]).await;
+            res.unwrap();
+            assert_eq!(&buf, b"abcde");
+            r
+        });
+        let w = writer.await.unwrap();
+        let r = reader.await.unwrap();
+        let s = r.reunite(w).unwrap();
+        assert!(s.local_addr().is_ok());
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn writev_sends_all_buffers() {
+    corio::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        let (res, bufs) = c.writev(vec![b"ab".to_vec(), b"cde".to_vec()]).await;
+        assert_eq!(res.unwrap(), 5);
+        assert_eq!(bufs.len(), 2);
+        let (res, buf) = s.read_exact(vec![0u8; 5]).await;
+        res.unwrap();
+        assert_eq!(&buf, b"abcde");
+    });
+}
+
+#[test]
+fn ipv6_loopback() {
+    corio::run(async {
+        let Ok(listener) = TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback on this machine");
+            return;
+        };
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let c = TcpStream::connect(addr).await.unwrap();
+        let (s, peer) = listener.accept().await.unwrap();
+        assert!(peer.is_ipv6());
+        c.write_all(b"v6".as_slice()).await.0.unwrap();
+        let (res, buf) = s.read_exact(vec![0u8; 2]).await;
+        res.unwrap();
+        assert_eq!(&buf, b"v6");
+    });
+}
+
+#[test]
+fn from_std_nonblocking_socket_still_works() {
+    corio::run(async {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = TcpListener::from_std(std_listener);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+            s.write_all(b"late").unwrap();
+            let mut back = [0u8; 4];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"late");
+        });
+        // Accept and read both hit EAGAIN first and must be re-armed.
+        let (s, _) = listener.accept().await.unwrap();
+        let std_stream = s.into_std().unwrap();
+        std_stream.set_nonblocking(true).unwrap();
+        let s = TcpStream::from_std(std_stream);
+        let (res, buf) = s.read_exact(vec![0u8; 4]).await;
+        res.unwrap();
+        s.write_all(buf).await.0.unwrap();
+        t.join().unwrap();
+    });
+}

@@ -1,0 +1,167 @@
+//! Executor and task tests: spawn, join, abort, panic, wakers from threads.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use corio::time::sleep;
+
+#[test]
+fn spawn_and_join() {
+    let out = corio::run(async {
+        let hs: Vec<_> = (0..100)
+            .map(|i| corio::spawn(async move { i * 2 }))
+            .collect();
+        let mut sum = 0;
+        for h in hs {
+            sum += h.await.unwrap();
+        }
+        sum
+    });
+    assert_eq!(out, (0..100).map(|i| i * 2).sum::<i32>());
+}
+
+#[test]
+fn not_send_futures_run() {
+    corio::run(async {
+        let counter = Rc::new(Cell::new(0));
+        let c = counter.clone();
+        corio::spawn(async move {
+            corio::yield_now().await;
+            c.set(c.get() + 1);
+        })
+        .await
+        .unwrap();
+        assert_eq!(counter.get(), 1);
+    });
+}
+
+#[test]
+fn panicking_task_gives_join_error_and_runtime_keeps_running() {
+    corio::run(async {
+        let bad = corio::spawn(async {
+            corio::yield_now().await;
+            panic!("boom");
+        });
+        let good = corio::spawn(async {
+            sleep(Duration::from_millis(5)).await;
+            7
+        });
+        let err = bad.await.unwrap_err();
+        assert!(err.is_panic());
+        assert!(!err.is_cancelled());
+        assert_eq!(err.to_string(), "task panicked: boom");
+        let payload = err.into_panic();
+        assert_eq!(*payload.downcast::<&str>().unwrap(), "boom");
+        assert_eq!(good.await.unwrap(), 7);
+    });
+}
+
+#[test]
+fn abort_cancels_a_sleeping_task() {
+    corio::run(async {
+        let dropped = Rc::new(Cell::new(false));
+        struct OnDrop(Rc<Cell<bool>>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let guard = OnDrop(dropped.clone());
+        let h = corio::spawn(async move {
+            let _g = guard;
+            sleep(Duration::from_secs(60)).await;
+        });
+        corio::yield_now().await;
+        h.abort();
+        let err = h.await.unwrap_err();
+        assert!(err.is_cancelled());
+        assert!(dropped.get(), "aborted task's future was not dropped");
+    });
+}
+
+#[test]
+fn dropping_handle_detaches() {
+    let done = Rc::new(Cell::new(false));
+    let d = done.clone();
+    corio::run(async move {
+        drop(corio::spawn(async move {
+            sleep(Duration::from_millis(2)).await;
+            d.set(true);
+        }));
+        sleep(Duration::from_millis(20)).await;
+    });
+    assert!(done.get());
+}
+
+#[test]
+fn waker_from_std_thread_wakes_parked_runtime() {
+    corio::run(async {
+        let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let f2 = fired.clone();
+        let t = std::thread::spawn(move || {
+            let w = rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            f2.store(1, Ordering::SeqCst);
+            w.wake();
+        });
+        let start = Instant::now();
+        let mut sent = Some(tx);
+        std::future::poll_fn(|cx| {
+            if fired.load(Ordering::SeqCst) == 1 {
+                return std::task::Poll::Ready(());
+            }
+            if let Some(tx) = sent.take() {
+                tx.send(cx.waker().clone()).unwrap();
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().unwrap();
+    });
+}
+
+#[test]
+#[should_panic(expected = "must be called from inside a corio runtime")]
+fn spawn_outside_runtime_panics() {
+    drop(corio::spawn(async {}));
+}
+
+#[test]
+#[should_panic(expected = "cannot start a runtime")]
+fn block_on_inside_block_on_panics() {
+    corio::run(async {
+        corio::run(async {});
+    });
+}
+
+#[test]
+fn yield_now_lets_others_run() {
+    corio::run(async {
+        let n = Rc::new(Cell::new(0));
+        let n2 = n.clone();
+        let h = corio::spawn(async move {
+            for _ in 0..10 {
+                n2.set(n2.get() + 1);
+                corio::yield_now().await;
+            }
+        });
+        corio::yield_now().await;
+        assert!(n.get() >= 1);
+        h.await.unwrap();
+        assert_eq!(n.get(), 10);
+    });
+}
+
+#[test]
+fn nop_round_trip() {
+    corio::run(async {
+        for _ in 0..1000 {
+            corio::nop().await.unwrap();
+        }
+    });
+}
