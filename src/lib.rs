@@ -46,6 +46,7 @@ mod driver;
 pub mod net;
 mod op;
 pub mod runtime;
+pub mod sync;
 pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};

@@ -43,6 +43,9 @@ struct State {
     read_end: Option<io::Result<()>>,
     /// Connections accepted by abandoned accepts.
     accepted: VecDeque<OwnedFd>,
+    /// Accepts waiting in the kernel, woken when a connection is kept, so
+    /// one already waiting takes it instead of waiting for another client.
+    accept_waiters: Vec<Waker>,
     /// Read ops in flight (owned by a future or abandoned).
     reads_in_flight: usize,
     read_waiters: Vec<Waker>,
@@ -149,7 +152,22 @@ impl SharedFd {
 
     /// Keeps a connection an abandoned accept got.
     pub(crate) fn stash_accepted(&self, fd: OwnedFd) {
-        self.inner.state.borrow_mut().accepted.push_back(fd);
+        let waiters = {
+            let mut st = self.inner.state.borrow_mut();
+            st.accepted.push_back(fd);
+            std::mem::take(&mut st.accept_waiters)
+        };
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Wakes `waker` when an abandoned accept keeps a connection.
+    pub(crate) fn wait_accepted(&self, waker: &Waker) {
+        let mut st = self.inner.state.borrow_mut();
+        if !st.accept_waiters.iter().any(|w| w.will_wake(waker)) {
+            st.accept_waiters.push(waker.clone());
+        }
     }
 
     /// The oldest connection kept by an abandoned accept.

@@ -15,9 +15,10 @@ use crate::runtime::coop;
 
 pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {
     let guard = fd.begin_read().await;
+    coop::yield_if_spent().await;
     if let Some(res) = fd.take_stashed(&mut buf) {
         drop(guard);
-        coop::consume_budget().await;
+        coop::charge();
         return (res, buf);
     }
     Op::new(Recv {

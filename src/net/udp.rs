@@ -83,9 +83,10 @@ impl UdpSocket {
     /// like recvmsg(2). A datagram longer than the buffer is truncated.
     pub async fn recv_from<B: IoBufMut>(&self, mut buf: B) -> BufResult<(usize, SocketAddr), B> {
         let guard = self.fd.begin_read().await;
+        coop::yield_if_spent().await;
         if let Some((data, from)) = self.fd.take_datagram() {
             drop(guard);
-            coop::consume_budget().await;
+            coop::charge();
             let n = copy_into(&data, &mut buf);
             let res = match from {
                 Some(from) => Ok((n, from)),
@@ -108,9 +109,10 @@ impl UdpSocket {
     /// Receives one datagram from the connected peer into `buf`, like recv(2).
     pub async fn recv<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
         let guard = self.fd.begin_read().await;
+        coop::yield_if_spent().await;
         if let Some((data, _)) = self.fd.take_datagram() {
             drop(guard);
-            coop::consume_budget().await;
+            coop::charge();
             let n = copy_into(&data, &mut buf);
             return (Ok(n), buf);
         }

@@ -1,8 +1,11 @@
 //! `TcpListener`: accepts connections with io_uring's accept op.
 
+use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::Poll;
 
 use socket2::{SockRef, Type};
 
@@ -56,17 +59,40 @@ impl TcpListener {
     /// listener (or closed when the listener is dropped). Errors such as
     /// `EMFILE` are returned as they are; back off before retrying.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        coop::yield_if_spent().await;
         if let Some(fd) = self.fd.take_accepted() {
-            coop::consume_budget().await;
+            coop::charge();
             let stream = TcpStream::from_fd(SharedFd::new(fd));
             let peer = stream.peer_addr()?;
             return Ok((stream, peer));
         }
-        let op = Accept {
+        let mut op = Op::new(Accept {
             fd: self.fd.clone(),
             addr: AddrBuf::new(),
+        });
+        // While this accept waits in the kernel, a dropped accept may still
+        // keep a connection for the listener: take that one rather than wait
+        // for another client (this op is then dropped, and a connection it
+        // gets is kept in turn).
+        let got = poll_fn(|cx| {
+            if let Poll::Ready(res) = Pin::new(&mut op).poll(cx) {
+                return Poll::Ready(Ok(res));
+            }
+            if let Some(fd) = self.fd.take_accepted() {
+                return Poll::Ready(Err(fd));
+            }
+            self.fd.wait_accepted(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        let (fd, peer) = match got {
+            Ok(res) => res?,
+            Err(kept) => {
+                drop(op);
+                coop::charge();
+                (kept, None)
+            }
         };
-        let (fd, peer) = Op::new(op).await?;
         let stream = TcpStream::from_fd(SharedFd::new(fd));
         let peer = match peer {
             Some(p) => p,
