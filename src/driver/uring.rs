@@ -16,9 +16,27 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, opcode, squeue, types};
 use slab::Slab;
 
-use super::Lifecycle;
 use crate::runtime::Builder;
 use crate::runtime::core::Core;
+
+/// What happens to an in-flight op's slot.
+pub(crate) enum Lifecycle {
+    /// A future waits for the result.
+    Waiting(std::task::Waker),
+    /// The future was dropped; the driver keeps what the kernel may touch
+    /// until the completion arrives, then finishes the op.
+    Abandoned(Option<Box<dyn Abandoned>>),
+    /// The result is in, waiting for its future to take it.
+    Completed(i32, u32),
+}
+
+/// An op whose future went away while the kernel still had it.
+pub(crate) trait Abandoned {
+    /// Handles the final completion: keeps data or fds for the next op on the
+    /// same socket, or releases them. Runs inside the driver, so it must not
+    /// call back into it (closing an fd goes through `core::close_fd`).
+    fn complete(self: Box<Self>, res: i32, flags: u32);
+}
 
 /// `user_data` of internal ops whose completion only needs counting.
 const TOKEN_UNTRACKED: u64 = u64::MAX;
@@ -93,6 +111,35 @@ fn build_ring(b: &Builder) -> io::Result<IoUring> {
     Err(last)
 }
 
+/// Fails when the kernel lacks an opcode corio submits.
+fn check_probe(ring: &IoUring) -> io::Result<()> {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    let needed = [
+        (opcode::Nop::CODE, "NOP"),
+        (opcode::Read::CODE, "READ"),
+        (opcode::PollAdd::CODE, "POLL_ADD"),
+        (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::Accept::CODE, "ACCEPT"),
+        (opcode::Connect::CODE, "CONNECT"),
+        (opcode::Close::CODE, "CLOSE"),
+        (opcode::Send::CODE, "SEND"),
+        (opcode::Recv::CODE, "RECV"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::RecvMsg::CODE, "RECVMSG"),
+        (opcode::Shutdown::CODE, "SHUTDOWN"),
+    ];
+    for (code, name) in needed {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the kernel's io_uring lacks IORING_OP_{name}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Driver {
     pub(crate) fn new(b: &Builder) -> io::Result<(Driver, Unparker)> {
         if b.entries == 0 {
@@ -108,6 +155,7 @@ impl Driver {
                 "corio: the kernel's io_uring lacks NODROP or EXT_ARG (Linux 5.11+ needed)",
             ));
         }
+        check_probe(&ring)?;
         // SAFETY: eventfd returns a new fd or -1; checked below.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {

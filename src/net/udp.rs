@@ -22,6 +22,7 @@ use crate::runtime::coop;
 /// A UDP socket.
 ///
 /// ```no_run
+/// use corio::IoBuf;
 /// use corio::net::UdpSocket;
 ///
 /// corio::run(async {
@@ -57,10 +58,7 @@ impl UdpSocket {
         let addrs = resolve(addr)?;
         let mut last = None;
         for a in addrs {
-            let op = Connect {
-                fd: self.fd.clone(),
-                addr: Box::new(a.into()),
-            };
+            let op = Connect::new(self.fd.clone(), a);
             match Op::new(op).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),

@@ -8,6 +8,7 @@
 use std::io;
 
 use super::Runtime;
+use crate::driver::DriverKind;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -21,6 +22,7 @@ pub struct Builder {
     pub(crate) cq_entries: Option<u32>,
     pub(crate) tick_tasks: usize,
     pub(crate) task_budget: u32,
+    pub(crate) driver: DriverKind,
 }
 
 impl Default for Builder {
@@ -37,6 +39,7 @@ impl Builder {
             cq_entries: None,
             tick_tasks: 256,
             task_budget: 128,
+            driver: DriverKind::Auto,
         }
     }
 
@@ -77,10 +80,23 @@ impl Builder {
         self
     }
 
+    /// Which driver to run (default [`DriverKind::Auto`]: io_uring where the
+    /// kernel allows it, else the poll driver). The environment variable
+    /// `CORIO_DRIVER=uring|poll|auto` overrides this setting.
+    ///
+    /// Asking for [`DriverKind::Uring`] where io_uring is unavailable makes
+    /// [`build`](Self::build) fail with the reason.
+    pub fn driver(mut self, kind: DriverKind) -> Self {
+        self.driver = kind;
+        self
+    }
+
     /// Builds the runtime on the calling thread.
     ///
-    /// Fails with the kernel's error when io_uring cannot be set up (ENOSYS,
-    /// EPERM under seccomp, `kernel.io_uring_disabled`) or a size is invalid.
+    /// Fails when the requested driver cannot be set up (for `Uring`: the
+    /// kernel's error, e.g. ENOSYS, or EPERM under seccomp or
+    /// `kernel.io_uring_disabled`), when a size is invalid, or when
+    /// `CORIO_DRIVER` holds an unknown value.
     pub fn build(self) -> io::Result<Runtime> {
         Runtime::from_builder(self)
     }

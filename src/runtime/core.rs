@@ -18,7 +18,7 @@ use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 use super::context;
-use crate::driver::{Driver, Unparker};
+use crate::driver::{Driver, DriverKind, Unparker};
 use crate::time::store::TimerStore;
 
 /// The task handle type the executor queues.
@@ -29,6 +29,10 @@ pub(crate) struct Core {
     pub(crate) queue: RefCell<VecDeque<Runnable>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) driver: RefCell<Driver>,
+    /// The driver's kind, readable without borrowing it.
+    pub(crate) kind: DriverKind,
+    /// Why `Auto` fell back to the poll driver.
+    pub(crate) fallback: Option<String>,
     pub(crate) timers: RefCell<TimerStore>,
     /// Wakers of every live task, so shutdown can reach tasks nobody queued.
     pub(crate) tasks: RefCell<Slab<Waker>>,
@@ -90,6 +94,13 @@ impl Shared {
 }
 
 impl Core {
+    /// True when ops run on io_uring.
+    #[cfg(corio_uring)]
+    #[inline]
+    pub(crate) fn is_uring(&self) -> bool {
+        self.kind == DriverKind::Uring
+    }
+
     /// Takes one unit of the current task's budget; false when it is spent.
     #[inline]
     pub(crate) fn take_budget(&self) -> bool {
