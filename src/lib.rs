@@ -48,4 +48,6 @@ pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use op::nop;
-pub use runtime::{Builder, DriverKind, JoinError, JoinHandle, Runtime, run, spawn, yield_now};
+pub use runtime::{
+    Builder, DriverKind, JoinError, JoinHandle, Runtime, run, spawn, spawn_blocking, yield_now,
+};

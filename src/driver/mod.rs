@@ -7,6 +7,7 @@
 //! falls back to poll when ring setup fails or the kernel's probe lacks an
 //! opcode corio needs, and remembers why.
 
+pub(crate) mod blocking;
 mod poll;
 #[cfg(corio_uring)]
 mod uring;

@@ -23,6 +23,7 @@ pub struct Builder {
     pub(crate) tick_tasks: usize,
     pub(crate) task_budget: u32,
     pub(crate) driver: DriverKind,
+    pub(crate) max_blocking_threads: usize,
 }
 
 impl Default for Builder {
@@ -40,6 +41,7 @@ impl Builder {
             tick_tasks: 256,
             task_budget: 128,
             driver: DriverKind::Auto,
+            max_blocking_threads: 64,
         }
     }
 
@@ -88,6 +90,13 @@ impl Builder {
     /// [`build`](Self::build) fail with the reason.
     pub fn driver(mut self, kind: DriverKind) -> Self {
         self.driver = kind;
+        self
+    }
+
+    /// Most threads the blocking pool (for `spawn_blocking`, and file I/O on
+    /// the poll driver) runs at once (default 64); further jobs queue.
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n.max(1);
         self
     }
 

@@ -18,6 +18,7 @@ use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 use super::context;
+use crate::driver::blocking::BlockingPool;
 use crate::driver::{Driver, DriverKind, Unparker};
 use crate::time::store::TimerStore;
 
@@ -41,6 +42,8 @@ pub(crate) struct Core {
     /// Ready results a task may still take before it must yield (rule 8).
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
+    /// Threads for blocking work.
+    pub(crate) blocking: BlockingPool,
     /// Tasks run per tick before the driver is polled again.
     pub(crate) tick_tasks: usize,
 }

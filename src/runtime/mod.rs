@@ -7,6 +7,7 @@
 //! nothing is. Dropping the runtime drops every task on this thread, cancels
 //! every op still in flight and waits for the kernel to give each buffer back.
 
+mod blocking;
 mod builder;
 pub(crate) mod context;
 pub(crate) mod coop;
@@ -27,11 +28,13 @@ use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 pub use crate::driver::DriverKind;
+pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};
 use crate::driver::Driver;
+use crate::driver::blocking::BlockingPool;
 use crate::time::store::TimerStore;
 
 /// A corio runtime: one thread's executor and its driver (io_uring, or the
@@ -84,6 +87,7 @@ impl Runtime {
             pending_close: RefCell::new(Vec::new()),
             budget: Cell::new(b.task_budget),
             budget_max: b.task_budget,
+            blocking: BlockingPool::new(b.max_blocking_threads),
             tick_tasks: b.tick_tasks,
         });
         Ok(Runtime {
@@ -126,6 +130,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         executor::shutdown(&self.core);
+        self.core.blocking.shutdown();
     }
 }
 
