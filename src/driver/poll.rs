@@ -154,6 +154,7 @@ impl Driver {
     /// One turn: poll for events (waiting at most `timeout`), wake waiters.
     pub(crate) fn turn(&mut self, core: &Core, timeout: Option<Duration>) {
         self.close_pending(core);
+        crate::op::release_orphans(core, false);
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 return;

@@ -13,6 +13,9 @@
 //! result nobody awaits (keep received data or an accepted fd for the next op
 //! on that socket; close an fd nobody can take).
 
+mod blocking;
+
+pub(crate) use blocking::{Orphan, release_orphans};
 pub(crate) mod net;
 mod ready;
 #[cfg(corio_uring)]
@@ -44,6 +47,12 @@ pub(crate) enum Interest {
 /// allocations, buffers satisfying `IoBuf`), or into `'static` memory, and
 /// must stay valid until the op's completion. The driver keeps the value
 /// alive (even when its future is dropped) until then.
+///
+/// When [`blocking`](OpCode::blocking) is true, [`attempt`](OpCode::attempt)
+/// runs on a blocking-pool thread while the runtime's thread leaves the value
+/// alone: it must only read plain data (fd numbers, lengths, offsets) and
+/// the memory its buffers own, never clone or drop `Rc`s or other
+/// thread-bound state.
 pub(crate) unsafe trait OpCode: 'static {
     /// What the op's future returns.
     type Output;
@@ -55,6 +64,12 @@ pub(crate) unsafe trait OpCode: 'static {
     /// The fd and readiness the syscall waits for; `None` when it never
     /// waits (it completes at once).
     fn readiness(&self) -> Option<(RawFd, Interest)>;
+
+    /// On the poll driver, `attempt` blocks (regular files have no
+    /// readiness) and runs on the blocking pool.
+    fn blocking(&self) -> bool {
+        false
+    }
 
     /// One non-blocking attempt of the syscall: `WouldBlock` means "wait for
     /// `readiness` and try again".
@@ -85,7 +100,7 @@ pub(crate) fn syscall_result(res: libc::ssize_t) -> io::Result<u32> {
     }
 }
 
-enum State {
+enum State<T> {
     Unsubmitted,
     /// The op itself is in the kernel (io_uring).
     #[cfg(corio_uring)]
@@ -93,6 +108,9 @@ enum State {
     /// A readiness poll is in flight before the op is retried (io_uring).
     #[cfg(corio_uring)]
     Polling(usize),
+    /// The syscall runs on the blocking pool (poll driver); the op value
+    /// lives in the job until it returns.
+    Blocking(std::sync::Arc<blocking::Job<T>>),
     Done,
 }
 
@@ -100,7 +118,7 @@ enum State {
 pub(crate) struct Op<T: OpCode> {
     core: Rc<Core>,
     data: Option<T>,
-    state: State,
+    state: State<T>,
 }
 
 impl<T: OpCode> Op<T> {
@@ -146,6 +164,10 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
+        if let State::Blocking(job) = std::mem::replace(&mut self.state, State::Done) {
+            blocking::abandon(&self.core, job);
+            return;
+        }
         #[cfg(corio_uring)]
         self.drop_uring();
     }

@@ -15,11 +15,17 @@ use super::{Op, OpCode};
 
 impl<T: OpCode> Op<T> {
     pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
-        if !self.core.take_budget() {
+        if matches!(self.state, super::State::Unsubmitted) && !self.core.take_budget() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
+        if let super::State::Blocking(_) = self.state {
+            return self.poll_blocking(cx);
+        }
         let data = self.data.as_mut().expect("op data");
+        if data.blocking() {
+            return self.poll_blocking(cx);
+        }
         let Some((fd, interest)) = data.readiness() else {
             let res = data.attempt();
             return self.finish(res, 0);

@@ -105,7 +105,7 @@ impl<T: OpCode> Op<T> {
                     }
                     return self.finish(cqe_result(res), flags);
                 }
-                State::Done => unreachable!("checked by Op::poll"),
+                State::Done | State::Blocking(_) => unreachable!("not an io_uring state"),
             }
         }
     }
@@ -114,7 +114,7 @@ impl<T: OpCode> Op<T> {
         let (idx, polling) = match self.state {
             State::InFlight(idx) => (idx, false),
             State::Polling(idx) => (idx, true),
-            State::Unsubmitted | State::Done => return,
+            State::Unsubmitted | State::Done | State::Blocking(_) => return,
         };
         let mut guard = self.core.driver.borrow_mut();
         let driver = guard.uring();

@@ -42,6 +42,8 @@ pub(crate) struct Core {
     /// Ready results a task may still take before it must yield (rule 8).
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
+    /// Blocking ops whose futures were dropped before their syscall returned.
+    pub(crate) orphans: RefCell<Vec<Box<dyn crate::op::Orphan>>>,
     /// Threads for blocking work.
     pub(crate) blocking: BlockingPool,
     /// Tasks run per tick before the driver is polled again.

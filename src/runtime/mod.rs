@@ -88,6 +88,7 @@ impl Runtime {
             budget: Cell::new(b.task_budget),
             budget_max: b.task_budget,
             blocking: BlockingPool::new(b.max_blocking_threads),
+            orphans: RefCell::new(Vec::new()),
             tick_tasks: b.tick_tasks,
         });
         Ok(Runtime {
@@ -131,6 +132,8 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         executor::shutdown(&self.core);
         self.core.blocking.shutdown();
+        // No pool thread runs any more: every orphaned op value can go.
+        crate::op::release_orphans(&self.core, true);
     }
 }
 
