@@ -164,12 +164,14 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
-        if let State::Blocking(job) = std::mem::replace(&mut self.state, State::Done) {
-            blocking::abandon(&self.core, job);
-            return;
+        if let State::Blocking(_) = self.state {
+            if let State::Blocking(job) = std::mem::replace(&mut self.state, State::Done) {
+                blocking::abandon(&self.core, job);
+            }
+        } else {
+            #[cfg(corio_uring)]
+            self.drop_uring();
         }
-        #[cfg(corio_uring)]
-        self.drop_uring();
     }
 }
 
