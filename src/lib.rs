@@ -48,6 +48,8 @@ pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use op::nop;
+pub use runtime::shard;
+pub use runtime::shard::spawn_on;
 pub use runtime::{
     Builder, DriverKind, JoinError, JoinHandle, Runtime, run, spawn, spawn_blocking, yield_now,
 };

@@ -24,6 +24,8 @@ pub struct Builder {
     pub(crate) task_budget: u32,
     pub(crate) driver: DriverKind,
     pub(crate) max_blocking_threads: usize,
+    pub(crate) shards: Option<usize>,
+    pub(crate) pin_cpus: bool,
 }
 
 impl Default for Builder {
@@ -42,6 +44,8 @@ impl Builder {
             task_budget: 128,
             driver: DriverKind::Auto,
             max_blocking_threads: 64,
+            shards: None,
+            pin_cpus: false,
         }
     }
 
@@ -97,6 +101,27 @@ impl Builder {
     /// the poll driver) runs at once (default 64); further jobs queue.
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
         self.max_blocking_threads = n.max(1);
+        self
+    }
+
+    /// How many shards [`run`](Self::run) starts (default: the number of
+    /// CPUs this process may use). Each shard is a thread with its own
+    /// executor and driver.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is zero.
+    pub fn shards(mut self, n: usize) -> Self {
+        assert!(n > 0, "corio: a runtime needs at least one shard");
+        self.shards = Some(n);
+        self
+    }
+
+    /// Pins shard `i` to the `i`-th CPU this process may use
+    /// (`sched_setaffinity`). [`run`](Self::run) fails with a clear error
+    /// when there are fewer allowed CPUs than shards.
+    pub fn pin_cpus(mut self, pin: bool) -> Self {
+        self.pin_cpus = pin;
         self
     }
 

@@ -44,6 +44,8 @@ pub(crate) struct Core {
     pub(crate) budget_max: u32,
     /// Blocking ops whose futures were dropped before their syscall returned.
     pub(crate) orphans: RefCell<Vec<Box<dyn crate::op::Orphan>>>,
+    /// This runtime's place among the shards of a `Builder::run`.
+    pub(crate) shard: std::cell::OnceCell<super::shard::ShardCtx>,
     /// Threads for blocking work.
     pub(crate) blocking: BlockingPool,
     /// Tasks run per tick before the driver is polled again.
@@ -66,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) remote: ConcurrentQueue<Runnable>,
     /// True while the runtime's thread waits in the kernel.
     pub(crate) parked: AtomicBool,
+    /// Set once shutdown has dropped every task: from then on only `Send`
+    /// tasks (from `spawn_on`) can still be scheduled here, and they are
+    /// dropped at once.
+    pub(crate) closed: AtomicBool,
     pub(crate) unparker: Unparker,
 }
 
@@ -80,6 +86,14 @@ impl Shared {
             _ => Some(runnable),
         });
         if let Some(runnable) = runnable {
+            if self.closed.load(Ordering::SeqCst) {
+                // SAFETY-relevant: after shutdown every task of this runtime
+                // is closed and never scheduled again, so this is a `Send`
+                // task from `spawn_on`; dropping it here is sound, and its
+                // handle yields a cancelled JoinError.
+                drop(runnable);
+                return;
+            }
             // The queue is never closed, so push cannot fail; if it somehow did,
             // dropping the runnable here would drop a !Send future on the wrong
             // thread, so leak it instead.

@@ -13,6 +13,7 @@ pub(crate) mod context;
 pub(crate) mod coop;
 pub(crate) mod core;
 mod executor;
+pub mod shard;
 mod task;
 
 use std::cell::{Cell, RefCell};
@@ -74,6 +75,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             remote: ConcurrentQueue::unbounded(),
             parked: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             unparker: selected.unparker,
         });
         let core = Rc::new(Core {
@@ -89,6 +91,7 @@ impl Runtime {
             budget_max: b.task_budget,
             blocking: BlockingPool::new(b.max_blocking_threads),
             orphans: RefCell::new(Vec::new()),
+            shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
         });
         Ok(Runtime {
