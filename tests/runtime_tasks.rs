@@ -231,3 +231,21 @@ fn blocking_pool_is_bounded_and_joined_at_shutdown() {
         );
     }
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn runtimes_are_freed_when_dropped() {
+    // Warm up (lazy statics, the test harness's own fds).
+    drop(corio::Runtime::new().unwrap());
+    let before = open_fds();
+    for _ in 0..500 {
+        let rt = corio::Runtime::new().unwrap();
+        rt.block_on(async { corio::nop().await.unwrap() });
+    }
+    let after = open_fds();
+    // Other tests run in parallel and may hold a few fds for a moment.
+    assert!(after <= before + 16, "fds grew from {before} to {after}");
+}
