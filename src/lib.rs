@@ -6,6 +6,7 @@
 //! dropping a future never frees memory the kernel still writes to.
 //!
 //! ```no_run
+//! use corio::IoBuf;
 //! use corio::net::TcpListener;
 //!
 //! corio::run(async {
@@ -38,9 +39,6 @@
     unreachable_pub
 )]
 
-#[cfg(not(all(target_os = "linux", not(corio_no_uring))))]
-compile_error!("corio currently needs Linux with io_uring; the poll driver is not written yet");
-
 pub mod buf;
 mod driver;
 pub mod net;
@@ -51,4 +49,8 @@ pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use op::nop;
-pub use runtime::{Builder, JoinError, JoinHandle, Runtime, run, spawn, yield_now};
+pub use runtime::shard;
+pub use runtime::shard::spawn_on;
+pub use runtime::{
+    Builder, DriverKind, JoinError, JoinHandle, Runtime, run, spawn, spawn_blocking, yield_now,
+};

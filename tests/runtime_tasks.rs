@@ -165,3 +165,87 @@ fn nop_round_trip() {
         }
     });
 }
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+#[test]
+fn spawn_blocking_returns_result_and_panics_become_join_errors() {
+    corio::run(async {
+        let v = corio::spawn_blocking(|| {
+            std::thread::sleep(Duration::from_millis(5));
+            21 * 2
+        })
+        .await
+        .unwrap();
+        assert_eq!(v, 42);
+        let err = corio::spawn_blocking(|| panic!("blocking boom"))
+            .await
+            .unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(err.to_string(), "task panicked: blocking boom");
+    });
+}
+
+#[test]
+fn blocking_pool_is_bounded_and_joined_at_shutdown() {
+    let rt = corio::Builder::new()
+        .max_blocking_threads(3)
+        .build()
+        .unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let tids = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    rt.block_on(async {
+        let hs: Vec<_> = (0..12)
+            .map(|i| {
+                let (running, peak, tids) = (running.clone(), peak.clone(), tids.clone());
+                corio::spawn_blocking(move || {
+                    tids.lock().unwrap().insert(gettid());
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                })
+            })
+            .collect();
+        for (i, h) in hs.into_iter().enumerate() {
+            assert_eq!(h.await.unwrap(), i);
+        }
+    });
+    let p = peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&p),
+        "peak concurrency {p} exceeds the bound"
+    );
+    let tids = tids.lock().unwrap().clone();
+    assert!(!tids.is_empty() && tids.len() <= 3);
+    drop(rt);
+    for tid in tids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists(),
+            "pool thread {tid} still alive after the runtime was dropped"
+        );
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn runtimes_are_freed_when_dropped() {
+    // Warm up (lazy statics, the test harness's own fds).
+    drop(corio::Runtime::new().unwrap());
+    let before = open_fds();
+    for _ in 0..500 {
+        let rt = corio::Runtime::new().unwrap();
+        rt.block_on(async { corio::nop().await.unwrap() });
+    }
+    let after = open_fds();
+    // Other tests run in parallel and may hold a few fds for a moment.
+    assert!(after <= before + 16, "fds grew from {before} to {after}");
+}

@@ -1,34 +1,186 @@
-//! The completion driver: owns every in-flight op and parks the thread.
+//! The driver: owns in-flight I/O and parks the thread.
 //!
-//! How it works: each submitted op gets a slot in a slab, keyed by the SQE's
-//! `user_data`. The slot's [`Lifecycle`] says who is interested in the result:
-//! a waiting future (its waker), nobody yet (`Submitted`), a dropped future
-//! (`Abandoned`: the driver now owns the op's buffers and fds and finishes it
-//! when the completion comes), or nobody because it is done (`Completed`).
-//! Only the io_uring driver exists so far; the poll (mio) driver will be a
-//! second variant chosen at run time.
+//! How it works: a runtime has one [`Driver`], chosen at run time: io_uring
+//! (`uring.rs`, a completion driver) where the kernel allows it, or a
+//! readiness driver on mio (`poll.rs`) everywhere else. Selection follows the
+//! builder's [`DriverKind`], overridden by `CORIO_DRIVER=uring|poll`; `Auto`
+//! falls back to poll when ring setup fails or the kernel's probe lacks an
+//! opcode corio needs, and remembers why.
 
+pub(crate) mod blocking;
+mod poll;
+#[cfg(corio_uring)]
 mod uring;
 
-use std::task::Waker;
+use std::io;
+use std::time::Duration;
 
-pub(crate) use uring::{Driver, Unparker};
+use crate::runtime::Builder;
+use crate::runtime::core::Core;
 
-/// What happens to an in-flight op's slot.
-pub(crate) enum Lifecycle {
-    /// A future waits for the result.
-    Waiting(Waker),
-    /// The future was dropped; the driver keeps what the kernel may touch
-    /// until the completion arrives, then finishes the op.
-    Abandoned(Option<Box<dyn Abandoned>>),
-    /// The result is in, waiting for its future to take it.
-    Completed(i32, u32),
+#[cfg(corio_uring)]
+pub(crate) use uring::{Abandoned, Lifecycle};
+
+/// Which driver a runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DriverKind {
+    /// io_uring where available, else the poll driver (the default).
+    #[default]
+    Auto,
+    /// io_uring; building fails where it is unavailable.
+    Uring,
+    /// The readiness driver (epoll/kqueue through mio).
+    Poll,
 }
 
-/// An op whose future went away while the kernel still had it.
-pub(crate) trait Abandoned {
-    /// Handles the final completion: keeps data or fds for the next op on the
-    /// same socket, or releases them. Runs inside the driver, so it must not
-    /// call back into it (closing an fd goes through `core::close_fd`).
-    fn complete(self: Box<Self>, res: i32, flags: u32);
+/// The driver of one runtime.
+// One per runtime, reached on every op: keep it inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Driver {
+    #[cfg(corio_uring)]
+    Uring(uring::Driver),
+    Poll(poll::Driver),
+}
+
+/// Wakes a parked runtime from any thread.
+#[derive(Debug)]
+pub(crate) enum Unparker {
+    #[cfg(corio_uring)]
+    Uring(uring::Unparker),
+    Poll(poll::Unparker),
+}
+
+impl Unparker {
+    pub(crate) fn unpark(&self) {
+        match self {
+            #[cfg(corio_uring)]
+            Unparker::Uring(u) => u.unpark(),
+            Unparker::Poll(u) => u.unpark(),
+        }
+    }
+}
+
+/// A built driver, its unparker, and why `Auto` fell back, if it did.
+pub(crate) struct Selected {
+    pub(crate) driver: Driver,
+    pub(crate) unparker: Unparker,
+    pub(crate) fallback: Option<String>,
+}
+
+/// The kind requested by `CORIO_DRIVER`, if set to a known value.
+fn env_kind() -> io::Result<Option<DriverKind>> {
+    match std::env::var("CORIO_DRIVER") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.as_str() {
+            "" | "auto" => Ok(Some(DriverKind::Auto)),
+            "uring" | "io_uring" => Ok(Some(DriverKind::Uring)),
+            "poll" => Ok(Some(DriverKind::Poll)),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("corio: CORIO_DRIVER={other:?} is not one of uring, poll, auto"),
+            )),
+        },
+    }
+}
+
+impl Driver {
+    /// Builds the driver the builder (or `CORIO_DRIVER`) asks for.
+    pub(crate) fn select(b: &Builder) -> io::Result<Selected> {
+        let kind = env_kind()?.unwrap_or(b.driver);
+        match kind {
+            DriverKind::Poll => Self::new_poll(None),
+            #[cfg(corio_uring)]
+            DriverKind::Uring => {
+                let (d, u) = uring::Driver::new(b)?;
+                Ok(Selected {
+                    driver: Driver::Uring(d),
+                    unparker: Unparker::Uring(u),
+                    fallback: None,
+                })
+            }
+            #[cfg(not(corio_uring))]
+            DriverKind::Uring => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "corio: io_uring is not available on this platform (or this build)",
+            )),
+            #[cfg(corio_uring)]
+            DriverKind::Auto => match uring::Driver::new(b) {
+                Ok((d, u)) => Ok(Selected {
+                    driver: Driver::Uring(d),
+                    unparker: Unparker::Uring(u),
+                    fallback: None,
+                }),
+                Err(e) => Self::new_poll(Some(format!("io_uring unavailable: {e}"))),
+            },
+            #[cfg(not(corio_uring))]
+            DriverKind::Auto => {
+                Self::new_poll(Some("io_uring is not built for this platform".to_string()))
+            }
+        }
+    }
+
+    fn new_poll(fallback: Option<String>) -> io::Result<Selected> {
+        let (d, u) = poll::Driver::new()?;
+        Ok(Selected {
+            driver: Driver::Poll(d),
+            unparker: Unparker::Poll(u),
+            fallback,
+        })
+    }
+
+    /// The kind actually running (never `Auto`).
+    pub(crate) fn kind(&self) -> DriverKind {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(_) => DriverKind::Uring,
+            Driver::Poll(_) => DriverKind::Poll,
+        }
+    }
+
+    /// Submits and reaps without waiting.
+    pub(crate) fn submit_and_reap(&mut self, core: &Core) {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.submit_and_reap(core),
+            Driver::Poll(d) => d.turn(core, Some(Duration::ZERO)),
+        }
+    }
+
+    /// Waits for I/O, a remote wake-up, or at most `timeout`.
+    pub(crate) fn park(&mut self, core: &Core, timeout: Option<Duration>) {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.park(core, timeout),
+            Driver::Poll(d) => d.turn(core, timeout),
+        }
+    }
+
+    /// Finishes or cancels everything in flight before the runtime goes away.
+    pub(crate) fn shutdown(&mut self, core: &Core) {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.shutdown(core),
+            Driver::Poll(d) => d.shutdown(core),
+        }
+    }
+
+    /// The io_uring driver; only called by ops on a runtime that has it.
+    #[cfg(corio_uring)]
+    pub(crate) fn uring(&mut self) -> &mut uring::Driver {
+        match self {
+            Driver::Uring(d) => d,
+            Driver::Poll(_) => unreachable!("corio: io_uring op on a poll-driver runtime"),
+        }
+    }
+
+    /// The poll driver; only called by ops on a runtime that has it.
+    pub(crate) fn poll(&mut self) -> &mut poll::Driver {
+        match self {
+            Driver::Poll(d) => d,
+            #[cfg(corio_uring)]
+            Driver::Uring(_) => unreachable!("corio: poll op on an io_uring runtime"),
+        }
+    }
 }

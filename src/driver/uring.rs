@@ -16,9 +16,27 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, opcode, squeue, types};
 use slab::Slab;
 
-use super::Lifecycle;
 use crate::runtime::Builder;
 use crate::runtime::core::Core;
+
+/// What happens to an in-flight op's slot.
+pub(crate) enum Lifecycle {
+    /// A future waits for the result.
+    Waiting(std::task::Waker),
+    /// The future was dropped; the driver keeps what the kernel may touch
+    /// until the completion arrives, then finishes the op.
+    Abandoned(Option<Box<dyn Abandoned>>),
+    /// The result is in, waiting for its future to take it.
+    Completed(i32, u32),
+}
+
+/// An op whose future went away while the kernel still had it.
+pub(crate) trait Abandoned {
+    /// Handles the final completion: keeps data or fds for the next op on the
+    /// same socket, or releases them. Runs inside the driver, so it must not
+    /// call back into it (closing an fd goes through `core::close_fd`).
+    fn complete(self: Box<Self>, res: i32, flags: u32);
+}
 
 /// `user_data` of internal ops whose completion only needs counting.
 const TOKEN_UNTRACKED: u64 = u64::MAX;
@@ -35,6 +53,9 @@ pub(crate) struct Driver {
     wake_buf: Box<u64>,
     wake_armed: bool,
     closed: bool,
+    /// Index of the ring fd registered with `IORING_REGISTER_RING_FDS`
+    /// (saves the kernel an fd lookup per enter), or -1.
+    ring_index: i32,
 }
 
 impl std::fmt::Debug for Driver {
@@ -93,6 +114,123 @@ fn build_ring(b: &Builder) -> io::Result<IoUring> {
     Err(last)
 }
 
+const ENTER_GETEVENTS: u32 = 1 << 0;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+const ENTER_REGISTERED_RING: u32 = 1 << 4;
+const REGISTER_RING_FDS: u32 = 20;
+const UNREGISTER_RING_FDS: u32 = 21;
+
+/// `struct io_uring_getevents_arg`.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// `struct io_uring_rsrc_update`.
+#[repr(C)]
+struct RsrcUpdate {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+
+/// Registers the ring's own fd (Linux 5.18+); returns its index, or -1.
+fn register_ring_fd(ring: &IoUring) -> i32 {
+    let mut up = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: ring.as_raw_fd() as u64,
+    };
+    // SAFETY: io_uring_register with one valid `io_uring_rsrc_update`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring.as_raw_fd(),
+            REGISTER_RING_FDS,
+            &mut up as *mut RsrcUpdate,
+            1u32,
+        )
+    };
+    if r == 1 { up.offset as i32 } else { -1 }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if self.ring_index < 0 {
+            return;
+        }
+        // The registration holds a reference to the ring until the thread
+        // exits: drop it so the ring is freed with the driver.
+        let mut up = RsrcUpdate {
+            offset: self.ring_index as u32,
+            resv: 0,
+            data: 0,
+        };
+        // SAFETY: io_uring_register with one valid `io_uring_rsrc_update`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_register,
+                self.ring.as_raw_fd(),
+                UNREGISTER_RING_FDS,
+                &mut up as *mut RsrcUpdate,
+                1u32,
+            )
+        };
+    }
+}
+
+/// Records the completion of the op in slot `idx` and wakes (or finishes) it.
+fn complete_op(ops: &mut Slab<Lifecycle>, idx: usize, res: i32, flags: u32) {
+    let Some(slot) = ops.get_mut(idx) else {
+        debug_assert!(false, "corio: completion for unknown op slot {idx}");
+        return;
+    };
+    match std::mem::replace(slot, Lifecycle::Completed(res, flags)) {
+        Lifecycle::Waiting(waker) => waker.wake(),
+        Lifecycle::Abandoned(op) => {
+            ops.remove(idx);
+            if let Some(op) = op {
+                op.complete(res, flags);
+            }
+        }
+        Lifecycle::Completed(..) => {
+            debug_assert!(false, "corio: second completion for op slot {idx}")
+        }
+    }
+}
+
+/// Fails when the kernel lacks an opcode corio submits.
+fn check_probe(ring: &IoUring) -> io::Result<()> {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    let needed = [
+        (opcode::Nop::CODE, "NOP"),
+        (opcode::Read::CODE, "READ"),
+        (opcode::PollAdd::CODE, "POLL_ADD"),
+        (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::Accept::CODE, "ACCEPT"),
+        (opcode::Connect::CODE, "CONNECT"),
+        (opcode::Close::CODE, "CLOSE"),
+        (opcode::Send::CODE, "SEND"),
+        (opcode::Recv::CODE, "RECV"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::RecvMsg::CODE, "RECVMSG"),
+        (opcode::Shutdown::CODE, "SHUTDOWN"),
+    ];
+    for (code, name) in needed {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("the kernel's io_uring lacks IORING_OP_{name}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Driver {
     pub(crate) fn new(b: &Builder) -> io::Result<(Driver, Unparker)> {
         if b.entries == 0 {
@@ -108,6 +246,7 @@ impl Driver {
                 "corio: the kernel's io_uring lacks NODROP or EXT_ARG (Linux 5.11+ needed)",
             ));
         }
+        check_probe(&ring)?;
         // SAFETY: eventfd returns a new fd or -1; checked below.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -115,7 +254,9 @@ impl Driver {
         }
         // SAFETY: `fd` is a fresh eventfd owned by nobody else.
         let wake_fd = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let ring_index = register_ring_fd(&ring);
         let driver = Driver {
+            ring_index,
             ring,
             ops: Slab::with_capacity(256),
             untracked: 0,
@@ -217,19 +358,69 @@ impl Driver {
         self.reap();
     }
 
+    /// One `io_uring_enter` that submits what is queued and, with `want > 0`,
+    /// waits for that many completions (at most `timeout`).
+    fn sys_enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        let (to_submit, sq_flags_need) = {
+            let sq = self.ring.submission();
+            (sq.len() as u32, sq.cq_overflow() || sq.taskrun())
+        };
+        let mut flags = 0;
+        if want > 0 || sq_flags_need {
+            flags |= ENTER_GETEVENTS;
+        }
+        let ts;
+        let arg;
+        let (argp, argsz): (*const libc::c_void, usize) = match timeout {
+            Some(t) if want > 0 => {
+                ts = libc::timespec {
+                    tv_sec: t.as_secs() as libc::time_t,
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                arg = GeteventsArg {
+                    sigmask: 0,
+                    sigmask_sz: 0,
+                    min_wait_usec: 0,
+                    ts: (&ts as *const libc::timespec) as u64,
+                };
+                flags |= ENTER_EXT_ARG;
+                (
+                    (&arg as *const GeteventsArg).cast(),
+                    std::mem::size_of::<GeteventsArg>(),
+                )
+            }
+            _ => (std::ptr::null(), 0),
+        };
+        let fd = if self.ring_index >= 0 {
+            flags |= ENTER_REGISTERED_RING;
+            self.ring_index
+        } else {
+            self.ring.as_raw_fd()
+        };
+        // SAFETY: io_uring_enter on our ring; `argp` (when set) points at a
+        // getevents argument and timespec that live until the call returns.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                to_submit,
+                want,
+                flags,
+                argp,
+                argsz,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// One `io_uring_enter`, retried on EINTR/EBUSY/EAGAIN as the design says.
     fn enter(&mut self, want: usize, timeout: Option<Duration>) {
         loop {
-            let res = match timeout {
-                Some(t) if want > 0 => {
-                    let ts = types::Timespec::from(t);
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    self.ring.submitter().submit_with_args(want, &args)
-                }
-                _ => self.ring.submitter().submit_and_wait(want),
-            };
-            let err = match res {
-                Ok(_) => return,
+            let err = match self.sys_enter(want as u32, timeout) {
+                Ok(()) => return,
                 Err(e) => e,
             };
             match err.raw_os_error() {
@@ -255,45 +446,22 @@ impl Driver {
     /// Takes every completion off the queue; returns how many.
     fn reap(&mut self) -> usize {
         let mut total = 0;
+        let mut cq = self.ring.completion();
         loop {
-            let mut batch = [(0u64, 0i32, 0u32); 64];
-            let mut n = 0;
-            for cqe in self.ring.completion().take(batch.len()) {
-                batch[n] = (cqe.user_data(), cqe.result(), cqe.flags());
-                n += 1;
-            }
-            if n == 0 {
-                return total;
-            }
-            total += n;
-            for &(user_data, res, flags) in &batch[..n] {
-                self.complete(user_data, res, flags);
-            }
-        }
-    }
-
-    fn complete(&mut self, user_data: u64, res: i32, flags: u32) {
-        match user_data {
-            TOKEN_UNTRACKED => self.untracked -= 1,
-            TOKEN_WAKE => self.wake_armed = false,
-            idx => {
-                let idx = idx as usize;
-                let Some(slot) = self.ops.get_mut(idx) else {
-                    debug_assert!(false, "corio: completion for unknown op slot {idx}");
-                    return;
-                };
-                match std::mem::replace(slot, Lifecycle::Completed(res, flags)) {
-                    Lifecycle::Waiting(waker) => waker.wake(),
-                    Lifecycle::Abandoned(op) => {
-                        self.ops.remove(idx);
-                        if let Some(op) = op {
-                            op.complete(res, flags);
-                        }
-                    }
-                    Lifecycle::Completed(..) => {
-                        debug_assert!(false, "corio: second completion for op slot {idx}")
-                    }
+            let Some(cqe) = cq.next() else {
+                // Entries posted while we were busy show up after a sync.
+                cq.sync();
+                if cq.is_empty() {
+                    return total;
                 }
+                continue;
+            };
+            total += 1;
+            let (user_data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
+            match user_data {
+                TOKEN_UNTRACKED => self.untracked -= 1,
+                TOKEN_WAKE => self.wake_armed = false,
+                idx => complete_op(&mut self.ops, idx as usize, res, flags),
             }
         }
     }
@@ -336,6 +504,6 @@ impl Driver {
             self.enter(1, Some(Duration::from_millis(100)));
             self.reap();
         }
-        self.ring.submitter().submit().ok();
+        let _ = self.sys_enter(0, None);
     }
 }

@@ -124,11 +124,13 @@ impl SharedFd {
     }
 
     /// Keeps bytes an abandoned read received.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // only completion drivers abandon results
     pub(crate) fn stash_bytes(&self, bytes: &[u8]) {
         self.inner.state.borrow_mut().stash.extend(bytes);
     }
 
     /// Keeps the end-of-stream or error an abandoned read saw.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // only completion drivers abandon results
     pub(crate) fn stash_read_end(&self, end: io::Result<()>) {
         let mut st = self.inner.state.borrow_mut();
         if st.read_end.is_none() {
@@ -137,6 +139,7 @@ impl SharedFd {
     }
 
     /// Keeps a datagram an abandoned receive got.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // only completion drivers abandon results
     pub(crate) fn stash_datagram(&self, data: Vec<u8>, from: Option<SocketAddr>) {
         self.inner
             .state
@@ -151,6 +154,7 @@ impl SharedFd {
     }
 
     /// Keeps a connection an abandoned accept got.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // only completion drivers abandon results
     pub(crate) fn stash_accepted(&self, fd: OwnedFd) {
         let waiters = {
             let mut st = self.inner.state.borrow_mut();
@@ -173,6 +177,13 @@ impl SharedFd {
     /// The oldest connection kept by an abandoned accept.
     pub(crate) fn take_accepted(&self) -> Option<OwnedFd> {
         self.inner.state.borrow_mut().accepted.pop_front()
+    }
+}
+
+impl std::os::fd::AsFd for SharedFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the fd stays open as long as any `SharedFd` clone lives.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.inner.fd) }
     }
 }
 

@@ -52,10 +52,7 @@ pub(crate) async fn connect(addrs: &[SocketAddr], ty: Type) -> io::Result<Shared
     let mut last = None;
     for a in addrs {
         let fd = SharedFd::new(OwnedFd::from(new_socket(a, ty)?));
-        let op = Connect {
-            fd: fd.clone(),
-            addr: Box::new((*a).into()),
-        };
+        let op = Connect::new(fd.clone(), *a);
         match Op::new(op).await {
             Ok(()) => return Ok(fd),
             Err(e) => last = Some(e),

@@ -22,6 +22,7 @@ use crate::runtime::coop;
 /// A UDP socket.
 ///
 /// ```no_run
+/// use corio::IoBuf;
 /// use corio::net::UdpSocket;
 ///
 /// corio::run(async {
@@ -41,9 +42,22 @@ pub struct UdpSocket {
 impl UdpSocket {
     /// Binds a socket to `addr` (port 0 picks a free port).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        Self::bind_with(addr, false)
+    }
+
+    /// Like [`bind`](Self::bind), with `SO_REUSEPORT`: sockets of several
+    /// shards share the port and the kernel spreads datagrams over them.
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        Self::bind_with(addr, true)
+    }
+
+    fn bind_with(addr: impl ToSocketAddrs, reuse_port: bool) -> io::Result<UdpSocket> {
         let addrs = resolve(addr)?;
         each_addr(&addrs, |a| {
             let s = new_socket(a, Type::DGRAM)?;
+            if reuse_port {
+                s.set_reuse_port(true)?;
+            }
             s.bind(&(*a).into())?;
             Ok(UdpSocket {
                 fd: SharedFd::new(OwnedFd::from(s)),
@@ -57,10 +71,7 @@ impl UdpSocket {
         let addrs = resolve(addr)?;
         let mut last = None;
         for a in addrs {
-            let op = Connect {
-                fd: self.fd.clone(),
-                addr: Box::new(a.into()),
-            };
+            let op = Connect::new(self.fd.clone(), a);
             match Op::new(op).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),

@@ -1,65 +1,87 @@
 //! Operations: one type per operation, and the [`Op`] future that runs it.
 //!
 //! How it works: an op type (say [`net::Recv`]) holds the fd, the buffer and
-//! the arguments, and implements [`OpCode`]: how to build its SQE, which
-//! readiness it needs when the kernel answers `EAGAIN` (a socket handed in with
-//! `O_NONBLOCK`), and how the raw result becomes the user's value. [`Op`]
-//! submits it on first poll and holds the op value while the future lives; the
-//! kernel only ever sees heap addresses the value owns, so moving the value is
-//! harmless. If the future is dropped before the completion, the value moves
-//! into the driver's slot (`Abandoned`), a cancel is submitted for ops that
-//! could wait forever, and [`OpCode::abandoned`] decides what happens to the
+//! the arguments, and implements [`OpCode`] once for both drivers: how to
+//! build its io_uring SQE; which readiness it waits for and how to attempt
+//! its non-blocking syscall (the poll driver, and the io_uring driver when a
+//! socket in `O_NONBLOCK` mode answers `EAGAIN`); and how the raw result
+//! becomes the user's value. [`Op`] runs it on whichever driver the runtime
+//! has (`uring.rs`, `ready.rs`). On io_uring the kernel only ever sees heap
+//! addresses the op value owns, so the value may move: if the future is
+//! dropped before the completion, the value moves into the driver's slot, a
+//! cancel is submitted, and [`OpCode::abandoned`] decides what happens to the
 //! result nobody awaits (keep received data or an accepted fd for the next op
 //! on that socket; close an fd nobody can take).
 
+mod blocking;
+
+pub(crate) use blocking::{Orphan, release_orphans};
 pub(crate) mod net;
+mod ready;
+#[cfg(corio_uring)]
+mod uring;
 
 use std::future::Future;
 use std::io;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use io_uring::{opcode, squeue, types};
-
-use crate::driver::{Abandoned, Lifecycle};
 use crate::runtime::context;
 use crate::runtime::core::Core;
 
-/// Readiness an op waits for when its fd answers `EAGAIN`.
+/// Readiness an op waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interest {
     Readable,
     Writable,
 }
 
-/// One kind of operation.
+/// One kind of operation, written once for both drivers.
 ///
 /// # Safety
 ///
-/// Every address the SQE built by [`sqe`](OpCode::sqe) passes to the kernel
-/// must point into memory owned by `self` that does not move when `self` is
-/// moved (heap allocations, buffers satisfying `IoBuf`), or into `'static`
-/// memory, and must stay valid until the op's completion. The driver keeps
-/// the value alive (even when its future is dropped) until then.
+/// Every address the SQE built by `sqe` passes to the kernel must point into
+/// memory owned by `self` that does not move when `self` is moved (heap
+/// allocations, buffers satisfying `IoBuf`), or into `'static` memory, and
+/// must stay valid until the op's completion. The driver keeps the value
+/// alive (even when its future is dropped) until then.
+///
+/// When [`blocking`](OpCode::blocking) is true, [`attempt`](OpCode::attempt)
+/// runs on a blocking-pool thread while the runtime's thread leaves the value
+/// alone: it must only read plain data (fd numbers, lengths, offsets) and
+/// the memory its buffers own, never clone or drop `Rc`s or other
+/// thread-bound state.
 pub(crate) unsafe trait OpCode: 'static {
     /// What the op's future returns.
     type Output;
 
     /// The io_uring submission entry (its `user_data` is set by the driver).
-    fn sqe(&mut self) -> squeue::Entry;
+    #[cfg(corio_uring)]
+    fn sqe(&mut self) -> io_uring::squeue::Entry;
 
-    /// The fd and readiness to wait for when the kernel answers `EAGAIN`
-    /// (socket in `O_NONBLOCK` mode); `None` when `EAGAIN` is a real result.
-    fn readiness(&self) -> Option<(i32, Interest)> {
-        None
+    /// The fd and readiness the syscall waits for; `None` when it never
+    /// waits (it completes at once).
+    fn readiness(&self) -> Option<(RawFd, Interest)>;
+
+    /// On the poll driver, `attempt` blocks (regular files have no
+    /// readiness) and runs on the blocking pool.
+    fn blocking(&self) -> bool {
+        false
     }
 
-    /// Turns the raw result (`>= 0` value or `-errno`) into the output.
+    /// One non-blocking attempt of the syscall: `WouldBlock` means "wait for
+    /// `readiness` and try again".
+    fn attempt(&mut self) -> io::Result<u32>;
+
+    /// Turns the result (a count or an fd, or the error) into the output.
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
 
     /// The future was dropped and the op finished anyway: keep or release
-    /// what the result carries. Must not touch the driver.
+    /// what the result carries. Must not touch the driver. Only completion
+    /// drivers finish ops nobody awaits.
+    #[cfg_attr(not(corio_uring), allow(dead_code))]
     fn abandoned(self, res: io::Result<u32>, flags: u32)
     where
         Self: Sized,
@@ -68,40 +90,39 @@ pub(crate) unsafe trait OpCode: 'static {
     }
 }
 
-/// Converts a CQE result to `io::Result`, keeping the kernel's errno.
+/// The result of a raw syscall returning `-1` on error.
 #[inline]
-pub(crate) fn cqe_result(res: i32) -> io::Result<u32> {
+pub(crate) fn syscall_result(res: libc::ssize_t) -> io::Result<u32> {
     if res < 0 {
-        Err(io::Error::from_raw_os_error(-res))
+        Err(io::Error::last_os_error())
     } else {
         Ok(res as u32)
     }
 }
 
-impl<T: OpCode> Abandoned for T {
-    fn complete(self: Box<Self>, res: i32, flags: u32) {
-        (*self).abandoned(cqe_result(res), flags)
-    }
-}
-
-enum State {
+enum State<T> {
     Unsubmitted,
-    /// The op itself is in the kernel.
+    /// The op itself is in the kernel (io_uring).
+    #[cfg(corio_uring)]
     InFlight(usize),
-    /// A readiness poll is in flight before the op is retried.
+    /// A readiness poll is in flight before the op is retried (io_uring).
+    #[cfg(corio_uring)]
     Polling(usize),
+    /// The syscall runs on the blocking pool (poll driver); the op value
+    /// lives in the job until it returns.
+    Blocking(std::sync::Arc<blocking::Job<T>>),
     Done,
 }
 
-/// Future of one submitted operation.
+/// Future of one operation.
 pub(crate) struct Op<T: OpCode> {
     core: Rc<Core>,
     data: Option<T>,
-    state: State,
+    state: State<T>,
 }
 
 impl<T: OpCode> Op<T> {
-    /// An op on the current runtime; submitted when first polled.
+    /// An op on the current runtime; started when first polled.
     ///
     /// # Panics
     ///
@@ -114,6 +135,12 @@ impl<T: OpCode> Op<T> {
             state: State::Unsubmitted,
         }
     }
+
+    fn finish(&mut self, res: io::Result<u32>, flags: u32) -> Poll<T::Output> {
+        self.state = State::Done;
+        let data = self.data.take().expect("corio: Op polled after completion");
+        Poll::Ready(data.complete(res, flags))
+    }
 }
 
 // The op value is never pinned: the kernel only sees heap memory it owns.
@@ -123,117 +150,32 @@ impl<T: OpCode> Future for Op<T> {
     type Output = T::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
-        // `Op` is `Unpin`: its op value lives on the heap side of any address
-        // the kernel sees (see `OpCode`'s contract).
         let this = self.get_mut();
-        loop {
-            match this.state {
-                State::Unsubmitted => {
-                    let data = this
-                        .data
-                        .as_mut()
-                        .expect("corio: Op polled after completion");
-                    let sqe = data.sqe();
-                    let submitted = this.core.driver.borrow_mut().submit(sqe, cx.waker());
-                    match submitted {
-                        Some(idx) => {
-                            this.state = State::InFlight(idx);
-                            return Poll::Pending;
-                        }
-                        None => {
-                            this.state = State::Done;
-                            let data = this.data.take().expect("op data");
-                            return Poll::Ready(data.complete(Err(shut_down()), 0));
-                        }
-                    }
-                }
-                State::InFlight(idx) | State::Polling(idx) => {
-                    let (res, flags) = {
-                        let mut driver = this.core.driver.borrow_mut();
-                        match driver.slot(idx) {
-                            Lifecycle::Completed(res, flags) => {
-                                let out = (*res, *flags);
-                                driver.remove(idx);
-                                out
-                            }
-                            Lifecycle::Waiting(w) => {
-                                if !w.will_wake(cx.waker()) {
-                                    *w = cx.waker().clone();
-                                }
-                                return Poll::Pending;
-                            }
-                            Lifecycle::Abandoned(_) => {
-                                unreachable!("corio: live op marked abandoned")
-                            }
-                        }
-                    };
-                    if let State::Polling(_) = this.state {
-                        // Readiness arrived (or the poll failed): retry the op,
-                        // which reports any socket error itself.
-                        this.state = State::Unsubmitted;
-                        continue;
-                    }
-                    let data = this.data.as_ref().expect("op data");
-                    if res == -libc::EAGAIN
-                        && let Some((fd, interest)) = data.readiness()
-                    {
-                        let mask = match interest {
-                            Interest::Readable => libc::POLLIN,
-                            Interest::Writable => libc::POLLOUT,
-                        };
-                        let sqe = opcode::PollAdd::new(types::Fd(fd), mask as u32).build();
-                        let submitted = this.core.driver.borrow_mut().submit(sqe, cx.waker());
-                        if let Some(idx) = submitted {
-                            this.state = State::Polling(idx);
-                            return Poll::Pending;
-                        }
-                    }
-                    this.state = State::Done;
-                    let data = this.data.take().expect("op data");
-                    return Poll::Ready(data.complete(cqe_result(res), flags));
-                }
-                State::Done => panic!("corio: Op polled after completion"),
-            }
+        if let State::Done = this.state {
+            panic!("corio: Op polled after completion");
         }
+        #[cfg(corio_uring)]
+        if this.core.is_uring() {
+            return this.poll_uring(cx);
+        }
+        this.poll_ready(cx)
     }
 }
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
-        let idx = match self.state {
-            State::InFlight(idx) | State::Polling(idx) => idx,
-            State::Unsubmitted | State::Done => return,
-        };
-        let polling = matches!(self.state, State::Polling(_));
-        let mut driver = self.core.driver.borrow_mut();
-        let slot = driver.slot(idx);
-        if let Lifecycle::Completed(res, flags) = *slot {
-            driver.remove(idx);
-            drop(driver);
-            if let (Some(data), false) = (self.data.take(), polling) {
-                data.abandoned(cqe_result(res), flags);
+        if let State::Blocking(_) = self.state {
+            if let State::Blocking(job) = std::mem::replace(&mut self.state, State::Done) {
+                blocking::abandon(&self.core, job);
             }
-            return;
-        }
-        // Still in the kernel: the driver takes the value (and its buffer)
-        // until the completion arrives. A readiness poll holds no buffer.
-        let data = if polling {
-            None
         } else {
-            self.data.take().map(|d| Box::new(d) as Box<dyn Abandoned>)
-        };
-        *slot = Lifecycle::Abandoned(data);
-        driver.cancel(idx);
-        drop(driver);
-        // When polling, the op value is dropped here, outside the borrow.
+            #[cfg(corio_uring)]
+            self.drop_uring();
+        }
     }
 }
 
-fn shut_down() -> io::Error {
-    io::Error::other("corio: the runtime has shut down")
-}
-
-/// A no-op round trip through the ring (`IORING_OP_NOP`).
+/// A no-op round trip through the driver (`IORING_OP_NOP` on io_uring).
 #[derive(Debug)]
 pub(crate) struct Nop;
 
@@ -241,8 +183,17 @@ pub(crate) struct Nop;
 unsafe impl OpCode for Nop {
     type Output = io::Result<()>;
 
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::Nop::new().build()
+    #[cfg(corio_uring)]
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        io_uring::opcode::Nop::new().build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        Ok(0)
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
@@ -250,7 +201,7 @@ unsafe impl OpCode for Nop {
     }
 }
 
-/// Submits a no-op to the kernel and waits for its completion.
+/// Submits a no-op to the driver and waits for its completion.
 ///
 /// It measures the cost of one operation round trip through the runtime
 /// (submit, reap, wake, poll) and is otherwise useless.

@@ -10,12 +10,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+#[cfg(corio_uring)]
 use io_uring::{opcode, squeue, types};
 use socket2::{SockAddr, SockAddrStorage};
 
-use super::{Interest, OpCode};
+use super::{Interest, OpCode, syscall_result};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::net::fd::{ReadGuard, SharedFd};
 
@@ -31,6 +32,10 @@ impl AddrBuf {
         let storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         Box::new(AddrBuf { storage, len })
+    }
+
+    fn reset(&mut self) {
+        self.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     }
 
     fn ptr(&mut self) -> *mut libc::sockaddr {
@@ -55,8 +60,13 @@ impl AddrBuf {
     }
 }
 
+#[cfg(corio_uring)]
 fn fd(f: &SharedFd) -> types::Fd {
     types::Fd(f.raw())
+}
+
+fn would_block() -> io::Error {
+    io::Error::from(io::ErrorKind::WouldBlock)
 }
 
 /// Accepts a connection, like accept4(2) with `SOCK_CLOEXEC`.
@@ -69,6 +79,7 @@ pub(crate) struct Accept {
 unsafe impl OpCode for Accept {
     type Output = io::Result<(OwnedFd, Option<SocketAddr>)>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
         let addr = self.addr.ptr();
         opcode::Accept::new(fd(&self.fd), addr, &mut self.addr.len)
@@ -76,8 +87,17 @@ unsafe impl OpCode for Accept {
             .build()
     }
 
-    fn readiness(&self) -> Option<(i32, Interest)> {
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd.raw(), Interest::Readable))
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        self.addr.reset();
+        let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        let addr = self.addr.ptr();
+        // SAFETY: the address storage and its length are owned by the op.
+        let res = unsafe { libc::accept4(self.fd.raw(), addr, &mut self.addr.len, flags) };
+        syscall_result(res as libc::ssize_t)
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> Self::Output {
@@ -98,16 +118,54 @@ unsafe impl OpCode for Accept {
 
 /// Connects a socket, like connect(2).
 pub(crate) struct Connect {
-    pub(crate) fd: SharedFd,
-    pub(crate) addr: Box<SockAddr>,
+    fd: SharedFd,
+    addr: Box<SockAddr>,
+    /// The poll driver's connect(2) was issued; now waiting for its outcome.
+    started: bool,
+}
+
+impl Connect {
+    pub(crate) fn new(fd: SharedFd, addr: SocketAddr) -> Connect {
+        Connect {
+            fd,
+            addr: Box::new(addr.into()),
+            started: false,
+        }
+    }
 }
 
 // SAFETY: the address is boxed and owned by the op.
 unsafe impl OpCode for Connect {
     type Output = io::Result<()>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
         opcode::Connect::new(fd(&self.fd), self.addr.as_ptr().cast(), self.addr.len()).build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd.raw(), Interest::Writable))
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let sock = socket2::SockRef::from(&self.fd);
+        if !self.started {
+            self.started = true;
+            return match sock.connect(&self.addr) {
+                Ok(()) => Ok(0),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Err(would_block()),
+                Err(e) => Err(e),
+            };
+        }
+        // Writable: the connection finished, one way or the other.
+        if let Some(e) = sock.take_error()? {
+            return Err(e);
+        }
+        match sock.peer_addr() {
+            Ok(_) => Ok(0),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(would_block()),
+            Err(e) => Err(e),
+        }
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
@@ -120,6 +178,7 @@ pub(crate) struct Recv<B> {
     pub(crate) guard: ReadGuard,
     pub(crate) buf: B,
     /// A datagram socket: an abandoned result is kept as one datagram.
+    #[cfg_attr(not(corio_uring), allow(dead_code))]
     pub(crate) datagram: bool,
 }
 
@@ -127,13 +186,21 @@ pub(crate) struct Recv<B> {
 unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     type Output = BufResult<usize, B>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
         let len = self.buf.bytes_total() as u32;
         opcode::Recv::new(fd(self.guard.fd()), self.buf.stable_mut_ptr(), len).build()
     }
 
-    fn readiness(&self) -> Option<(i32, Interest)> {
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.guard.fd().raw(), Interest::Readable))
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let (ptr, len) = (self.buf.stable_mut_ptr(), self.buf.bytes_total());
+        // SAFETY: the buffer is owned by the op and `len` bytes long.
+        let res = unsafe { libc::recv(self.guard.fd().raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
+        syscall_result(res)
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {
@@ -178,6 +245,7 @@ pub(crate) struct Send<B> {
 unsafe impl<B: IoBuf> OpCode for Send<B> {
     type Output = BufResult<usize, B>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
         let len = self.buf.bytes_init() as u32;
         opcode::Send::new(fd(&self.fd), self.buf.stable_ptr(), len)
@@ -185,8 +253,16 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
             .build()
     }
 
-    fn readiness(&self) -> Option<(i32, Interest)> {
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd.raw(), Interest::Writable))
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let (ptr, len) = (self.buf.stable_ptr(), self.buf.bytes_init());
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the buffer is owned by the op and has `len` initialised bytes.
+        let res = unsafe { libc::send(self.fd.raw(), ptr.cast(), len, flags) };
+        syscall_result(res)
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> Self::Output {
@@ -250,14 +326,22 @@ impl<B: IoBuf> SendMsg<B> {
 unsafe impl<B: IoBuf> OpCode for SendMsg<B> {
     type Output = BufResult<usize, Vec<B>>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
         opcode::SendMsg::new(fd(&self.fd), &self.parts.msg)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
     }
 
-    fn readiness(&self) -> Option<(i32, Interest)> {
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.fd.raw(), Interest::Writable))
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: the header and everything it points at are owned by the op.
+        let res = unsafe { libc::sendmsg(self.fd.raw(), &self.parts.msg, flags) };
+        syscall_result(res)
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> Self::Output {
@@ -294,8 +378,11 @@ impl<B: IoBufMut> RecvMsg<B> {
     fn finish(&mut self, n: u32) -> Option<SocketAddr> {
         // SAFETY: the kernel wrote `n` bytes at the start of the buffer.
         unsafe { self.buf.set_init(n as usize) };
+        let full = self.addr.len;
         self.addr.len = self.parts.msg.msg_namelen;
-        self.addr.to_socket_addr()
+        let from = self.addr.to_socket_addr();
+        self.addr.len = full;
+        from
     }
 }
 
@@ -303,12 +390,27 @@ impl<B: IoBufMut> RecvMsg<B> {
 unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
     type Output = BufResult<(usize, SocketAddr), B>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
+        self.parts.msg.msg_namelen = self.addr.len;
         opcode::RecvMsg::new(fd(self.guard.fd()), &mut self.parts.msg).build()
     }
 
-    fn readiness(&self) -> Option<(i32, Interest)> {
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
         Some((self.guard.fd().raw(), Interest::Readable))
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        self.parts.msg.msg_namelen = self.addr.len;
+        // SAFETY: the header and everything it points at are owned by the op.
+        let res = unsafe {
+            libc::recvmsg(
+                self.guard.fd().raw(),
+                &mut self.parts.msg,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        syscall_result(res)
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {
@@ -337,17 +439,33 @@ pub(crate) struct Shutdown {
     pub(crate) how: std::net::Shutdown,
 }
 
+impl Shutdown {
+    fn how_raw(&self) -> i32 {
+        match self.how {
+            std::net::Shutdown::Read => libc::SHUT_RD,
+            std::net::Shutdown::Write => libc::SHUT_WR,
+            std::net::Shutdown::Both => libc::SHUT_RDWR,
+        }
+    }
+}
+
 // SAFETY: names no memory.
 unsafe impl OpCode for Shutdown {
     type Output = io::Result<()>;
 
+    #[cfg(corio_uring)]
     fn sqe(&mut self) -> squeue::Entry {
-        let how = match self.how {
-            std::net::Shutdown::Read => libc::SHUT_RD,
-            std::net::Shutdown::Write => libc::SHUT_WR,
-            std::net::Shutdown::Both => libc::SHUT_RDWR,
-        };
-        opcode::Shutdown::new(fd(&self.fd), how).build()
+        opcode::Shutdown::new(fd(&self.fd), self.how_raw()).build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        // SAFETY: shutdown(2) on a socket the op keeps open.
+        let res = unsafe { libc::shutdown(self.fd.raw(), self.how_raw()) };
+        syscall_result(res as libc::ssize_t)
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {

@@ -8,6 +8,7 @@
 use std::io;
 
 use super::Runtime;
+use crate::driver::DriverKind;
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -21,6 +22,10 @@ pub struct Builder {
     pub(crate) cq_entries: Option<u32>,
     pub(crate) tick_tasks: usize,
     pub(crate) task_budget: u32,
+    pub(crate) driver: DriverKind,
+    pub(crate) max_blocking_threads: usize,
+    pub(crate) shards: Option<usize>,
+    pub(crate) pin_cpus: bool,
 }
 
 impl Default for Builder {
@@ -37,6 +42,10 @@ impl Builder {
             cq_entries: None,
             tick_tasks: 256,
             task_budget: 128,
+            driver: DriverKind::Auto,
+            max_blocking_threads: 64,
+            shards: None,
+            pin_cpus: false,
         }
     }
 
@@ -77,10 +86,51 @@ impl Builder {
         self
     }
 
+    /// Which driver to run (default [`DriverKind::Auto`]: io_uring where the
+    /// kernel allows it, else the poll driver). The environment variable
+    /// `CORIO_DRIVER=uring|poll|auto` overrides this setting.
+    ///
+    /// Asking for [`DriverKind::Uring`] where io_uring is unavailable makes
+    /// [`build`](Self::build) fail with the reason.
+    pub fn driver(mut self, kind: DriverKind) -> Self {
+        self.driver = kind;
+        self
+    }
+
+    /// Most threads the blocking pool (for `spawn_blocking`, and file I/O on
+    /// the poll driver) runs at once (default 64); further jobs queue.
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n.max(1);
+        self
+    }
+
+    /// How many shards [`run`](Self::run) starts (default: the number of
+    /// CPUs this process may use). Each shard is a thread with its own
+    /// executor and driver.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is zero.
+    pub fn shards(mut self, n: usize) -> Self {
+        assert!(n > 0, "corio: a runtime needs at least one shard");
+        self.shards = Some(n);
+        self
+    }
+
+    /// Pins shard `i` to the `i`-th CPU this process may use
+    /// (`sched_setaffinity`). [`run`](Self::run) fails with a clear error
+    /// when there are fewer allowed CPUs than shards.
+    pub fn pin_cpus(mut self, pin: bool) -> Self {
+        self.pin_cpus = pin;
+        self
+    }
+
     /// Builds the runtime on the calling thread.
     ///
-    /// Fails with the kernel's error when io_uring cannot be set up (ENOSYS,
-    /// EPERM under seccomp, `kernel.io_uring_disabled`) or a size is invalid.
+    /// Fails when the requested driver cannot be set up (for `Uring`: the
+    /// kernel's error, e.g. ENOSYS, or EPERM under seccomp or
+    /// `kernel.io_uring_disabled`), when a size is invalid, or when
+    /// `CORIO_DRIVER` holds an unknown value.
     pub fn build(self) -> io::Result<Runtime> {
         Runtime::from_builder(self)
     }

@@ -18,7 +18,8 @@ use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 use super::context;
-use crate::driver::{Driver, Unparker};
+use crate::driver::blocking::BlockingPool;
+use crate::driver::{Driver, DriverKind, Unparker};
 use crate::time::store::TimerStore;
 
 /// The task handle type the executor queues.
@@ -29,6 +30,10 @@ pub(crate) struct Core {
     pub(crate) queue: RefCell<VecDeque<Runnable>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) driver: RefCell<Driver>,
+    /// The driver's kind, readable without borrowing it.
+    pub(crate) kind: DriverKind,
+    /// Why `Auto` fell back to the poll driver.
+    pub(crate) fallback: Option<String>,
     pub(crate) timers: RefCell<TimerStore>,
     /// Wakers of every live task, so shutdown can reach tasks nobody queued.
     pub(crate) tasks: RefCell<Slab<Waker>>,
@@ -37,6 +42,12 @@ pub(crate) struct Core {
     /// Ready results a task may still take before it must yield (rule 8).
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
+    /// Blocking ops whose futures were dropped before their syscall returned.
+    pub(crate) orphans: RefCell<Vec<Box<dyn crate::op::Orphan>>>,
+    /// This runtime's place among the shards of a `Builder::run`.
+    pub(crate) shard: std::cell::OnceCell<super::shard::ShardCtx>,
+    /// Threads for blocking work.
+    pub(crate) blocking: BlockingPool,
     /// Tasks run per tick before the driver is polled again.
     pub(crate) tick_tasks: usize,
 }
@@ -57,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) remote: ConcurrentQueue<Runnable>,
     /// True while the runtime's thread waits in the kernel.
     pub(crate) parked: AtomicBool,
+    /// Set once shutdown has dropped every task: from then on only `Send`
+    /// tasks (from `spawn_on`) can still be scheduled here, and they are
+    /// dropped at once.
+    pub(crate) closed: AtomicBool,
     pub(crate) unparker: Unparker,
 }
 
@@ -71,6 +86,14 @@ impl Shared {
             _ => Some(runnable),
         });
         if let Some(runnable) = runnable {
+            if self.closed.load(Ordering::SeqCst) {
+                // SAFETY-relevant: after shutdown every task of this runtime
+                // is closed and never scheduled again, so this is a `Send`
+                // task from `spawn_on`; dropping it here is sound, and its
+                // handle yields a cancelled JoinError.
+                drop(runnable);
+                return;
+            }
             // The queue is never closed, so push cannot fail; if it somehow did,
             // dropping the runnable here would drop a !Send future on the wrong
             // thread, so leak it instead.
@@ -90,6 +113,13 @@ impl Shared {
 }
 
 impl Core {
+    /// True when ops run on io_uring.
+    #[cfg(corio_uring)]
+    #[inline]
+    pub(crate) fn is_uring(&self) -> bool {
+        self.kind == DriverKind::Uring
+    }
+
     /// Takes one unit of the current task's budget; false when it is spent.
     #[inline]
     pub(crate) fn take_budget(&self) -> bool {

@@ -133,4 +133,13 @@ pub(super) fn shutdown(core: &Rc<Core>) {
         std::thread::yield_now();
     }
     core.driver.borrow_mut().shutdown(core);
+    // Tasks from `spawn_on` may still arrive; from now on they are dropped
+    // by the scheduler, and those already queued are dropped here.
+    core.shared.closed.store(true, Ordering::SeqCst);
+    drain_remote(core);
+    loop {
+        let next = core.queue.borrow_mut().pop_front();
+        let Some(runnable) = next else { break };
+        drop(runnable);
+    }
 }

@@ -7,11 +7,13 @@
 //! nothing is. Dropping the runtime drops every task on this thread, cancels
 //! every op still in flight and waits for the kernel to give each buffer back.
 
+mod blocking;
 mod builder;
 pub(crate) mod context;
 pub(crate) mod coop;
 pub(crate) mod core;
 mod executor;
+pub mod shard;
 mod task;
 
 use std::cell::{Cell, RefCell};
@@ -26,14 +28,18 @@ use std::sync::atomic::AtomicBool;
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
+pub use crate::driver::DriverKind;
+pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};
 use crate::driver::Driver;
+use crate::driver::blocking::BlockingPool;
 use crate::time::store::TimerStore;
 
-/// A corio runtime: one thread's executor and io_uring driver.
+/// A corio runtime: one thread's executor and its driver (io_uring, or the
+/// poll fallback).
 ///
 /// It is not `Send`: tasks need not be `Send`, and the ring is tied to the
 /// thread that built it. Use [`run`] for the common case.
@@ -64,27 +70,51 @@ impl Runtime {
     }
 
     fn from_builder(b: Builder) -> io::Result<Runtime> {
-        let (driver, unparker) = Driver::new(&b)?;
+        let selected = Driver::select(&b)?;
+        let kind = selected.driver.kind();
         let shared = Arc::new(Shared {
             remote: ConcurrentQueue::unbounded(),
             parked: AtomicBool::new(false),
-            unparker,
+            closed: AtomicBool::new(false),
+            unparker: selected.unparker,
         });
         let core = Rc::new(Core {
             queue: RefCell::new(VecDeque::with_capacity(256)),
             shared,
-            driver: RefCell::new(driver),
+            driver: RefCell::new(selected.driver),
+            kind,
+            fallback: selected.fallback,
             timers: RefCell::new(TimerStore::new()),
             tasks: RefCell::new(Slab::with_capacity(64)),
             pending_close: RefCell::new(Vec::new()),
             budget: Cell::new(b.task_budget),
             budget_max: b.task_budget,
+            blocking: BlockingPool::new(b.max_blocking_threads),
+            orphans: RefCell::new(Vec::new()),
+            shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
         });
         Ok(Runtime {
             core,
             _not_send: PhantomData,
         })
+    }
+
+    /// The driver this runtime runs: [`DriverKind::Uring`] or
+    /// [`DriverKind::Poll`] (never `Auto`).
+    ///
+    /// ```
+    /// let rt = corio::Runtime::new().unwrap();
+    /// println!("driver: {:?}", rt.driver_kind());
+    /// ```
+    pub fn driver_kind(&self) -> DriverKind {
+        self.core.kind
+    }
+
+    /// Why [`DriverKind::Auto`] fell back to the poll driver, if it did
+    /// (e.g. "io_uring unavailable: Operation not permitted (os error 1)").
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.core.fallback.as_deref()
     }
 
     /// Runs `future` to completion on this thread, running spawned tasks and
@@ -104,6 +134,9 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         executor::shutdown(&self.core);
+        self.core.blocking.shutdown();
+        // No pool thread runs any more: every orphaned op value can go.
+        crate::op::release_orphans(&self.core, true);
     }
 }
 

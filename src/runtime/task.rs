@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use super::context;
+use super::core::Shared;
+use std::sync::Arc;
 
 /// Per-task metadata stored in the task allocation.
 #[derive(Debug, Default)]
@@ -49,13 +51,28 @@ where
     F::Output: 'static,
 {
     let core = context::current("corio::spawn");
-    let shared = core.shared.clone();
+    // SAFETY: the task is queued on this thread's own runtime, so the future
+    // (which need not be `Send`) is polled and dropped on this thread only.
+    unsafe { spawn_onto(core.shared.clone(), future) }
+}
+
+/// Creates a task whose runnable is scheduled on the runtime owning `shared`.
+///
+/// # Safety
+///
+/// Unless `F` is `Send`, the caller must be on that runtime's thread: the
+/// future is polled and dropped by that runtime only (remote wakes push its
+/// runnable to a queue only that thread drains, and at shutdown every live
+/// task is dropped there).
+pub(crate) unsafe fn spawn_onto<F>(shared: Arc<Shared>, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     let schedule = move |runnable| shared.schedule(runnable);
-    // SAFETY: the future is `'static`; it is not `Send`, but it is only ever
-    // polled and dropped on this thread: the runnable is run by this runtime's
-    // executor (remote wakes push it to a queue only this thread drains) and at
-    // shutdown every live task is dropped here, before the runtime goes away.
-    // Metadata and output live as long as the task allocation (`'static`).
+    // SAFETY: the future is `'static` and, per this function's contract,
+    // only polled and dropped where it may be. Metadata and output live as
+    // long as the task allocation (`'static`).
     let (runnable, task) = unsafe {
         async_task::Builder::new()
             .metadata(TaskMeta::default())

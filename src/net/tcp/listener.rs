@@ -40,10 +40,36 @@ impl TcpListener {
     ///
     /// Tries each resolved address in turn, like std.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::bind_with(addr, false)
+    }
+
+    /// Like [`bind`](Self::bind), with `SO_REUSEPORT` as well: every shard
+    /// of a [`Builder::run`](crate::Builder::run) binds its own listener to
+    /// the same port and the kernel spreads incoming connections over them.
+    ///
+    /// ```no_run
+    /// use corio::net::TcpListener;
+    ///
+    /// corio::Builder::new()
+    ///     .shards(2)
+    ///     .run(|_shard| async {
+    ///         let listener = TcpListener::bind_reuseport("127.0.0.1:8000").unwrap();
+    ///         let (_conn, _peer) = listener.accept().await.unwrap();
+    ///     })
+    ///     .unwrap();
+    /// ```
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        Self::bind_with(addr, true)
+    }
+
+    fn bind_with(addr: impl ToSocketAddrs, reuse_port: bool) -> io::Result<TcpListener> {
         let addrs = resolve(addr)?;
         each_addr(&addrs, |a| {
             let s = new_socket(a, Type::STREAM)?;
             s.set_reuse_address(true)?;
+            if reuse_port {
+                s.set_reuse_port(true)?;
+            }
             s.bind(&(*a).into())?;
             s.listen(1024)?;
             Ok(TcpListener {
