@@ -1,14 +1,16 @@
 //! TCP basics: echo round trips, split halves, std interop, IPv6.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use corio::IoBuf;
 use corio::net::{TcpListener, TcpStream};
 
-#[test]
+both_drivers! {
 fn echo_round_trip() {
-    corio::run(async {
+    support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = corio::spawn(async move {
@@ -42,10 +44,11 @@ fn echo_round_trip() {
         server.await.unwrap();
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn split_halves_in_two_tasks() {
-    corio::run(async {
+    support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let t = std::thread::spawn(move || {
@@ -73,10 +76,11 @@ fn split_halves_in_two_tasks() {
         t.join().unwrap();
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn writev_sends_all_buffers() {
-    corio::run(async {
+    support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let c = TcpStream::connect(addr).await.unwrap();
@@ -89,10 +93,11 @@ fn writev_sends_all_buffers() {
         assert_eq!(&buf, b"abcde");
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn ipv6_loopback() {
-    corio::run(async {
+    support::run(async {
         let Ok(listener) = TcpListener::bind("[::1]:0") else {
             eprintln!("skipped: no IPv6 loopback on this machine");
             return;
@@ -108,10 +113,11 @@ fn ipv6_loopback() {
         assert_eq!(&buf, b"v6");
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn from_std_nonblocking_socket_still_works() {
-    corio::run(async {
+    support::run(async {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -135,4 +141,5 @@ fn from_std_nonblocking_socket_still_works() {
         s.write_all(buf).await.0.unwrap();
         t.join().unwrap();
     });
+}
 }

@@ -21,18 +21,19 @@ fn pattern(i: usize) -> u8 {
     (i % 251) as u8
 }
 
-#[test]
+both_drivers! {
 fn connect_to_closed_port_is_refused() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    corio::run(async move {
+    support::run(async move {
         for _ in 0..3 {
             let err = TcpStream::connect(addr).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err:?}");
             assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
         }
     });
+}
 }
 
 /// Closes `s` with `SO_LINGER` 0, so the kernel sends RST instead of FIN.
@@ -41,9 +42,9 @@ fn reset(s: std::net::TcpStream) {
     drop(s);
 }
 
-#[test]
+both_drivers! {
 fn read_from_reset_peer_is_connection_reset() {
-    corio::run(async {
+    support::run(async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
 
@@ -71,10 +72,11 @@ fn read_from_reset_peer_is_connection_reset() {
         t.join().unwrap();
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn read_after_orderly_close_is_zero() {
-    corio::run(async {
+    support::run(async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let c = TcpStream::connect(addr).await.unwrap();
@@ -90,6 +92,7 @@ fn read_after_orderly_close_is_zero() {
             assert_eq!(res.unwrap(), 0);
         }
     });
+}
 }
 
 /// The ways a test writes to a peer that has gone away.
@@ -141,7 +144,7 @@ async fn write_until_broken_pipe(listener: &std::net::TcpListener, how: WriteWit
     assert!(resets <= 1, "{how:?}: {resets} ConnectionReset errors");
 }
 
-#[test]
+both_drivers! {
 fn write_to_closed_peer_is_broken_pipe_not_sigpipe() {
     const NAME: &str = "write_to_closed_peer_is_broken_pipe_not_sigpipe";
     if !support::is_child(NAME) {
@@ -154,7 +157,7 @@ fn write_to_closed_peer_is_broken_pipe_not_sigpipe() {
     // this child runs only this test.
     let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     assert_ne!(old, libc::SIG_ERR);
-    corio::run(async {
+    support::run(async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         for how in [
             WriteWith::Write,
@@ -166,10 +169,11 @@ fn write_to_closed_peer_is_broken_pipe_not_sigpipe() {
         }
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn read_exact_hitting_eof_is_unexpected_eof() {
-    corio::run(async {
+    support::run(async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let c = TcpStream::connect(addr).await.unwrap();
@@ -194,6 +198,7 @@ fn read_exact_hitting_eof_is_unexpected_eof() {
         drop(peer);
     });
 }
+}
 
 /// A connected pair of corio streams: (client, accepted server side).
 async fn pair() -> (TcpStream, TcpStream) {
@@ -204,9 +209,9 @@ async fn pair() -> (TcpStream, TcpStream) {
     (c, accept.await.unwrap())
 }
 
-#[test]
+both_drivers! {
 fn write_returns_short_count_with_small_send_buffer() {
-    corio::run(async {
+    support::run(async {
         let (c, s) = pair().await;
         SockRef::from(&c).set_send_buffer_size(4096).unwrap();
         SockRef::from(&s).set_recv_buffer_size(4096).unwrap();
@@ -220,11 +225,12 @@ fn write_returns_short_count_with_small_send_buffer() {
         drop(s);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn write_all_loops_over_short_writes() {
     const TOTAL: usize = 8 << 20;
-    corio::run(async {
+    support::run(async {
         let (c, s) = pair().await;
         // Only the sender's buffer is small (a tiny receive buffer set after
         // the handshake shrinks loopback TCP to a few KiB a second, and below
@@ -271,10 +277,11 @@ fn write_all_loops_over_short_writes() {
         assert_eq!(got, TOTAL);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn panicking_task_gives_join_error_while_echo_continues() {
-    corio::run(async {
+    support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = corio::spawn(async move {
@@ -347,6 +354,7 @@ fn panicking_task_gives_join_error_while_echo_continues() {
         server.await.unwrap();
     });
 }
+}
 
 /// The smallest `RLIMIT_NOFILE` soft limit that leaves exactly `n` fd numbers
 /// free for new fds.
@@ -394,7 +402,7 @@ fn emfile_client(mut s: std::net::TcpStream, id: u8) -> Result<(), String> {
     }
 }
 
-#[test]
+both_drivers! {
 fn accept_emfile_is_returned_and_naive_retry_does_not_starve() {
     const NAME: &str = "accept_emfile_is_returned_and_naive_retry_does_not_starve";
     /// Fds left free for accepted connections.
@@ -406,7 +414,7 @@ fn accept_emfile_is_returned_and_naive_retry_does_not_starve() {
         return;
     }
     let started = Instant::now();
-    corio::run(async {
+    support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         // Every client connects now, before the limit drops: the kernel
@@ -472,4 +480,5 @@ fn accept_emfile_is_returned_and_naive_retry_does_not_starve() {
         eprintln!("served {M} clients with {N} free fds; {emfile_errors} EMFILE errors");
     });
     eprintln!("child finished in {:?}", started.elapsed());
+}
 }

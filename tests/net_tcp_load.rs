@@ -1,5 +1,7 @@
 //! TCP load: 1,000 concurrent connections each echoing 1 MiB through one runtime, every byte checked.
 
+mod support;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex};
@@ -112,12 +114,13 @@ async fn client(addr: std::net::SocketAddr, c: usize, pat: &'static [u8]) -> usi
     got
 }
 
-#[test]
+both_drivers! {
 fn thousand_connections_echo_one_mib_each() {
     let _dog = watchdog(180);
     let pat = pattern();
+    let _serial = support::serial();
     let base = open_fds();
-    let rt = corio::Runtime::new().unwrap();
+    let rt = support::runtime();
     let served = Rc::new(Cell::new(0));
     let start = Instant::now();
     rt.block_on(async {
@@ -154,4 +157,5 @@ fn thousand_connections_echo_one_mib_each() {
     );
     drop(rt);
     assert_eq!(open_fds(), base, "fds leaked");
+}
 }

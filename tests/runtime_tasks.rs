@@ -1,5 +1,7 @@
 //! Executor and task tests: spawn, join, abort, panic, wakers from threads.
 
+mod support;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -8,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use corio::time::sleep;
 
-#[test]
+both_drivers! {
 fn spawn_and_join() {
-    let out = corio::run(async {
+    let out = support::run(async {
         let hs: Vec<_> = (0..100)
             .map(|i| corio::spawn(async move { i * 2 }))
             .collect();
@@ -22,10 +24,11 @@ fn spawn_and_join() {
     });
     assert_eq!(out, (0..100).map(|i| i * 2).sum::<i32>());
 }
+}
 
-#[test]
+both_drivers! {
 fn not_send_futures_run() {
-    corio::run(async {
+    support::run(async {
         let counter = Rc::new(Cell::new(0));
         let c = counter.clone();
         corio::spawn(async move {
@@ -37,10 +40,11 @@ fn not_send_futures_run() {
         assert_eq!(counter.get(), 1);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn panicking_task_gives_join_error_and_runtime_keeps_running() {
-    corio::run(async {
+    support::run(async {
         let bad = corio::spawn(async {
             corio::yield_now().await;
             panic!("boom");
@@ -58,10 +62,11 @@ fn panicking_task_gives_join_error_and_runtime_keeps_running() {
         assert_eq!(good.await.unwrap(), 7);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn abort_cancels_a_sleeping_task() {
-    corio::run(async {
+    support::run(async {
         let dropped = Rc::new(Cell::new(false));
         struct OnDrop(Rc<Cell<bool>>);
         impl Drop for OnDrop {
@@ -81,12 +86,13 @@ fn abort_cancels_a_sleeping_task() {
         assert!(dropped.get(), "aborted task's future was not dropped");
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn dropping_handle_detaches() {
     let done = Rc::new(Cell::new(false));
     let d = done.clone();
-    corio::run(async move {
+    support::run(async move {
         drop(corio::spawn(async move {
             sleep(Duration::from_millis(2)).await;
             d.set(true);
@@ -95,10 +101,11 @@ fn dropping_handle_detaches() {
     });
     assert!(done.get());
 }
+}
 
-#[test]
+both_drivers! {
 fn waker_from_std_thread_wakes_parked_runtime() {
-    corio::run(async {
+    support::run(async {
         let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
         let fired = Arc::new(AtomicUsize::new(0));
         let f2 = fired.clone();
@@ -124,24 +131,27 @@ fn waker_from_std_thread_wakes_parked_runtime() {
         t.join().unwrap();
     });
 }
+}
 
-#[test]
+both_drivers! {
 #[should_panic(expected = "must be called from inside a corio runtime")]
 fn spawn_outside_runtime_panics() {
     drop(corio::spawn(async {}));
 }
-
-#[test]
-#[should_panic(expected = "cannot start a runtime")]
-fn block_on_inside_block_on_panics() {
-    corio::run(async {
-        corio::run(async {});
-    });
 }
 
-#[test]
+both_drivers! {
+#[should_panic(expected = "cannot start a runtime")]
+fn block_on_inside_block_on_panics() {
+    support::run(async {
+        support::run(async {});
+    });
+}
+}
+
+both_drivers! {
 fn yield_now_lets_others_run() {
-    corio::run(async {
+    support::run(async {
         let n = Rc::new(Cell::new(0));
         let n2 = n.clone();
         let h = corio::spawn(async move {
@@ -156,14 +166,16 @@ fn yield_now_lets_others_run() {
         assert_eq!(n.get(), 10);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn nop_round_trip() {
-    corio::run(async {
+    support::run(async {
         for _ in 0..1000 {
             corio::nop().await.unwrap();
         }
     });
+}
 }
 
 fn gettid() -> i32 {
@@ -171,9 +183,9 @@ fn gettid() -> i32 {
     unsafe { libc::gettid() }
 }
 
-#[test]
+both_drivers! {
 fn spawn_blocking_returns_result_and_panics_become_join_errors() {
-    corio::run(async {
+    support::run(async {
         let v = corio::spawn_blocking(|| {
             std::thread::sleep(Duration::from_millis(5));
             21 * 2
@@ -188,10 +200,11 @@ fn spawn_blocking_returns_result_and_panics_become_join_errors() {
         assert_eq!(err.to_string(), "task panicked: blocking boom");
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn blocking_pool_is_bounded_and_joined_at_shutdown() {
-    let rt = corio::Builder::new()
+    let rt = support::builder()
         .max_blocking_threads(3)
         .build()
         .unwrap();
@@ -231,21 +244,24 @@ fn blocking_pool_is_bounded_and_joined_at_shutdown() {
         );
     }
 }
+}
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-#[test]
+both_drivers! {
 fn runtimes_are_freed_when_dropped() {
     // Warm up (lazy statics, the test harness's own fds).
-    drop(corio::Runtime::new().unwrap());
+    drop(support::runtime());
+    let _serial = support::serial();
     let before = open_fds();
     for _ in 0..500 {
-        let rt = corio::Runtime::new().unwrap();
+        let rt = support::runtime();
         rt.block_on(async { corio::nop().await.unwrap() });
     }
     let after = open_fds();
     // Other tests run in parallel and may hold a few fds for a moment.
     assert!(after <= before + 16, "fds grew from {before} to {after}");
+}
 }

@@ -1,5 +1,7 @@
 //! Channels: oneshot and mpsc (bounded, unbounded) within one runtime, across runtimes on two threads, and from plain threads; close semantics and cancel safety.
 
+mod support;
+
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::future::{Future, poll_fn};
@@ -50,9 +52,9 @@ async fn ready_now<F: Future + Unpin>(fut: &mut F) -> bool {
 
 // ---------------------------------------------------------------- oneshot
 
-#[test]
+both_drivers! {
 fn oneshot_send_recv_in_one_runtime() {
-    corio::run(async {
+    support::run(async {
         let (tx, mut rx) = oneshot::channel::<String>();
         assert_eq!(rx.try_recv(), Err(OneshotTryRecvError::Empty));
         let h = corio::spawn(async move {
@@ -69,19 +71,20 @@ fn oneshot_send_recv_in_one_runtime() {
         assert_eq!(rx.try_recv(), Err(OneshotTryRecvError::Closed));
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn oneshot_across_two_runtimes() {
     for _ in 0..50 {
         let (req_tx, req_rx) = oneshot::channel::<u64>();
         let (resp_tx, resp_rx) = oneshot::channel::<u64>();
         let other = thread::spawn(move || {
-            corio::run(async move {
+            support::run(async move {
                 let v = guarded("request", req_rx).await.unwrap();
                 resp_tx.send(v * 2).unwrap();
             })
         });
-        let got = corio::run(async move {
+        let got = support::run(async move {
             // Let the other shard park first, so the wake must cross threads.
             corio::time::sleep(Duration::from_micros(200)).await;
             req_tx.send(21).unwrap();
@@ -91,12 +94,13 @@ fn oneshot_across_two_runtimes() {
         join_within("other shard", other);
     }
 }
+}
 
-#[test]
+both_drivers! {
 fn oneshot_blocking_recv_on_a_plain_thread() {
     let (tx, rx) = oneshot::channel::<u32>();
     let t = thread::spawn(move || rx.blocking_recv());
-    corio::run(async move {
+    support::run(async move {
         corio::time::sleep(Duration::from_millis(2)).await;
         tx.send(5).unwrap();
     });
@@ -109,10 +113,11 @@ fn oneshot_blocking_recv_on_a_plain_thread() {
     let r: Result<u32, RecvError> = join_within("blocking_recv", t);
     assert!(r.is_err());
 }
+}
 
-#[test]
+both_drivers! {
 fn oneshot_sender_dropped_gives_recv_error() {
-    corio::run(async {
+    support::run(async {
         let (tx, rx) = oneshot::channel::<u32>();
         corio::spawn(async move {
             corio::yield_now().await;
@@ -130,12 +135,13 @@ fn oneshot_sender_dropped_gives_recv_error() {
         thread::sleep(Duration::from_millis(2));
         drop(tx);
     });
-    let r = corio::run(async move { guarded("recv", rx).await });
+    let r = support::run(async move { guarded("recv", rx).await });
     assert!(r.is_err());
     join_within("dropper", t);
 }
+}
 
-#[test]
+both_drivers! {
 fn oneshot_receiver_dropped_send_returns_value() {
     let (tx, rx) = oneshot::channel::<Vec<u8>>();
     assert!(!tx.is_closed());
@@ -151,20 +157,21 @@ fn oneshot_receiver_dropped_send_returns_value() {
     drop(rx);
     assert_eq!(Arc::strong_count(&marker), 1);
 }
+}
 
-#[test]
+both_drivers! {
 fn oneshot_closed_resolves_when_receiver_goes() {
     // Receiver dropped on another shard while the sender awaits `closed()`.
     let (mut tx, rx) = oneshot::channel::<u32>();
     let (ready_tx, ready_rx) = oneshot::channel::<()>();
     let other = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             guarded("ready", ready_rx).await.unwrap();
             corio::time::sleep(Duration::from_millis(1)).await;
             drop(rx);
         })
     });
-    corio::run(async move {
+    support::run(async move {
         {
             let mut closed = pin!(tx.closed());
             assert!(!ready_now(&mut closed).await);
@@ -177,7 +184,7 @@ fn oneshot_closed_resolves_when_receiver_goes() {
     join_within("other shard", other);
 
     // `close()`: the sender sees it; a value sent before still arrives.
-    corio::run(async {
+    support::run(async {
         let (mut tx, mut rx) = oneshot::channel::<u32>();
         let waiter = corio::spawn(async move {
             tx.closed().await;
@@ -195,12 +202,13 @@ fn oneshot_closed_resolves_when_receiver_goes() {
         assert_eq!(rx.try_recv(), Ok(4));
     });
 }
+}
 
 // ---------------------------------------------------------------- mpsc
 
-#[test]
+both_drivers! {
 fn mpsc_bounded_back_pressure() {
-    corio::run(async {
+    support::run(async {
         let (tx, mut rx) = mpsc::channel::<usize>(1);
         assert_eq!(tx.max_capacity(), 1);
         let sent = Rc::new(Cell::new(0usize));
@@ -250,10 +258,11 @@ fn mpsc_bounded_back_pressure() {
     drop(tx);
     assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_waiting_senders_are_served_in_order() {
-    corio::run(async {
+    support::run(async {
         let (tx, mut rx) = mpsc::channel::<usize>(1);
         tx.send(usize::MAX).await.unwrap();
         let mut handles = Vec::new();
@@ -274,15 +283,16 @@ fn mpsc_waiting_senders_are_served_in_order() {
         }
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_ping_pong_100k_between_two_runtimes() {
     // 50,000 round trips: 100,000 messages, each one a wake across threads.
     const N: u64 = 50_000;
     let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
     let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
     let echo = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             let mut n = 0u64;
             while let Some(v) = ping_rx.recv().await {
                 pong_tx.send(v + 1).await.unwrap();
@@ -292,7 +302,7 @@ fn mpsc_ping_pong_100k_between_two_runtimes() {
         })
     });
     let pinger = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             for i in 0..N {
                 ping_tx.send(i * 2).await.unwrap();
                 assert_eq!(pong_rx.recv().await, Some(i * 2 + 1));
@@ -305,21 +315,22 @@ fn mpsc_ping_pong_100k_between_two_runtimes() {
     join_within("pinger", pinger);
     assert_eq!(join_within("echo", echo), N);
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_unbounded_ping_pong_between_two_runtimes() {
     const N: u64 = 20_000;
     let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
     let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
     let echo = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             while let Some(v) = ping_rx.recv().await {
                 pong_tx.send(v).unwrap();
             }
         })
     });
     let pinger = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             for i in 0..N {
                 ping_tx.send(i).unwrap();
                 assert_eq!(pong_rx.recv().await, Some(i));
@@ -329,8 +340,9 @@ fn mpsc_unbounded_ping_pong_between_two_runtimes() {
     join_within("pinger", pinger);
     join_within("echo", echo);
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_many_producers_one_consumer() {
     const PER: u64 = 5_000;
     const THREADS: u64 = 4;
@@ -350,7 +362,7 @@ fn mpsc_many_producers_one_consumer() {
     // 2 corio tasks on another shard.
     let tx_shard = tx.clone();
     let shard = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             let mut hs = Vec::new();
             for p in THREADS..THREADS + TASKS / 2 {
                 let tx = tx_shard.clone();
@@ -367,7 +379,7 @@ fn mpsc_many_producers_one_consumer() {
         })
     });
     // 2 corio tasks on the consumer's own runtime, and the consumer.
-    let got = corio::run(async move {
+    let got = support::run(async move {
         for p in THREADS + TASKS / 2..THREADS + TASKS {
             let tx = tx.clone();
             corio::spawn(async move {
@@ -396,15 +408,16 @@ fn mpsc_many_producers_one_consumer() {
     }
     join_within("producer shard", shard);
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_dropped_receiver_fails_sends() {
     // Plain sends after the drop hand the value back.
     let (tx, rx) = mpsc::channel::<String>(4);
     assert!(!tx.is_closed());
     drop(rx);
     assert!(tx.is_closed());
-    let e = corio::run(tx.send("a".into())).unwrap_err();
+    let e = support::run(tx.send("a".into())).unwrap_err();
     assert_eq!(e.0, "a");
     match tx.try_send("b".into()) {
         Err(TrySendError::Closed(v)) => assert_eq!(v, "b"),
@@ -419,7 +432,7 @@ fn mpsc_dropped_receiver_fails_sends() {
     tx.try_send(0).unwrap();
     let (waiting_tx, waiting_rx) = oneshot::channel::<()>();
     let shard = thread::spawn(move || {
-        corio::run(async move {
+        support::run(async move {
             let mut send = pin!(tx.send(1));
             assert!(!ready_now(&mut send).await);
             waiting_tx.send(()).unwrap();
@@ -437,7 +450,7 @@ fn mpsc_dropped_receiver_fails_sends() {
     let tx2 = tx.clone();
     let blocked = thread::spawn(move || tx2.blocking_send(2));
     let closed =
-        thread::spawn(move || corio::run(async move { guarded("closed", tx.closed()).await }));
+        thread::spawn(move || support::run(async move { guarded("closed", tx.closed()).await }));
     thread::sleep(Duration::from_millis(5));
     assert!(!blocked.is_finished());
     assert!(!closed.is_finished());
@@ -445,10 +458,11 @@ fn mpsc_dropped_receiver_fails_sends() {
     assert_eq!(join_within("blocking_send", blocked), Err(SendError(2)));
     join_within("closed", closed);
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_close_keeps_buffered_messages() {
-    corio::run(async {
+    support::run(async {
         let (tx, mut rx) = mpsc::channel::<u32>(8);
         for i in 0..5 {
             tx.send(i).await.unwrap();
@@ -488,8 +502,9 @@ fn mpsc_close_keeps_buffered_messages() {
         assert_eq!(urx.recv().await, None);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_close_from_another_thread_keeps_acknowledged_messages() {
     // Producers on a plain thread send until the channel closes; every send
     // that returned Ok before the close must be received.
@@ -507,7 +522,7 @@ fn mpsc_close_from_another_thread_keeps_acknowledged_messages() {
                 }
             }
         });
-        let received = corio::run(async move {
+        let received = support::run(async move {
             for _ in 0..100 {
                 let _ = rx.recv().await;
             }
@@ -523,10 +538,11 @@ fn mpsc_close_from_another_thread_keeps_acknowledged_messages() {
         assert_eq!(received as usize, acked.load(Ordering::SeqCst));
     }
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_cancelled_sends_do_not_leak_capacity() {
-    corio::run(async {
+    support::run(async {
         const CAP: usize = 4;
         let (tx, mut rx) = mpsc::channel::<usize>(CAP);
         for i in 0..CAP {
@@ -562,10 +578,11 @@ fn mpsc_cancelled_sends_do_not_leak_capacity() {
         assert_eq!(tx.capacity(), CAP);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_sender_aborted_after_being_handed_a_slot_passes_it_on() {
-    corio::run(async {
+    support::run(async {
         let (tx, mut rx) = mpsc::channel::<u32>(1);
         tx.send(0).await.unwrap();
         let (ta, tb) = (tx.clone(), tx.clone());
@@ -583,12 +600,13 @@ fn mpsc_sender_aborted_after_being_handed_a_slot_passes_it_on() {
         assert_eq!(tx.capacity(), 1);
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn mpsc_receiver_yields_to_other_tasks() {
     // A receiver that always finds a message waiting still lets the other
     // tasks of its shard run (cooperative budget).
-    corio::run(async {
+    support::run(async {
         let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
         for i in 0..10_000 {
             tx.send(i).unwrap();
@@ -612,19 +630,21 @@ fn mpsc_receiver_yields_to_other_tasks() {
         );
     });
 }
+}
 
-#[test]
+both_drivers! {
 fn blocking_calls_inside_a_runtime_panic() {
     let (_tx, mut rx) = mpsc::channel::<u32>(1);
-    let r = corio::run(async move {
+    let r = support::run(async move {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rx.blocking_recv()))
     });
     let msg = r.unwrap_err();
     let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("blocking_recv"), "{msg}");
 }
+}
 
-#[test]
+both_drivers! {
 fn handles_are_debug_and_send() {
     fn is_send<T: Send>(_: &T) {}
     let (tx, rx) = mpsc::channel::<u32>(3);
@@ -651,4 +671,5 @@ fn handles_are_debug_and_send() {
     let mut set = HashSet::new();
     set.insert(format!("{:?}", SendError(1u8)));
     assert!(set.contains("SendError { .. }"));
+}
 }

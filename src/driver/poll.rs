@@ -140,15 +140,20 @@ impl Driver {
     fn close_pending(&mut self, core: &Core) {
         let closes = std::mem::take(&mut *core.pending_close.borrow_mut());
         for fd in closes {
-            let slot = self.slot(fd);
-            let registered = slot.registered;
-            *slot = FdSlot::default();
-            if registered {
-                let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-            }
-            // SAFETY: the fd's owner dropped it and no op uses it any more.
-            unsafe { libc::close(fd) };
+            self.close(fd);
         }
+    }
+
+    /// Deregisters and closes `fd` now, as close(2) on drop would.
+    pub(crate) fn close(&mut self, fd: RawFd) {
+        let slot = self.slot(fd);
+        let registered = slot.registered;
+        *slot = FdSlot::default();
+        if registered {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        // SAFETY: the fd's owner dropped it and no op uses it any more.
+        unsafe { libc::close(fd) };
     }
 
     /// One turn: poll for events (waiting at most `timeout`), wake waiters.

@@ -147,12 +147,20 @@ impl Core {
     }
 }
 
-/// Queues `fd` to be closed by the current runtime's driver, or closes it now
-/// when this thread runs no runtime.
+/// Closes `fd` through the current runtime's driver: with a close op on
+/// io_uring (queued for the next submit), at once on the poll driver (unless
+/// the driver is busy, then at its next turn), or with close(2) when this
+/// thread runs no runtime.
 pub(crate) fn close_fd(fd: RawFd) {
     let queued = context::with_core(|core| match core {
         Some(core) => {
-            core.pending_close.borrow_mut().push(fd);
+            if core.kind == DriverKind::Poll
+                && let Ok(mut driver) = core.driver.try_borrow_mut()
+            {
+                driver.poll().close(fd);
+            } else {
+                core.pending_close.borrow_mut().push(fd);
+            }
             true
         }
         None => false,

@@ -1,12 +1,112 @@
-//! Helpers shared by the integration tests: fd counting and child processes.
+//! Helpers shared by the integration tests: running each test on both
+//! drivers, fd counting and child processes.
 //!
 //! Each test file that needs them declares `mod support;`. Not every file
 //! uses every helper, hence the `dead_code` allowance.
+//!
+//! Every I/O test is written once inside [`both_drivers!`], which expands it
+//! into `name::uring` and `name::poll`; the body builds its runtime with
+//! [`run`], [`runtime`] or [`builder`], which use the variant's driver.
 #![allow(dead_code)]
 
+use std::cell::Cell;
+use std::future::Future;
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use corio::{Builder, DriverKind, Runtime};
+
+thread_local! {
+    static DRIVER: Cell<DriverKind> = const { Cell::new(DriverKind::Auto) };
+}
+
+/// Expands each test into a `uring` and a `poll` variant (in a module named
+/// after the test). Attributes such as `#[should_panic]` apply to both.
+#[macro_export]
+macro_rules! both_drivers {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body() $body
+
+            $(#[$meta])*
+            #[test]
+            fn uring() {
+                $crate::support::with_driver(corio::DriverKind::Uring, body)
+            }
+
+            $(#[$meta])*
+            #[test]
+            fn poll() {
+                $crate::support::with_driver(corio::DriverKind::Poll, body)
+            }
+        }
+    };
+}
+
+/// Runs `test` with `kind` as the driver of [`builder`]; the io_uring
+/// variant is skipped, with a message, where io_uring is unavailable.
+pub fn with_driver(kind: DriverKind, test: fn()) {
+    if kind == DriverKind::Uring && Builder::new().driver(kind).build().is_err() {
+        eprintln!("skipped: io_uring is not available here");
+        return;
+    }
+    DRIVER.with(|d| d.set(kind));
+    test();
+}
+
+/// The driver the current test variant runs on (`Auto` outside the macro).
+pub fn driver() -> DriverKind {
+    DRIVER.with(|d| d.get())
+}
+
+/// A runtime builder for the current variant's driver.
+pub fn builder() -> Builder {
+    Builder::new().driver(driver())
+}
+
+/// A runtime on the current variant's driver.
+pub fn runtime() -> Runtime {
+    builder().build().expect("build a runtime")
+}
+
+/// Runs `f` on a fresh runtime with the current variant's driver.
+pub fn run<F: Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// A runtime on io_uring for tests of completion-driver behaviour (results
+/// kept for dropped futures); `None`, with a message, where io_uring is
+/// unavailable.
+pub fn uring_runtime() -> Option<Runtime> {
+    match Builder::new().driver(DriverKind::Uring).build() {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("skipped: io_uring is not available here ({e})");
+            None
+        }
+    }
+}
+
+/// The full name of the running test (`name::uring` inside
+/// [`both_drivers!`]), as the harness names its thread, if it extends `test`.
+fn full_name(test: &str) -> String {
+    match std::thread::current().name() {
+        Some(n) if n.starts_with(test) => n.to_string(),
+        _ => test.to_string(),
+    }
+}
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serialises the tests of one binary that count the whole process's fds
+/// (the `uring` and `poll` variants of a test otherwise run at once).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Environment variable that tells a re-executed test binary which test runs
 /// as the child (its value is the test's name).
@@ -24,7 +124,9 @@ pub fn open_fds() -> usize {
 
 /// True in the child process started by [`run_in_child`] for `test`.
 pub fn is_child(test: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|v| v == test)
+    // The child may run on a thread not named after the test, so accept
+    // any variant of `test`.
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == test || v.starts_with(&format!("{test}::")))
 }
 
 /// Runs the single test `test` (its full name as the harness prints it, e.g.
@@ -50,6 +152,7 @@ pub fn is_child(test: &str) -> bool {
 /// }
 /// ```
 pub fn run_in_child(test: &str, timeout: Duration) -> Output {
+    let test = &full_name(test);
     let exe = std::env::current_exe().expect("current test binary");
     let mut child = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
