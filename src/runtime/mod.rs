@@ -131,6 +131,16 @@ impl Runtime {
     }
 }
 
+/// Dropping a runtime drops every task on this thread, cancels every op
+/// still in flight and waits for the kernel to return each buffer; then the
+/// driver and the blocking pool's threads go away.
+///
+/// On io_uring the kernel finishes tearing the ring down asynchronously and,
+/// some milliseconds later, notifies the thread that used it as a signal
+/// would. A blocking syscall with a timeout that this thread is in at that
+/// moment (a std read after `set_read_timeout`, say) may then fail once with
+/// `ErrorKind::Interrupted`; retry it, as std's `read_exact` and `write_all`
+/// do.
 impl Drop for Runtime {
     fn drop(&mut self) {
         executor::shutdown(&self.core);
