@@ -102,7 +102,7 @@ fn env_var_overrides_builder() {
 }
 
 /// Installs a seccomp filter making io_uring_setup(2) fail with `errno`.
-#[cfg(target_os = "linux")]
+#[cfg(corio_uring)]
 fn deny_io_uring_setup(errno: u32) {
     const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
@@ -140,7 +140,7 @@ fn deny_io_uring_setup(errno: u32) {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(corio_uring)]
 fn seccomp_child(errno: i32, expect: &str) {
     deny_io_uring_setup(errno as u32);
     // Asking for io_uring is an error, not a panic.
@@ -156,7 +156,7 @@ fn seccomp_child(errno: i32, expect: &str) {
     echo_round_trip(&rt);
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(corio_uring)]
 #[test]
 fn seccomp_eperm_falls_back_to_poll() {
     if is_child().as_deref() == Some("eperm") {
@@ -169,7 +169,7 @@ fn seccomp_eperm_falls_back_to_poll() {
     assert!(out.status.success());
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(corio_uring)]
 #[test]
 fn seccomp_enosys_falls_back_to_poll() {
     if is_child().as_deref() == Some("enosys") {

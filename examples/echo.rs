@@ -1,0 +1,81 @@
+//! TCP echo server: `cargo run --example echo -- --addr 127.0.0.1:9000`.
+//!
+//! Try it with `nc 127.0.0.1 9000`: every line you type comes back.
+
+use std::io;
+use std::time::Duration;
+
+use corio::IoBuf;
+use corio::net::{TcpListener, TcpStream};
+
+/// First pause after a failed accept; it doubles on each failure in a row.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause after a failed accept.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+fn main() -> io::Result<()> {
+    let addr = addr_arg("127.0.0.1:9000");
+    corio::run(async move {
+        let listener = TcpListener::bind(&addr)?;
+        println!("listening on {}", listener.local_addr()?);
+
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match listener.accept().await {
+                Ok((stream, _peer)) => {
+                    backoff = MIN_BACKOFF;
+                    // Each connection is its own task; dropping the handle detaches it.
+                    corio::spawn(echo(stream));
+                }
+                // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or any
+                // other error: retrying at once would spin, so wait a little.
+                Err(e) => {
+                    eprintln!("accept failed: {e}; retrying in {backoff:?}");
+                    corio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    })
+}
+
+/// Sends back everything the peer sends, until it closes the connection.
+async fn echo(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    // One buffer for the whole connection: each read hands it to the kernel
+    // and gets it back, each write sends its first `n` bytes and returns it.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let (res, b) = stream.read(buf).await;
+        let n = match res {
+            Ok(0) | Err(_) => return, // closed by the peer, or reset
+            Ok(n) => n,
+        };
+        let (res, slice) = stream.write_all(b.slice(..n)).await;
+        buf = slice.into_inner();
+        if res.is_err() {
+            return;
+        }
+    }
+}
+
+/// The value of `--addr HOST:PORT` (or `--addr=HOST:PORT`), else `default`.
+fn addr_arg(default: &str) -> String {
+    let mut addr = default.to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--addr=") {
+            Some(a) => Some(a.to_string()),
+            None if arg == "--addr" => args.next(),
+            None => None,
+        };
+        match value {
+            Some(a) => addr = a,
+            None => {
+                eprintln!("usage: echo [--addr HOST:PORT]   (default {default})");
+                std::process::exit(2);
+            }
+        }
+    }
+    addr
+}

@@ -1,0 +1,161 @@
+//! Small HTTP/1.1 server answering `GET /` with "Hello, world!": `cargo run --release --example http_server`.
+//!
+//! It is the server the benchmarks load, so it is written for speed: one
+//! task per connection, one read buffer and one output buffer per connection
+//! reused for every request, responses copied from static bytes. All complete
+//! requests in a read (pipelining: several requests sent without waiting for
+//! the answers) are answered with a single write. Try `curl -v 127.0.0.1:8080/`.
+
+mod http;
+
+use std::io;
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use corio::IoBuf;
+use corio::net::{TcpListener, TcpStream};
+use http::{Connection, MAX_HEAD, Parse, Request};
+
+/// First pause after a failed accept; it doubles on each failure in a row.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause after a failed accept.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a closing connection keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(1);
+
+fn main() -> io::Result<()> {
+    let addr = addr_arg("127.0.0.1:8080");
+    corio::run(async move {
+        let listener = TcpListener::bind(&addr)?;
+        println!("listening on http://{}", listener.local_addr()?);
+
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match listener.accept().await {
+                Ok((stream, _peer)) => {
+                    backoff = MIN_BACKOFF;
+                    corio::spawn(serve(stream));
+                }
+                // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or any
+                // other error: retrying at once would spin, so wait a little.
+                Err(e) => {
+                    eprintln!("accept failed: {e}; retrying in {backoff:?}");
+                    corio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    })
+}
+
+/// Serves one connection until the client closes it or a response says `Connection: close`.
+async fn serve(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    // Bytes read and not yet parsed are `input[..filled]`. Twice the head
+    // limit: what is left after answering the complete requests is a partial
+    // head of at most MAX_HEAD bytes, so a read always has room.
+    let mut input = vec![0u8; 2 * MAX_HEAD];
+    let mut filled = 0;
+    let mut output = Vec::with_capacity(4096);
+    loop {
+        let (res, slice) = stream.read(input.slice(filled..)).await;
+        input = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return, // closed by the client, or reset
+            Ok(n) => filled += n,
+        }
+
+        // Answer every complete request read so far, in order.
+        let mut parsed = 0;
+        let mut keep_alive = true;
+        while keep_alive {
+            match http::parse(&input[parsed..filled]) {
+                Parse::Partial => break,
+                Parse::Request(req) => {
+                    keep_alive = respond(&req, &mut output);
+                    parsed += req.len;
+                }
+                Parse::Error(response) => {
+                    response.write_to(&mut output, Connection::Close, false);
+                    keep_alive = false;
+                }
+            }
+        }
+
+        if !output.is_empty() {
+            let (res, buf) = stream.write_all(output).await;
+            output = buf;
+            output.clear();
+            if res.is_err() {
+                return;
+            }
+        }
+        if !keep_alive {
+            return linger_close(stream, input).await;
+        }
+        // Move the start of the next request (if any) to the front.
+        input.copy_within(parsed..filled, 0);
+        filled -= parsed;
+    }
+}
+
+/// The application: appends the response to `req` to `out`; returns whether
+/// the connection stays open.
+fn respond(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
+    // Bodies are never read, so a request with one closes the connection.
+    let keep_alive = req.keep_alive && !req.has_body;
+    let conn = match (keep_alive, req.http11) {
+        (false, _) => Connection::Close,
+        (true, true) => Connection::Implied,
+        (true, false) => Connection::KeepAlive,
+    };
+    let head_only = req.method == b"HEAD";
+    let path = req.target.split(|&b| b == b'?').next().unwrap_or_default();
+    let response = match (req.method, path) {
+        (b"GET" | b"HEAD", b"/") => &http::HELLO,
+        (b"GET" | b"HEAD", _) => &http::NOT_FOUND,
+        _ => &http::METHOD_NOT_ALLOWED,
+    };
+    response.write_to(out, conn, head_only);
+    keep_alive
+}
+
+/// Closes the connection after its last response without losing that response.
+///
+/// Closing a socket that still has unread input makes the kernel send a
+/// reset, which can destroy the response before the client has read it. So
+/// shut down our side (the client sees end-of-file after the response), then
+/// read and drop what the client still sends, for at most [`LINGER`].
+async fn linger_close(stream: TcpStream, mut buf: Vec<u8>) {
+    if stream.shutdown(Shutdown::Write).await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    loop {
+        match corio::time::timeout_at(deadline, stream.read(buf)).await {
+            Ok((Ok(n), b)) if n > 0 => buf = b,
+            _ => return, // end of file, error or time is up
+        }
+    }
+}
+
+/// The value of `--addr HOST:PORT` (or `--addr=HOST:PORT`), else `default`.
+fn addr_arg(default: &str) -> String {
+    let mut addr = default.to_string();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--addr=") {
+            Some(a) => Some(a.to_string()),
+            None if arg == "--addr" => args.next(),
+            None => None,
+        };
+        match value {
+            Some(a) => addr = a,
+            None => {
+                eprintln!("usage: http_server [--addr HOST:PORT]   (default {default})");
+                std::process::exit(2);
+            }
+        }
+    }
+    addr
+}
