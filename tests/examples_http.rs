@@ -106,7 +106,7 @@ impl Server {
             }
         };
         let addr = res.ok().and_then(|_| {
-            let word = line.split_whitespace().last()?;
+            let word = line.split_whitespace().nth(2)?;
             word.trim_start_matches("http://").parse().ok()
         });
         let Some(addr) = addr else {

@@ -10,6 +10,7 @@ mod http;
 
 use std::io;
 use std::net::Shutdown;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use corio::IoBuf;
@@ -24,28 +25,52 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const LINGER: Duration = Duration::from_secs(1);
 
 fn main() -> io::Result<()> {
-    let addr = addr_arg("127.0.0.1:8080");
-    corio::run(async move {
-        let listener = TcpListener::bind(&addr)?;
-        println!("listening on http://{}", listener.local_addr()?);
+    let args = Args::parse();
+    // One listener per shard, all on one port (SO_REUSEPORT): the first
+    // picks the port when given port 0, the others join it. std listeners
+    // are `Send`, so each moves to its shard's thread.
+    let first = TcpListener::bind_reuseport(&args.addr)?;
+    let addr = first.local_addr()?;
+    let mut listeners = vec![Some(first.into_std()?)];
+    for _ in 1..args.shards {
+        listeners.push(Some(TcpListener::bind_reuseport(addr)?.into_std()?));
+    }
+    let listeners = Mutex::new(listeners);
+    let shards = args.shards;
+    corio::Builder::new()
+        .shards(args.shards)
+        .run(move |shard| {
+            let std_listener = listeners.lock().unwrap()[shard.index()].take();
+            async move {
+                let listener = TcpListener::from_std(std_listener.expect("one listener per shard"));
+                if shard.index() == 0 {
+                    // Every shard is up (with its ring) once entries run.
+                    println!("listening on http://{addr} ({shards} shards)");
+                }
+                accept_loop(listener).await
+            }
+        })?;
+    Ok(())
+}
 
-        let mut backoff = MIN_BACKOFF;
-        loop {
-            match listener.accept().await {
-                Ok((stream, _peer)) => {
-                    backoff = MIN_BACKOFF;
-                    corio::spawn(serve(stream));
-                }
-                // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or any
-                // other error: retrying at once would spin, so wait a little.
-                Err(e) => {
-                    eprintln!("accept failed: {e}; retrying in {backoff:?}");
-                    corio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+/// Accepts connections forever, one task each.
+async fn accept_loop(listener: TcpListener) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                backoff = MIN_BACKOFF;
+                corio::spawn(serve(stream));
+            }
+            // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or any
+            // other error: retrying at once would spin, so wait a little.
+            Err(e) => {
+                eprintln!("accept failed: {e}; retrying in {backoff:?}");
+                corio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-    })
+    }
 }
 
 /// Serves one connection until the client closes it or a response says `Connection: close`.
@@ -140,22 +165,44 @@ async fn linger_close(stream: TcpStream, mut buf: Vec<u8>) {
 }
 
 /// The value of `--addr HOST:PORT` (or `--addr=HOST:PORT`), else `default`.
-fn addr_arg(default: &str) -> String {
-    let mut addr = default.to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = match arg.strip_prefix("--addr=") {
-            Some(a) => Some(a.to_string()),
-            None if arg == "--addr" => args.next(),
-            None => None,
+/// Command-line options.
+struct Args {
+    addr: String,
+    shards: usize,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut out = Args {
+            addr: "127.0.0.1:8080".to_string(),
+            shards: cpus,
         };
-        match value {
-            Some(a) => addr = a,
-            None => {
-                eprintln!("usage: http_server [--addr HOST:PORT]   (default {default})");
-                std::process::exit(2);
+        let usage = || -> ! {
+            eprintln!(
+                "usage: http_server [--addr HOST:PORT] [--shards N]   \
+                 (defaults: 127.0.0.1:8080, one shard per CPU: {cpus})"
+            );
+            std::process::exit(2);
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let (key, inline) = match arg.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (arg, None),
+            };
+            let Some(value) = inline.or_else(|| args.next()) else {
+                usage()
+            };
+            match key.as_str() {
+                "--addr" => out.addr = value,
+                "--shards" => match value.parse() {
+                    Ok(n) if n > 0 => out.shards = n,
+                    _ => usage(),
+                },
+                _ => usage(),
             }
         }
+        out
     }
-    addr
 }

@@ -272,6 +272,17 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+impl From<RunError> for io::Error {
+    /// Keeps a build error as it is; a panic becomes an error carrying its
+    /// message.
+    fn from(e: RunError) -> io::Error {
+        match e {
+            RunError::Build { error, .. } => error,
+            panic => io::Error::other(panic.message()),
+        }
+    }
+}
+
 /// The CPUs this process may run on.
 fn allowed_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
