@@ -1,6 +1,11 @@
 //! TCP echo server: `cargo run --example echo -- --addr 127.0.0.1:9000`.
 //!
 //! Try it with `nc 127.0.0.1 9000`: every line you type comes back.
+//! `--stats` prints the runtime's counters once a second; the ring and
+//! executor knobs (`--coop off`, `--spin 50`, ...) are listed by `--help`.
+
+#[path = "common/knobs.rs"]
+mod knobs;
 
 use std::io;
 use std::time::Duration;
@@ -14,10 +19,14 @@ const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 fn main() -> io::Result<()> {
-    let addr = addr_arg("127.0.0.1:9000");
-    corio::run(async move {
+    let (addr, knobs) = args("127.0.0.1:9000");
+    let rt = knobs.apply(corio::Builder::new()).build()?;
+    rt.block_on(async move {
         let listener = TcpListener::bind(&addr)?;
         println!("listening on {}", listener.local_addr()?);
+        if knobs.stats {
+            knobs::spawn_stats(String::new());
+        }
 
         let mut backoff = MIN_BACKOFF;
         loop {
@@ -59,23 +68,35 @@ async fn echo(stream: TcpStream) {
     }
 }
 
-/// The value of `--addr HOST:PORT` (or `--addr=HOST:PORT`), else `default`.
-fn addr_arg(default: &str) -> String {
+/// The value of `--addr HOST:PORT` (or `--addr=HOST:PORT`), else `default`,
+/// and the runtime knobs.
+fn args(default: &str) -> (String, knobs::Knobs) {
     let mut addr = default.to_string();
+    let mut knobs = knobs::Knobs::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = match arg.strip_prefix("--addr=") {
             Some(a) => Some(a.to_string()),
             None if arg == "--addr" => args.next(),
-            None => None,
+            None => match knobs.parse(&arg, &mut || args.next()) {
+                Ok(true) => continue,
+                Ok(false) => None,
+                Err(e) => {
+                    eprintln!("echo: {e}");
+                    None
+                }
+            },
         };
         match value {
             Some(a) => addr = a,
             None => {
-                eprintln!("usage: echo [--addr HOST:PORT]   (default {default})");
+                eprintln!(
+                    "usage: echo [--addr HOST:PORT] {}   (default {default})",
+                    knobs::USAGE
+                );
                 std::process::exit(2);
             }
         }
     }
-    addr
+    (addr, knobs)
 }

@@ -41,14 +41,20 @@
 
 pub mod buf;
 mod driver;
+#[cfg(target_os = "linux")]
+pub mod fs;
 pub mod net;
 mod op;
+pub mod probe;
 pub mod runtime;
 pub mod sync;
 pub mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use op::nop;
+pub use probe::{Probe, probe};
 pub use runtime::shard;
 pub use runtime::shard::spawn_on;
 pub use runtime::{

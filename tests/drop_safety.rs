@@ -35,13 +35,15 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// Inside a runtime: waits up to 5 s for the fd count to become `want`
-/// (closes of dropped sockets go through the ring); returns the last count.
+/// Inside a runtime: waits up to 5 s for the fd count to fall to `want` or
+/// below (closes of dropped sockets go through the ring; an fd the harness
+/// or an earlier test held may close meanwhile, which is no leak); returns
+/// the last count.
 async fn settle_fds(want: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let n = open_fds();
-        if n == want || Instant::now() > deadline {
+        if n <= want || Instant::now() > deadline {
             return n;
         }
         sleep(Duration::from_millis(2)).await;
@@ -167,7 +169,8 @@ fn dropping_pending_accepts_leaks_nothing() {
         let during = open_fds();
         let finished = drop_pending_many(10_000, || listener.accept()).await;
         assert_eq!(finished, 0, "an accept finished with no client");
-        assert_eq!(settle_fds(during).await, during, "fds leaked while running");
+        let now = settle_fds(during).await;
+        assert!(now <= during, "fds leaked while running: {during} then {now}");
         // The listener still serves the next client.
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (s, peer) = timeout(Duration::from_secs(5), listener.accept())
@@ -178,7 +181,8 @@ fn dropping_pending_accepts_leaks_nothing() {
         drop(s);
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -195,7 +199,8 @@ fn dropping_pending_reads_leaks_and_loses_nothing() {
         let during = open_fds();
         let finished = drop_pending_many(10_000, || s.read(vec![0u8; 64])).await;
         assert_eq!(finished, 0, "a read finished with nothing sent");
-        assert_eq!(settle_fds(during).await, during, "fds leaked while running");
+        let now = settle_fds(during).await;
+        assert!(now <= during, "fds leaked while running: {during} then {now}");
         // The next read gets exactly what is sent now.
         let msg = b"after ten thousand dropped reads";
         client.write_all(msg).unwrap();
@@ -206,7 +211,8 @@ fn dropping_pending_reads_leaks_and_loses_nothing() {
         assert_eq!(&buf, msg);
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -224,10 +230,12 @@ fn dropping_pending_connects_leaks_nothing() {
         let during = open_fds();
         let finished = drop_pending_many(10_000, || TcpStream::connect(addr)).await;
         eprintln!("connect: {finished} of 10000 finished before they could be dropped");
-        assert_eq!(settle_fds(during).await, during, "fds leaked while running");
+        let now = settle_fds(during).await;
+        assert!(now <= during, "fds leaked while running: {during} then {now}");
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -248,7 +256,8 @@ fn dropping_pending_sleeps_leaks_nothing() {
         assert_eq!(open_fds(), during);
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -367,10 +376,12 @@ fn accepts_dropped_by_timeouts_lose_no_client() {
              {kept} served from connections kept for dropped accepts, {:?}",
             start.elapsed()
         );
-        assert_eq!(settle_fds(during).await, during, "fds leaked while running");
+        let now = settle_fds(during).await;
+        assert!(now <= during, "fds leaked while running: {during} then {now}");
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -456,7 +467,11 @@ fn kept_connections_go_to_next_accepts_or_close_with_listener() {
         }
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(
+        after <= base,
+        "fds leaked after the runtime was dropped: {base} then {after}"
+    );
 }
 
 /// An accept dropped before the kernel saw it takes a connection; an accept
@@ -726,7 +741,8 @@ fn reads_dropped_mid_flight_never_see_the_kernel_write_late() {
         );
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
     // The kernel can write nothing more now: look for late writes.
     assert!(check_canaries() > 0);
 }
@@ -834,7 +850,8 @@ fn stale_read_never_touches_a_socket_reusing_its_fd() {
         assert_eq!(reused_rounds, 6);
     });
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -926,7 +943,8 @@ fn tiny_ring_runs_ten_thousand_concurrent_ops() {
     assert_eq!(sleeps.get(), SLEEPERS, "sleeps lost");
     assert_eq!(echoed.get(), PAIRS * ECHO, "echo bytes lost");
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -1049,7 +1067,8 @@ fn runtime_drop_with_a_thousand_ops_in_flight() {
         "tasks not dropped by the runtime drop"
     );
     drop(std_clients);
-    assert_eq!(open_fds(), base, "fds leaked after the runtime was dropped");
+    let after = open_fds();
+    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
     assert!(check_canaries() >= STD_PAIRS);
 }
 }

@@ -5,16 +5,28 @@
 //! reused for every request, responses copied from static bytes. All complete
 //! requests in a read (pipelining: several requests sent without waiting for
 //! the answers) are answered with a single write. Try `curl -v 127.0.0.1:8080/`.
+//!
+//! `--tls` serves HTTPS instead (a self-signed certificate made at start, or
+//! `--cert`/`--key`): the same request loop over a `corio::tls::TlsStream`.
+//! Try `curl -vk https://127.0.0.1:8080/`.
+//!
+//! `--stats` prints each shard's runtime counters once a second; the ring and
+//! executor knobs (`--coop off`, `--spin 50`, ...) are listed by `--help`.
 
 mod http;
+#[path = "../common/knobs.rs"]
+mod knobs;
+#[cfg(feature = "tls")]
+mod tls;
 
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use corio::IoBuf;
 use corio::net::{TcpListener, TcpStream};
+use corio::{BufResult, IoBuf, IoBufMut};
 use http::{Connection, MAX_HEAD, Parse, Request};
 
 /// First pause after a failed accept; it doubles on each failure in a row.
@@ -26,6 +38,7 @@ const LINGER: Duration = Duration::from_secs(1);
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
+    let how = Serve::new(&args)?;
     // One listener per shard, all on one port (SO_REUSEPORT): the first
     // picks the port when given port 0, the others join it. std listeners
     // are `Send`, so each moves to its shard's thread.
@@ -37,30 +50,71 @@ fn main() -> io::Result<()> {
     }
     let listeners = Mutex::new(listeners);
     let shards = args.shards;
-    corio::Builder::new()
+    let scheme = how.scheme();
+    let stats = args.knobs.stats;
+    args.knobs
+        .apply(corio::Builder::new())
         .shards(args.shards)
         .run(move |shard| {
             let std_listener = listeners.lock().unwrap()[shard.index()].take();
+            let how = how.clone();
             async move {
                 let listener = TcpListener::from_std(std_listener.expect("one listener per shard"));
                 if shard.index() == 0 {
                     // Every shard is up (with its ring) once entries run.
-                    println!("listening on http://{addr} ({shards} shards)");
+                    println!("listening on {scheme}://{addr} ({shards} shards)");
                 }
-                accept_loop(listener).await
+                if stats {
+                    knobs::spawn_stats(format!("shard {}: ", shard.index()));
+                }
+                accept_loop(listener, how).await
             }
         })?;
     Ok(())
 }
 
+/// How accepted connections are served: plain HTTP, or HTTPS (`--tls`).
+#[derive(Clone)]
+enum Serve {
+    Plain,
+    #[cfg(feature = "tls")]
+    Tls(corio::tls::TlsAcceptor),
+}
+
+impl Serve {
+    fn new(args: &Args) -> io::Result<Serve> {
+        match args.tls {
+            false => Ok(Serve::Plain),
+            #[cfg(feature = "tls")]
+            true => tls::acceptor(args.cert.as_deref(), args.key.as_deref()).map(Serve::Tls),
+            #[cfg(not(feature = "tls"))]
+            true => Err(io::Error::other("--tls: built without the `tls` feature")),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self {
+            Serve::Plain => "http",
+            #[cfg(feature = "tls")]
+            Serve::Tls(_) => "https",
+        }
+    }
+}
+
 /// Accepts connections forever, one task each.
-async fn accept_loop(listener: TcpListener) {
+async fn accept_loop(listener: TcpListener, how: Serve) {
     let mut backoff = MIN_BACKOFF;
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
                 backoff = MIN_BACKOFF;
-                corio::spawn(serve(stream));
+                let _ = stream.set_nodelay(true);
+                match &how {
+                    Serve::Plain => corio::spawn(serve(stream)),
+                    // The handshake runs in the connection's own task.
+                    #[cfg(feature = "tls")]
+                    Serve::Tls(acceptor) => corio::spawn(tls::serve(acceptor.clone(), stream)),
+                };
             }
             // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or any
             // other error: retrying at once would spin, so wait a little.
@@ -73,9 +127,33 @@ async fn accept_loop(listener: TcpListener) {
     }
 }
 
+/// A connection requests are read from and responses written to: a
+/// `TcpStream`, or a TLS session over one (`--tls`).
+trait Conn {
+    async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B>;
+    async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B>;
+    /// Ends the connection after its last response without losing that
+    /// response; `buf` is a spare buffer to read into.
+    async fn close(self, buf: Vec<u8>);
+}
+
+// The plain path calls `TcpStream`'s own futures, with no wrapper around them.
+impl Conn for TcpStream {
+    fn read<B: IoBufMut>(&mut self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        TcpStream::read(self, buf)
+    }
+
+    fn write_all<B: IoBuf>(&mut self, buf: B) -> impl Future<Output = BufResult<(), B>> {
+        TcpStream::write_all(self, buf)
+    }
+
+    fn close(self, buf: Vec<u8>) -> impl Future<Output = ()> {
+        linger_close(self, buf)
+    }
+}
+
 /// Serves one connection until the client closes it or a response says `Connection: close`.
-async fn serve(stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+async fn serve<C: Conn>(mut stream: C) {
     // Bytes read and not yet parsed are `input[..filled]`. Twice the head
     // limit: what is left after answering the complete requests is a partial
     // head of at most MAX_HEAD bytes, so a read always has room.
@@ -116,7 +194,7 @@ async fn serve(stream: TcpStream) {
             }
         }
         if !keep_alive {
-            return linger_close(stream, input).await;
+            return stream.close(input).await;
         }
         // Move the start of the next request (if any) to the front.
         input.copy_within(parsed..filled, 0);
@@ -164,11 +242,16 @@ async fn linger_close(stream: TcpStream, mut buf: Vec<u8>) {
     }
 }
 
-/// The value of `--addr HOST:PORT` (or `--addr=HOST:PORT`), else `default`.
 /// Command-line options.
 struct Args {
     addr: String,
     shards: usize,
+    /// Serve HTTPS (`--tls`, or implied by `--cert`/`--key`).
+    tls: bool,
+    cert: Option<String>,
+    key: Option<String>,
+    /// `--stats` and the runtime knobs.
+    knobs: knobs::Knobs,
 }
 
 impl Args {
@@ -177,16 +260,35 @@ impl Args {
         let mut out = Args {
             addr: "127.0.0.1:8080".to_string(),
             shards: cpus,
+            tls: false,
+            cert: None,
+            key: None,
+            knobs: knobs::Knobs::default(),
         };
         let usage = || -> ! {
             eprintln!(
-                "usage: http_server [--addr HOST:PORT] [--shards N]   \
-                 (defaults: 127.0.0.1:8080, one shard per CPU: {cpus})"
+                "usage: http_server [--addr HOST:PORT] [--shards N] \
+                 [--tls [--cert CERT.pem --key KEY.pem]]\n  {}\n\
+                 (defaults: 127.0.0.1:8080, one shard per CPU: {cpus}; \
+                 --tls alone: a self-signed certificate)",
+                knobs::USAGE
             );
             std::process::exit(2);
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
+            if arg == "--tls" {
+                out.tls = true;
+                continue;
+            }
+            match out.knobs.parse(&arg, &mut || args.next()) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    eprintln!("http_server: {e}");
+                    usage()
+                }
+            }
             let (key, inline) = match arg.split_once('=') {
                 Some((k, v)) => (k.to_string(), Some(v.to_string())),
                 None => (arg, None),
@@ -200,9 +302,15 @@ impl Args {
                     Ok(n) if n > 0 => out.shards = n,
                     _ => usage(),
                 },
+                "--cert" => out.cert = Some(value),
+                "--key" => out.key = Some(value),
                 _ => usage(),
             }
         }
+        if out.cert.is_some() != out.key.is_some() {
+            usage();
+        }
+        out.tls |= out.cert.is_some();
         out
     }
 }

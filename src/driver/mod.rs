@@ -10,13 +10,17 @@
 pub(crate) mod blocking;
 mod poll;
 #[cfg(corio_uring)]
+pub(crate) mod setup;
+#[cfg(corio_uring)]
 mod uring;
 
 use std::io;
+use std::rc::Rc;
 use std::time::Duration;
 
-use crate::runtime::Builder;
 use crate::runtime::core::Core;
+use crate::runtime::stats::Counters;
+use crate::runtime::{Builder, RingFlags};
 
 #[cfg(corio_uring)]
 pub(crate) use uring::{Abandoned, Lifecycle};
@@ -87,13 +91,13 @@ fn env_kind() -> io::Result<Option<DriverKind>> {
 
 impl Driver {
     /// Builds the driver the builder (or `CORIO_DRIVER`) asks for.
-    pub(crate) fn select(b: &Builder) -> io::Result<Selected> {
+    pub(crate) fn select(b: &Builder, counters: &Rc<Counters>) -> io::Result<Selected> {
         let kind = env_kind()?.unwrap_or(b.driver);
         match kind {
-            DriverKind::Poll => Self::new_poll(None),
+            DriverKind::Poll => Self::new_poll(b, None),
             #[cfg(corio_uring)]
             DriverKind::Uring => {
-                let (d, u) = uring::Driver::new(b)?;
+                let (d, u) = uring::Driver::new(b, counters.clone())?;
                 Ok(Selected {
                     driver: Driver::Uring(d),
                     unparker: Unparker::Uring(u),
@@ -106,23 +110,49 @@ impl Driver {
                 "corio: io_uring is not available on this platform (or this build)",
             )),
             #[cfg(corio_uring)]
-            DriverKind::Auto => match uring::Driver::new(b) {
+            DriverKind::Auto => match uring::Driver::new(b, counters.clone()) {
                 Ok((d, u)) => Ok(Selected {
                     driver: Driver::Uring(d),
                     unparker: Unparker::Uring(u),
                     fallback: None,
                 }),
-                Err(e) => Self::new_poll(Some(format!("io_uring unavailable: {e}"))),
+                // io_uring works but refuses a flag the user asked for.
+                Err(e) if setup::is_knob_refusal(&e) => Err(e),
+                Err(e) => Self::new_poll(b, Some(format!("io_uring unavailable: {e}"))),
             },
             #[cfg(not(corio_uring))]
             DriverKind::Auto => {
-                Self::new_poll(Some("io_uring is not built for this platform".to_string()))
+                let _ = counters;
+                Self::new_poll(
+                    b,
+                    Some("io_uring is not built for this platform".to_string()),
+                )
             }
         }
     }
 
-    fn new_poll(fallback: Option<String>) -> io::Result<Selected> {
-        let (d, u) = poll::Driver::new()?;
+    /// What `Auto` picks on this machine with default settings (ignoring
+    /// `CORIO_DRIVER`), why, and the ring it gets.
+    pub(crate) fn auto_choice() -> (DriverKind, String, Option<RingFlags>) {
+        #[cfg(corio_uring)]
+        match uring::Driver::new(&Builder::new(), Rc::default()) {
+            Ok((d, _)) => (
+                DriverKind::Uring,
+                "io_uring_setup succeeded and the kernel has every opcode corio needs".into(),
+                Some(d.ring_flags()),
+            ),
+            Err(e) => (DriverKind::Poll, format!("io_uring unavailable: {e}"), None),
+        }
+        #[cfg(not(corio_uring))]
+        (
+            DriverKind::Poll,
+            "io_uring is not built for this platform (or this build)".into(),
+            None,
+        )
+    }
+
+    fn new_poll(b: &Builder, fallback: Option<String>) -> io::Result<Selected> {
+        let (d, u) = poll::Driver::new(b.max_completions_per_tick)?;
         Ok(Selected {
             driver: Driver::Poll(d),
             unparker: Unparker::Poll(u),
@@ -148,6 +178,26 @@ impl Driver {
         }
     }
 
+    /// Reaps what is ready without waiting, entering the kernel only when it
+    /// holds completions back (io_uring); on the poll driver, a turn with a
+    /// zero timeout.
+    pub(crate) fn reap_ready(&mut self, core: &Core) {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.reap_ready(core),
+            Driver::Poll(d) => d.turn(core, Some(Duration::ZERO)),
+        }
+    }
+
+    /// The io_uring setup, `None` on the poll driver.
+    pub(crate) fn ring_flags(&self) -> Option<RingFlags> {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => Some(d.ring_flags()),
+            Driver::Poll(_) => None,
+        }
+    }
+
     /// Waits for I/O, a remote wake-up, or at most `timeout`.
     pub(crate) fn park(&mut self, core: &Core, timeout: Option<Duration>) {
         match self {
@@ -163,6 +213,52 @@ impl Driver {
             #[cfg(corio_uring)]
             Driver::Uring(d) => d.shutdown(core),
             Driver::Poll(d) => d.shutdown(core),
+        }
+    }
+
+    /// Registers fixed buffers with the ring for the owner `token` (see
+    /// `uring::Driver::register_buffers`); the poll driver has nothing to
+    /// register.
+    ///
+    /// # Safety
+    ///
+    /// As for `uring::Driver::register_buffers`.
+    pub(crate) unsafe fn register_buffers(
+        &mut self,
+        iovecs: &[libc::iovec],
+        token: std::rc::Weak<()>,
+    ) -> io::Result<()> {
+        match self {
+            #[cfg(corio_uring)]
+            // SAFETY: forwarded from the caller.
+            Driver::Uring(d) => unsafe { d.register_buffers(iovecs, token) },
+            Driver::Poll(_) => {
+                let _ = (iovecs, token);
+                Ok(())
+            }
+        }
+    }
+
+    /// True when the ring's fixed buffers are those registered for `token`.
+    pub(crate) fn buffers_owned_by(&self, token: &std::rc::Weak<()>) -> bool {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.buffers_owned_by(token),
+            Driver::Poll(_) => {
+                let _ = token;
+                false
+            }
+        }
+    }
+
+    /// Unregisters the fixed buffers registered for `token`, if they are.
+    pub(crate) fn unregister_buffers(&mut self, token: &std::rc::Weak<()>) {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.unregister_buffers(token),
+            Driver::Poll(_) => {
+                let _ = token;
+            }
         }
     }
 

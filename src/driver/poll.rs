@@ -73,12 +73,13 @@ impl Unparker {
 }
 
 impl Driver {
-    pub(crate) fn new() -> io::Result<(Driver, Unparker)> {
+    /// A driver taking at most `max_events` events per turn (up to 1024).
+    pub(crate) fn new(max_events: usize) -> io::Result<(Driver, Unparker)> {
         let poll = Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
         let driver = Driver {
             poll,
-            events: Events::with_capacity(1024),
+            events: Events::with_capacity(max_events.clamp(1, 1024)),
             fds: Vec::new(),
         };
         Ok((driver, Unparker { waker }))
@@ -160,12 +161,17 @@ impl Driver {
     pub(crate) fn turn(&mut self, core: &Core, timeout: Option<Duration>) {
         self.close_pending(core);
         crate::op::release_orphans(core, false);
+        core.counters.enter();
+        if timeout != Some(Duration::ZERO) {
+            core.counters.park();
+        }
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 return;
             }
             panic!("corio: polling for readiness failed: {e}");
         }
+        core.counters.events(self.events.iter().count() as u64);
         for ev in self.events.iter() {
             let Token(i) = ev.token();
             if ev.token() == WAKE_TOKEN || i >= self.fds.len() {

@@ -10,14 +10,16 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Weak;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, opcode, squeue, types};
 use slab::Slab;
 
-use crate::runtime::Builder;
 use crate::runtime::core::Core;
+use crate::runtime::stats::Counters;
+use crate::runtime::{Builder, RingFlags};
 
 /// What happens to an in-flight op's slot.
 pub(crate) enum Lifecycle {
@@ -56,6 +58,17 @@ pub(crate) struct Driver {
     /// Index of the ring fd registered with `IORING_REGISTER_RING_FDS`
     /// (saves the kernel an fd lookup per enter), or -1.
     ring_index: i32,
+    /// The opcodes the kernel's probe reported, one bit each.
+    opcodes: [u64; 4],
+    /// Owner token of the buffers registered with `IORING_REGISTER_BUFFERS`
+    /// (a `FixedBufPool`); dead once the pool is gone.
+    buffers: Option<Weak<()>>,
+    /// Counters shared with the executor (`Runtime::stats`).
+    stats: std::rc::Rc<Counters>,
+    /// The setup the ring got (SQPOLL changes how submission works).
+    setup: RingFlags,
+    /// Most CQEs reaped per tick (`Builder::max_completions_per_tick`).
+    max_cqes: usize,
 }
 
 impl std::fmt::Debug for Driver {
@@ -82,43 +95,30 @@ impl Unparker {
     }
 }
 
-fn build_ring(b: &Builder) -> io::Result<IoUring> {
-    // Most to least capable; each kernel refusal (EINVAL) drops a flag.
-    let attempts: [fn(&mut io_uring::Builder); 4] = [
-        |r| {
-            r.setup_single_issuer()
-                .setup_defer_taskrun()
-                .setup_taskrun_flag();
-        },
-        |r| {
-            r.setup_single_issuer()
-                .setup_coop_taskrun()
-                .setup_taskrun_flag();
-        },
-        |r| {
-            r.setup_coop_taskrun().setup_taskrun_flag();
-        },
-        |_| {},
-    ];
-    let mut last = io::Error::from_raw_os_error(libc::EINVAL);
-    for setup in attempts {
-        let mut rb = IoUring::builder();
-        setup(&mut rb);
-        rb.setup_cqsize(b.cq_entries.unwrap_or(b.entries.saturating_mul(2)));
-        match rb.build(b.entries) {
-            Ok(ring) => return Ok(ring),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
-}
-
 const ENTER_GETEVENTS: u32 = 1 << 0;
+const ENTER_SQ_WAKEUP: u32 = 1 << 1;
+const ENTER_SQ_WAIT: u32 = 1 << 2;
 const ENTER_EXT_ARG: u32 = 1 << 3;
 const ENTER_REGISTERED_RING: u32 = 1 << 4;
 const REGISTER_RING_FDS: u32 = 20;
 const UNREGISTER_RING_FDS: u32 = 21;
+
+/// With SQPOLL: wake the kernel thread if it sleeps, and wait for room when
+/// the submission queue is full.
+fn sqpoll_enter_flags(sq: &squeue::SubmissionQueue<'_>, sqpoll: bool) -> u32 {
+    let mut flags = 0;
+    if sqpoll {
+        // `need_wakeup` fences after our tail store, pairing with the
+        // thread's barrier before it sleeps: no entry is left unseen.
+        if sq.need_wakeup() {
+            flags |= ENTER_SQ_WAKEUP;
+        }
+        if sq.is_full() {
+            flags |= ENTER_SQ_WAIT;
+        }
+    }
+    flags
+}
 
 /// `struct io_uring_getevents_arg`.
 #[repr(C)]
@@ -202,10 +202,18 @@ fn complete_op(ops: &mut Slab<Lifecycle>, idx: usize, res: i32, flags: u32) {
     }
 }
 
-/// Fails when the kernel lacks an opcode corio submits.
-fn check_probe(ring: &IoUring) -> io::Result<()> {
+/// Fails when the kernel lacks an opcode corio needs; returns every opcode
+/// the probe reports (ops on newer, optional opcodes check it and run their
+/// blocking syscall on the pool instead).
+fn check_probe(ring: &IoUring) -> io::Result<[u64; 4]> {
     let mut probe = io_uring::Probe::new();
     ring.submitter().register_probe(&mut probe)?;
+    let mut opcodes = [0u64; 4];
+    for code in 0..=u8::MAX {
+        if probe.is_supported(code) {
+            opcodes[code as usize / 64] |= 1 << (code % 64);
+        }
+    }
     let needed = [
         (opcode::Nop::CODE, "NOP"),
         (opcode::Read::CODE, "READ"),
@@ -228,25 +236,25 @@ fn check_probe(ring: &IoUring) -> io::Result<()> {
             ));
         }
     }
-    Ok(())
+    Ok(opcodes)
 }
 
 impl Driver {
-    pub(crate) fn new(b: &Builder) -> io::Result<(Driver, Unparker)> {
+    pub(crate) fn new(b: &Builder, stats: std::rc::Rc<Counters>) -> io::Result<(Driver, Unparker)> {
         if b.entries == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "corio: the submission queue needs at least one entry",
             ));
         }
-        let ring = build_ring(b)?;
+        let (ring, flags) = super::setup::build_ring(b)?;
         if !ring.params().is_feature_nodrop() || !ring.params().is_feature_ext_arg() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "corio: the kernel's io_uring lacks NODROP or EXT_ARG (Linux 5.11+ needed)",
             ));
         }
-        check_probe(&ring)?;
+        let opcodes = check_probe(&ring)?;
         // SAFETY: eventfd returns a new fd or -1; checked below.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -254,7 +262,12 @@ impl Driver {
         }
         // SAFETY: `fd` is a fresh eventfd owned by nobody else.
         let wake_fd = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
-        let ring_index = register_ring_fd(&ring);
+        let ring_index = if b.register_ring_fd {
+            register_ring_fd(&ring)
+        } else {
+            -1
+        };
+        let setup = super::setup::describe(&ring, flags, b, ring_index >= 0);
         let driver = Driver {
             ring_index,
             ring,
@@ -264,8 +277,83 @@ impl Driver {
             wake_buf: Box::new(0),
             wake_armed: false,
             closed: false,
+            opcodes,
+            buffers: None,
+            stats,
+            setup,
+            max_cqes: b.max_completions_per_tick,
         };
         Ok((driver, Unparker { fd: wake_fd }))
+    }
+
+    /// The ring's setup flags and sizes.
+    pub(crate) fn ring_flags(&self) -> RingFlags {
+        self.setup
+    }
+
+    /// True when the kernel's probe reported `opcode`.
+    pub(crate) fn supports(&self, opcode: u8) -> bool {
+        self.opcodes[opcode as usize / 64] & (1 << (opcode % 64)) != 0
+    }
+
+    /// Makes `supports(opcode)` false, to test the blocking fallback.
+    #[cfg(test)]
+    pub(crate) fn forget_opcode(&mut self, opcode: u8) {
+        self.opcodes[opcode as usize / 64] &= !(1 << (opcode % 64));
+    }
+
+    /// Registers `iovecs` as the ring's fixed buffers (`IORING_REGISTER_BUFFERS`)
+    /// on behalf of the owner `token`. A registration whose owner is gone
+    /// (its unregister was deferred) is dropped first; one whose owner lives
+    /// gives `ResourceBusy`: a ring has one buffer table.
+    ///
+    /// # Safety
+    ///
+    /// Each iovec must point at memory that stays allocated while `token`
+    /// lives, and no fixed-buffer op may name an index after that memory is
+    /// freed.
+    pub(crate) unsafe fn register_buffers(
+        &mut self,
+        iovecs: &[libc::iovec],
+        token: Weak<()>,
+    ) -> io::Result<()> {
+        if let Some(owner) = &self.buffers {
+            if owner.strong_count() > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "corio: this runtime's ring already has registered buffers \
+                     (one FixedBufPool per runtime at a time)",
+                ));
+            }
+            self.ring.submitter().unregister_buffers()?;
+            self.buffers = None;
+        }
+        // SAFETY: the caller keeps the memory valid while `token` lives.
+        match unsafe { self.ring.submitter().register_buffers(iovecs) } {
+            Ok(()) => {
+                self.buffers = Some(token);
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "corio: the ring already has registered buffers",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when the ring's fixed buffers are those registered for `token`.
+    pub(crate) fn buffers_owned_by(&self, token: &Weak<()>) -> bool {
+        self.buffers.as_ref().is_some_and(|o| o.ptr_eq(token))
+    }
+
+    /// Unregisters the ring's fixed buffers if `token` owns them. No op may
+    /// use them any more (each holds its buffer until its completion).
+    pub(crate) fn unregister_buffers(&mut self, token: &Weak<()>) {
+        if self.buffers_owned_by(token) {
+            self.buffers = None;
+            let _ = self.ring.submitter().unregister_buffers();
+        }
     }
 
     /// Queues `sqe` for a new op whose future waits with `waker`; returns the
@@ -295,6 +383,7 @@ impl Driver {
             return;
         }
         let sqe = opcode::AsyncCancel::new(idx as u64).build();
+        self.stats.cancel();
         self.push_untracked(sqe);
     }
 
@@ -309,6 +398,7 @@ impl Driver {
             // the heap (or 'static memory), which the driver keeps alive until
             // the op's completion (the `OpCode` contract).
             if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                self.stats.sqe();
                 return;
             }
             // Full: hand the queue to the kernel and try again.
@@ -318,6 +408,9 @@ impl Driver {
 
     /// Queues closes for dropped fds and re-arms the wake-up read.
     fn prepare(&mut self, core: &Core) {
+        // Ops run on the blocking pool (opcodes the kernel lacks) whose
+        // futures were dropped: release those whose syscall has returned.
+        crate::op::release_orphans(core, false);
         let closes = std::mem::take(&mut *core.pending_close.borrow_mut());
         for fd in closes {
             self.push_untracked(opcode::Close::new(types::Fd(fd)).build());
@@ -338,12 +431,26 @@ impl Driver {
         self.prepare(core);
         let need_enter = {
             let sq = self.ring.submission();
-            !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
+            // An awake SQPOLL thread takes the entries without a syscall.
+            let submit = !sq.is_empty() && (self.setup.sqpoll.is_none() || sq.need_wakeup());
+            submit || sq.taskrun() || sq.cq_overflow()
         };
         if need_enter {
             self.enter(0, None);
         }
-        self.reap();
+        self.reap_at_most(self.max_cqes);
+    }
+
+    /// Reaps what is ready without waiting; enters the kernel only when it
+    /// holds completions back (deferred task work, overflow).
+    pub(crate) fn reap_ready(&mut self, core: &Core) {
+        let held = {
+            let sq = self.ring.submission();
+            sq.taskrun() || sq.cq_overflow()
+        };
+        if held || !self.ring.completion().is_empty() {
+            self.submit_and_reap(core);
+        }
     }
 
     /// Submits and waits for at least one completion, at most `timeout`.
@@ -354,18 +461,24 @@ impl Driver {
             self.submit_and_reap(core);
             return;
         }
+        self.stats.park();
         self.enter(1, timeout);
-        self.reap();
+        self.reap_at_most(self.max_cqes);
     }
 
     /// One `io_uring_enter` that submits what is queued and, with `want > 0`,
     /// waits for that many completions (at most `timeout`).
     fn sys_enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
-        let (to_submit, sq_flags_need) = {
+        let (to_submit, sq_flags_need, sqpoll_flags) = {
             let sq = self.ring.submission();
-            (sq.len() as u32, sq.cq_overflow() || sq.taskrun())
+            if sq.cq_overflow() {
+                self.stats.cq_overflow();
+            }
+            let sqpoll = sqpoll_enter_flags(&sq, self.setup.sqpoll.is_some());
+            (sq.len() as u32, sq.cq_overflow() || sq.taskrun(), sqpoll)
         };
-        let mut flags = 0;
+        self.stats.enter();
+        let mut flags = sqpoll_flags;
         if want > 0 || sq_flags_need {
             flags |= ENTER_GETEVENTS;
         }
@@ -445,9 +558,17 @@ impl Driver {
 
     /// Takes every completion off the queue; returns how many.
     fn reap(&mut self) -> usize {
+        self.reap_at_most(usize::MAX)
+    }
+
+    /// Takes at most `max` completions off the queue; returns how many.
+    fn reap_at_most(&mut self, max: usize) -> usize {
         let mut total = 0;
         let mut cq = self.ring.completion();
         loop {
+            if total == max {
+                return total;
+            }
             let Some(cqe) = cq.next() else {
                 // Entries posted while we were busy show up after a sync.
                 cq.sync();
@@ -458,6 +579,7 @@ impl Driver {
             };
             total += 1;
             let (user_data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
+            self.stats.cqe(flags);
             match user_data {
                 TOKEN_UNTRACKED => self.untracked -= 1,
                 TOKEN_WAKE => self.wake_armed = false,

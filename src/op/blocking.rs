@@ -4,8 +4,10 @@
 //! its `attempt` and stores the result under the job's lock, waking the task.
 //! The op value is only ever dropped on the runtime's thread: by the future
 //! when it takes the result, or — if the future was dropped first — by the
-//! poll driver, which keeps such jobs as orphans and releases each once its
-//! syscall has returned (the buffer stays valid while the kernel uses it).
+//! driver, which keeps such jobs as orphans and releases each once its
+//! syscall has returned (the buffer stays valid while the kernel uses it),
+//! handing the result to `OpCode::abandoned` (an fd opened for nobody is
+//! closed).
 
 use std::cell::UnsafeCell;
 use std::io;
@@ -79,7 +81,19 @@ impl<T: OpCode> Orphan for Arc<Job<T>> {
     }
 
     fn release(&self) {
-        drop(self.take_data());
+        let res = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .res
+            .take();
+        match (self.take_data(), res) {
+            // The syscall ran: let the op release what it produced (the fd
+            // of an open nobody awaits).
+            (Some(op), Some(res)) => op.abandoned(res, 0),
+            // Never ran (the pool shut down first): just drop the value.
+            (op, _) => drop(op),
+        }
     }
 }
 

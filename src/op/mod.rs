@@ -16,6 +16,8 @@
 mod blocking;
 
 pub(crate) use blocking::{Orphan, release_orphans};
+#[cfg(target_os = "linux")]
+pub(crate) mod fs;
 pub(crate) mod net;
 mod ready;
 #[cfg(corio_uring)]
@@ -71,6 +73,15 @@ pub(crate) unsafe trait OpCode: 'static {
         false
     }
 
+    /// The opcode `sqe` uses when it is newer than the kernels the io_uring
+    /// driver requires (say `FTRUNCATE`, Linux 6.9). Where the kernel's probe
+    /// lacks it, the op runs its `attempt` on the blocking pool instead, so
+    /// only ops whose `attempt` is a plain blocking syscall name one.
+    #[cfg(corio_uring)]
+    fn optional_opcode(&self) -> Option<u8> {
+        None
+    }
+
     /// One non-blocking attempt of the syscall: `WouldBlock` means "wait for
     /// `readiness` and try again".
     fn attempt(&mut self) -> io::Result<u32>;
@@ -79,9 +90,10 @@ pub(crate) unsafe trait OpCode: 'static {
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
 
     /// The future was dropped and the op finished anyway: keep or release
-    /// what the result carries. Must not touch the driver. Only completion
-    /// drivers finish ops nobody awaits.
-    #[cfg_attr(not(corio_uring), allow(dead_code))]
+    /// what the result carries (say close the fd of an abandoned open).
+    /// Must not touch the driver. Runs for ops abandoned in the kernel and
+    /// for blocking-pool ops whose future went away before the syscall
+    /// returned.
     fn abandoned(self, res: io::Result<u32>, flags: u32)
     where
         Self: Sized,

@@ -41,6 +41,13 @@ impl<T: OpCode> Op<T> {
             match self.state {
                 State::Unsubmitted => {
                     let data = self.data.as_mut().expect("op data");
+                    if let Some(code) = data.optional_opcode()
+                        && !self.core.driver.borrow_mut().uring().supports(code)
+                    {
+                        // The kernel lacks the opcode: run the syscall on
+                        // the blocking pool, as the poll driver does.
+                        return self.poll_blocking(cx);
+                    }
                     let sqe = data.sqe();
                     let submitted = self
                         .core
@@ -105,7 +112,8 @@ impl<T: OpCode> Op<T> {
                     }
                     return self.finish(cqe_result(res), flags);
                 }
-                State::Done | State::Blocking(_) => unreachable!("not an io_uring state"),
+                State::Blocking(_) => return self.poll_blocking(cx),
+                State::Done => unreachable!("corio: Op polled after completion"),
             }
         }
     }

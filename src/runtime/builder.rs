@@ -1,11 +1,13 @@
 //! `Builder`: the knobs of a runtime, then `build()`.
 //!
-//! How it works: the builder only records settings; `build()` sets up the
-//! io_uring instance (trying `SINGLE_ISSUER | DEFER_TASKRUN` first and falling
-//! back flag by flag) and the executor. A runtime is tied to the thread that
-//! built it: io_uring's single-issuer mode and the `!Send` tasks both need that.
+//! How it works: the builder only records settings; `build()` checks them,
+//! sets up the io_uring instance (trying `SINGLE_ISSUER | DEFER_TASKRUN` first
+//! and falling back flag by flag, unless a flag was set explicitly) and the
+//! executor. A runtime is tied to the thread that built it: io_uring's
+//! single-issuer mode and the `!Send` tasks both need that.
 
 use std::io;
+use std::time::Duration;
 
 use super::Runtime;
 use crate::driver::DriverKind;
@@ -26,6 +28,15 @@ pub struct Builder {
     pub(crate) max_blocking_threads: usize,
     pub(crate) shards: Option<usize>,
     pub(crate) pin_cpus: bool,
+    /// Setup flags: `None` tries the flag and falls back without it.
+    pub(crate) coop_taskrun: Option<bool>,
+    pub(crate) defer_taskrun: Option<bool>,
+    pub(crate) single_issuer: Option<bool>,
+    pub(crate) sqpoll: Option<Duration>,
+    pub(crate) sqpoll_cpu: Option<u32>,
+    pub(crate) register_ring_fd: bool,
+    pub(crate) spin_before_park: Duration,
+    pub(crate) max_completions_per_tick: usize,
 }
 
 impl Default for Builder {
@@ -46,6 +57,14 @@ impl Builder {
             max_blocking_threads: 64,
             shards: None,
             pin_cpus: false,
+            coop_taskrun: None,
+            defer_taskrun: None,
+            single_issuer: None,
+            sqpoll: None,
+            sqpoll_cpu: None,
+            register_ring_fd: true,
+            spin_before_park: Duration::ZERO,
+            max_completions_per_tick: usize::MAX,
         }
     }
 
@@ -125,13 +144,142 @@ impl Builder {
         self
     }
 
+    /// `IORING_SETUP_COOP_TASKRUN` on or off (Linux 5.19). Unset (the
+    /// default), the ring uses it when `DEFER_TASKRUN` is unavailable.
+    ///
+    /// The trade: without it the kernel interrupts the thread (an IPI) to run
+    /// completion work as soon as it is queued; with it the work waits until
+    /// the thread next enters the kernel, which a runtime does every tick
+    /// anyway. Measured on a loopback HTTP server, leaving both taskrun modes
+    /// off costs about twice the CPU per request. Set explicitly, a kernel
+    /// that refuses the flag makes [`build`](Self::build) fail.
+    pub fn coop_taskrun(mut self, on: bool) -> Self {
+        self.coop_taskrun = Some(on);
+        self
+    }
+
+    /// `IORING_SETUP_DEFER_TASKRUN` on or off (Linux 6.1; needs
+    /// `SINGLE_ISSUER`, which it turns on unless that is set to `false`).
+    /// Unset (the default), it is tried first.
+    ///
+    /// The trade: completion work runs only when the thread asks for
+    /// completions, in batches, never interrupting it: the least CPU per
+    /// request, but a completion is not visible in the queue until the
+    /// runtime enters the kernel (the driver watches `IORING_SQ_TASKRUN`, so
+    /// no completion is missed). Incompatible with [`sqpoll`](Self::sqpoll).
+    /// Set explicitly, a kernel refusal makes [`build`](Self::build) fail,
+    /// and so does `defer_taskrun(true)` with `single_issuer(false)`.
+    pub fn defer_taskrun(mut self, on: bool) -> Self {
+        self.defer_taskrun = Some(on);
+        self
+    }
+
+    /// `IORING_SETUP_SINGLE_ISSUER` on or off (Linux 6.0). Unset (the
+    /// default), it is tried first. A corio ring only ever has one submitter
+    /// (its thread), so the flag only lets the kernel skip locking; turning
+    /// it off is for measuring what that saves. Set explicitly, a kernel
+    /// refusal makes [`build`](Self::build) fail.
+    pub fn single_issuer(mut self, on: bool) -> Self {
+        self.single_issuer = Some(on);
+        self
+    }
+
+    /// `IORING_SETUP_SQPOLL`: a kernel thread polls the submission queue, so
+    /// submitting needs no syscall while it is awake; after `idle` without
+    /// work it sleeps and the driver wakes it (`IORING_ENTER_SQ_WAKEUP`).
+    /// `idle` is rounded down to milliseconds; zero means the kernel's
+    /// default (one second). Off by default.
+    ///
+    /// The trade: fewer syscalls and lower submit latency for a kernel thread
+    /// that burns a CPU while it polls. Incompatible with `DEFER_TASKRUN`
+    /// (asking for both is an error; unset, `DEFER_TASKRUN` is left off);
+    /// Linux 6.13+ also refuses `COOP_TASKRUN` with it (unset, it is tried
+    /// and dropped). A kernel that refuses SQPOLL makes
+    /// [`build`](Self::build) fail.
+    pub fn sqpoll(mut self, idle: Duration) -> Self {
+        self.sqpoll = Some(idle);
+        self
+    }
+
+    /// Pins the SQPOLL thread to `cpu` (`IORING_SETUP_SQ_AFF`); needs
+    /// [`sqpoll`](Self::sqpoll). Keep it off the CPUs the shards run on, or
+    /// the two compete for one core.
+    pub fn sqpoll_cpu(mut self, cpu: u32) -> Self {
+        self.sqpoll_cpu = Some(cpu);
+        self
+    }
+
+    /// Registers the ring's fd with the ring (`IORING_REGISTER_RING_FDS`,
+    /// Linux 5.18), so each `io_uring_enter` skips an fd lookup (default
+    /// `true`). Where the kernel lacks it the driver enters through the
+    /// plain fd; turning it off is for measuring what it saves.
+    pub fn register_ring_fd(mut self, on: bool) -> Self {
+        self.register_ring_fd = on;
+        self
+    }
+
+    /// How long the executor, with nothing to run, keeps looking at the
+    /// completion queue (without a syscall on io_uring) before it parks in
+    /// the kernel (default zero: park at once).
+    ///
+    /// The trade: a completion or remote wake-up that arrives while spinning
+    /// is handled without the cost and latency of a sleep and a wake-up, but
+    /// the thread burns its CPU the whole time, also when nothing comes. On
+    /// the poll driver each look is an `epoll_wait` with a zero timeout.
+    /// [`Stats::spin_hits`](crate::runtime::Stats::spin_hits) counts the parks it avoided.
+    pub fn spin_before_park(mut self, spin: Duration) -> Self {
+        self.spin_before_park = spin;
+        self
+    }
+
+    /// The most completions handled per executor tick (default: all there
+    /// are). The rest stay in the completion queue for the next tick.
+    ///
+    /// The trade: a low limit runs the woken tasks (and timers) sooner after
+    /// a burst and keeps a tick's latency bounded, but a queue that keeps
+    /// filling faster than it is drained overflows (see
+    /// [`Stats::cq_overflows`](crate::runtime::Stats::cq_overflows)) and costs
+    /// extra syscalls. On the poll driver it bounds the events taken per
+    /// `epoll_wait` (which takes at most 1024 anyway). Zero counts as one.
+    pub fn max_completions_per_tick(mut self, n: usize) -> Self {
+        self.max_completions_per_tick = n.max(1);
+        self
+    }
+
     /// Builds the runtime on the calling thread.
     ///
     /// Fails when the requested driver cannot be set up (for `Uring`: the
     /// kernel's error, e.g. ENOSYS, or EPERM under seccomp or
-    /// `kernel.io_uring_disabled`), when a size is invalid, or when
-    /// `CORIO_DRIVER` holds an unknown value.
+    /// `kernel.io_uring_disabled`), when a size is invalid, when
+    /// `CORIO_DRIVER` holds an unknown value, when the knobs contradict each
+    /// other (`defer_taskrun(true)` with `single_issuer(false)` or with
+    /// `sqpoll`, `sqpoll_cpu` without `sqpoll`), or when the kernel refuses
+    /// a setup flag set explicitly (the error names the flag; `Auto` does
+    /// not fall back to the poll driver then). Flags left unset fall back
+    /// silently.
     pub fn build(self) -> io::Result<Runtime> {
+        self.check_knobs()?;
         Runtime::from_builder(self)
+    }
+
+    /// Refuses contradictory knobs, whatever the driver.
+    fn check_knobs(&self) -> io::Result<()> {
+        let invalid = |msg: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, msg.to_string()));
+        if self.defer_taskrun == Some(true) && self.single_issuer == Some(false) {
+            return invalid(
+                "corio: defer_taskrun(true) needs SINGLE_ISSUER, but single_issuer(false) \
+                 was set (IORING_SETUP_DEFER_TASKRUN requires IORING_SETUP_SINGLE_ISSUER)",
+            );
+        }
+        if self.defer_taskrun == Some(true) && self.sqpoll.is_some() {
+            return invalid(
+                "corio: defer_taskrun(true) cannot be combined with sqpoll(..) \
+                 (the kernel refuses IORING_SETUP_DEFER_TASKRUN with IORING_SETUP_SQPOLL)",
+            );
+        }
+        if self.sqpoll_cpu.is_some() && self.sqpoll.is_none() {
+            return invalid("corio: sqpoll_cpu(..) needs sqpoll(..)");
+        }
+        Ok(())
     }
 }

@@ -11,13 +11,15 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
+use std::time::Duration;
 
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
 use super::context;
+use super::stats::{Counters, RingFlags, Stats};
 use crate::driver::blocking::BlockingPool;
 use crate::driver::{Driver, DriverKind, Unparker};
 use crate::time::store::TimerStore;
@@ -50,6 +52,12 @@ pub(crate) struct Core {
     pub(crate) blocking: BlockingPool,
     /// Tasks run per tick before the driver is polled again.
     pub(crate) tick_tasks: usize,
+    /// Counters bumped by the executor and the driver.
+    pub(crate) counters: std::rc::Rc<Counters>,
+    /// The io_uring setup, `None` on the poll driver.
+    pub(crate) ring_flags: Option<RingFlags>,
+    /// How long to look for work before parking.
+    pub(crate) spin: Duration,
 }
 
 impl std::fmt::Debug for Core {
@@ -73,6 +81,8 @@ pub(crate) struct Shared {
     /// dropped at once.
     pub(crate) closed: AtomicBool,
     pub(crate) unparker: Unparker,
+    /// Tasks woken from other threads (a `Stats` counter).
+    pub(crate) remote_wakeups: AtomicU64,
 }
 
 impl Shared {
@@ -100,6 +110,7 @@ impl Shared {
             if let Err(e) = self.remote.push(runnable) {
                 std::mem::forget(e.into_inner());
             }
+            self.remote_wakeups.fetch_add(1, Ordering::Relaxed);
             self.unpark();
         }
     }
@@ -113,6 +124,12 @@ impl Shared {
 }
 
 impl Core {
+    /// A snapshot of this runtime's counters.
+    pub(crate) fn stats(&self) -> Stats {
+        let remote = self.shared.remote_wakeups.load(Ordering::Relaxed);
+        self.counters.snapshot(remote)
+    }
+
     /// True when ops run on io_uring.
     #[cfg(corio_uring)]
     #[inline]

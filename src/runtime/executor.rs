@@ -6,7 +6,9 @@
 //! (no waiting) when anything is runnable, or `park` (submit and wait for a
 //! completion, the next timer or a remote wake-up) when nothing is. The
 //! `parked` flag is raised before the last check of the remote queue and the
-//! main future's flag, so a wake from another thread is never lost.
+//! main future's flag, so a wake from another thread is never lost. With
+//! `Builder::spin_before_park`, the thread first looks for completions and
+//! remote wake-ups for a while without sleeping.
 
 use std::future::Future;
 use std::pin::pin;
@@ -32,7 +34,13 @@ impl Wake for MainWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
-        self.shared.unpark();
+        // On the runtime's own thread (a completion reaped while parking,
+        // a task waking `block_on`'s future) the loop sees the flag before
+        // it parks again: signalling would only cost a syscall and a CQE.
+        let local = context::with_core(|c| c.is_some_and(|c| Arc::ptr_eq(&c.shared, &self.shared)));
+        if !local {
+            self.shared.unpark();
+        }
     }
 }
 
@@ -48,6 +56,7 @@ pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
     loop {
         if main.woken.swap(false, Ordering::SeqCst) {
             core.budget.set(core.budget_max);
+            core.counters.task_polled();
             if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
                 return out;
             }
@@ -69,6 +78,7 @@ fn run_tasks(core: &Core) {
         let next = core.queue.borrow_mut().pop_front();
         let Some(runnable) = next else { break };
         core.budget.set(core.budget_max);
+        core.counters.task_polled();
         runnable.run();
     }
 }
@@ -92,6 +102,9 @@ fn fire_timers(core: &Core) {
 
 /// Waits in the kernel until a completion, a remote wake or the next timer.
 fn park(core: &Core, main_woken: &AtomicBool) {
+    if !core.spin.is_zero() && spin(core, main_woken) {
+        return;
+    }
     core.shared.parked.store(true, Ordering::SeqCst);
     if !core.shared.remote.is_empty() || main_woken.load(Ordering::SeqCst) {
         core.shared.parked.store(false, Ordering::SeqCst);
@@ -105,6 +118,37 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         .map(|d| d.saturating_duration_since(Instant::now()));
     core.driver.borrow_mut().park(core, timeout);
     core.shared.parked.store(false, Ordering::SeqCst);
+}
+
+/// Looks for work without sleeping for up to `spin_before_park` (less if a
+/// timer is due sooner); true when a task became runnable.
+fn spin(core: &Core, main_woken: &AtomicBool) -> bool {
+    // `None`: a spin too long to add to an instant, bounded only by timers.
+    let mut deadline = Instant::now().checked_add(core.spin);
+    if let Some(t) = core.timers.borrow().next_deadline() {
+        deadline = Some(deadline.map_or(t, |d| d.min(t)));
+    }
+    // Hand the kernel what the tasks queued: its completions are what we
+    // are waiting for.
+    core.driver.borrow_mut().submit_and_reap(core);
+    let mut spun = false;
+    loop {
+        if !core.queue.borrow().is_empty()
+            || !core.shared.remote.is_empty()
+            || main_woken.load(Ordering::SeqCst)
+        {
+            if spun {
+                core.counters.spin_hit();
+            }
+            return true;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        core.driver.borrow_mut().reap_ready(core);
+        std::hint::spin_loop();
+        spun = true;
+    }
 }
 
 /// Drops every task on this thread, then waits until the kernel has finished

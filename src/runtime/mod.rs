@@ -14,6 +14,7 @@ pub(crate) mod coop;
 pub(crate) mod core;
 mod executor;
 pub mod shard;
+pub(crate) mod stats;
 mod task;
 
 use std::cell::{Cell, RefCell};
@@ -23,7 +24,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
@@ -31,9 +32,11 @@ use slab::Slab;
 pub use crate::driver::DriverKind;
 pub use blocking::spawn_blocking;
 pub use builder::Builder;
+pub use stats::{RingFlags, Stats, ring_flags, stats};
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};
+use self::stats::Counters;
 use crate::driver::Driver;
 use crate::driver::blocking::BlockingPool;
 use crate::time::store::TimerStore;
@@ -70,13 +73,16 @@ impl Runtime {
     }
 
     fn from_builder(b: Builder) -> io::Result<Runtime> {
-        let selected = Driver::select(&b)?;
+        let counters = Rc::new(Counters::default());
+        let selected = Driver::select(&b, &counters)?;
         let kind = selected.driver.kind();
+        let ring_flags = selected.driver.ring_flags();
         let shared = Arc::new(Shared {
             remote: ConcurrentQueue::unbounded(),
             parked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             unparker: selected.unparker,
+            remote_wakeups: AtomicU64::new(0),
         });
         let core = Rc::new(Core {
             queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -93,6 +99,9 @@ impl Runtime {
             orphans: RefCell::new(Vec::new()),
             shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
+            counters,
+            ring_flags,
+            spin: b.spin_before_park,
         });
         Ok(Runtime {
             core,
@@ -115,6 +124,27 @@ impl Runtime {
     /// (e.g. "io_uring unavailable: Operation not permitted (os error 1)").
     pub fn fallback_reason(&self) -> Option<&str> {
         self.core.fallback.as_deref()
+    }
+
+    /// This runtime's counters so far: syscalls, queue traffic, scheduling
+    /// (see [`Stats`]). Cheap: it copies a dozen integers.
+    ///
+    /// ```
+    /// let rt = corio::Runtime::new().unwrap();
+    /// rt.block_on(async { corio::nop().await.unwrap() });
+    /// let s = rt.stats();
+    /// if rt.driver_kind() == corio::DriverKind::Uring {
+    ///     assert!(s.cqes_reaped >= 1 && s.enters >= 1);
+    /// }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// The io_uring setup this runtime got (flags after any fallback, queue
+    /// sizes); `None` on the poll driver.
+    pub fn ring_flags(&self) -> Option<RingFlags> {
+        self.core.ring_flags
     }
 
     /// Runs `future` to completion on this thread, running spawned tasks and

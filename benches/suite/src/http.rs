@@ -1,0 +1,380 @@
+//! The HTTP/1.x logic every benchmark server shares: a copy of
+//! `examples/http_server/http.rs` (request-head parser, fixed responses) plus
+//! [`answer`], the per-read step of `examples/http_server/main.rs`.
+//!
+//! Each runtime's server only moves bytes: it reads into a connection buffer,
+//! calls [`answer`] on what is buffered, writes the responses with one write,
+//! and keeps the unparsed tail. So every runtime parses and answers requests
+//! with the same code, and pipelined requests get one write per read.
+//!
+//! Limits, on purpose: request bodies are never read (a request that has one
+//! is answered, then the connection closes); no `Date` header.
+
+/// Largest request head (request line, header lines, blank line) accepted.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// What the buffered bytes hold.
+#[derive(Debug)]
+enum Parse<'a> {
+    /// A complete request head.
+    Request(Request<'a>),
+    /// The head is not complete yet: read more bytes and parse again.
+    Partial,
+    /// The request is refused with this response; the connection must close.
+    Error(&'static Response),
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+struct Request<'a> {
+    /// `GET`, `HEAD`, `POST`, ...
+    method: &'a [u8],
+    /// The request target, e.g. `/index.html?x=1`.
+    target: &'a [u8],
+    /// HTTP/1.1 (else HTTP/1.0).
+    http11: bool,
+    /// Whether the client wants the connection kept open: the default for
+    /// HTTP/1.1 unless it sent `Connection: close`; for HTTP/1.0 only with
+    /// `Connection: keep-alive`.
+    keep_alive: bool,
+    /// A body follows (`Content-Length` > 0 or `Transfer-Encoding`).
+    has_body: bool,
+    /// Length of the head in bytes, including its final blank line.
+    len: usize,
+}
+
+/// Parses the request head at the start of `buf`.
+fn parse(buf: &[u8]) -> Parse<'_> {
+    let mut lines = Lines { buf, pos: 0 };
+    // RFC 9112 §2.2: ignore empty lines before the request line.
+    let first = loop {
+        match lines.next() {
+            None => return lines.incomplete(),
+            Some(b"") => continue,
+            Some(line) => break line,
+        }
+    };
+    let (method, target, http11) = match request_line(first) {
+        Ok(r) => r,
+        Err(resp) => return Parse::Error(resp),
+    };
+
+    let (mut host, mut close, mut keep_alive) = (false, false, false);
+    let (mut content_length, mut chunked) = (None, false);
+    loop {
+        if lines.pos > MAX_HEAD {
+            return Parse::Error(&HEADERS_TOO_LARGE);
+        }
+        let Some(line) = lines.next() else {
+            return lines.incomplete();
+        };
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = header(line) else {
+            return Parse::Error(&BAD_REQUEST);
+        };
+        if name.eq_ignore_ascii_case(b"host") {
+            if host {
+                return Parse::Error(&BAD_REQUEST); // RFC 9112 §3.2: exactly one Host
+            }
+            host = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for option in value.split(|&b| b == b',').map(trim) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = decimal(value);
+            if n.is_none() || (content_length.is_some() && content_length != n) {
+                return Parse::Error(&BAD_REQUEST);
+            }
+            content_length = n;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = true;
+        }
+    }
+    if lines.pos > MAX_HEAD {
+        return Parse::Error(&HEADERS_TOO_LARGE);
+    }
+    // RFC 9112 §3.2 (Host is required in 1.1) and §6.1 (no Transfer-Encoding
+    // in 1.0, never together with Content-Length: that is how requests get smuggled).
+    if (http11 && !host) || (chunked && (!http11 || content_length.is_some())) {
+        return Parse::Error(&BAD_REQUEST);
+    }
+    Parse::Request(Request {
+        method,
+        target,
+        http11,
+        keep_alive: !close && (http11 || keep_alive),
+        has_body: chunked || content_length.is_some_and(|n| n > 0),
+        len: lines.pos,
+    })
+}
+
+/// Splits `METHOD SP TARGET SP HTTP/1.x`.
+fn request_line(line: &[u8]) -> Result<(&[u8], &[u8], bool), &'static Response> {
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(&BAD_REQUEST);
+    };
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return Err(&BAD_REQUEST);
+    }
+    if target.is_empty() || !target.iter().all(|&b| b.is_ascii_graphic()) {
+        return Err(&BAD_REQUEST);
+    }
+    match version {
+        b"HTTP/1.1" => Ok((method, target, true)),
+        b"HTTP/1.0" => Ok((method, target, false)),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Err(&VERSION_NOT_SUPPORTED)
+        }
+        _ => Err(&BAD_REQUEST),
+    }
+}
+
+/// Splits `Name: value` into the name and the value without surrounding blanks.
+fn header(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+    // A name is a token: this also refuses "Name : v" and folded lines
+    // (starting with a blank), as RFC 9112 §5 asks.
+    let name_ok = !name.is_empty() && name.iter().all(|&b| is_tchar(b));
+    let value_ok = value
+        .iter()
+        .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
+    (name_ok && value_ok).then_some((name, value))
+}
+
+/// `1*DIGIT` as a number; `None` if empty, not digits, or too large.
+fn decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        let d = (b as char).to_digit(10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = s.iter().position(|b| !blank(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
+/// RFC 9110 §5.6.2 token characters.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The lines of a buffer; each ends with `\n` (a `\r` before it is removed).
+struct Lines<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Lines<'a> {
+    /// The next complete line, or `None` if its end has not arrived yet.
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.buf[self.pos..];
+        let end = rest.iter().position(|&b| b == b'\n')?;
+        self.pos += end + 1;
+        let line = &rest[..end];
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    /// What to do when the head is not complete: wait, unless it is already too large.
+    fn incomplete(&self) -> Parse<'a> {
+        if self.buf.len() > MAX_HEAD {
+            Parse::Error(&HEADERS_TOO_LARGE)
+        } else {
+            Parse::Partial
+        }
+    }
+}
+
+/// A fixed response: status line and headers (without `Connection` and the
+/// blank line), and a body.
+#[derive(Debug)]
+pub struct Response {
+    head: &'static [u8],
+    body: &'static [u8],
+}
+
+/// How the response tells the client about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    /// Stays open, and the client knows it (HTTP/1.1): no header needed.
+    Implied,
+    /// Stays open: `Connection: keep-alive` (an HTTP/1.0 client asked for it).
+    KeepAlive,
+    /// Closes after this response: `Connection: close`.
+    Close,
+}
+
+impl Response {
+    /// Appends the response to `out`, without the body if `head_only` (a `HEAD` request).
+    fn write_to(&self, out: &mut Vec<u8>, conn: Connection, head_only: bool) {
+        out.extend_from_slice(self.head);
+        out.extend_from_slice(match conn {
+            Connection::Implied => b"\r\n",
+            Connection::KeepAlive => b"Connection: keep-alive\r\n\r\n",
+            Connection::Close => b"Connection: close\r\n\r\n",
+        });
+        if !head_only {
+            out.extend_from_slice(self.body);
+        }
+    }
+}
+
+// The responses. Each Content-Length is the length of its body (the tests
+// in tests/examples_http.rs check every one of them).
+
+/// `200 OK` with the greeting.
+pub static HELLO: Response = Response {
+    head: b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n",
+    body: b"Hello, world!\n",
+};
+
+/// `404 Not Found`.
+pub static NOT_FOUND: Response = Response {
+    head: b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n",
+    body: b"Not Found\n",
+};
+
+/// `405 Method Not Allowed`, with the methods that are.
+pub static METHOD_NOT_ALLOWED: Response = Response {
+    head: b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n\
+            Content-Type: text/plain\r\nContent-Length: 19\r\n",
+    body: b"Method Not Allowed\n",
+};
+
+/// `400 Bad Request`: the request does not parse.
+pub static BAD_REQUEST: Response = Response {
+    head: b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n",
+    body: b"Bad Request\n",
+};
+
+/// `431 Request Header Fields Too Large`: the head is over [`MAX_HEAD`].
+pub static HEADERS_TOO_LARGE: Response = Response {
+    head: b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+            Content-Type: text/plain\r\nContent-Length: 32\r\n",
+    body: b"Request Header Fields Too Large\n",
+};
+
+/// `505 HTTP Version Not Supported`: `HTTP/2.0` and the like.
+pub static VERSION_NOT_SUPPORTED: Response = Response {
+    head: b"HTTP/1.1 505 HTTP Version Not Supported\r\n\
+            Content-Type: text/plain\r\nContent-Length: 27\r\n",
+    body: b"HTTP Version Not Supported\n",
+};
+
+/// What one call of [`answer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes of `input` consumed by complete requests.
+    pub parsed: usize,
+    /// The connection must close once `out` is written.
+    pub close: bool,
+}
+
+/// Answers every complete request at the start of `input`, in order,
+/// appending the responses to `out` (pipelined requests: one write for all).
+pub fn answer(input: &[u8], out: &mut Vec<u8>) -> Step {
+    let mut parsed = 0;
+    let mut keep_alive = true;
+    while keep_alive {
+        match parse(&input[parsed..]) {
+            Parse::Partial => break,
+            Parse::Request(req) => {
+                keep_alive = respond(&req, out);
+                parsed += req.len;
+            }
+            Parse::Error(response) => {
+                response.write_to(out, Connection::Close, false);
+                keep_alive = false;
+            }
+        }
+    }
+    Step {
+        parsed,
+        close: !keep_alive,
+    }
+}
+
+/// The application, as in `examples/http_server/main.rs`: appends the
+/// response to `req` to `out`; returns whether the connection stays open.
+fn respond(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
+    // Bodies are never read, so a request with one closes the connection.
+    let keep_alive = req.keep_alive && !req.has_body;
+    let conn = match (keep_alive, req.http11) {
+        (false, _) => Connection::Close,
+        (true, true) => Connection::Implied,
+        (true, false) => Connection::KeepAlive,
+    };
+    let head_only = req.method == b"HEAD";
+    let path = req.target.split(|&b| b == b'?').next().unwrap_or_default();
+    let response = match (req.method, path) {
+        (b"GET" | b"HEAD", b"/") => &HELLO,
+        (b"GET" | b"HEAD", _) => &NOT_FOUND,
+        _ => &METHOD_NOT_ALLOWED,
+    };
+    response.write_to(out, conn, head_only);
+    keep_alive
+}
+
+/// The request the built-in load generator sends.
+pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/// If `buf` starts with a complete response, its length.
+pub fn response_len(buf: &[u8]) -> Option<usize> {
+    let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let body = buf[..head]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            name.eq_ignore_ascii_case(b"content-length")
+                .then(|| decimal(trim(value[1..].strip_suffix(b"\r").unwrap_or(&value[1..]))))
+                .flatten()
+        })
+        .next()
+        .unwrap_or(0) as usize;
+    (buf.len() >= head + body).then_some(head + body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_pipelined_requests_and_keeps_the_tail() {
+        let two = [GET, GET, b"GET / HT".as_slice()].concat();
+        let mut out = Vec::new();
+        let step = answer(&two, &mut out);
+        assert_eq!(
+            step,
+            Step {
+                parsed: 2 * GET.len(),
+                close: false
+            }
+        );
+        let one = response_len(&out).expect("a complete response");
+        assert_eq!(one * 2, out.len());
+        assert_eq!(response_len(&out[..one - 1]), None);
+        assert!(out.ends_with(b"Hello, world!\n"));
+    }
+
+    #[test]
+    fn a_bad_request_closes() {
+        let mut out = Vec::new();
+        let step = answer(b"BROKEN\r\n\r\n", &mut out);
+        assert!(step.close);
+        assert!(out.starts_with(b"HTTP/1.1 400"));
+    }
+}

@@ -1,0 +1,133 @@
+//! corio: io_uring or poll driver; several listeners run as pinned shards.
+
+use std::io;
+use std::net::{Shutdown, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::Mutex;
+
+use corio::fs::{File, FixedBufPool};
+use corio::net::{TcpListener, TcpStream};
+use corio::{Builder, DriverKind, IoBuf};
+
+use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
+use crate::http;
+
+pub fn serve(kind: DriverKind, app: App, listeners: Vec<StdListener>) -> io::Result<()> {
+    if listeners.len() == 1 {
+        let l = listeners.into_iter().next().expect("one listener");
+        let rt = Builder::new().driver(kind).build()?;
+        return rt.block_on(accept_loop(app, TcpListener::from_std(l)));
+    }
+    let n = listeners.len();
+    let listeners = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
+    let results = Builder::new()
+        .driver(kind)
+        .shards(n)
+        .pin_cpus(true)
+        .run(move |shard| {
+            let l = listeners.lock().unwrap()[shard.index()].take();
+            async move { accept_loop(app, TcpListener::from_std(l.expect("one per shard"))).await }
+        })?;
+    results.into_iter().collect()
+}
+
+async fn accept_loop(app: App, listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        match app {
+            App::Echo => corio::spawn(echo(stream)),
+            App::Http => corio::spawn(http(stream)),
+        };
+    }
+}
+
+async fn echo(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; ECHO_BUF];
+    loop {
+        let (res, b) = stream.read(buf).await;
+        let n = match res {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let (res, slice) = stream.write_all(b.slice(..n)).await;
+        buf = slice.into_inner();
+        if res.is_err() {
+            return;
+        }
+    }
+}
+
+/// The connection loop of `examples/http_server` (without its linger on close).
+async fn http(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut input = vec![0u8; 2 * http::MAX_HEAD];
+    let mut filled = 0;
+    let mut output = Vec::with_capacity(4096);
+    loop {
+        let (res, slice) = stream.read(input.slice(filled..)).await;
+        input = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(n) => filled += n,
+        }
+        let step = http::answer(&input[..filled], &mut output);
+        if !output.is_empty() {
+            let (res, buf) = stream.write_all(output).await;
+            output = buf;
+            output.clear();
+            if res.is_err() {
+                return;
+            }
+        }
+        if step.close {
+            let _ = stream.shutdown(Shutdown::Write).await;
+            return;
+        }
+        input.copy_within(step.parsed..filled, 0);
+        filled -= step.parsed;
+    }
+}
+
+pub fn fileread(kind: DriverKind, fixed: bool, spec: ReadSpec, qd: usize) -> io::Result<u64> {
+    let rt = Builder::new().driver(kind).build()?;
+    rt.block_on(async move {
+        let file = Rc::new(File::open(&spec.path).await?);
+        let pool = if fixed {
+            Some(FixedBufPool::new(qd, BLOCK)?)
+        } else {
+            None
+        };
+        let mut tasks = Vec::with_capacity(qd);
+        for t in 0..qd {
+            let file = file.clone();
+            let positions = spec.positions(t);
+            let fixed_buf = pool.as_ref().map(|p| p.get().expect("one buffer per task"));
+            tasks.push(corio::spawn(async move {
+                let mut n = 0u64;
+                if let Some(mut buf) = fixed_buf {
+                    for pos in positions {
+                        let (res, b) = file.read_fixed_at(buf, pos).await;
+                        buf = b;
+                        check_read(res)?;
+                        n += 1;
+                    }
+                } else {
+                    let mut buf = vec![0u8; BLOCK];
+                    for pos in positions {
+                        let (res, b) = file.read_at(buf, pos).await;
+                        buf = b;
+                        check_read(res)?;
+                        n += 1;
+                    }
+                }
+                Ok::<u64, io::Error>(n)
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.map_err(|e| io::Error::other(e.to_string()))??;
+        }
+        Ok(total)
+    })
+}

@@ -1,0 +1,212 @@
+//! One module per runtime, each with the same three things: an echo server,
+//! an HTTP server (both on listeners handed in, so every runtime gets the
+//! same socket options) and a file random-read runner.
+
+use std::io;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+pub mod compio;
+pub mod corio;
+pub mod glommio;
+pub mod monoio;
+pub mod tokio;
+pub mod tokio_uring;
+
+/// Size of the echo servers' read buffer.
+pub const ECHO_BUF: usize = 4096;
+/// Size of one random read.
+pub const BLOCK: usize = 4096;
+
+/// What a server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    Echo,
+    Http,
+}
+
+/// The runtimes (and modes) the suite knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// corio on io_uring; with several threads, `Builder::shards(n).pin_cpus(true)`.
+    CorioUring,
+    /// corio's poll (mio) driver; sharded the same way.
+    CorioPoll,
+    /// Registered (fixed) buffers; file reads only.
+    CorioFixed,
+    /// tokio's current-thread runtime; with several threads, one per core on
+    /// its own `SO_REUSEPORT` listener.
+    Tokio,
+    /// tokio's multi-thread runtime with one worker per CPU given.
+    TokioMt,
+    Monoio,
+    Glommio,
+    Compio,
+    TokioUring,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 9] = [
+        Runtime::CorioUring,
+        Runtime::CorioPoll,
+        Runtime::CorioFixed,
+        Runtime::Tokio,
+        Runtime::TokioMt,
+        Runtime::Monoio,
+        Runtime::Glommio,
+        Runtime::Compio,
+        Runtime::TokioUring,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::CorioUring => "corio-uring",
+            Runtime::CorioPoll => "corio-poll",
+            Runtime::CorioFixed => "corio-fixed",
+            Runtime::Tokio => "tokio",
+            Runtime::TokioMt => "tokio-mt",
+            Runtime::Monoio => "monoio",
+            Runtime::Glommio => "glommio",
+            Runtime::Compio => "compio",
+            Runtime::TokioUring => "tokio-uring",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.name() == s)
+    }
+}
+
+/// Runs the server `app` of `rt` on `listeners`: one thread per listener
+/// (pinned to `cpus[i]`), except for tokio-mt, which takes one listener and
+/// runs `threads` workers.
+pub fn serve(
+    rt: Runtime,
+    app: App,
+    listeners: Vec<TcpListener>,
+    cpus: &[usize],
+    threads: usize,
+) -> io::Result<()> {
+    match rt {
+        Runtime::CorioUring => corio::serve(::corio::DriverKind::Uring, app, listeners),
+        Runtime::CorioPoll => corio::serve(::corio::DriverKind::Poll, app, listeners),
+        Runtime::TokioMt => tokio::serve_mt(app, listeners, threads),
+        Runtime::Tokio => per_thread(listeners, cpus, move |l| tokio::serve(app, l)),
+        Runtime::Monoio => per_thread(listeners, cpus, move |l| monoio::serve(app, l)),
+        Runtime::Glommio => per_thread(listeners, cpus, move |l| glommio::serve(app, l)),
+        Runtime::Compio => per_thread(listeners, cpus, move |l| compio::serve(app, l)),
+        Runtime::TokioUring => per_thread(listeners, cpus, move |l| tokio_uring::serve(app, l)),
+        Runtime::CorioFixed => Err(io::Error::other("corio-fixed is a file-read mode only")),
+    }
+}
+
+/// Runs `f` on each listener: on this thread for one, else one pinned thread each.
+fn per_thread<F>(listeners: Vec<TcpListener>, cpus: &[usize], f: F) -> io::Result<()>
+where
+    F: Fn(TcpListener) -> io::Result<()> + Send + Sync + Copy + 'static,
+{
+    if listeners.len() == 1 {
+        return f(listeners.into_iter().next().expect("one listener"));
+    }
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let cpu = cpus[i % cpus.len()];
+            std::thread::spawn(move || {
+                crate::sys::pin(&[cpu])?;
+                f(l)
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .map_err(|_| io::Error::other("a server thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// Runs the random-read benchmark of `rt` on `path` with `qd` reads in
+/// flight for `secs`; returns the number of reads done.
+pub fn fileread(rt: Runtime, path: &str, qd: usize, secs: f64) -> io::Result<u64> {
+    let spec = ReadSpec::new(path, secs)?;
+    match rt {
+        Runtime::CorioUring => corio::fileread(::corio::DriverKind::Uring, false, spec, qd),
+        Runtime::CorioFixed => corio::fileread(::corio::DriverKind::Uring, true, spec, qd),
+        Runtime::CorioPoll => corio::fileread(::corio::DriverKind::Poll, false, spec, qd),
+        Runtime::Tokio => tokio::fileread(spec, qd),
+        Runtime::TokioMt => Err(io::Error::other("file reads: use tokio")),
+        Runtime::Monoio => monoio::fileread(spec, qd),
+        Runtime::Glommio => glommio::fileread(spec, qd),
+        Runtime::Compio => compio::fileread(spec, qd),
+        Runtime::TokioUring => tokio_uring::fileread(spec, qd),
+    }
+}
+
+/// The shared parameters of one random-read run.
+#[derive(Debug, Clone)]
+pub struct ReadSpec {
+    pub path: String,
+    /// Number of 4 KiB blocks in the file.
+    pub blocks: u64,
+    pub deadline: Instant,
+}
+
+impl ReadSpec {
+    fn new(path: &str, secs: f64) -> io::Result<ReadSpec> {
+        let len = std::fs::metadata(path)?.len();
+        if len < BLOCK as u64 {
+            return Err(io::Error::other("the file is smaller than one block"));
+        }
+        Ok(ReadSpec {
+            path: path.to_string(),
+            blocks: len / BLOCK as u64,
+            deadline: Instant::now() + Duration::from_secs_f64(secs),
+        })
+    }
+
+    /// The random position generator of task `t`.
+    pub fn positions(&self, t: usize) -> Positions {
+        Positions {
+            state: 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d),
+            blocks: self.blocks,
+            n: 0,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// Random block offsets (xorshift), until the deadline (checked every 64).
+#[derive(Debug)]
+pub struct Positions {
+    state: u64,
+    blocks: u64,
+    n: u64,
+    deadline: Instant,
+}
+
+impl Iterator for Positions {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        self.n += 1;
+        if self.n.is_multiple_of(64) && Instant::now() >= self.deadline {
+            return None;
+        }
+        let s = &mut self.state;
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        Some((*s % self.blocks) * BLOCK as u64)
+    }
+}
+
+/// Checks one read's result.
+pub fn check_read(res: io::Result<usize>) -> io::Result<()> {
+    match res? {
+        BLOCK => Ok(()),
+        n => Err(io::Error::other(format!(
+            "short read: {n} of {BLOCK} bytes"
+        ))),
+    }
+}

@@ -1,0 +1,235 @@
+//! Flushing and sizing a file: fsync/fdatasync, sync_file_range, fallocate
+//! and ftruncate.
+//!
+//! How it works: as every file op, each names no memory but its fd (kept open
+//! by its `SharedFd`) and runs its plain syscall on the poll driver's
+//! blocking pool. `FTRUNCATE` arrived in Linux 6.9, so `Truncate` names it as
+//! optional: an older kernel runs ftruncate(2) on the pool instead.
+
+use std::io;
+use std::os::fd::RawFd;
+
+#[cfg(corio_uring)]
+use io_uring::{opcode, squeue, types};
+
+use super::cvt;
+#[cfg(corio_uring)]
+use super::fd;
+use crate::net::fd::SharedFd;
+use crate::op::{Interest, OpCode};
+
+/// Flushes a file to its device, like fsync(2), or fdatasync(2) with `data_only`.
+pub(crate) struct Fsync {
+    _fd: SharedFd,
+    raw: RawFd,
+    data_only: bool,
+}
+
+impl Fsync {
+    pub(crate) fn new(file: &SharedFd, data_only: bool) -> Fsync {
+        Fsync {
+            _fd: file.clone(),
+            raw: file.raw(),
+            data_only,
+        }
+    }
+}
+
+// SAFETY: names no memory.
+unsafe impl OpCode for Fsync {
+    type Output = io::Result<()>;
+
+    #[cfg(corio_uring)]
+    fn sqe(&mut self) -> squeue::Entry {
+        let flags = if self.data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        opcode::Fsync::new(fd(self.raw)).flags(flags).build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let raw = self.raw;
+        if self.data_only {
+            // SAFETY: a plain syscall on an fd the op keeps open.
+            cvt(|| unsafe { libc::fdatasync(raw) } as libc::ssize_t)
+        } else {
+            // SAFETY: as above.
+            cvt(|| unsafe { libc::fsync(raw) } as libc::ssize_t)
+        }
+    }
+
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
+        res.map(drop)
+    }
+}
+
+/// Writes a range of a file out, like sync_file_range(2).
+pub(crate) struct SyncRange {
+    _fd: SharedFd,
+    raw: RawFd,
+    offset: u64,
+    /// At most `u32::MAX` (the SQE's field); 0 means "to the end".
+    len: u32,
+    flags: u32,
+}
+
+impl SyncRange {
+    pub(crate) fn new(file: &SharedFd, offset: u64, len: u32, flags: u32) -> SyncRange {
+        SyncRange {
+            _fd: file.clone(),
+            raw: file.raw(),
+            offset,
+            len,
+            flags,
+        }
+    }
+}
+
+// SAFETY: names no memory.
+unsafe impl OpCode for SyncRange {
+    type Output = io::Result<()>;
+
+    #[cfg(corio_uring)]
+    fn sqe(&mut self) -> squeue::Entry {
+        opcode::SyncFileRange::new(fd(self.raw), self.len)
+            .offset(self.offset)
+            .flags(self.flags)
+            .build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let (raw, off, len) = (
+            self.raw,
+            self.offset as libc::off64_t,
+            self.len as libc::off64_t,
+        );
+        let flags = self.flags as libc::c_uint;
+        // SAFETY: a plain syscall on an fd the op keeps open.
+        cvt(|| unsafe { libc::sync_file_range(raw, off, len, flags) } as libc::ssize_t)
+    }
+
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
+        res.map(drop)
+    }
+}
+
+/// Allocates (or with a mode, punches or zeroes) a file range, like fallocate(2).
+pub(crate) struct Fallocate {
+    _fd: SharedFd,
+    raw: RawFd,
+    offset: u64,
+    len: u64,
+    mode: i32,
+}
+
+impl Fallocate {
+    pub(crate) fn new(file: &SharedFd, offset: u64, len: u64, mode: i32) -> Fallocate {
+        Fallocate {
+            _fd: file.clone(),
+            raw: file.raw(),
+            offset,
+            len,
+            mode,
+        }
+    }
+}
+
+// SAFETY: names no memory.
+unsafe impl OpCode for Fallocate {
+    type Output = io::Result<()>;
+
+    #[cfg(corio_uring)]
+    fn sqe(&mut self) -> squeue::Entry {
+        opcode::Fallocate::new(fd(self.raw), self.len)
+            .offset(self.offset)
+            .mode(self.mode)
+            .build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let (raw, mode) = (self.raw, self.mode);
+        let (off, len) = (self.offset as libc::off_t, self.len as libc::off_t);
+        // SAFETY: a plain syscall on an fd the op keeps open.
+        cvt(|| unsafe { libc::fallocate(raw, mode, off, len) } as libc::ssize_t)
+    }
+
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
+        res.map(drop)
+    }
+}
+
+/// Sets a file's length, like ftruncate(2) (io_uring: Linux 6.9+).
+pub(crate) struct Truncate {
+    _fd: SharedFd,
+    raw: RawFd,
+    len: u64,
+}
+
+impl Truncate {
+    pub(crate) fn new(file: &SharedFd, len: u64) -> Truncate {
+        Truncate {
+            _fd: file.clone(),
+            raw: file.raw(),
+            len,
+        }
+    }
+}
+
+// SAFETY: names no memory.
+unsafe impl OpCode for Truncate {
+    type Output = io::Result<()>;
+
+    #[cfg(corio_uring)]
+    fn sqe(&mut self) -> squeue::Entry {
+        opcode::Ftruncate::new(fd(self.raw), self.len).build()
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
+
+    fn blocking(&self) -> bool {
+        true
+    }
+
+    #[cfg(corio_uring)]
+    fn optional_opcode(&self) -> Option<u8> {
+        Some(opcode::Ftruncate::CODE)
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        let (raw, len) = (self.raw, self.len as libc::off_t);
+        // SAFETY: a plain syscall on an fd the op keeps open.
+        cvt(|| unsafe { libc::ftruncate(raw, len) } as libc::ssize_t)
+    }
+
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
+        res.map(drop)
+    }
+}
