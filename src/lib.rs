@@ -47,7 +47,7 @@ pub mod runtime;
 pub mod sync;
 pub mod time;
 
-pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
 pub use op::nop;
 pub use runtime::shard;
 pub use runtime::shard::spawn_on;

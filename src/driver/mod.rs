@@ -19,7 +19,7 @@ use crate::runtime::Builder;
 use crate::runtime::core::Core;
 
 #[cfg(corio_uring)]
-pub(crate) use uring::{Abandoned, Lifecycle};
+pub(crate) use uring::{Abandoned, Lifecycle, MultiOrphan, cqe_buffer};
 
 /// Which driver a runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -51,6 +51,9 @@ struct State {
     read_waiters: Vec<Waker>,
     /// `into_std` took the fd back: do not close it.
     released: bool,
+    /// Driver slot of the multishot receive armed on this socket (io_uring
+    /// pooled receives); it outlives the futures that use it.
+    multi_recv: Option<usize>,
 }
 
 impl SharedFd {
@@ -121,6 +124,40 @@ impl SharedFd {
         let n = copy_into(st.stash.make_contiguous(), buf);
         st.stash.drain(..n);
         Some(Ok(n))
+    }
+
+    /// The multishot receive armed on this socket, if any.
+    pub(crate) fn multi_recv(&self) -> Option<usize> {
+        self.inner.state.borrow().multi_recv
+    }
+
+    /// Records (or clears) the socket's multishot receive.
+    pub(crate) fn set_multi_recv(&self, slot: Option<usize>) {
+        self.inner.state.borrow_mut().multi_recv = slot;
+    }
+
+    /// Takes every byte kept by abandoned reads, or the end of stream or
+    /// error one of them saw (`Ok(empty)` means end of stream).
+    pub(crate) fn take_stash_all(&self) -> Option<io::Result<Vec<u8>>> {
+        let mut st = self.inner.state.borrow_mut();
+        if st.stash.is_empty() {
+            return match st.read_end.take()? {
+                Ok(()) => {
+                    st.read_end = Some(Ok(()));
+                    Some(Ok(Vec::new()))
+                }
+                Err(e) => Some(Err(e)),
+            };
+        }
+        Some(Ok(st.stash.drain(..).collect()))
+    }
+
+    /// Puts bytes back at the front of the stash (what a reader could not take).
+    pub(crate) fn unstash_front(&self, bytes: &[u8]) {
+        let mut st = self.inner.state.borrow_mut();
+        for &b in bytes.iter().rev() {
+            st.stash.push_front(b);
+        }
     }
 
     /// Keeps bytes an abandoned read received.
@@ -214,7 +251,14 @@ impl Drop for ReadGuard {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if !self.state.get_mut().released {
+        let st = self.state.get_mut();
+        if let Some(slot) = st.multi_recv.take()
+            && crate::op::pooled::orphan_socket_recv(slot, self.fd)
+        {
+            // The multishot receive's end closes the fd.
+            return;
+        }
+        if !st.released {
             close_fd(self.fd);
         }
     }

@@ -17,6 +17,7 @@ mod blocking;
 
 pub(crate) use blocking::{Orphan, release_orphans};
 pub(crate) mod net;
+pub(crate) mod pooled;
 mod ready;
 #[cfg(corio_uring)]
 mod uring;

@@ -26,6 +26,7 @@ pub struct Builder {
     pub(crate) max_blocking_threads: usize,
     pub(crate) shards: Option<usize>,
     pub(crate) pin_cpus: bool,
+    pub(crate) pool: (u16, usize),
 }
 
 impl Default for Builder {
@@ -46,6 +47,7 @@ impl Builder {
             max_blocking_threads: 64,
             shards: None,
             pin_cpus: false,
+            pool: (1024, 4096),
         }
     }
 
@@ -122,6 +124,20 @@ impl Builder {
     /// when there are fewer allowed CPUs than shards.
     pub fn pin_cpus(mut self, pin: bool) -> Self {
         self.pin_cpus = pin;
+        self
+    }
+
+    /// The receive pool used by pooled receives (`recv_pooled`): `count`
+    /// buffers (a power of two, at most 32768) of `size` bytes each, made on
+    /// first use (default 1024 × 4 KiB).
+    ///
+    /// On io_uring the buffers form a provided-buffer ring: the kernel picks
+    /// one only when data arrives, so idle connections hold none. More
+    /// buffers let more unread data wait in user space; when every buffer is
+    /// leased out, receives pause (no error) until a lease is dropped. Bigger
+    /// buffers mean fewer completions per byte for bulk transfers.
+    pub fn buffer_pool(mut self, count: u16, size: usize) -> Self {
+        self.pool = (count, size);
         self
     }
 
