@@ -82,7 +82,7 @@ fn a_pool_of_four_buffers_with_a_slow_consumer_loses_nothing() {
             // Hold up to all four buffers now and then: the pool runs dry and
             // the multishot receive must stop, then resume once they return.
             held.push(lease);
-            if held.len() == 4 || got % 7 == 0 {
+            if held.len() == 4 || got.is_multiple_of(7) {
                 corio::time::sleep(Duration::from_micros(200)).await;
                 held.clear();
             }

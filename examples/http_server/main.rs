@@ -13,9 +13,8 @@ use std::net::Shutdown;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use corio::IoBuf;
 use corio::net::{TcpListener, TcpStream};
-use http::{Connection, MAX_HEAD, Parse, Request};
+use http::{Connection, Parse, Request};
 
 /// First pause after a failed accept; it doubles on each failure in a row.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
@@ -76,25 +75,26 @@ async fn accept_loop(listener: TcpListener) {
 /// Serves one connection until the client closes it or a response says `Connection: close`.
 async fn serve(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    // Bytes read and not yet parsed are `input[..filled]`. Twice the head
-    // limit: what is left after answering the complete requests is a partial
-    // head of at most MAX_HEAD bytes, so a read always has room.
-    let mut input = vec![0u8; 2 * MAX_HEAD];
-    let mut filled = 0;
-    let mut output = Vec::with_capacity(4096);
+    // Requests arrive in buffers of the runtime's pool, taken only when data
+    // arrives (an idle connection holds none). A request cut across two
+    // receives waits in `pending` (at most a head's worth of bytes).
+    let mut pending: Vec<u8> = Vec::new();
+    let mut output = Vec::new();
     loop {
-        let (res, slice) = stream.read(input.slice(filled..)).await;
-        input = slice.into_inner();
-        match res {
-            Ok(0) | Err(_) => return, // closed by the client, or reset
-            Ok(n) => filled += n,
+        let lease = match stream.recv_pooled().await {
+            Ok(Some(lease)) => lease,
+            Ok(None) | Err(_) => return, // closed by the client, or reset
+        };
+        if !pending.is_empty() {
+            pending.extend_from_slice(&lease);
         }
+        let input: &[u8] = if pending.is_empty() { &lease } else { &pending };
 
-        // Answer every complete request read so far, in order.
+        // Answer every complete request received so far, in order.
         let mut parsed = 0;
         let mut keep_alive = true;
         while keep_alive {
-            match http::parse(&input[parsed..filled]) {
+            match http::parse(&input[parsed..]) {
                 Parse::Partial => break,
                 Parse::Request(req) => {
                     keep_alive = respond(&req, &mut output);
@@ -106,6 +106,13 @@ async fn serve(stream: TcpStream) {
                 }
             }
         }
+        // Keep the start of the next request (if any) for the next receive.
+        if pending.is_empty() {
+            pending.extend_from_slice(&lease[parsed..]);
+        } else {
+            pending.drain(..parsed);
+        }
+        drop(lease);
 
         if !output.is_empty() {
             let (res, buf) = stream.write_all(output).await;
@@ -116,11 +123,8 @@ async fn serve(stream: TcpStream) {
             }
         }
         if !keep_alive {
-            return linger_close(stream, input).await;
+            return linger_close(stream).await;
         }
-        // Move the start of the next request (if any) to the front.
-        input.copy_within(parsed..filled, 0);
-        filled -= parsed;
     }
 }
 
@@ -151,14 +155,14 @@ fn respond(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
 /// reset, which can destroy the response before the client has read it. So
 /// shut down our side (the client sees end-of-file after the response), then
 /// read and drop what the client still sends, for at most [`LINGER`].
-async fn linger_close(stream: TcpStream, mut buf: Vec<u8>) {
+async fn linger_close(stream: TcpStream) {
     if stream.shutdown(Shutdown::Write).await.is_err() {
         return;
     }
     let deadline = Instant::now() + LINGER;
     loop {
-        match corio::time::timeout_at(deadline, stream.read(buf)).await {
-            Ok((Ok(n), b)) if n > 0 => buf = b,
+        match corio::time::timeout_at(deadline, stream.recv_pooled()).await {
+            Ok(Ok(Some(_discarded))) => {}
             _ => return, // end of file, error or time is up
         }
     }

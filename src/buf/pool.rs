@@ -297,6 +297,23 @@ impl Deref for PooledBuf {
     }
 }
 
+// SAFETY: a lease's bytes live in the pool's mapping (or in its own Vec's
+// heap buffer), which does not move with the lease and stays valid while
+// the lease (holding the pool) lives; nobody else writes them meanwhile.
+unsafe impl crate::buf::IoBuf for PooledBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
 impl AsRef<[u8]> for PooledBuf {
     fn as_ref(&self) -> &[u8] {
         self
