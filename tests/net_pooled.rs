@@ -38,6 +38,7 @@ fn send_pattern(mut c: std::net::TcpStream, len: usize, chunk: usize, pause: Dur
 
 both_drivers! {
 fn pooled_echo_round_trips() {
+    let _serial = support::serial(); // fd counts are process-wide
     support::run(async {
         let (s, mut c) = pair().await;
         for i in 0..200u32 {
@@ -59,6 +60,7 @@ fn pooled_echo_round_trips() {
 
 both_drivers! {
 fn a_pool_of_four_buffers_with_a_slow_consumer_loses_nothing() {
+    let _serial = support::serial(); // fd counts are process-wide
     const SENDS: usize = 4096;
     const CHUNK: usize = 100;
     let rt = support::builder().buffer_pool(4, 256).build().unwrap();
@@ -98,6 +100,7 @@ fn a_pool_of_four_buffers_with_a_slow_consumer_loses_nothing() {
 
 both_drivers! {
 fn ten_thousand_timed_out_pooled_receives_lose_no_byte() {
+    let _serial = support::serial(); // fd counts are process-wide
     const LEN: usize = 200_000;
     support::run(async {
         let (s, c) = pair().await;
@@ -141,6 +144,7 @@ fn ten_thousand_timed_out_pooled_receives_lose_no_byte() {
 
 both_drivers! {
 fn ten_thousand_timed_out_plain_reads_lose_no_byte() {
+    let _serial = support::serial(); // fd counts are process-wide
     const LEN: usize = 200_000;
     support::run(async {
         let (s, c) = pair().await;
@@ -176,6 +180,7 @@ fn ten_thousand_timed_out_plain_reads_lose_no_byte() {
 
 both_drivers! {
 fn plain_reads_after_pooled_receives_keep_the_order() {
+    let _serial = support::serial(); // fd counts are process-wide
     support::run(async {
         let (s, c) = pair().await;
         let sender = thread::spawn(move || send_pattern(c, 50_000, 333, Duration::from_micros(20)));
@@ -207,6 +212,7 @@ fn plain_reads_after_pooled_receives_keep_the_order() {
 
 both_drivers! {
 fn a_reset_peer_ends_pooled_receives_with_an_error() {
+    let _serial = support::serial(); // fd counts are process-wide
     support::run(async {
         let (s, c) = pair().await;
         socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
@@ -267,6 +273,7 @@ fn dropping_a_socket_with_an_armed_receive_frees_its_fd_and_buffers() {
 
 both_drivers! {
 fn incoming_accepts_and_keeps_connections_after_it_is_dropped() {
+    let _serial = support::serial(); // fd counts are process-wide
     support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -299,6 +306,7 @@ fn incoming_accepts_and_keeps_connections_after_it_is_dropped() {
 
 both_drivers! {
 fn udp_pooled_receives_keep_datagram_boundaries() {
+    let _serial = support::serial(); // fd counts are process-wide
     support::run(async {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -134,11 +134,13 @@ impl Pool {
     }
 
     /// Number of buffers.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's buffer ring only
     pub(crate) fn count(&self) -> u16 {
         self.count
     }
 
     /// Address of the ring's entries, for `IORING_REGISTER_PBUF_RING`.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's buffer ring only
     pub(crate) fn ring_addr(&self) -> Option<u64> {
         match &self.free {
             Free::Ring { entries, .. } => Some(entries.ptr as u64),
@@ -190,6 +192,7 @@ impl Pool {
     }
 
     /// A buffer is free (none held by leases or queued completions).
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's buffer ring only
     pub(crate) fn has_free(&self) -> bool {
         self.out.get() < self.count as usize
     }

@@ -147,6 +147,7 @@ impl SharedFd {
     }
 
     /// Records (or clears) the socket's multishot receive.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's multishot receive only
     pub(crate) fn set_multi_recv(&self, slot: Option<usize>) {
         self.inner.state.borrow_mut().multi_recv = slot;
     }

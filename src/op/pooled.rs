@@ -124,6 +124,7 @@ pub(crate) fn orphan_socket_recv(slot: usize, fd: RawFd) -> bool {
 
 /// A multishot accept on a listener (plain accepts on the poll driver).
 pub(crate) struct MultiAccept {
+    #[cfg_attr(not(corio_uring), allow(dead_code))]
     core: Rc<Core>,
     fd: SharedFd,
     /// Driver slot of the armed multishot accept (io_uring).
