@@ -168,6 +168,7 @@ impl Drop for MultiAccept {
 }
 
 /// Wraps an accepted fd.
+#[cfg(corio_uring)]
 fn owned(raw: i32) -> OwnedFd {
     // SAFETY: a successful accept returns a new fd that we now own.
     unsafe { OwnedFd::from_raw_fd(raw) }
