@@ -17,7 +17,7 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
@@ -167,18 +167,20 @@ impl Drop for MultiAccept {
     }
 }
 
-/// Wraps an accepted fd.
-#[cfg(corio_uring)]
-fn owned(raw: i32) -> OwnedFd {
-    // SAFETY: a successful accept returns a new fd that we now own.
-    unsafe { OwnedFd::from_raw_fd(raw) }
-}
-
 #[cfg(corio_uring)]
 mod uring {
     use super::*;
-    use crate::driver::{MultiOrphan, cqe_buffer};
+    use std::os::fd::FromRawFd;
+
     use io_uring::{opcode, types};
+
+    use crate::driver::{MultiOrphan, cqe_buffer};
+
+    /// Wraps an accepted fd.
+    fn owned(raw: i32) -> OwnedFd {
+        // SAFETY: a successful accept returns a new fd that we now own.
+        unsafe { OwnedFd::from_raw_fd(raw) }
+    }
 
     pub(super) fn poll_recv(
         core: &Core,
