@@ -52,7 +52,7 @@ pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
 pub use op::nop;
 pub use probe::{Probe, probe};
 pub use runtime::shard;

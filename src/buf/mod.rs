@@ -12,7 +12,9 @@
 //! owning it.
 
 mod io_buf;
+pub(crate) mod pool;
 mod slice;
 
 pub use io_buf::{BufResult, IoBuf, IoBufMut};
+pub use pool::PooledBuf;
 pub use slice::Slice;

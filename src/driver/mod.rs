@@ -23,7 +23,7 @@ use crate::runtime::stats::Counters;
 use crate::runtime::{Builder, RingFlags};
 
 #[cfg(corio_uring)]
-pub(crate) use uring::{Abandoned, Lifecycle};
+pub(crate) use uring::{Abandoned, Lifecycle, MultiOrphan, cqe_buffer};
 
 /// Which driver a runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

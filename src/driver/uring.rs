@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 use io_uring::{IoUring, opcode, squeue, types};
 use slab::Slab;
 
+use crate::buf::pool::Pool;
 use crate::runtime::core::Core;
 use crate::runtime::stats::Counters;
 use crate::runtime::{Builder, RingFlags};
+use std::rc::Rc;
 
 /// What happens to an in-flight op's slot.
 pub(crate) enum Lifecycle {
@@ -30,6 +32,38 @@ pub(crate) enum Lifecycle {
     Abandoned(Option<Box<dyn Abandoned>>),
     /// The result is in, waiting for its future to take it.
     Completed(i32, u32),
+    /// A multishot op: its completions queue up until their owner takes
+    /// them.
+    Multi(Box<Multi>),
+}
+
+/// The state of a multishot op (accept, or receive into pool buffers).
+pub(crate) struct Multi {
+    /// Completions not taken yet: (result, flags).
+    pub(crate) cqes: std::collections::VecDeque<(i32, u32)>,
+    pub(crate) waker: Option<std::task::Waker>,
+    /// The kernel posted the last completion (one without `F_MORE`).
+    pub(crate) ended: bool,
+    /// Set when the owner went away: handles each further completion.
+    orphan: Option<Box<dyn MultiOrphan>>,
+}
+
+/// Finishes a multishot op whose owner went away.
+pub(crate) trait MultiOrphan {
+    /// One completion nobody will take (give its buffer back, keep its fd).
+    fn cqe(&mut self, res: i32, flags: u32);
+    /// The op has ended (after the cancel); nothing more will come.
+    fn end(self: Box<Self>);
+}
+
+/// The completion carries a pool buffer.
+pub(crate) const CQE_F_BUFFER: u32 = 1 << 0;
+/// More completions of this multishot op will follow.
+pub(crate) const CQE_F_MORE: u32 = 1 << 1;
+
+/// The pool buffer a completion carries, if any.
+pub(crate) fn cqe_buffer(flags: u32) -> Option<u16> {
+    (flags & CQE_F_BUFFER != 0).then_some((flags >> 16) as u16)
 }
 
 /// An op whose future went away while the kernel still had it.
@@ -55,6 +89,8 @@ pub(crate) struct Driver {
     wake_buf: Box<u64>,
     wake_armed: bool,
     closed: bool,
+    /// The receive pool registered as provided-buffer group 0, if any.
+    pool: Option<Rc<Pool>>,
     /// Index of the ring fd registered with `IORING_REGISTER_RING_FDS`
     /// (saves the kernel an fd lookup per enter), or -1.
     ring_index: i32,
@@ -183,11 +219,36 @@ impl Drop for Driver {
 }
 
 /// Records the completion of the op in slot `idx` and wakes (or finishes) it.
-fn complete_op(ops: &mut Slab<Lifecycle>, idx: usize, res: i32, flags: u32) {
+fn complete_op(ops: &mut Slab<Lifecycle>, pool: Option<&Pool>, idx: usize, res: i32, flags: u32) {
     let Some(slot) = ops.get_mut(idx) else {
         debug_assert!(false, "corio: completion for unknown op slot {idx}");
         return;
     };
+    if let Lifecycle::Multi(m) = slot {
+        if cqe_buffer(flags).is_some()
+            && let Some(pool) = pool
+        {
+            pool.note_taken();
+        }
+        let last = flags & CQE_F_MORE == 0;
+        if let Some(orphan) = &mut m.orphan {
+            orphan.cqe(res, flags);
+            if last {
+                let orphan = m.orphan.take();
+                ops.remove(idx);
+                if let Some(o) = orphan {
+                    o.end();
+                }
+            }
+            return;
+        }
+        m.cqes.push_back((res, flags));
+        m.ended |= last;
+        if let Some(w) = m.waker.take() {
+            w.wake();
+        }
+        return;
+    }
     match std::mem::replace(slot, Lifecycle::Completed(res, flags)) {
         Lifecycle::Waiting(waker) => waker.wake(),
         Lifecycle::Abandoned(op) => {
@@ -196,9 +257,18 @@ fn complete_op(ops: &mut Slab<Lifecycle>, idx: usize, res: i32, flags: u32) {
                 op.complete(res, flags);
             }
         }
-        Lifecycle::Completed(..) => {
+        Lifecycle::Completed(..) | Lifecycle::Multi(_) => {
             debug_assert!(false, "corio: second completion for op slot {idx}")
         }
+    }
+}
+
+/// True when a slot needs nothing more from the kernel.
+fn done(s: &Lifecycle) -> bool {
+    match s {
+        Lifecycle::Completed(..) => true,
+        Lifecycle::Multi(m) => m.ended,
+        _ => false,
     }
 }
 
@@ -269,6 +339,7 @@ impl Driver {
         };
         let setup = super::setup::describe(&ring, flags, b, ring_index >= 0);
         let driver = Driver {
+            pool: None,
             ring_index,
             ring,
             ops: Slab::with_capacity(256),
@@ -411,6 +482,10 @@ impl Driver {
         // Ops run on the blocking pool (opcodes the kernel lacks) whose
         // futures were dropped: release those whose syscall has returned.
         crate::op::release_orphans(core, false);
+        let orphans = std::mem::take(&mut *core.pending_orphans.borrow_mut());
+        for (slot, orphan) in orphans {
+            self.orphan_multi(slot, orphan);
+        }
         let closes = std::mem::take(&mut *core.pending_close.borrow_mut());
         for fd in closes {
             self.push_untracked(opcode::Close::new(types::Fd(fd)).build());
@@ -583,9 +658,69 @@ impl Driver {
             match user_data {
                 TOKEN_UNTRACKED => self.untracked -= 1,
                 TOKEN_WAKE => self.wake_armed = false,
-                idx => complete_op(&mut self.ops, idx as usize, res, flags),
+                idx => complete_op(
+                    &mut self.ops,
+                    self.pool.as_deref(),
+                    idx as usize,
+                    res,
+                    flags,
+                ),
             }
         }
+    }
+
+    /// Queues a multishot op; returns its slot (`None` after shutdown).
+    pub(crate) fn submit_multi(&mut self, sqe: squeue::Entry) -> Option<usize> {
+        if self.closed {
+            return None;
+        }
+        let idx = self.ops.insert(Lifecycle::Multi(Box::new(Multi {
+            cqes: std::collections::VecDeque::new(),
+            waker: None,
+            ended: false,
+            orphan: None,
+        })));
+        self.push(&sqe.user_data(idx as u64));
+        Some(idx)
+    }
+
+    /// The state of multishot op `idx`.
+    pub(crate) fn multi(&mut self, idx: usize) -> &mut Multi {
+        match &mut self.ops[idx] {
+            Lifecycle::Multi(m) => m,
+            _ => unreachable!("corio: slot {idx} is not a multishot op"),
+        }
+    }
+
+    /// The owner of multishot op `idx` went away: `orphan` finishes what is
+    /// queued and what still comes; the op is cancelled.
+    pub(crate) fn orphan_multi(&mut self, idx: usize, mut orphan: Box<dyn MultiOrphan>) {
+        let m = self.multi(idx);
+        for (res, flags) in m.cqes.drain(..) {
+            orphan.cqe(res, flags);
+        }
+        if m.ended {
+            self.ops.remove(idx);
+            orphan.end();
+        } else {
+            m.orphan = Some(orphan);
+            self.cancel(idx);
+        }
+    }
+
+    /// Registers `pool` as provided-buffer group 0.
+    pub(crate) fn register_pool(&mut self, pool: &Rc<Pool>) -> io::Result<()> {
+        let addr = pool.ring_addr().expect("a ring pool");
+        // SAFETY: `addr` is a page-aligned mapping of `count` ring entries
+        // that `pool` owns; the driver keeps an `Rc` of it so the memory
+        // outlives the registration (the ring goes away with the driver).
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(addr, pool.count(), 0, 0)?
+        };
+        self.pool = Some(pool.clone());
+        Ok(())
     }
 
     /// Cancels every op in flight and waits until the kernel has returned all
@@ -594,7 +729,7 @@ impl Driver {
         let in_flight: Vec<usize> = self
             .ops
             .iter()
-            .filter(|(_, s)| !matches!(s, Lifecycle::Completed(..)))
+            .filter(|(_, s)| !done(s))
             .map(|(i, _)| i)
             .collect();
         for idx in in_flight {
@@ -607,12 +742,8 @@ impl Driver {
         let give_up = Instant::now() + Duration::from_secs(10);
         loop {
             self.prepare(core);
-            let busy = self.untracked > 0
-                || self.wake_armed
-                || self
-                    .ops
-                    .iter()
-                    .any(|(_, s)| !matches!(s, Lifecycle::Completed(..)));
+            let busy =
+                self.untracked > 0 || self.wake_armed || self.ops.iter().any(|(_, s)| !done(s));
             if !busy {
                 break;
             }

@@ -35,6 +35,20 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct State {
+    /// A read op is in flight (owned by a future or abandoned).
+    reading: bool,
+    /// `into_std` took the fd back: do not close it.
+    released: bool,
+    /// Driver slot of the multishot receive armed on this socket (io_uring
+    /// pooled receives); it outlives the futures that use it.
+    multi_recv: Option<usize>,
+    /// What dropped ops left behind and who waits: rare, so kept out of
+    /// line (an idle connection should cost little memory).
+    kept: Option<Box<Kept>>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
     /// Bytes received by abandoned reads, not yet handed to a reader.
     stash: VecDeque<u8>,
     /// Datagrams received by abandoned datagram reads.
@@ -46,11 +60,14 @@ struct State {
     /// Accepts waiting in the kernel, woken when a connection is kept, so
     /// one already waiting takes it instead of waiting for another client.
     accept_waiters: Vec<Waker>,
-    /// Read ops in flight (owned by a future or abandoned).
-    reads_in_flight: usize,
+    /// Reads waiting for the one in flight to finish.
     read_waiters: Vec<Waker>,
-    /// `into_std` took the fd back: do not close it.
-    released: bool,
+}
+
+impl State {
+    fn kept(&mut self) -> &mut Kept {
+        self.kept.get_or_insert_with(Default::default)
+    }
 }
 
 impl SharedFd {
@@ -92,11 +109,11 @@ impl SharedFd {
     pub(crate) async fn begin_read(&self) -> ReadGuard {
         poll_fn(|cx| {
             let mut st = self.inner.state.borrow_mut();
-            if st.reads_in_flight == 0 {
-                st.reads_in_flight = 1;
+            if !st.reading {
+                st.reading = true;
                 Poll::Ready(())
             } else {
-                st.read_waiters.push(cx.waker().clone());
+                st.kept().read_waiters.push(cx.waker().clone());
                 Poll::Pending
             }
         })
@@ -108,33 +125,75 @@ impl SharedFd {
     /// or end of stream one of them saw. `None` when there is nothing.
     pub(crate) fn take_stashed<B: IoBufMut>(&self, buf: &mut B) -> Option<io::Result<usize>> {
         let mut st = self.inner.state.borrow_mut();
-        if st.stash.is_empty() {
-            return match st.read_end.take()? {
+        let k = st.kept.as_deref_mut()?;
+        if k.stash.is_empty() {
+            return match k.read_end.take()? {
                 Ok(()) => {
                     // End of stream stays visible to later reads.
-                    st.read_end = Some(Ok(()));
+                    k.read_end = Some(Ok(()));
                     Some(Ok(0))
                 }
                 Err(e) => Some(Err(e)),
             };
         }
-        let n = copy_into(st.stash.make_contiguous(), buf);
-        st.stash.drain(..n);
+        let n = copy_into(k.stash.make_contiguous(), buf);
+        k.stash.drain(..n);
         Some(Ok(n))
+    }
+
+    /// The multishot receive armed on this socket, if any.
+    pub(crate) fn multi_recv(&self) -> Option<usize> {
+        self.inner.state.borrow().multi_recv
+    }
+
+    /// Records (or clears) the socket's multishot receive.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's multishot receive only
+    pub(crate) fn set_multi_recv(&self, slot: Option<usize>) {
+        self.inner.state.borrow_mut().multi_recv = slot;
+    }
+
+    /// Takes every byte kept by abandoned reads, or the end of stream or
+    /// error one of them saw (`Ok(empty)` means end of stream).
+    pub(crate) fn take_stash_all(&self) -> Option<io::Result<Vec<u8>>> {
+        let mut st = self.inner.state.borrow_mut();
+        let k = st.kept.as_deref_mut()?;
+        if k.stash.is_empty() {
+            return match k.read_end.take()? {
+                Ok(()) => {
+                    k.read_end = Some(Ok(()));
+                    Some(Ok(Vec::new()))
+                }
+                Err(e) => Some(Err(e)),
+            };
+        }
+        Some(Ok(k.stash.drain(..).collect()))
+    }
+
+    /// Puts bytes back at the front of the stash (what a reader could not take).
+    pub(crate) fn unstash_front(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut st = self.inner.state.borrow_mut();
+        let k = st.kept();
+        for &b in bytes.iter().rev() {
+            k.stash.push_front(b);
+        }
     }
 
     /// Keeps bytes an abandoned read received.
     #[cfg_attr(not(corio_uring), allow(dead_code))] // only completion drivers abandon results
     pub(crate) fn stash_bytes(&self, bytes: &[u8]) {
-        self.inner.state.borrow_mut().stash.extend(bytes);
+        self.inner.state.borrow_mut().kept().stash.extend(bytes);
     }
 
     /// Keeps the end-of-stream or error an abandoned read saw.
     #[cfg_attr(not(corio_uring), allow(dead_code))] // only completion drivers abandon results
     pub(crate) fn stash_read_end(&self, end: io::Result<()>) {
         let mut st = self.inner.state.borrow_mut();
-        if st.read_end.is_none() {
-            st.read_end = Some(end);
+        let k = st.kept();
+        if k.read_end.is_none() {
+            k.read_end = Some(end);
         }
     }
 
@@ -144,13 +203,15 @@ impl SharedFd {
         self.inner
             .state
             .borrow_mut()
+            .kept()
             .datagrams
             .push_back((data, from));
     }
 
     /// The oldest datagram kept by an abandoned receive.
     pub(crate) fn take_datagram(&self) -> Option<(Vec<u8>, Option<SocketAddr>)> {
-        self.inner.state.borrow_mut().datagrams.pop_front()
+        let mut st = self.inner.state.borrow_mut();
+        st.kept.as_deref_mut()?.datagrams.pop_front()
     }
 
     /// Keeps a connection an abandoned accept got.
@@ -158,8 +219,9 @@ impl SharedFd {
     pub(crate) fn stash_accepted(&self, fd: OwnedFd) {
         let waiters = {
             let mut st = self.inner.state.borrow_mut();
-            st.accepted.push_back(fd);
-            std::mem::take(&mut st.accept_waiters)
+            let k = st.kept();
+            k.accepted.push_back(fd);
+            std::mem::take(&mut k.accept_waiters)
         };
         for w in waiters {
             w.wake();
@@ -169,14 +231,16 @@ impl SharedFd {
     /// Wakes `waker` when an abandoned accept keeps a connection.
     pub(crate) fn wait_accepted(&self, waker: &Waker) {
         let mut st = self.inner.state.borrow_mut();
-        if !st.accept_waiters.iter().any(|w| w.will_wake(waker)) {
-            st.accept_waiters.push(waker.clone());
+        let k = st.kept();
+        if !k.accept_waiters.iter().any(|w| w.will_wake(waker)) {
+            k.accept_waiters.push(waker.clone());
         }
     }
 
     /// The oldest connection kept by an abandoned accept.
     pub(crate) fn take_accepted(&self) -> Option<OwnedFd> {
-        self.inner.state.borrow_mut().accepted.pop_front()
+        let mut st = self.inner.state.borrow_mut();
+        st.kept.as_deref_mut()?.accepted.pop_front()
     }
 }
 
@@ -203,8 +267,11 @@ impl Drop for ReadGuard {
     fn drop(&mut self) {
         let waiters = {
             let mut st = self.fd.inner.state.borrow_mut();
-            st.reads_in_flight = 0;
-            std::mem::take(&mut st.read_waiters)
+            st.reading = false;
+            match st.kept.as_deref_mut() {
+                Some(k) => std::mem::take(&mut k.read_waiters),
+                None => Vec::new(),
+            }
         };
         for w in waiters {
             w.wake();
@@ -214,7 +281,14 @@ impl Drop for ReadGuard {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if !self.state.get_mut().released {
+        let st = self.state.get_mut();
+        if let Some(slot) = st.multi_recv.take()
+            && crate::op::pooled::orphan_socket_recv(slot, self.fd)
+        {
+            // The multishot receive's end closes the fd.
+            return;
+        }
+        if !st.released {
             close_fd(self.fd);
         }
     }

@@ -7,13 +7,28 @@
 
 use std::io;
 
-use super::fd::SharedFd;
+use super::fd::{SharedFd, copy_into};
+use crate::buf::PooledBuf;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::op::Op;
 use crate::op::net::{Recv, Send, SendMsg, Shutdown};
+use crate::op::pooled;
 use crate::runtime::coop;
 
 pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {
+    if fd.multi_recv().is_some() {
+        // Pooled receives armed a multishot receive on this socket: take
+        // bytes from it too, so nothing is read out of order.
+        return match pooled::recv(fd, false).await {
+            Ok(Some(lease)) => {
+                let n = copy_into(&lease, &mut buf);
+                fd.unstash_front(&lease[n..]);
+                (Ok(n), buf)
+            }
+            Ok(None) => (Ok(0), buf),
+            Err(e) => (Err(e), buf),
+        };
+    }
     let guard = fd.begin_read().await;
     coop::yield_if_spent().await;
     if let Some(res) = fd.take_stashed(&mut buf) {
@@ -85,4 +100,8 @@ pub(crate) async fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> io::Resu
         how,
     })
     .await
+}
+
+pub(crate) async fn recv_pooled(fd: &SharedFd) -> io::Result<Option<PooledBuf>> {
+    pooled::recv(fd, false).await
 }

@@ -14,7 +14,7 @@ use socket2::{SockRef, Type};
 use super::fd::{SharedFd, copy_into};
 use super::socket::{each_addr, new_socket, resolve};
 use super::tcp::sock_addr;
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::op::Op;
 use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
 use crate::runtime::coop;
@@ -133,6 +133,14 @@ impl UdpSocket {
             datagram: true,
         })
         .await
+    }
+
+    /// Receives one datagram from the connected peer into a buffer of the
+    /// runtime's pool (see [`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled));
+    /// a datagram longer than the pool's buffer size is truncated.
+    pub async fn recv_pooled(&self) -> io::Result<PooledBuf> {
+        let got = crate::op::pooled::recv(&self.fd, true).await?;
+        Ok(got.unwrap_or_else(|| PooledBuf::owned(Vec::new())))
     }
 
     /// The local address.

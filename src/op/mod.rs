@@ -19,6 +19,7 @@ pub(crate) use blocking::{Orphan, release_orphans};
 #[cfg(target_os = "linux")]
 pub(crate) mod fs;
 pub(crate) mod net;
+pub(crate) mod pooled;
 mod ready;
 #[cfg(corio_uring)]
 mod uring;

@@ -79,7 +79,7 @@ impl<T: OpCode> Op<T> {
                                 }
                                 return Poll::Pending;
                             }
-                            Lifecycle::Abandoned(_) => {
+                            Lifecycle::Abandoned(_) | Lifecycle::Multi(_) => {
                                 unreachable!("corio: live op marked abandoned")
                             }
                         }

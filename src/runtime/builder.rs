@@ -37,6 +37,7 @@ pub struct Builder {
     pub(crate) register_ring_fd: bool,
     pub(crate) spin_before_park: Duration,
     pub(crate) max_completions_per_tick: usize,
+    pub(crate) pool: (u16, usize),
 }
 
 impl Default for Builder {
@@ -65,6 +66,7 @@ impl Builder {
             register_ring_fd: true,
             spin_before_park: Duration::ZERO,
             max_completions_per_tick: usize::MAX,
+            pool: (1024, 4096),
         }
     }
 
@@ -243,6 +245,20 @@ impl Builder {
     /// `epoll_wait` (which takes at most 1024 anyway). Zero counts as one.
     pub fn max_completions_per_tick(mut self, n: usize) -> Self {
         self.max_completions_per_tick = n.max(1);
+        self
+    }
+
+    /// The receive pool used by pooled receives (`recv_pooled`): `count`
+    /// buffers (a power of two, at most 32768) of `size` bytes each, made on
+    /// first use (default 1024 × 4 KiB).
+    ///
+    /// On io_uring the buffers form a provided-buffer ring: the kernel picks
+    /// one only when data arrives, so idle connections hold none. More
+    /// buffers let more unread data wait in user space; when every buffer is
+    /// leased out, receives pause (no error) until a lease is dropped. Bigger
+    /// buffers mean fewer completions per byte for bulk transfers.
+    pub fn buffer_pool(mut self, count: u16, size: usize) -> Self {
+        self.pool = (count, size);
         self
     }
 

@@ -16,6 +16,9 @@ use std::task::Waker;
 use std::time::Duration;
 
 use concurrent_queue::ConcurrentQueue;
+use std::rc::Rc;
+
+use crate::buf::pool::Pool;
 use slab::Slab;
 
 use super::context;
@@ -48,6 +51,13 @@ pub(crate) struct Core {
     pub(crate) orphans: RefCell<Vec<Box<dyn crate::op::Orphan>>>,
     /// This runtime's place among the shards of a `Builder::run`.
     pub(crate) shard: std::cell::OnceCell<super::shard::ShardCtx>,
+    /// The receive pool, made on first use: (buffer count, buffer size).
+    pub(crate) pool: RefCell<Option<Rc<Pool>>>,
+    pub(crate) pool_config: (u16, usize),
+    /// Multishot ops orphaned while the driver was busy; handed to it at its
+    /// next submit.
+    #[cfg(corio_uring)]
+    pub(crate) pending_orphans: RefCell<Vec<(usize, Box<dyn crate::driver::MultiOrphan>)>>,
     /// Threads for blocking work.
     pub(crate) blocking: BlockingPool,
     /// Tasks run per tick before the driver is polled again.
@@ -128,6 +138,23 @@ impl Core {
     pub(crate) fn stats(&self) -> Stats {
         let remote = self.shared.remote_wakeups.load(Ordering::Relaxed);
         self.counters.snapshot(remote)
+    }
+
+    /// The runtime's receive pool, made (and registered with the ring) on
+    /// first use.
+    pub(crate) fn pool(&self) -> std::io::Result<Rc<Pool>> {
+        if let Some(p) = &*self.pool.borrow() {
+            return Ok(p.clone());
+        }
+        let ring = self.kind == DriverKind::Uring;
+        let (count, size) = self.pool_config;
+        let pool = Pool::new(count, size, ring)?;
+        #[cfg(corio_uring)]
+        if ring {
+            self.driver.borrow_mut().uring().register_pool(&pool)?;
+        }
+        *self.pool.borrow_mut() = Some(pool.clone());
+        Ok(pool)
     }
 
     /// True when ops run on io_uring.

@@ -97,6 +97,10 @@ impl Runtime {
             budget_max: b.task_budget,
             blocking: BlockingPool::new(b.max_blocking_threads),
             orphans: RefCell::new(Vec::new()),
+            pool: RefCell::new(None),
+            pool_config: b.pool,
+            #[cfg(corio_uring)]
+            pending_orphans: RefCell::new(Vec::new()),
             shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
             counters,

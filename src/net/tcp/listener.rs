@@ -14,7 +14,9 @@ use crate::net::fd::SharedFd;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
 use crate::op::net::{Accept, AddrBuf};
+use crate::op::pooled::MultiAccept;
 use crate::runtime::coop;
+use std::marker::PhantomData;
 
 /// A TCP socket server, listening for connections.
 ///
@@ -127,6 +129,31 @@ impl TcpListener {
         Ok((stream, peer))
     }
 
+    /// A stream of accepted connections, on one multishot accept (io_uring)
+    /// that stays armed while the [`Incoming`] lives.
+    ///
+    /// Errors (e.g. `EMFILE`) are returned by [`Incoming::next`] and end the
+    /// multishot op; the next call re-arms it, so back off first. Connections
+    /// accepted after the `Incoming` is dropped go to the listener's next
+    /// `accept` or `incoming`.
+    ///
+    /// ```no_run
+    /// # corio::run(async {
+    /// let listener = corio::net::TcpListener::bind("127.0.0.1:9000")?;
+    /// let mut incoming = listener.incoming();
+    /// loop {
+    ///     let stream = incoming.next().await?;
+    ///     corio::spawn(async move { drop(stream) });
+    /// }
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            accept: MultiAccept::new(self.fd.clone()),
+            _listener: PhantomData,
+        }
+    }
+
     /// The local address this listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         sock_addr(SockRef::from(self).local_addr()?)
@@ -147,6 +174,26 @@ impl TcpListener {
             .try_release()
             .map(std::net::TcpListener::from)
             .map_err(|_| busy())
+    }
+}
+
+/// Connections accepted by a listener; see [`TcpListener::incoming`].
+pub struct Incoming<'a> {
+    accept: MultiAccept,
+    _listener: PhantomData<&'a TcpListener>,
+}
+
+impl Incoming<'_> {
+    /// The next connection.
+    pub async fn next(&mut self) -> io::Result<TcpStream> {
+        let fd = self.accept.next().await?;
+        Ok(TcpStream::from_fd(SharedFd::new(fd)))
+    }
+}
+
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming").finish_non_exhaustive()
     }
 }
 

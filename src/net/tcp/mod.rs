@@ -4,7 +4,7 @@ mod listener;
 mod split;
 mod stream;
 
-pub use listener::TcpListener;
+pub use listener::{Incoming, TcpListener};
 pub use split::{OwnedReadHalf, OwnedWriteHalf};
 pub use stream::TcpStream;
 

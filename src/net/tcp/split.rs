@@ -8,7 +8,7 @@ use socket2::SockRef;
 
 use super::TcpStream;
 use super::listener::sock_addr;
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::net::fd::SharedFd;
 use crate::net::stream_io;
 
@@ -31,6 +31,11 @@ impl OwnedReadHalf {
     /// See [`TcpStream::read`].
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         stream_io::read(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::recv_pooled`].
+    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
+        stream_io::recv_pooled(&self.fd).await
     }
 
     /// See [`TcpStream::read_exact`].

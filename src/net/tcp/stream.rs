@@ -8,7 +8,7 @@ use socket2::{SockRef, Type};
 
 use super::listener::{busy, sock_addr};
 use super::{OwnedReadHalf, OwnedWriteHalf};
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::net::fd::SharedFd;
 use crate::net::socket::{connect, resolve};
 use crate::net::stream_io;
@@ -62,6 +62,29 @@ impl TcpStream {
     /// that arrive for a dropped read are returned by the next one.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         stream_io::read(&self.fd, buf).await
+    }
+
+    /// Receives into a buffer of the runtime's pool and returns it as a
+    /// lease; `Ok(None)` once the peer has closed its side.
+    ///
+    /// On io_uring the first call arms a multishot receive that stays armed
+    /// for the life of the socket, and the kernel picks a pool buffer only
+    /// when data arrives: an idle connection holds no buffer. Dropping the
+    /// lease gives the buffer back. Cancel-safe: data that arrives while no
+    /// call waits (say after a `timeout` dropped one) is returned by the
+    /// next call. When every pool buffer is leased out the receive waits for
+    /// one to come back (see [`Builder::buffer_pool`](crate::Builder::buffer_pool)).
+    ///
+    /// ```no_run
+    /// # corio::run(async {
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// while let Some(data) = stream.recv_pooled().await? {
+    ///     stream.write_all(data.to_vec()).await.0?;
+    /// }
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
+        stream_io::recv_pooled(&self.fd).await
     }
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the
