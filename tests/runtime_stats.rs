@@ -75,6 +75,9 @@ both_drivers! {
                 // N receives and N sends at least (plus accept and EOF).
                 assert!(d.cqes_reaped >= 2 * N, "{d}");
                 assert!(d.sqes_submitted >= 2 * N, "{d}");
+                // Completions reaped after the wait need no eventfd signal
+                // (which would cost an SQE and a CQE for the wake-up read).
+                assert!(d.sqes_submitted <= 2 * N + 10, "a wake-up signal per round trip? {d}");
                 assert!(d.enters <= d.cqes_reaped, "more enters than completions: {d}");
                 assert!(d.in_flight_max >= 2, "the wake-up read and one op: {d}");
                 assert!(d.parks >= 1, "{d}");
@@ -123,6 +126,33 @@ both_drivers! {
         } else {
             assert_eq!(d.cancels, 0, "{d}");
         }
+    }
+}
+
+both_drivers! {
+    fn a_dry_buffer_pool_counts_enobufs() {
+        let rt = support::builder().buffer_pool(2, 64).build().unwrap();
+        let before = rt.stats();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut c = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (s, _) = listener.accept().await.unwrap();
+            let mut held = Vec::new();
+            for i in 0..2u8 {
+                c.write_all(&[i; 64]).unwrap();
+                held.push(s.recv_pooled().await.unwrap().expect("data"));
+            }
+            assert_eq!(corio::runtime::stats().enobufs, 0, "the pool was not dry yet");
+            // Both buffers are leased out: these bytes find the pool dry.
+            c.write_all(&[9; 64]).unwrap();
+            let r = corio::time::timeout(Duration::from_millis(50), s.recv_pooled()).await;
+            assert!(r.is_err(), "a receive with the pool dry must wait");
+            drop(held);
+            let got = corio::time::timeout(LIMIT, s.recv_pooled()).await;
+            assert_eq!(got.unwrap().unwrap().expect("data")[0], 9);
+        });
+        let d = rt.stats().since(&before);
+        assert!(d.enobufs >= 1, "{d}");
     }
 }
 

@@ -165,7 +165,12 @@ impl Driver {
         if timeout != Some(Duration::ZERO) {
             core.counters.park();
         }
-        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+        let polled = self.poll.poll(&mut self.events, timeout);
+        // Awake: wake-ups from here on need no signal through the waker.
+        core.shared
+            .parked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = polled {
             if e.kind() == io::ErrorKind::Interrupted {
                 return;
             }

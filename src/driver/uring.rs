@@ -531,13 +531,24 @@ impl Driver {
     /// Submits and waits for at least one completion, at most `timeout`.
     pub(crate) fn park(&mut self, core: &Core, timeout: Option<Duration>) {
         self.prepare(core);
-        if timeout == Some(Duration::ZERO) || !self.ring.completion().is_empty() {
-            // A zero-timeout wait costs far more than a plain submit.
+        // A task made runnable by `prepare` (an orphan returning buffers)
+        // must not wait for the kernel.
+        let runnable = !core.queue.borrow().is_empty();
+        if timeout == Some(Duration::ZERO) || runnable || !self.ring.completion().is_empty() {
+            // A zero-timeout wait costs far more than a plain submit. Not
+            // waiting: what the reap wakes needs no eventfd signal.
+            core.shared
+                .parked
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             self.submit_and_reap(core);
             return;
         }
         self.stats.park();
         self.enter(1, timeout);
+        // Awake: wake-ups from here on (the reap) need no eventfd signal.
+        core.shared
+            .parked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.reap_at_most(self.max_cqes);
     }
 

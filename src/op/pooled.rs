@@ -72,6 +72,7 @@ fn poll_recv_ready(
             return Poll::Pending;
         }
         let Some(bid) = pool.take() else {
+            core.counters.enobufs();
             pool.wait_for_free(cx.waker());
             return Poll::Pending;
         };
@@ -235,7 +236,7 @@ mod uring {
             match -res {
                 0 => return Poll::Ready(Ok(None)),
                 // Every buffer is leased out: re-armed once one comes back.
-                libc::ENOBUFS => {}
+                libc::ENOBUFS => core.counters.enobufs(),
                 // A socket in O_NONBLOCK mode: make it blocking (io_uring
                 // waits for data itself) and re-arm.
                 libc::EAGAIN => set_blocking(fd.raw()),

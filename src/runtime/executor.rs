@@ -34,13 +34,10 @@ impl Wake for MainWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::SeqCst);
-        // On the runtime's own thread (a completion reaped while parking,
-        // a task waking `block_on`'s future) the loop sees the flag before
-        // it parks again: signalling would only cost a syscall and a CQE.
-        let local = context::with_core(|c| c.is_some_and(|c| Arc::ptr_eq(&c.shared, &self.shared)));
-        if !local {
-            self.shared.unpark();
-        }
+        // Signals only a thread blocked in the kernel: the driver lowers
+        // `parked` as soon as its wait returns, so completions it reaps
+        // afterwards wake this future without a syscall.
+        self.shared.unpark();
     }
 }
 

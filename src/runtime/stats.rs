@@ -63,8 +63,9 @@ pub struct Stats {
     /// Tasks woken from other threads (through the remote queue), and
     /// tasks sent here by `spawn_on` from another shard.
     pub remote_wakeups: u64,
-    /// Receives that found the driver's buffer pool empty (`ENOBUFS`).
-    /// Filled once the buffer pool exists; zero until then.
+    /// Pooled receives that found the buffer pool empty (`ENOBUFS` from a
+    /// multishot receive on io_uring; no free buffer on the poll driver):
+    /// a sign the pool is too small for the load.
     pub enobufs: u64,
 }
 
@@ -313,7 +314,7 @@ impl Counters {
 /// Counts a receive that found the current runtime's buffer pool empty
 /// (`ENOBUFS`); does nothing outside a runtime. Code that holds the
 /// driver's counters may call [`Counters::enobufs`] directly.
-#[allow(dead_code)] // Called once the provided-buffer pool exists.
+#[allow(dead_code)] // For code without the core at hand (the pool has it).
 pub(crate) fn note_enobufs() {
     context::with_core(|core| {
         if let Some(core) = core {

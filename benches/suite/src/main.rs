@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run -p corio-bench --release -- all [--secs 5] [--warmup 1] [--repeats 3] [--only LIST] [--runtimes LIST]
+//! corio-bench report                      # rewrite BENCHMARKS.md and the chart from results.tsv
 //! corio-bench serve echo|http RUNTIME [--addr 127.0.0.1:0] [--cpus 1] [--threads 1]
 //! corio-bench load echo|http --addr HOST:PORT [--conns 64] [--size 64] [--secs 5] [--warmup 1]
 //! corio-bench fileread RUNTIME --file PATH [--qd 32] [--secs 3] [--cpus 1]
@@ -11,7 +12,7 @@
 //!
 //! `all` runs every scenario (see `runner.rs`), pins servers and load to
 //! different cores, and writes `BENCHMARKS.md` and `benches/suite/chart.svg`.
-//! RUNTIME is one of corio-uring, corio-poll, corio-fixed (file reads only),
+//! RUNTIME is one of corio-uring, corio-pool, corio-poll, corio-fixed (file reads only),
 //! tokio, tokio-mt, monoio, glommio, compio, tokio-uring.
 
 mod http;
@@ -36,10 +37,11 @@ const USAGE: &str = "usage:
       --runtimes: comma-separated runtime names (default: all)
       --quiet-wait, --quiet-budget: before each run, wait up to S seconds (default 15; 300 in all)
                                     for the machine to be idle
+  corio-bench report [--out FILE] [--svg FILE]     (rewrites the report from results.tsv, runs nothing)
   corio-bench serve echo|http RUNTIME [--addr HOST:PORT] [--cpus LIST] [--threads N]
   corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
-RUNTIME: corio-uring corio-poll corio-fixed tokio tokio-mt monoio glommio compio tokio-uring";
+RUNTIME: corio-uring corio-pool corio-poll corio-fixed tokio tokio-mt monoio glommio compio tokio-uring";
 
 /// Options given as `--name value` (or `--name=value`) after the positional arguments.
 pub struct Opts {
@@ -114,7 +116,11 @@ fn main() -> ExitCode {
                 "out",
                 "svg",
             ])?;
-            runner::all(&o).map_err(|e| e.to_string())
+            runner::all(&o, false).map_err(|e| e.to_string())
+        }),
+        Some("report") => Opts::parse(&args[1..]).and_then(|o| {
+            o.check(&["out", "svg"])?;
+            runner::all(&o, true).map_err(|e| e.to_string())
         }),
         Some("serve") if args.len() >= 3 => serve(&args[1], &args[2], &args[3..]),
         Some("load") if args.len() >= 2 => load(&args[1], &args[2..]),

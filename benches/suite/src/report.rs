@@ -1,7 +1,8 @@
 //! Writes `BENCHMARKS.md` (machine, versions, medians, every run) and a hand-drawn SVG bar chart.
 //!
-//! Text after the `NOTES` marker in an existing `BENCHMARKS.md` (the
-//! hand-written analysis) is kept when the file is rewritten.
+//! The hand-written analysis between the `NOTES_START` and `NOTES_END`
+//! markers of an existing `BENCHMARKS.md` is kept when the file is rewritten;
+//! it goes after the summary tables, before the every-run tables.
 
 use std::fmt::Write as _;
 use std::io;
@@ -10,18 +11,28 @@ use std::path::Path;
 use crate::runner::{Cfg, FileSample, Results, Sample, tool_version};
 use crate::sys;
 
-/// Everything below this line in BENCHMARKS.md is kept across runs.
-const NOTES: &str =
-    "<!-- Hand-written notes below this line are kept when the suite rewrites this file. -->";
+/// The hand-written notes of BENCHMARKS.md sit between these two lines.
+const NOTES_START: &str = "<!-- Hand-written notes from here to the end marker are kept when the suite rewrites this file. -->";
+const NOTES_END: &str = "<!-- End of the hand-written notes. -->";
 
 pub fn write(cfg: &Cfg, res: &Results, root: &Path) -> io::Result<()> {
     let notes = std::fs::read_to_string(&cfg.out)
         .ok()
-        .and_then(|old| old.split_once(NOTES).map(|(_, n)| n.to_string()))
-        .unwrap_or_else(|| "\n\n## Notes\n\n(None yet.)\n".to_string());
+        .and_then(|old| {
+            let (_, rest) = old.split_once(NOTES_START)?;
+            Some(
+                rest.split_once(NOTES_END)
+                    .map_or(rest, |(n, _)| n)
+                    .to_string(),
+            )
+        })
+        .unwrap_or_else(|| "\n\n## Notes\n\n(None yet.)\n\n".to_string());
     let svg_rel = relative(&cfg.svg, cfg.out.parent().unwrap_or(root));
-    let md = markdown(cfg, res, root, &svg_rel);
-    std::fs::write(&cfg.out, format!("{md}\n{NOTES}{notes}"))?;
+    let (summary, runs) = markdown(cfg, res, root, &svg_rel);
+    std::fs::write(
+        &cfg.out,
+        format!("{summary}{NOTES_START}{notes}{NOTES_END}\n\n{runs}"),
+    )?;
     std::fs::write(&cfg.svg, svg(res))?;
     Ok(())
 }
@@ -65,6 +76,14 @@ fn summaries(res: &Results, case: &str) -> Vec<Summary> {
             labels.push(&s.label);
         }
     }
+    // In the scenario's own order (kept rows come first in `samples`).
+    let order: Vec<&str> = res
+        .cases
+        .iter()
+        .filter(|c| c.id == case)
+        .flat_map(|c| c.contenders.iter().map(|k| k.label.as_str()))
+        .collect();
+    labels.sort_by_key(|l| order.iter().position(|o| o == l).unwrap_or(usize::MAX));
     labels
         .into_iter()
         .map(|label| {
@@ -118,7 +137,8 @@ pub fn today() -> String {
     tool_version("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "?".into())
 }
 
-fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
+/// The summary part and the every-run part of BENCHMARKS.md.
+fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> (String, String) {
     let mut m = String::new();
     let (kernel, model, cpus, mem) = sys::machine();
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
@@ -132,11 +152,17 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
          range); every run is listed at the end. Written by the suite: rerun it rather than editing the tables.\n",
         res.date
     );
-    for (scenario, date) in &res.kept {
+    if !res.kept.is_empty() {
+        let parts: Vec<String> = res
+            .kept
+            .iter()
+            .map(|(scenario, date, labels)| format!("`{scenario}` {} ({date})", labels.join(", ")))
+            .collect();
         let _ = writeln!(
             m,
-            "*The `{scenario}` figures are from an earlier run ({date}), kept because this run skipped that \
-             scenario (`--only`); the machine lines below describe the latest run.*\n"
+            "*Kept from earlier runs, which this run did not redo (`--only`, `--runtimes`): {}. The machine \
+             lines below describe the latest run.*\n",
+            parts.join("; ")
         );
     }
     let _ = writeln!(m, "| | |\n|---|---|");
@@ -245,7 +271,20 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
             "| scenario | runtime | requests | syscalls/req | largest ones, per request |"
         );
         let _ = writeln!(m, "|---|---|---:|---:|---|");
-        for r in &res.syscalls {
+        // Scenario order, then each scenario's runtime order.
+        let rank = |r: &&crate::runner::SyscallRow| -> (usize, usize) {
+            let ci = res.cases.iter().position(|c| c.id == r.case);
+            let ki = ci.and_then(|i| {
+                res.cases[i]
+                    .contenders
+                    .iter()
+                    .position(|k| k.label == r.label)
+            });
+            (ci.unwrap_or(usize::MAX), ki.unwrap_or(usize::MAX))
+        };
+        let mut rows: Vec<&crate::runner::SyscallRow> = res.syscalls.iter().collect();
+        rows.sort_by_key(rank);
+        for r in rows {
             let top: Vec<String> = r
                 .named
                 .iter()
@@ -271,7 +310,7 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
         let _ = writeln!(
             m,
             "4 KiB reads at random 4 KiB-aligned offsets of a 256 MiB file in the page cache, queue depth 1 \
-             (one task) and 32 (32 tasks), one thread pinned to CPU {}; CPU per read counts the whole \
+             (one task) and 32 (32 tasks), the process pinned to CPU {}; CPU per read counts the whole \
              process (blocking-pool and io_uring worker threads included). corio-fixed reads into registered \
              buffers (`FixedBufPool`, `READ_FIXED`); tokio has no positional async read, so it runs \
              `spawn_blocking(pread)` (what `tokio::fs` does inside); glommio uses `BufferedFile::read_at`.\n",
@@ -288,6 +327,7 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
                 labels.push(&f.label);
             }
         }
+        labels.sort_by_key(|l| file_rank(l));
         for l in labels {
             let pick = |qd: usize, f: fn(&FileSample) -> f64| {
                 median(
@@ -318,6 +358,7 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
          They are not repeated here.\n"
     );
 
+    let summary = std::mem::take(&mut m);
     if !res.failures.is_empty() {
         let _ = writeln!(m, "## Failed runs\n");
         for f in &res.failures {
@@ -364,7 +405,15 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> String {
             );
         }
     }
-    m
+    (summary, m)
+}
+
+/// Where a file-read runtime goes in tables and the chart.
+fn file_rank(label: &str) -> usize {
+    crate::rt::Runtime::ALL
+        .iter()
+        .position(|r| r.name() == label)
+        .unwrap_or(usize::MAX)
 }
 
 /// Bar colour by runtime family.
@@ -373,6 +422,7 @@ fn colour(label: &str) -> &'static str {
     match family {
         "corio-uring" => "#e8590c",
         "corio-fixed" => "#c2410c",
+        "corio-pool" => "#a61e4d",
         "corio-poll" => "#f59f00",
         "tokio" => "#1c7ed6",
         "tokio-mt" => "#74c0fc",
@@ -422,6 +472,7 @@ fn svg(res: &Results) -> String {
             labels.push(&f.label);
         }
     }
+    labels.sort_by_key(|l| file_rank(l));
     if !labels.is_empty() {
         panels.push(Panel {
             title: "File random 4 KiB reads, queue depth 32: thousand reads/s (higher is better)"

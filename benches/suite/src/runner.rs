@@ -46,6 +46,8 @@ pub struct Cfg {
     pub quiet_wait: f64,
     /// Longest total of those waits, in seconds.
     pub quiet_budget: f64,
+    /// When this run started (UTC).
+    pub date: String,
 }
 
 /// How a scenario loads the server.
@@ -97,6 +99,8 @@ pub struct Sample {
     /// How busy the machine was (all CPUs, 0–1) just before the run, with
     /// none of the suite's processes running: other work skews the figures.
     pub background: f64,
+    /// When the run that measured it started (UTC).
+    pub date: String,
 }
 
 /// (syscall, count) pairs from `perf stat`; "total" is every syscall.
@@ -111,6 +115,8 @@ pub struct SyscallRow {
     pub total: f64,
     /// (syscall, count per request), largest first.
     pub named: Vec<(String, f64)>,
+    /// When the run that measured it started (UTC).
+    pub date: String,
 }
 
 /// One file random-read run.
@@ -121,6 +127,8 @@ pub struct FileSample {
     pub repeat: usize,
     pub iops: f64,
     pub cpu_us_per_read: f64,
+    /// When the run that measured it started (UTC).
+    pub date: String,
 }
 
 /// Everything `all` measured.
@@ -140,14 +148,15 @@ pub struct Results {
     pub waited: f64,
     /// When this run started (UTC).
     pub date: String,
-    /// Scenarios not rerun this time, kept from `results.tsv`, with their date.
-    pub kept: Vec<(String, String)>,
+    /// Figures not redone this time, kept from `results.tsv`: (scenario,
+    /// date of their run, runtimes).
+    pub kept: Vec<(String, String, Vec<String>)>,
 }
 
 fn contender(rt: Runtime, threads: usize) -> Contender {
     let label = if threads > 1 && rt != Runtime::TokioMt {
         let kind = match rt {
-            Runtime::CorioUring | Runtime::CorioPoll => "sharded",
+            Runtime::CorioUring | Runtime::CorioPoll | Runtime::CorioPool => "sharded",
             _ => "per core",
         };
         format!("{} ×{threads} {kind}", rt.name())
@@ -160,8 +169,9 @@ fn contender(rt: Runtime, threads: usize) -> Contender {
 }
 
 /// The single-core runtimes of the echo and HTTP scenarios.
-const ONE_CORE: [Runtime; 7] = [
+const ONE_CORE: [Runtime; 8] = [
     Runtime::CorioUring,
+    Runtime::CorioPool,
     Runtime::CorioPoll,
     Runtime::Tokio,
     Runtime::Monoio,
@@ -255,6 +265,7 @@ fn cases(cfg: &Cfg) -> Vec<NetCase> {
             load_cpus: both,
             contenders: vec![
                 contender(Runtime::CorioUring, 2),
+                contender(Runtime::CorioPool, 2),
                 contender(Runtime::CorioPoll, 2),
                 contender(Runtime::TokioMt, 2),
                 contender(Runtime::Tokio, 2),
@@ -276,7 +287,9 @@ fn keep_runtimes(cfg: &Cfg, mut case: NetCase) -> NetCase {
     case
 }
 
-pub fn all(o: &Opts) -> io::Result<()> {
+/// Runs the scenarios (`report_only`: none, only rewrites the report from
+/// `results.tsv`) and writes the report.
+pub fn all(o: &Opts, report_only: bool) -> io::Result<()> {
     let bad = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
     let only: Vec<String> = o
         .str("only")
@@ -287,7 +300,7 @@ pub fn all(o: &Opts) -> io::Result<()> {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let root = root.canonicalize().unwrap_or(root);
-    let cfg = Cfg {
+    let mut cfg = Cfg {
         secs: o.get("secs", 5.0).map_err(bad)?,
         warmup: o.get("warmup", 1.0).map_err(bad)?,
         repeats: o.get("repeats", 3).map_err(bad)?,
@@ -310,24 +323,28 @@ pub fn all(o: &Opts) -> io::Result<()> {
         perf: perf_counts_syscalls(),
         quiet_wait: o.get("quiet-wait", 15.0).map_err(bad)?,
         quiet_budget: o.get("quiet-budget", 300.0).map_err(bad)?,
+        date: report::today(),
     };
     if cfg.repeats == 0 || cfg.secs <= 0.0 {
         return Err(bad("--repeats and --secs must be positive".into()));
     }
     sys::pin(&[cfg.load_cpu])?;
-    let want = |id: &str| cfg.only.is_empty() || cfg.only.iter().any(|x| x == id);
+    let only = cfg.only.clone();
+    let want = move |id: &str| !report_only && (only.is_empty() || only.iter().any(|x| x == id));
     let mut res = Results {
         started: Some(Instant::now()),
-        date: report::today(),
+        date: cfg.date.clone(),
         load_before: sys::loadavg(),
         ..Results::default()
     };
-    eprintln!("load average (1 min): {}", res.load_before);
-    match &cfg.wrk {
-        Some(v) => eprintln!("wrk: {v}"),
-        None => eprintln!(
-            "wrk not found: HTTP runs use the built-in generator (apt-get install -y wrk)"
-        ),
+    if !report_only {
+        eprintln!("load average (1 min): {}", res.load_before);
+        match &cfg.wrk {
+            Some(v) => eprintln!("wrk: {v}"),
+            None => eprintln!(
+                "wrk not found: HTTP runs use the built-in generator (apt-get install -y wrk)"
+            ),
+        }
     }
     for case in cases(&cfg) {
         if !want(case.id) {
@@ -387,8 +404,11 @@ pub fn all(o: &Opts) -> io::Result<()> {
         .parent()
         .unwrap_or(Path::new("."))
         .join("results.tsv");
-    crate::store::merge(&tsv, &mut res, want);
-    crate::store::save(&tsv, &res)?;
+    crate::store::merge(&tsv, &mut res);
+    if report_only {
+        crate::store::load_meta(&tsv, &mut cfg, &mut res);
+    }
+    crate::store::save(&tsv, &cfg, &res)?;
     report::write(&cfg, &res, &root)?;
     eprintln!(
         "wrote {}, {} and {}",
@@ -656,6 +676,7 @@ fn net_run(
             user_us_per_req: user_us / requests as f64,
             cpu_cores: cpu_us / (elapsed * 1e6),
             background: 0.0,
+            date: cfg.date.clone(),
         },
         perf_counts,
     ))
@@ -772,6 +793,7 @@ fn syscall_pass(cfg: &Cfg, res: &mut Results) {
                         requests: s.requests,
                         total,
                         named,
+                        date: cfg.date.clone(),
                     });
                 }
                 Ok((_, None)) => res.failures.push(format!(
@@ -830,6 +852,7 @@ fn file_runs(cfg: &Cfg, res: &mut Results, path: &Path) -> io::Result<()> {
                             repeat,
                             iops,
                             cpu_us_per_read: cpu,
+                            date: cfg.date.clone(),
                         });
                     }
                     Err(e) => {

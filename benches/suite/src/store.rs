@@ -1,7 +1,9 @@
 //! Every run's figures as tab-separated lines (`benches/suite/results.tsv`),
 //! so a partial rerun (`all --only http`) keeps the other scenarios' figures.
 //!
-//! Line kinds (first field), each ending with the date of the run:
+//! Line kinds (first field), each but `meta` ending with the date of the run:
+//! `meta date load_before load_after waited busy_starts secs warmup repeats
+//! file_secs quiet_wait quiet_budget` (the latest run, for `corio-bench report`),
 //! `net case label repeat requests rps p50 p99 cpu user cores background date`,
 //! `sys case label requests total name=count,... date` (counts per request),
 //! `file label qd repeat iops cpu date`.
@@ -10,7 +12,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use crate::runner::{FileSample, Results, Sample, SyscallRow};
+use crate::runner::{Cfg, FileSample, Results, Sample, SyscallRow};
 
 /// The scenario ids, as the `'static` strings the results use.
 const IDS: [&str; 4] = ["echo64", "echo1k", "http", "http2"];
@@ -19,8 +21,23 @@ fn id(s: &str) -> Option<&'static str> {
     IDS.into_iter().find(|i| *i == s)
 }
 
-pub fn save(path: &Path, res: &Results) -> io::Result<()> {
+pub fn save(path: &Path, cfg: &Cfg, res: &Results) -> io::Result<()> {
     let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "meta\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        res.date,
+        res.load_before,
+        res.load_after,
+        res.waited,
+        res.busy_starts,
+        cfg.secs,
+        cfg.warmup,
+        cfg.repeats,
+        cfg.file_secs,
+        cfg.quiet_wait,
+        cfg.quiet_budget
+    );
     for s in &res.samples {
         let _ = writeln!(
             out,
@@ -36,7 +53,7 @@ pub fn save(path: &Path, res: &Results) -> io::Result<()> {
             s.user_us_per_req,
             s.cpu_cores,
             s.background,
-            date_of(res, s.case)
+            s.date
         );
     }
     for r in &res.syscalls {
@@ -49,48 +66,42 @@ pub fn save(path: &Path, res: &Results) -> io::Result<()> {
             r.requests,
             r.total,
             named.join(","),
-            date_of(res, "syscalls")
+            r.date
         );
     }
     for f in &res.files {
         let _ = writeln!(
             out,
             "file\t{}\t{}\t{}\t{}\t{}\t{}",
-            f.label,
-            f.qd,
-            f.repeat,
-            f.iops,
-            f.cpu_us_per_read,
-            date_of(res, "file")
+            f.label, f.qd, f.repeat, f.iops, f.cpu_us_per_read, f.date
         );
     }
     std::fs::write(path, out)
 }
 
-fn date_of(res: &Results, scenario: &str) -> String {
-    res.kept
-        .iter()
-        .find(|(s, _)| s == scenario)
-        .map_or_else(|| res.date.clone(), |(_, d)| d.clone())
-}
-
-/// Adds to `res` the stored figures of the scenarios `wanted` says were not rerun.
-pub fn merge(path: &Path, res: &mut Results, wanted: impl Fn(&str) -> bool) {
+/// Adds to `res` the stored figures this run did not redo: a stored row is
+/// dropped only when this run measured the same scenario and runtime (and
+/// queue depth) again. Notes in `res.kept` what was kept, by scenario and date.
+pub fn merge(path: &Path, res: &mut Results) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
-    };
-    let mut keep = |scenario: &str, date: &str| -> bool {
-        if wanted(scenario) {
-            return false;
-        }
-        if !res.kept.iter().any(|(s, _)| s == scenario) {
-            res.kept.push((scenario.to_string(), date.to_string()));
-        }
-        true
     };
     let mut samples = Vec::new();
     let mut syscalls = Vec::new();
     let mut files = Vec::new();
+    let mut kept: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut note = |scenario: &str, date: &str, label: &str| {
+        let i = match kept.iter().position(|(s, d, _)| s == scenario && d == date) {
+            Some(i) => i,
+            None => {
+                kept.push((scenario.to_string(), date.to_string(), Vec::new()));
+                kept.len() - 1
+            }
+        };
+        if !kept[i].2.iter().any(|l| l == label) {
+            kept[i].2.push(label.to_string());
+        }
+    };
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         let num = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
@@ -100,58 +111,109 @@ pub fn merge(path: &Path, res: &mut Results, wanted: impl Fn(&str) -> bool) {
                 let (Some(repeat), Some(requests)) = (num(3), num(4)) else {
                     continue;
                 };
-                if keep(case, f[12]) {
-                    samples.push(Sample {
-                        case,
-                        label: f[2].to_string(),
-                        repeat: repeat as usize,
-                        requests: requests as u64,
-                        rps: num(5).unwrap_or(f64::NAN),
-                        p50_us: num(6).unwrap_or(f64::NAN),
-                        p99_us: num(7).unwrap_or(f64::NAN),
-                        cpu_us_per_req: num(8).unwrap_or(f64::NAN),
-                        user_us_per_req: num(9).unwrap_or(f64::NAN),
-                        cpu_cores: num(10).unwrap_or(f64::NAN),
-                        background: num(11).unwrap_or(f64::NAN),
-                    });
+                let label = f[2];
+                if res
+                    .samples
+                    .iter()
+                    .any(|s| s.case == case && s.label == label)
+                {
+                    continue;
                 }
+                note(case, f[12], label);
+                samples.push(Sample {
+                    case,
+                    label: label.to_string(),
+                    repeat: repeat as usize,
+                    requests: requests as u64,
+                    rps: num(5).unwrap_or(f64::NAN),
+                    p50_us: num(6).unwrap_or(f64::NAN),
+                    p99_us: num(7).unwrap_or(f64::NAN),
+                    cpu_us_per_req: num(8).unwrap_or(f64::NAN),
+                    user_us_per_req: num(9).unwrap_or(f64::NAN),
+                    cpu_cores: num(10).unwrap_or(f64::NAN),
+                    background: num(11).unwrap_or(f64::NAN),
+                    date: f[12].to_string(),
+                });
             }
             Some("sys") if f.len() == 7 => {
                 let Some(case) = id(f[1]) else { continue };
-                if keep("syscalls", f[6]) {
-                    let named = f[5]
-                        .split(',')
-                        .filter_map(|kv| {
-                            let (n, c) = kv.split_once('=')?;
-                            Some((n.to_string(), c.parse().ok()?))
-                        })
-                        .collect();
-                    syscalls.push(SyscallRow {
-                        case,
-                        label: f[2].to_string(),
-                        requests: num(3).unwrap_or(0.0) as u64,
-                        total: num(4).unwrap_or(f64::NAN),
-                        named,
-                    });
+                let label = f[2];
+                if res
+                    .syscalls
+                    .iter()
+                    .any(|r| r.case == case && r.label == label)
+                {
+                    continue;
                 }
+                note("syscalls", f[6], label);
+                let named = f[5]
+                    .split(',')
+                    .filter_map(|kv| {
+                        let (n, c) = kv.split_once('=')?;
+                        Some((n.to_string(), c.parse().ok()?))
+                    })
+                    .collect();
+                syscalls.push(SyscallRow {
+                    case,
+                    label: label.to_string(),
+                    requests: num(3).unwrap_or(0.0) as u64,
+                    total: num(4).unwrap_or(f64::NAN),
+                    named,
+                    date: f[6].to_string(),
+                });
             }
-            Some("file") if f.len() == 7 && keep("file", f[6]) => {
+            Some("file") if f.len() == 7 => {
+                let (label, qd) = (f[1], num(2).unwrap_or(0.0) as usize);
+                if res.files.iter().any(|r| r.label == label && r.qd == qd) {
+                    continue;
+                }
+                note("file", f[6], label);
                 files.push(FileSample {
-                    label: f[1].to_string(),
-                    qd: num(2).unwrap_or(0.0) as usize,
+                    label: label.to_string(),
+                    qd,
                     repeat: num(3).unwrap_or(0.0) as usize,
                     iops: num(4).unwrap_or(f64::NAN),
                     cpu_us_per_read: num(5).unwrap_or(f64::NAN),
+                    date: f[6].to_string(),
                 });
             }
             _ => {}
         }
     }
-    // Stored scenarios come first, in the order they were run.
+    // Stored rows first, in the order they were run.
     samples.append(&mut res.samples);
     res.samples = samples;
     syscalls.append(&mut res.syscalls);
     res.syscalls = syscalls;
     files.append(&mut res.files);
     res.files = files;
+    res.kept = kept;
+}
+
+/// Restores the latest run's settings and machine-load lines (for `report`).
+pub fn load_meta(path: &Path, cfg: &mut Cfg, res: &mut Results) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let Some(line) = text.lines().find(|l| l.starts_with("meta\t")) else {
+        return;
+    };
+    let f: Vec<&str> = line.split('\t').collect();
+    if f.len() != 12 {
+        return;
+    }
+    let num = |i: usize| f[i].parse::<f64>().ok();
+    res.date = f[1].to_string();
+    res.load_before = f[2].to_string();
+    res.load_after = f[3].to_string();
+    res.waited = num(4).unwrap_or(0.0);
+    res.busy_starts = num(5).unwrap_or(0.0) as usize;
+    cfg.secs = num(6).unwrap_or(cfg.secs);
+    cfg.warmup = num(7).unwrap_or(cfg.warmup);
+    cfg.repeats = num(8).map_or(cfg.repeats, |r| r as usize);
+    cfg.file_secs = num(9).unwrap_or(cfg.file_secs);
+    cfg.quiet_wait = num(10).unwrap_or(cfg.quiet_wait);
+    cfg.quiet_budget = num(11).unwrap_or(cfg.quiet_budget);
+    // Rows of the latest run are not "kept from an earlier run".
+    res.kept.retain(|(_, d, _)| *d != res.date);
 }

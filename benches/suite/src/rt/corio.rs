@@ -1,4 +1,6 @@
-//! corio: io_uring or poll driver; several listeners run as pinned shards.
+//! corio: io_uring or poll driver, owned-buffer reads or pooled receives
+//! (`recv_pooled`: multishot recv into the driver's provided-buffer ring);
+//! several listeners run as pinned shards.
 
 use std::io;
 use std::net::{Shutdown, TcpListener as StdListener};
@@ -12,32 +14,95 @@ use corio::{Builder, DriverKind, IoBuf};
 use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
 use crate::http;
 
-pub fn serve(kind: DriverKind, app: App, listeners: Vec<StdListener>) -> io::Result<()> {
+/// How a corio server receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// `read` into the connection's own buffer.
+    Owned,
+    /// `recv_pooled`: a lease of a pool buffer per receive.
+    Pooled,
+}
+
+pub fn serve(
+    kind: DriverKind,
+    recv: Recv,
+    app: App,
+    listeners: Vec<StdListener>,
+) -> io::Result<()> {
     if listeners.len() == 1 {
         let l = listeners.into_iter().next().expect("one listener");
         let rt = Builder::new().driver(kind).build()?;
-        return rt.block_on(accept_loop(app, TcpListener::from_std(l)));
+        return rt.block_on(accept_loop(app, recv, TcpListener::from_std(l)));
     }
     let n = listeners.len();
     let listeners = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
-    let results = Builder::new()
-        .driver(kind)
-        .shards(n)
-        .pin_cpus(true)
-        .run(move |shard| {
-            let l = listeners.lock().unwrap()[shard.index()].take();
-            async move { accept_loop(app, TcpListener::from_std(l.expect("one per shard"))).await }
-        })?;
+    let results =
+        Builder::new()
+            .driver(kind)
+            .shards(n)
+            .pin_cpus(true)
+            .run(move |shard| {
+                let l = listeners.lock().unwrap()[shard.index()].take();
+                async move {
+                    accept_loop(app, recv, TcpListener::from_std(l.expect("one per shard"))).await
+                }
+            })?;
     results.into_iter().collect()
 }
 
-async fn accept_loop(app: App, listener: TcpListener) -> io::Result<()> {
+async fn accept_loop(app: App, recv: Recv, listener: TcpListener) -> io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
-        match app {
-            App::Echo => corio::spawn(echo(stream)),
-            App::Http => corio::spawn(http(stream)),
+        match (app, recv) {
+            (App::Echo, Recv::Owned) => corio::spawn(echo(stream)),
+            (App::Echo, Recv::Pooled) => corio::spawn(echo_pooled(stream)),
+            (App::Http, Recv::Owned) => corio::spawn(http(stream, Recv::Owned)),
+            (App::Http, Recv::Pooled) => corio::spawn(http(stream, Recv::Pooled)),
         };
+    }
+}
+
+/// Echo as `examples/echo.rs` does it: each lease goes straight back out.
+async fn echo_pooled(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let data = match stream.recv_pooled().await {
+            Ok(Some(data)) => data,
+            Ok(None) | Err(_) => return,
+        };
+        if stream.write_all(data).await.0.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads into `input[filled..]`: a plain read, or a pooled receive copied
+/// there (as `examples/http_server` does on its plain path). Returns the
+/// count (0 at end of stream) and the buffer.
+async fn receive(
+    stream: &TcpStream,
+    recv: Recv,
+    mut input: Vec<u8>,
+    filled: usize,
+) -> (io::Result<usize>, Vec<u8>) {
+    match recv {
+        Recv::Owned => {
+            let (res, slice) = stream.read(input.slice(filled..)).await;
+            (res, slice.into_inner())
+        }
+        Recv::Pooled => match stream.recv_pooled().await {
+            Ok(None) => (Ok(0), input),
+            Err(e) => (Err(e), input),
+            Ok(Some(data)) => {
+                let n = data.len();
+                if filled + n > input.len() {
+                    let e = io::Error::other("pool buffer larger than the room left");
+                    return (Err(e), input);
+                }
+                input[filled..filled + n].copy_from_slice(&data);
+                (Ok(n), input)
+            }
+        },
     }
 }
 
@@ -59,14 +124,14 @@ async fn echo(stream: TcpStream) {
 }
 
 /// The connection loop of `examples/http_server` (without its linger on close).
-async fn http(stream: TcpStream) {
+async fn http(stream: TcpStream, recv: Recv) {
     let _ = stream.set_nodelay(true);
     let mut input = vec![0u8; 2 * http::MAX_HEAD];
     let mut filled = 0;
     let mut output = Vec::with_capacity(4096);
     loop {
-        let (res, slice) = stream.read(input.slice(filled..)).await;
-        input = slice.into_inner();
+        let (res, buf) = receive(&stream, recv, input, filled).await;
+        input = buf;
         match res {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,

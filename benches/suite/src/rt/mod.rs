@@ -6,6 +6,8 @@ use std::io;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use ::corio::DriverKind::{Poll, Uring};
+
 pub mod compio;
 pub mod corio;
 pub mod glommio;
@@ -32,6 +34,9 @@ pub enum Runtime {
     CorioUring,
     /// corio's poll (mio) driver; sharded the same way.
     CorioPoll,
+    /// corio on io_uring receiving with `recv_pooled` (multishot recv into
+    /// the provided-buffer ring); sharded the same way.
+    CorioPool,
     /// Registered (fixed) buffers; file reads only.
     CorioFixed,
     /// tokio's current-thread runtime; with several threads, one per core on
@@ -46,10 +51,11 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 9] = [
+    pub const ALL: [Runtime; 10] = [
         Runtime::CorioUring,
-        Runtime::CorioPoll,
         Runtime::CorioFixed,
+        Runtime::CorioPool,
+        Runtime::CorioPoll,
         Runtime::Tokio,
         Runtime::TokioMt,
         Runtime::Monoio,
@@ -62,6 +68,7 @@ impl Runtime {
         match self {
             Runtime::CorioUring => "corio-uring",
             Runtime::CorioPoll => "corio-poll",
+            Runtime::CorioPool => "corio-pool",
             Runtime::CorioFixed => "corio-fixed",
             Runtime::Tokio => "tokio",
             Runtime::TokioMt => "tokio-mt",
@@ -88,8 +95,9 @@ pub fn serve(
     threads: usize,
 ) -> io::Result<()> {
     match rt {
-        Runtime::CorioUring => corio::serve(::corio::DriverKind::Uring, app, listeners),
-        Runtime::CorioPoll => corio::serve(::corio::DriverKind::Poll, app, listeners),
+        Runtime::CorioUring => corio::serve(Uring, corio::Recv::Owned, app, listeners),
+        Runtime::CorioPool => corio::serve(Uring, corio::Recv::Pooled, app, listeners),
+        Runtime::CorioPoll => corio::serve(Poll, corio::Recv::Owned, app, listeners),
         Runtime::TokioMt => tokio::serve_mt(app, listeners, threads),
         Runtime::Tokio => per_thread(listeners, cpus, move |l| tokio::serve(app, l)),
         Runtime::Monoio => per_thread(listeners, cpus, move |l| monoio::serve(app, l)),
@@ -131,9 +139,10 @@ where
 pub fn fileread(rt: Runtime, path: &str, qd: usize, secs: f64) -> io::Result<u64> {
     let spec = ReadSpec::new(path, secs)?;
     match rt {
-        Runtime::CorioUring => corio::fileread(::corio::DriverKind::Uring, false, spec, qd),
-        Runtime::CorioFixed => corio::fileread(::corio::DriverKind::Uring, true, spec, qd),
-        Runtime::CorioPoll => corio::fileread(::corio::DriverKind::Poll, false, spec, qd),
+        Runtime::CorioUring => corio::fileread(Uring, false, spec, qd),
+        Runtime::CorioFixed => corio::fileread(Uring, true, spec, qd),
+        Runtime::CorioPoll => corio::fileread(Poll, false, spec, qd),
+        Runtime::CorioPool => Err(io::Error::other("file reads: use corio-uring")),
         Runtime::Tokio => tokio::fileread(spec, qd),
         Runtime::TokioMt => Err(io::Error::other("file reads: use tokio")),
         Runtime::Monoio => monoio::fileread(spec, qd),
