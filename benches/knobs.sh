@@ -81,7 +81,7 @@ for load in "http 64" "echo 32" "echo 1"; do
     run "default, ring fd not registered" $kind $conns -- "${server[@]}" --register-ring-fd off
     run "default, spin 50 us" $kind $conns -- "${server[@]}" --spin 50
     run "default, max 4 CQEs per tick" $kind $conns -- "${server[@]}" --max-cqes 4
-    run "SQPOLL idle 10 ms (SI|COOP)" $kind $conns -- "${server[@]}" --sqpoll 10
+    run "SQPOLL idle 10 ms" $kind $conns -- "${server[@]}" --sqpoll 10
     CORIO_DRIVER=poll run "poll driver (epoll)" $kind $conns -- "${server[@]}"
     CORIO_DRIVER=poll run "poll driver, spin 50 us" $kind $conns -- "${server[@]}" --spin 50
 done
