@@ -177,13 +177,13 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
-        if let State::Blocking(_) = self.state {
-            if let State::Blocking(job) = std::mem::replace(&mut self.state, State::Done) {
-                blocking::abandon(&self.core, job);
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Blocking(job) => blocking::abandon(&self.core, job),
+            other => {
+                self.state = other;
+                #[cfg(corio_uring)]
+                self.drop_uring();
             }
-        } else {
-            #[cfg(corio_uring)]
-            self.drop_uring();
         }
     }
 }
