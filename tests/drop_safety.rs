@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -23,17 +23,9 @@ use corio::{IoBuf, IoBufMut};
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// The tests count the process's open fds and make thousands of sockets, so
-/// they run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+// The tests count the process's open fds and make thousands of sockets, so
+// they run one at a time.
+use support::{open_fds, serial};
 
 /// Inside a runtime: waits up to 5 s for the fd count to fall to `want` or
 /// below (closes of dropped sockets go through the ring; an fd the harness

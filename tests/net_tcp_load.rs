@@ -15,10 +15,6 @@ const PER_CONN: usize = 1 << 20;
 /// Write size and read buffer size.
 const CHUNK: usize = 64 * 1024;
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 /// Aborts the process if the test hangs: a hung test would block `cargo test`.
 struct Watchdog(Arc<(Mutex<bool>, Condvar)>);
 
@@ -119,7 +115,7 @@ fn thousand_connections_echo_one_mib_each() {
     let _dog = watchdog(180);
     let pat = pattern();
     let _serial = support::serial();
-    let base = open_fds();
+    let base = support::open_fds();
     let rt = support::runtime();
     let served = Rc::new(Cell::new(0));
     let start = Instant::now();
@@ -156,6 +152,6 @@ fn thousand_connections_echo_one_mib_each() {
         mib as f64 / took.as_secs_f64()
     );
     drop(rt);
-    assert_eq!(open_fds(), base, "fds leaked");
+    assert_eq!(support::open_fds(), base, "fds leaked");
 }
 }

@@ -246,21 +246,17 @@ fn blocking_pool_is_bounded_and_joined_at_shutdown() {
 }
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 both_drivers! {
 fn runtimes_are_freed_when_dropped() {
     // Warm up (lazy statics, the test harness's own fds).
     drop(support::runtime());
     let _serial = support::serial();
-    let before = open_fds();
+    let before = support::open_fds();
     for _ in 0..500 {
         let rt = support::runtime();
         rt.block_on(async { corio::nop().await.unwrap() });
     }
-    let after = open_fds();
+    let after = support::open_fds();
     // Other tests run in parallel and may hold a few fds for a moment.
     assert!(after <= before + 16, "fds grew from {before} to {after}");
 }

@@ -52,7 +52,7 @@ macro_rules! both_drivers {
 /// (so `#[should_panic]` tests keep their meaning).
 pub fn with_driver(kind: DriverKind, test: fn()) {
     let mut kind = kind;
-    if kind == DriverKind::Uring && Builder::new().driver(kind).build().is_err() {
+    if kind == DriverKind::Uring && !uring_available() {
         eprintln!("io_uring is not available here: running the uring variant on the poll driver");
         kind = DriverKind::Poll;
     }
@@ -102,11 +102,25 @@ fn full_name(test: &str) -> String {
     }
 }
 
+/// Whether an io_uring runtime can be built here; asked once per process.
+///
+/// The answer is cached because asking builds (and drops) a ring: done
+/// from a test's variant while another test counts fds, that ring's fd
+/// would show up in, or vanish from, the other test's count.
+pub fn uring_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| Builder::new().driver(DriverKind::Uring).build().is_ok())
+}
+
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Serialises the tests of one binary that count the whole process's fds
 /// (the `uring` and `poll` variants of a test otherwise run at once).
+///
+/// The io_uring check of [`with_driver`] is done before the lock is taken,
+/// so no test makes a probe ring while a serial test counts fds.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    uring_available();
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
