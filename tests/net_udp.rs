@@ -4,6 +4,7 @@ mod support;
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use corio::IoBuf;
@@ -260,6 +261,21 @@ fn multicast_v4_join_leave_on_loopback() {
         // Bound to the group address: only the group's datagrams arrive.
         let r = UdpSocket::bind((group, 0)).unwrap();
         let dest = r.local_addr().unwrap();
+        // Only this socket's own memberships count: by default Linux hands
+        // it the group's datagrams while any socket on the host (the other
+        // variant of this test, say) is in the group.
+        let off: libc::c_int = 0;
+        // SAFETY: setsockopt with a live fd and a c_int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                r.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_ALL,
+                (&off as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "IP_MULTICAST_ALL: {}", std::io::Error::last_os_error());
         if let Err(e) = r.join_multicast_v4(group, lo) {
             // No multicast on loopback here: the error must be a kernel one.
             assert!(e.raw_os_error().is_some(), "unclear join error: {e:?}");
