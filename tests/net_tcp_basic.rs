@@ -143,3 +143,44 @@ fn from_std_nonblocking_socket_still_works() {
     });
 }
 }
+
+both_drivers! {
+fn end_of_stream_seen_with_the_last_bytes_is_not_lost() {
+    // The peer's bytes and its FIN arrive together while the reader is
+    // between reads. The poll driver forgets readiness after a short read;
+    // the FIN it already saw must still let the next read return 0.
+    support::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        for pooled in [false, true] {
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            let (s, _) = listener.accept().await.unwrap();
+            // A read that waits (so the fd is known to the driver), then
+            // gives up.
+            let r = corio::time::timeout(Duration::from_millis(10), s.read(vec![0u8; 64])).await;
+            assert!(r.is_err(), "nothing was sent yet");
+            peer.write_all(&[7u8; 100]).unwrap();
+            peer.shutdown(std::net::Shutdown::Write).unwrap();
+            // Let the driver take the events while no read is pending.
+            corio::time::sleep(Duration::from_millis(30)).await;
+            let limit = Duration::from_secs(5);
+            let first = if pooled {
+                let b = corio::time::timeout(limit, s.recv_pooled()).await.expect("data");
+                b.unwrap().expect("bytes, not the end").len()
+            } else {
+                let (res, _) = corio::time::timeout(limit, s.read(vec![0u8; 4096])).await.expect("data");
+                res.unwrap()
+            };
+            assert_eq!(first, 100, "pooled {pooled}");
+            let end = if pooled {
+                let b = corio::time::timeout(limit, s.recv_pooled()).await;
+                b.expect("the end of stream was lost").unwrap().map_or(0, |b| b.len())
+            } else {
+                let r = corio::time::timeout(limit, s.read(vec![0u8; 4096])).await;
+                r.expect("the end of stream was lost").0.unwrap()
+            };
+            assert_eq!(end, 0, "pooled {pooled}");
+        }
+    });
+}
+}

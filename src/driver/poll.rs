@@ -4,7 +4,9 @@
 //! readable and writable) the first time an op waits on it. The driver keeps,
 //! per fd, whether it believes each direction ready and the wakers waiting on
 //! it; an op attempts its syscall while the fd is believed ready, and on
-//! `WouldBlock` clears the belief and parks. Each turn polls mio (without
+//! `WouldBlock` (or a result showing the fd drained) clears the belief and
+//! parks. A peer's close or a socket error is remembered apart: it is final
+//! and no edge follows it, so it keeps the direction ready. Each turn polls mio (without
 //! waiting when tasks are runnable), marks the fds that saw an edge ready and
 //! wakes their waiters. Remote wake-ups come through a `mio::Waker`. Fds whose
 //! last handle was dropped are deregistered and closed at the next turn.
@@ -29,6 +31,11 @@ struct FdSlot {
     registered: bool,
     readable: bool,
     writable: bool,
+    /// The peer closed its side (or the socket failed): final states that
+    /// keep the direction ready whatever an attempt showed, since no edge
+    /// follows them.
+    read_closed: bool,
+    write_closed: bool,
     readers: Vec<Waker>,
     writers: Vec<Waker>,
 }
@@ -40,6 +47,8 @@ impl Default for FdSlot {
             registered: false,
             readable: true,
             writable: true,
+            read_closed: false,
+            write_closed: false,
             readers: Vec::new(),
             writers: Vec::new(),
         }
@@ -116,8 +125,8 @@ impl Driver {
             }
         }
         let (ready, waiters) = match interest {
-            Interest::Readable => (slot.readable, &mut slot.readers),
-            Interest::Writable => (slot.writable, &mut slot.writers),
+            Interest::Readable => (slot.readable || slot.read_closed, &mut slot.readers),
+            Interest::Writable => (slot.writable || slot.write_closed, &mut slot.writers),
         };
         if ready || !slot.registered {
             return true;
@@ -184,6 +193,8 @@ impl Driver {
             }
             let slot = &mut self.fds[i];
             let hup = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
+            slot.read_closed |= ev.is_error() || ev.is_read_closed();
+            slot.write_closed |= ev.is_error() || ev.is_write_closed();
             if ev.is_readable() || hup {
                 slot.readable = true;
                 for w in slot.readers.drain(..) {

@@ -87,6 +87,15 @@ pub(crate) unsafe trait OpCode: 'static {
     /// `readiness` and try again".
     fn attempt(&mut self) -> io::Result<u32>;
 
+    /// A successful `attempt` returned `n` and that shows the fd has no more
+    /// of its readiness right now (a short read of a stream socket, a short
+    /// write): the poll driver then forgets the fd's readiness instead of
+    /// learning it from an `EAGAIN` on the next attempt.
+    fn drained(&self, n: u32) -> bool {
+        let _ = n;
+        false
+    }
+
     /// Turns the result (a count or an fd, or the error) into the output.
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
 

@@ -203,6 +203,12 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         syscall_result(res)
     }
 
+    fn drained(&self, n: u32) -> bool {
+        // A stream read shorter than the buffer emptied the socket; a
+        // datagram says nothing of the next one, and 0 is the end.
+        !self.datagram && n > 0 && (n as usize) < self.buf.bytes_total()
+    }
+
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {
         let res = res.map(|n| {
             // SAFETY: the kernel wrote `n` bytes at the start of the buffer.
@@ -263,6 +269,11 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         // SAFETY: the buffer is owned by the op and has `len` initialised bytes.
         let res = unsafe { libc::send(self.fd.raw(), ptr.cast(), len, flags) };
         syscall_result(res)
+    }
+
+    fn drained(&self, n: u32) -> bool {
+        // A short send filled the socket's send buffer.
+        (n as usize) < self.buf.bytes_init()
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> Self::Output {

@@ -81,6 +81,13 @@ fn poll_recv_ready(
         let r = unsafe { libc::recv(fd.raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
         match syscall_result(r) {
             Ok(n) if n > 0 || datagram => {
+                if !datagram && (n as usize) < len {
+                    // A short stream read emptied the socket.
+                    core.driver
+                        .borrow_mut()
+                        .poll()
+                        .clear_ready(fd.raw(), Interest::Readable);
+                }
                 return Poll::Ready(Ok(Some(PooledBuf::from_pool(
                     pool.clone(),
                     bid,
@@ -92,6 +99,7 @@ fn poll_recv_ready(
                 return Poll::Ready(Ok(None));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                core.counters.would_block();
                 pool.put_back(bid);
                 core.driver
                     .borrow_mut()

@@ -3,7 +3,8 @@
 //! How it works: the op's non-blocking syscall is attempted at once when the
 //! driver believes the fd ready; `WouldBlock` clears that belief and parks the
 //! task's waker on the fd until the driver sees an edge, then the op tries
-//! again. Ops that never wait run their syscall directly. Each result that
+//! again. A result that shows the fd drained (a short stream read or write,
+//! see `OpCode::drained`) clears the belief too, saving that `EAGAIN`. Ops that never wait run their syscall directly. Each result that
 //! arrives without waiting takes one unit of the task's budget, so a loop
 //! whose syscalls keep succeeding (or failing, like `accept` under `EMFILE`)
 //! still yields to other tasks.
@@ -43,6 +44,7 @@ impl<T: OpCode> Op<T> {
             let data = self.data.as_mut().expect("op data");
             match data.attempt() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.core.counters.would_block();
                     self.core
                         .driver
                         .borrow_mut()
@@ -50,7 +52,18 @@ impl<T: OpCode> Op<T> {
                         .clear_ready(fd, interest);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                res => return self.finish(res, 0),
+                res => {
+                    if let Ok(n) = res
+                        && data.drained(n)
+                    {
+                        self.core
+                            .driver
+                            .borrow_mut()
+                            .poll()
+                            .clear_ready(fd, interest);
+                    }
+                    return self.finish(res, 0);
+                }
             }
         }
     }

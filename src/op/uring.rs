@@ -94,6 +94,7 @@ impl<T: OpCode> Op<T> {
                     if res == -libc::EAGAIN
                         && let Some((fd, interest)) = data.readiness()
                     {
+                        self.core.counters.would_block();
                         let mask = match interest {
                             Interest::Readable => libc::POLLIN,
                             Interest::Writable => libc::POLLOUT,

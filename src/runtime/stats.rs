@@ -67,6 +67,11 @@ pub struct Stats {
     /// multishot receive on io_uring; no free buffer on the poll driver):
     /// a sign the pool is too small for the load.
     pub enobufs: u64,
+    /// Syscalls that found their fd not ready (`EAGAIN`): on the poll
+    /// driver, attempts made on a stale belief that the fd was ready; on
+    /// io_uring, completions of sockets in `O_NONBLOCK` mode that were
+    /// re-armed.
+    pub would_blocks: u64,
 }
 
 impl Stats {
@@ -95,18 +100,20 @@ impl Stats {
             spin_hits: d(self.spin_hits, earlier.spin_hits),
             remote_wakeups: d(self.remote_wakeups, earlier.remote_wakeups),
             enobufs: d(self.enobufs, earlier.enobufs),
+            would_blocks: d(self.would_blocks, earlier.would_blocks),
         }
     }
 }
 
 impl fmt::Display for Stats {
     /// One line: `enters 3 sqes 5 cqes 5 in-flight 1 (max 2) overflows 0
-    /// cancels 0 polls 4 parks 2 spin-hits 0 remote 0 enobufs 0`.
+    /// cancels 0 polls 4 parks 2 spin-hits 0 remote 0 enobufs 0
+    /// would-blocks 0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "enters {} sqes {} cqes {} in-flight {} (max {}) overflows {} cancels {} \
-             polls {} parks {} spin-hits {} remote {} enobufs {}",
+             polls {} parks {} spin-hits {} remote {} enobufs {} would-blocks {}",
             self.enters,
             self.sqes_submitted,
             self.cqes_reaped,
@@ -119,6 +126,7 @@ impl fmt::Display for Stats {
             self.spin_hits,
             self.remote_wakeups,
             self.enobufs,
+            self.would_blocks,
         )
     }
 }
@@ -207,6 +215,7 @@ pub(crate) struct Counters {
     parks: Cell<u64>,
     spin_hits: Cell<u64>,
     enobufs: Cell<u64>,
+    would_blocks: Cell<u64>,
 }
 
 #[inline]
@@ -292,6 +301,12 @@ impl Counters {
         bump(&self.enobufs, 1);
     }
 
+    /// A syscall found its fd not ready (`EAGAIN`).
+    #[inline]
+    pub(crate) fn would_block(&self) {
+        bump(&self.would_blocks, 1);
+    }
+
     /// A snapshot, with the remote wake-ups counted elsewhere.
     pub(crate) fn snapshot(&self, remote_wakeups: u64) -> Stats {
         Stats {
@@ -307,6 +322,7 @@ impl Counters {
             spin_hits: self.spin_hits.get(),
             remote_wakeups,
             enobufs: self.enobufs.get(),
+            would_blocks: self.would_blocks.get(),
         }
     }
 }
