@@ -150,7 +150,7 @@ fn header(line: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// `1*DIGIT` as a number; `None` if empty, not digits, or too large.
-fn decimal(s: &[u8]) -> Option<u64> {
+pub fn decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
@@ -160,7 +160,7 @@ fn decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
-fn trim(s: &[u8]) -> &[u8] {
+pub fn trim(s: &[u8]) -> &[u8] {
     let blank = |b: &u8| *b == b' ' || *b == b'\t';
     let start = s.iter().position(|b| !blank(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);

@@ -13,6 +13,7 @@
 //! `--stats` prints each shard's runtime counters once a second; the ring and
 //! executor knobs (`--coop off`, `--spin 50`, ...) are listed by `--help`.
 
+mod app;
 mod http;
 #[path = "../common/knobs.rs"]
 mod knobs;
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use corio::net::{TcpListener, TcpStream};
 use corio::{BufResult, IoBuf, IoBufMut};
-use http::{Connection, MAX_HEAD, Parse, Request};
+use http::MAX_HEAD;
 
 /// First pause after a failed accept; it doubles on each failure in a row.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
@@ -193,21 +194,7 @@ async fn serve<C: Conn>(mut stream: C) {
         }
 
         // Answer every complete request read so far, in order.
-        let mut parsed = 0;
-        let mut keep_alive = true;
-        while keep_alive {
-            match http::parse(&input[parsed..filled]) {
-                Parse::Partial => break,
-                Parse::Request(req) => {
-                    keep_alive = respond(&req, &mut output);
-                    parsed += req.len;
-                }
-                Parse::Error(response) => {
-                    response.write_to(&mut output, Connection::Close, false);
-                    keep_alive = false;
-                }
-            }
-        }
+        let step = app::answer(&input[..filled], &mut output);
 
         if !output.is_empty() {
             let (res, buf) = stream.write_all(output).await;
@@ -217,34 +204,13 @@ async fn serve<C: Conn>(mut stream: C) {
                 return;
             }
         }
-        if !keep_alive {
+        if step.close {
             return stream.close(input).await;
         }
         // Move the start of the next request (if any) to the front.
-        input.copy_within(parsed..filled, 0);
-        filled -= parsed;
+        input.copy_within(step.parsed..filled, 0);
+        filled -= step.parsed;
     }
-}
-
-/// The application: appends the response to `req` to `out`; returns whether
-/// the connection stays open.
-fn respond(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
-    // Bodies are never read, so a request with one closes the connection.
-    let keep_alive = req.keep_alive && !req.has_body;
-    let conn = match (keep_alive, req.http11) {
-        (false, _) => Connection::Close,
-        (true, true) => Connection::Implied,
-        (true, false) => Connection::KeepAlive,
-    };
-    let head_only = req.method == b"HEAD";
-    let path = req.target.split(|&b| b == b'?').next().unwrap_or_default();
-    let response = match (req.method, path) {
-        (b"GET" | b"HEAD", b"/") => &http::HELLO,
-        (b"GET" | b"HEAD", _) => &http::NOT_FOUND,
-        _ => &http::METHOD_NOT_ALLOWED,
-    };
-    response.write_to(out, conn, head_only);
-    keep_alive
 }
 
 /// Closes the connection after its last response without losing that response.

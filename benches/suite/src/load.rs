@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::http;
+use crate::http::{decimal, trim};
 
 /// What each connection sends.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +67,7 @@ struct Conn {
 pub fn run(load: &Load, mut on_window: impl FnMut(bool)) -> io::Result<Outcome> {
     let request: Vec<u8> = match load.message {
         Message::Echo { size } => (0..size).map(|i| b'a' + (i % 26) as u8).collect(),
-        Message::Http => http::GET.to_vec(),
+        Message::Http => GET.to_vec(),
     };
     let mut poll = Poll::new()?;
     let mut conns = Vec::with_capacity(load.conns);
@@ -148,7 +148,7 @@ pub fn run(load: &Load, mut on_window: impl FnMut(bool)) -> io::Result<Outcome> 
                     }
                     Message::Http => {
                         c.input.extend_from_slice(&buf[..n]);
-                        http::response_len(&c.input).is_some()
+                        response_len(&c.input).is_some()
                     }
                 };
                 if done {
@@ -290,5 +290,39 @@ mod tests {
         let p99 = h.quantile(0.99) as f64;
         assert!((p50 - 500_000.0).abs() < 20_000.0, "{p50}");
         assert!((p99 - 990_000.0).abs() < 40_000.0, "{p99}");
+    }
+}
+
+/// The request the built-in load generator sends.
+pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/// If `buf` starts with a complete response, its length.
+pub fn response_len(buf: &[u8]) -> Option<usize> {
+    let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let body = buf[..head]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            name.eq_ignore_ascii_case(b"content-length")
+                .then(|| decimal(trim(value[1..].strip_suffix(b"\r").unwrap_or(&value[1..]))))
+                .flatten()
+        })
+        .next()
+        .unwrap_or(0) as usize;
+    (buf.len() >= head + body).then_some(head + body)
+}
+
+#[cfg(test)]
+mod http_tests {
+    use super::*;
+
+    #[test]
+    fn response_len_finds_whole_responses_only() {
+        let mut out = Vec::new();
+        let step = crate::app::answer(&[GET, GET].concat(), &mut out);
+        assert_eq!(step.parsed, 2 * GET.len());
+        let one = response_len(&out).expect("a complete response");
+        assert_eq!(one * 2, out.len());
+        assert_eq!(response_len(&out[..one - 1]), None);
     }
 }

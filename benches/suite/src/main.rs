@@ -15,6 +15,12 @@
 //! RUNTIME is one of corio-uring, corio-pool, corio-poll, corio-fixed (file reads only),
 //! tokio, tokio-mt, monoio, glommio, compio, tokio-uring.
 
+/// The example server's per-read step (`answer`).
+#[path = "../../../examples/http_server/app.rs"]
+mod app;
+/// The example server's parser and fixed responses, shared so every runtime
+/// answers with the same code.
+#[path = "../../../examples/http_server/http.rs"]
 mod http;
 mod load;
 mod report;

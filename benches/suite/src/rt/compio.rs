@@ -10,7 +10,7 @@ use compio::io::{AsyncRead, AsyncReadAt, AsyncWrite, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 
 use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
-use crate::http;
+use crate::{app, http};
 
 pub fn serve(app: App, listener: StdListener) -> io::Result<()> {
     compio::runtime::Runtime::new()?.block_on(async move {
@@ -54,7 +54,7 @@ async fn http(mut stream: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
         }
-        let step = http::answer(&input[..filled], &mut output);
+        let step = app::answer(&input[..filled], &mut output);
         if !output.is_empty() {
             let BufResult(res, buf) = stream.write_all(output).await;
             output = buf;

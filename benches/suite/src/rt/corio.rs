@@ -12,7 +12,7 @@ use corio::net::{TcpListener, TcpStream};
 use corio::{Builder, DriverKind, IoBuf};
 
 use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
-use crate::http;
+use crate::{app, http};
 
 /// How a corio server receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +136,7 @@ async fn http(stream: TcpStream, recv: Recv) {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
         }
-        let step = http::answer(&input[..filled], &mut output);
+        let step = app::answer(&input[..filled], &mut output);
         if !output.is_empty() {
             let (res, buf) = stream.write_all(output).await;
             output = buf;

@@ -11,7 +11,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::{LocalExecutorBuilder, Placement};
 
 use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
-use crate::http;
+use crate::{app, http};
 
 fn executor() -> io::Result<glommio::LocalExecutor> {
     LocalExecutorBuilder::new(Placement::Unbound)
@@ -57,7 +57,7 @@ async fn http(mut stream: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
         }
-        let step = http::answer(&input[..filled], &mut output);
+        let step = app::answer(&input[..filled], &mut output);
         if !output.is_empty() {
             let res = stream.write_all(&output).await;
             output.clear();

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
-use crate::http;
+use crate::{app, http};
 
 /// One current-thread runtime on this thread.
 pub fn serve(app: App, listener: StdListener) -> io::Result<()> {
@@ -69,7 +69,7 @@ async fn http(mut stream: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
         }
-        let step = http::answer(&input[..filled], &mut output);
+        let step = app::answer(&input[..filled], &mut output);
         if !output.is_empty() {
             let res = stream.write_all(&output).await;
             output.clear();

@@ -8,7 +8,7 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::{TcpListener, TcpStream};
 
 use super::{App, BLOCK, ECHO_BUF, ReadSpec, check_read};
-use crate::http;
+use crate::{app, http};
 
 pub fn serve(app: App, listener: StdListener) -> io::Result<()> {
     tokio_uring::builder().entries(1024).start(async move {
@@ -52,7 +52,7 @@ async fn http(stream: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
         }
-        let step = http::answer(&input[..filled], &mut output);
+        let step = app::answer(&input[..filled], &mut output);
         if !output.is_empty() {
             let (res, buf) = stream.write_all(output).await;
             output = buf;
