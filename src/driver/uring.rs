@@ -403,8 +403,9 @@ impl Driver {
             & (1 << (opcode::MsgRingData::CODE % 64))
             != 0
             && ring.params().is_feature_skip_cqe_on_success();
+        // Without a spare fd (EMFILE) wake-ups simply stay on the eventfd.
         let ring_dup = if msg_ring && b.msg_ring_wakeups.unwrap_or(MSG_RING_DEFAULT) {
-            Some(dup(&ring)?)
+            dup(&ring).ok()
         } else {
             None
         };
