@@ -173,10 +173,12 @@ mod uring {
         ("SYMLINKAT", opcode::SymlinkAt::CODE, FALLBACK),
         ("LINKAT", opcode::LinkAt::CODE, FALLBACK),
         ("FTRUNCATE", opcode::Ftruncate::CODE, FALLBACK),
+        ("MSG_RING", opcode::MsgRingData::CODE, WAKE),
     ];
     const NEEDED: &str = "needed: without it Auto picks the poll driver";
     const FS: &str = "used by corio::fs";
     const FALLBACK: &str = "used by corio::fs; runs on the blocking pool when missing";
+    const WAKE: &str = "wakes other shards (msg_ring_wakeups); an eventfd write when missing";
 
     fn tiny(
         flags: Flags,

@@ -64,6 +64,15 @@ impl Unparker {
             Unparker::Poll(u) => u.unpark(),
         }
     }
+
+    /// True when the runtime accepts `IORING_OP_MSG_RING` wake-ups.
+    pub(crate) fn by_ring(&self) -> bool {
+        match self {
+            #[cfg(corio_uring)]
+            Unparker::Uring(u) => u.by_ring(),
+            Unparker::Poll(_) => false,
+        }
+    }
 }
 
 /// A built driver, its unparker, and why `Auto` fell back, if it did.
@@ -204,6 +213,26 @@ impl Driver {
             #[cfg(corio_uring)]
             Driver::Uring(d) => d.park(core, timeout),
             Driver::Poll(d) => d.turn(core, timeout),
+        }
+    }
+
+    /// Queues an `IORING_OP_MSG_RING` on this ring that wakes the runtime
+    /// behind `target`; false when that cannot be done (poll driver, no
+    /// MSG_RING here, the target does not accept them): write its eventfd.
+    pub(crate) fn send_wake(&mut self, target: &Unparker) -> bool {
+        match (self, target) {
+            #[cfg(corio_uring)]
+            (Driver::Uring(d), Unparker::Uring(t)) => d.send_wake(t),
+            _ => false,
+        }
+    }
+
+    /// Submits the MSG_RING wake-ups still queued, if any.
+    pub(crate) fn flush_wakes(&mut self) {
+        match self {
+            #[cfg(corio_uring)]
+            Driver::Uring(d) => d.flush_wakes(),
+            Driver::Poll(_) => {}
         }
     }
 

@@ -5,8 +5,12 @@
 //! `io_uring_enter` submits the batch (and, when parking, waits in the same
 //! call). A full submission queue is submitted and refilled; completions the
 //! kernel kept back on overflow (`IORING_FEAT_NODROP`) are flushed by entering
-//! again. Remote wake-ups arrive as the completion of a read on an eventfd that
-//! is kept in flight, so a parked thread is woken through its ring.
+//! again. Remote wake-ups arrive through the ring: as the completion of a read
+//! on an eventfd that is kept in flight, or, when the waker runs on another
+//! corio io_uring runtime, as a completion posted by an `IORING_OP_MSG_RING`
+//! the waker's ring sends with its next submit (no extra syscall, nothing to
+//! re-arm). Each runtime that accepts MSG_RING wake-ups keeps a `dup` of its
+//! ring fd in its `Unparker`, so a sender never targets a recycled fd number.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -78,6 +82,16 @@ pub(crate) trait Abandoned {
 const TOKEN_UNTRACKED: u64 = u64::MAX;
 /// `user_data` of the eventfd read that wakes a parked thread.
 const TOKEN_WAKE: u64 = u64::MAX - 1;
+/// `user_data` of the completion a MSG_RING wake-up posts on the woken ring:
+/// its arrival ends the wait, nothing else is done with it.
+const TOKEN_MSG_WAKE: u64 = u64::MAX - 2;
+/// `user_data` of a MSG_RING wake-up on the sending ring. It is sent with
+/// `IOSQE_CQE_SKIP_SUCCESS`, so only a failure posts a completion.
+const TOKEN_MSG_SENT: u64 = u64::MAX - 3;
+
+/// Whether a runtime that does not choose accepts MSG_RING wake-ups
+/// (`Builder::msg_ring_wakeups`).
+pub(crate) const MSG_RING_DEFAULT: bool = true;
 
 /// The io_uring completion driver of one runtime.
 pub(crate) struct Driver {
@@ -105,6 +119,14 @@ pub(crate) struct Driver {
     setup: RingFlags,
     /// Most CQEs reaped per tick (`Builder::max_completions_per_tick`).
     max_cqes: usize,
+    /// This ring can send MSG_RING wake-ups (the probe has the opcode and
+    /// the kernel `IOSQE_CQE_SKIP_SUCCESS`).
+    msg_ring: bool,
+    /// The eventfds of the runtimes this ring has sent MSG_RING wake-ups to,
+    /// for the fallback when one fails (a failure does not say which).
+    msg_targets: Vec<std::sync::Weak<OwnedFd>>,
+    /// A MSG_RING wake-up waits in the submission queue.
+    msg_queued: bool,
 }
 
 impl std::fmt::Debug for Driver {
@@ -120,15 +142,54 @@ impl std::fmt::Debug for Driver {
 #[derive(Debug)]
 pub(crate) struct Unparker {
     fd: Arc<OwnedFd>,
+    /// A `dup` of the runtime's ring fd when it accepts MSG_RING wake-ups.
+    /// Owning it keeps the ring (not only the number) alive while any waker
+    /// may target it; it closes with the runtime's shared part.
+    ring: Option<OwnedFd>,
 }
 
 impl Unparker {
     pub(crate) fn unpark(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. A full
-        // counter (EAGAIN) already means a wake-up is pending.
-        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        write_eventfd(&self.fd);
     }
+
+    /// True when the runtime accepts MSG_RING wake-ups.
+    pub(crate) fn by_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+}
+
+/// Adds one to an eventfd, waking the read kept in flight on it.
+fn write_eventfd(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. A full
+    // counter (EAGAIN) already means a wake-up is pending.
+    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+}
+
+/// A MSG_RING wake-up failed (say its target is going away), and the failure
+/// does not say which: wake every runtime in `targets` (those a ring has sent
+/// one to) through its eventfd instead. A spurious wake-up costs a tick; a
+/// lost one would hang a task.
+fn msg_failed(targets: &mut Vec<std::sync::Weak<OwnedFd>>) {
+    targets.retain(|w| match w.upgrade() {
+        Some(fd) => {
+            write_eventfd(&fd);
+            true
+        }
+        None => false,
+    });
+}
+
+/// A `dup` of `fd` (close-on-exec).
+fn dup(fd: &impl AsRawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on an fd we hold open returns a new fd or -1.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 const ENTER_GETEVENTS: u32 = 1 << 0;
@@ -338,6 +399,16 @@ impl Driver {
             -1
         };
         let setup = super::setup::describe(&ring, flags, b, ring_index >= 0);
+        let msg_ring = opcodes[opcode::MsgRingData::CODE as usize / 64]
+            & (1 << (opcode::MsgRingData::CODE % 64))
+            != 0
+            && ring.params().is_feature_skip_cqe_on_success();
+        // Without a spare fd (EMFILE) wake-ups simply stay on the eventfd.
+        let ring_dup = if msg_ring && b.msg_ring_wakeups.unwrap_or(MSG_RING_DEFAULT) {
+            dup(&ring).ok()
+        } else {
+            None
+        };
         let driver = Driver {
             pool: None,
             ring_index,
@@ -353,8 +424,15 @@ impl Driver {
             stats,
             setup,
             max_cqes: b.max_completions_per_tick,
+            msg_ring,
+            msg_targets: Vec::new(),
+            msg_queued: false,
         };
-        Ok((driver, Unparker { fd: wake_fd }))
+        let unparker = Unparker {
+            fd: wake_fd,
+            ring: ring_dup,
+        };
+        Ok((driver, unparker))
     }
 
     /// The ring's setup flags and sizes.
@@ -456,6 +534,47 @@ impl Driver {
         let sqe = opcode::AsyncCancel::new(idx as u64).build();
         self.stats.cancel();
         self.push_untracked(sqe);
+    }
+
+    /// Queues a MSG_RING that wakes the runtime behind `target` (another
+    /// runtime that accepts them); it goes out with this ring's next submit.
+    /// False when this ring cannot send one: the caller writes the eventfd.
+    pub(crate) fn send_wake(&mut self, target: &Unparker) -> bool {
+        let Some(ring) = &target.ring else {
+            return false;
+        };
+        if !self.msg_ring || self.closed {
+            return false;
+        }
+        let key = Arc::as_ptr(&target.fd);
+        if !self.msg_targets.iter().any(|w| w.as_ptr() == key) {
+            self.msg_targets.retain(|w| w.strong_count() > 0);
+            self.msg_targets.push(Arc::downgrade(&target.fd));
+        }
+        let sqe = opcode::MsgRingData::new(types::Fd(ring.as_raw_fd()), 0, TOKEN_MSG_WAKE, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(TOKEN_MSG_SENT);
+        loop {
+            // SAFETY: a MSG_RING data message points at no memory; the target
+            // ring fd stays open while `target` (held by the caller) lives,
+            // and the kernel takes its own reference when it submits.
+            if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+                break;
+            }
+            self.enter(0, None);
+        }
+        self.stats.msg_ring_wakeup();
+        self.msg_queued = true;
+        true
+    }
+
+    /// Submits queued MSG_RING wake-ups now, if any wait (the thread is about
+    /// to leave `block_on`, so no next tick would send them).
+    pub(crate) fn flush_wakes(&mut self) {
+        if self.msg_queued {
+            self.enter(0, None);
+        }
     }
 
     fn push_untracked(&mut self, sqe: squeue::Entry) {
@@ -564,6 +683,7 @@ impl Driver {
             (sq.len() as u32, sq.cq_overflow() || sq.taskrun(), sqpoll)
         };
         self.stats.enter();
+        self.msg_queued = false;
         let mut flags = sqpoll_flags;
         if want > 0 || sq_flags_need {
             flags |= ENTER_GETEVENTS;
@@ -665,7 +785,21 @@ impl Driver {
             };
             total += 1;
             let (user_data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
-            self.stats.cqe(flags);
+            match user_data {
+                // Neither was counted as in flight.
+                TOKEN_MSG_WAKE => {
+                    self.stats.cqe_unpaired();
+                    continue;
+                }
+                TOKEN_MSG_SENT => {
+                    self.stats.cqe_unpaired();
+                    if res < 0 {
+                        msg_failed(&mut self.msg_targets);
+                    }
+                    continue;
+                }
+                _ => self.stats.cqe(flags),
+            }
             match user_data {
                 TOKEN_UNTRACKED => self.untracked -= 1,
                 TOKEN_WAKE => self.wake_armed = false,
@@ -769,5 +903,91 @@ impl Driver {
             self.reap();
         }
         let _ = self.sys_enter(0, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver with default settings; `None` where io_uring or MSG_RING is
+    /// unavailable.
+    fn driver() -> Option<(Driver, Unparker)> {
+        match Driver::new(&Builder::new(), Rc::default()) {
+            Ok((d, u)) if d.msg_ring => Some((d, u)),
+            Ok(_) => {
+                eprintln!("skipped: the kernel lacks IORING_OP_MSG_RING");
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: io_uring is not available here ({e})");
+                None
+            }
+        }
+    }
+
+    /// Reads an eventfd's counter (0 when it is not set).
+    fn take_eventfd(fd: &OwnedFd) -> u64 {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd.
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        if n == 8 { v } else { 0 }
+    }
+
+    #[test]
+    fn a_msg_ring_wake_ends_the_targets_wait_and_posts_nothing_on_the_sender() {
+        let (Some((mut source, _)), Some((mut target, target_unparker))) = (driver(), driver())
+        else {
+            return;
+        };
+        assert!(target_unparker.by_ring());
+        assert!(source.send_wake(&target_unparker));
+        source.flush_wakes();
+        assert!(!source.msg_queued);
+        // The wait ends at once with the message's completion, which counts
+        // as no op in flight.
+        let start = Instant::now();
+        target.enter(1, Some(Duration::from_secs(5)));
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "the MSG_RING did not wake the ring"
+        );
+        assert_eq!(target.reap(), 1);
+        assert_eq!(target.stats.snapshot(0).in_flight, 0);
+        // Success posted nothing on the sender (IOSQE_CQE_SKIP_SUCCESS).
+        source.enter(0, None);
+        assert_eq!(source.reap(), 0);
+        let s = source.stats.snapshot(0);
+        assert_eq!((s.msg_ring_wakeups, s.in_flight), (1, 0));
+    }
+
+    #[test]
+    fn a_failed_msg_ring_wake_falls_back_to_the_eventfd() {
+        let Some((mut source, _)) = driver() else {
+            return;
+        };
+        // A target whose "ring" fd is not a ring: the message fails (EBADFD).
+        // SAFETY: eventfd returns a new fd or -1; checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` is a fresh eventfd owned by nobody else.
+        let event = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let bogus = Unparker {
+            ring: Some(dup(&*event).unwrap()),
+            fd: event.clone(),
+        };
+        assert!(source.send_wake(&bogus));
+        source.flush_wakes();
+        assert_eq!(source.reap(), 1, "a failed MSG_RING posts a completion");
+        assert_eq!(
+            take_eventfd(&event),
+            1,
+            "the failure did not write the eventfd"
+        );
+        // Once the target is gone the sender forgets it.
+        drop(bogus);
+        drop(event);
+        assert!(source.send_wake(&driver().unwrap().1));
+        assert_eq!(source.msg_targets.len(), 1);
     }
 }

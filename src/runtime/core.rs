@@ -125,11 +125,34 @@ impl Shared {
         }
     }
 
-    /// Wakes the runtime's thread if it is parked in the kernel.
+    /// Wakes the runtime's thread if it is parked in the kernel: through a
+    /// MSG_RING sent by the calling thread's own ring when it runs a corio
+    /// io_uring runtime and the target accepts them (the SQE goes out with
+    /// the caller's next submit, which it reaches at the end of its tick or
+    /// when it leaves `block_on`), else with an eventfd write.
     pub(crate) fn unpark(&self) {
         if self.parked.swap(false, Ordering::SeqCst) {
+            if self.unparker.by_ring() && self.wake_from_current_ring() {
+                return;
+            }
             self.unparker.unpark();
         }
+    }
+
+    /// Queues a MSG_RING wake-up on the current thread's runtime, if it has
+    /// one that can send it (and it is not this runtime, nor busy inside its
+    /// driver).
+    fn wake_from_current_ring(&self) -> bool {
+        context::with_core(|core| {
+            let Some(core) = core else { return false };
+            if std::ptr::eq(Arc::as_ptr(&core.shared), self) {
+                return false;
+            }
+            match core.driver.try_borrow_mut() {
+                Ok(mut driver) => driver.send_wake(&self.unparker),
+                Err(_) => false,
+            }
+        })
     }
 }
 

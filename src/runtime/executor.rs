@@ -41,8 +41,21 @@ impl Wake for MainWaker {
     }
 }
 
+/// Sends the MSG_RING wake-ups the thread queued when it leaves `block_on`
+/// (returning or unwinding): no next tick would submit them.
+struct FlushWakes<'a>(&'a Core);
+
+impl Drop for FlushWakes<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut driver) = self.0.driver.try_borrow_mut() {
+            driver.flush_wakes();
+        }
+    }
+}
+
 pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
     let _guard = context::enter(core.clone());
+    let _flush = FlushWakes(core);
     let main = Arc::new(MainWaker {
         woken: AtomicBool::new(true),
         shared: core.shared.clone(),

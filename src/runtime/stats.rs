@@ -72,6 +72,12 @@ pub struct Stats {
     /// io_uring, completions of sockets in `O_NONBLOCK` mode that were
     /// re-armed.
     pub would_blocks: u64,
+    /// Wake-ups this runtime sent to parked runtimes on other threads as an
+    /// `IORING_OP_MSG_RING` from its own ring (see
+    /// [`Builder::msg_ring_wakeups`](crate::Builder::msg_ring_wakeups)),
+    /// instead of an eventfd write. Each is one of `sqes_submitted` that
+    /// posts no completion here unless it fails.
+    pub msg_ring_wakeups: u64,
 }
 
 impl Stats {
@@ -101,6 +107,7 @@ impl Stats {
             remote_wakeups: d(self.remote_wakeups, earlier.remote_wakeups),
             enobufs: d(self.enobufs, earlier.enobufs),
             would_blocks: d(self.would_blocks, earlier.would_blocks),
+            msg_ring_wakeups: d(self.msg_ring_wakeups, earlier.msg_ring_wakeups),
         }
     }
 }
@@ -108,12 +115,12 @@ impl Stats {
 impl fmt::Display for Stats {
     /// One line: `enters 3 sqes 5 cqes 5 in-flight 1 (max 2) overflows 0
     /// cancels 0 polls 4 parks 2 spin-hits 0 remote 0 enobufs 0
-    /// would-blocks 0`.
+    /// would-blocks 0 msg-ring 0`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "enters {} sqes {} cqes {} in-flight {} (max {}) overflows {} cancels {} \
-             polls {} parks {} spin-hits {} remote {} enobufs {} would-blocks {}",
+             polls {} parks {} spin-hits {} remote {} enobufs {} would-blocks {} msg-ring {}",
             self.enters,
             self.sqes_submitted,
             self.cqes_reaped,
@@ -127,6 +134,7 @@ impl fmt::Display for Stats {
             self.remote_wakeups,
             self.enobufs,
             self.would_blocks,
+            self.msg_ring_wakeups,
         )
     }
 }
@@ -216,6 +224,7 @@ pub(crate) struct Counters {
     spin_hits: Cell<u64>,
     enobufs: Cell<u64>,
     would_blocks: Cell<u64>,
+    msg_ring_wakeups: Cell<u64>,
 }
 
 #[inline]
@@ -255,6 +264,23 @@ impl Counters {
         if flags & CQE_F_MORE == 0 {
             self.in_flight.set(self.in_flight.get().saturating_sub(1));
         }
+    }
+
+    /// A MSG_RING wake-up queued: an SQE whose success posts no CQE here
+    /// (`IOSQE_CQE_SKIP_SUCCESS`), so it is not counted as in flight.
+    #[inline]
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring only
+    pub(crate) fn msg_ring_wakeup(&self) {
+        bump(&self.sqes, 1);
+        bump(&self.msg_ring_wakeups, 1);
+    }
+
+    /// A CQE that ends no op counted in flight (a MSG_RING wake-up arriving,
+    /// or the failure of one sent).
+    #[inline]
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring only
+    pub(crate) fn cqe_unpaired(&self) {
+        bump(&self.cqes, 1);
     }
 
     /// `n` readiness events (poll driver).
@@ -323,6 +349,7 @@ impl Counters {
             remote_wakeups,
             enobufs: self.enobufs.get(),
             would_blocks: self.would_blocks.get(),
+            msg_ring_wakeups: self.msg_ring_wakeups.get(),
         }
     }
 }
