@@ -8,13 +8,16 @@
 //!
 //! `cargo bench --bench shards [-- ROUNDS]` (default 6 runs per mode).
 //!
-//! Measured 2026-11-25, Linux 6.18, 2-CPU VM busy with other work (load
-//! average 2-3), `nice -n 10`, three invocations; ns per round trip:
+//! Measured 2026-11-25, Linux 6.18, 2-CPU VM; ns per round trip:
 //!
 //! | wake-up  | wall min      | wall median   | CPU min       | CPU median    |
 //! |----------|---------------|---------------|---------------|---------------|
-//! | eventfd  | 27333–37645   | 49145–50976   | 21377–27438   | 30801–44017   |
-//! | msg_ring | 30681–31977   | 42131–47492   | 19014–19238   | 23518–47091   |
+//! | eventfd  | 43242         | 48241         | 32564         | 36505         |
+//! | msg_ring | 32157         | 37587         | 19717         | 22849         |
+//!
+//! (quiet machine, one invocation; three earlier invocations on a busy
+//! machine, load 2-3, agreed on the order: eventfd CPU median 31–44 µs,
+//! MSG_RING 24–47 µs.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

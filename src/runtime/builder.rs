@@ -238,14 +238,16 @@ impl Builder {
     /// runtimes always use the eventfd, and so does everyone where the
     /// kernel lacks MSG_RING or a message fails. The poll driver ignores the
     /// knob. Default: MSG_RING where the kernel has it. Measured with
-    /// `benches/shards.rs` (two pinned shards bouncing a message, Linux 6.18
-    /// on a busy 2-CPU VM, three interleaved runs): median round trip 42–47
-    /// µs against 49–51 µs with the eventfd, least process CPU per round trip
-    /// 19 µs against 21–27 µs; most of the rest is the kernel putting a CPU
-    /// to sleep and waking it.
+    /// `benches/shards.rs` (two pinned shards bouncing a message, each
+    /// message finding the other shard parked; Linux 6.18, quiet 2-CPU VM):
+    /// 22.8 µs of process CPU per round trip against 36.5 µs with the
+    /// eventfd, wall 37.6 µs against 48.2 µs (medians); most of it is the
+    /// kernel putting a CPU to sleep and waking it.
     ///
     /// One thing changes with MSG_RING: the wake-up leaves at the end of the
-    /// waking thread's tick (or when it leaves `block_on`), not at once, so a
+    /// waking thread's tick (or when it leaves `block_on`), not at once, as
+    /// every SQE a task queues does (a task that computes for long without
+    /// yielding delays it as it delays its own I/O), so a
     /// task that wakes another shard and then blocks its thread (on a std
     /// channel, say) until that shard answers would wait for ever. Tasks
     /// should not block their thread anyway.
