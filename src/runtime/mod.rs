@@ -13,6 +13,7 @@ pub(crate) mod context;
 pub(crate) mod coop;
 pub(crate) mod core;
 mod executor;
+mod group;
 pub mod shard;
 pub(crate) mod stats;
 mod task;
@@ -32,6 +33,7 @@ use slab::Slab;
 pub use crate::driver::DriverKind;
 pub use blocking::spawn_blocking;
 pub use builder::Builder;
+pub use group::TaskGroup;
 pub use stats::{RingFlags, Stats, ring_flags, stats};
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
