@@ -5,7 +5,9 @@
 //! pipelined requests get one write; [`respond`] is the application itself
 //! (`GET /` says hello, other paths are 404, other methods 405). The
 //! benchmark suite (`benches/suite`) includes this file, so every runtime it
-//! loads answers with exactly this code.
+//! loads answers with exactly this code. Its unit tests run with the
+//! suite's (`cargo test -p corio-bench`); `tests/examples_http.rs` tests the
+//! same behaviour through the running server.
 
 use crate::http::{self, Connection, Parse, Request};
 
