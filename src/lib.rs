@@ -58,6 +58,6 @@ pub use probe::{Probe, probe};
 pub use runtime::shard;
 pub use runtime::shard::spawn_on;
 pub use runtime::{
-    Builder, DriverKind, JoinError, JoinHandle, Runtime, TaskGroup, run, spawn, spawn_blocking,
-    yield_now,
+    Builder, ContextVar, DriverKind, JoinError, JoinHandle, Runtime, TaskGroup, run, spawn,
+    spawn_blocking, yield_now,
 };

@@ -144,8 +144,9 @@ where
     let Some(target) = target else {
         panic!("corio::spawn_on: there is no {shard} in this runtime");
     };
-    // SAFETY: `F` is `Send`, so it may be polled and dropped on any thread.
-    unsafe { spawn_onto(target, future) }
+    // SAFETY: `F` is `Send`, so it may be polled and dropped on any thread,
+    // and the task carries no context variables of this thread (`None`).
+    unsafe { spawn_onto(target, future, None) }
 }
 
 /// Coordinates the end of a `run`: shards keep serving (tasks, `spawn_on`)

@@ -17,8 +17,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use super::context;
 use super::core::Shared;
+use super::{context, ctxvar};
 use std::sync::Arc;
 
 /// Per-task metadata stored in the task allocation.
@@ -53,18 +53,23 @@ where
     let core = context::current("corio::spawn");
     // SAFETY: the task is queued on this thread's own runtime, so the future
     // (which need not be `Send`) is polled and dropped on this thread only.
-    unsafe { spawn_onto(core.shared.clone(), future) }
+    unsafe { spawn_onto(core.shared.clone(), future, ctxvar::capture()) }
 }
 
-/// Creates a task whose runnable is scheduled on the runtime owning `shared`.
+/// Creates a task whose runnable is scheduled on the runtime owning `shared`,
+/// starting with the context variables of `ctx`.
 ///
 /// # Safety
 ///
-/// Unless `F` is `Send`, the caller must be on that runtime's thread: the
-/// future is polled and dropped by that runtime only (remote wakes push its
-/// runnable to a queue only that thread drains, and at shutdown every live
-/// task is dropped there).
-pub(crate) unsafe fn spawn_onto<F>(shared: Arc<Shared>, future: F) -> JoinHandle<F::Output>
+/// Unless `F` is `Send` and `ctx` is `None`, the caller must be on that
+/// runtime's thread: the future (and the context) is polled and dropped by
+/// that runtime only (remote wakes push its runnable to a queue only that
+/// thread drains, and at shutdown every live task is dropped there).
+pub(crate) unsafe fn spawn_onto<F>(
+    shared: Arc<Shared>,
+    future: F,
+    ctx: Option<ctxvar::Context>,
+) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -81,6 +86,7 @@ where
                     future,
                     meta,
                     key: None,
+                    ctx,
                 },
                 schedule,
             )
@@ -100,6 +106,9 @@ struct TaskFuture<'a, F> {
     future: F,
     meta: &'a TaskMeta,
     key: Option<usize>,
+    /// The task's context variables, the thread's current ones while it
+    /// is polled.
+    ctx: Option<ctxvar::Context>,
 }
 
 impl<F: Future> Future for TaskFuture<'_, F> {
@@ -117,7 +126,10 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         }
         // SAFETY: see above; `future` stays in place until the wrapper drops.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
-        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        let outer = ctxvar::replace(this.ctx.take());
+        let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        this.ctx = ctxvar::replace(outer);
+        match polled {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => Poll::Ready(Err(JoinError::panic(payload))),
