@@ -34,204 +34,142 @@ fn main() {
 /// Items per sample.
 const N: usize = 1000;
 
-fn corio_rt() -> corio::Runtime {
-    corio::Runtime::new().expect("corio runtime")
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 /// Polls `fut` once with a no-op waker.
 fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     fut.poll(&mut Context::from_waker(std::task::Waker::noop()))
 }
 
-fn xorshift(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
-}
+/// The same names on both runtimes, so each benchmark body is written once.
+mod corio_api {
+    pub use corio::sync::mpsc::{channel, unbounded_channel};
+    pub use corio::time::{sleep, sleep_until};
+    pub use corio::{spawn, yield_now};
 
-#[divan::bench_group(sample_count = 200)]
-mod spawn_join {
-    use super::*;
-
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                for i in 0..N {
-                    assert_eq!(corio::spawn(async move { i }).await.unwrap(), i);
-                }
-            })
-        });
-    }
-
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                for i in 0..N {
-                    assert_eq!(tokio::spawn(async move { i }).await.unwrap(), i);
-                }
-            })
-        });
+    pub fn rt() -> corio::Runtime {
+        corio::Runtime::new().expect("corio runtime")
     }
 }
 
-#[divan::bench_group(sample_count = 200)]
-mod spawn_many {
-    use super::*;
+mod tokio_api {
+    pub use tokio::spawn;
+    pub use tokio::sync::mpsc::{channel, unbounded_channel};
+    pub use tokio::task::yield_now;
+    pub use tokio::time::sleep;
 
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..N).map(|i| corio::spawn(async move { i })).collect();
-                for (i, h) in hs.into_iter().enumerate() {
-                    assert_eq!(h.await.unwrap(), i);
-                }
-            })
-        });
+    pub fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
     }
 
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = (0..N).map(|i| tokio::spawn(async move { i })).collect();
-                for (i, h) in hs.into_iter().enumerate() {
-                    assert_eq!(h.await.unwrap(), i);
-                }
-            })
-        });
+    pub fn sleep_until(deadline: std::time::Instant) -> tokio::time::Sleep {
+        tokio::time::sleep_until(deadline.into())
     }
 }
 
-#[divan::bench_group(sample_count = 200)]
-mod yield_now {
-    use super::*;
+/// A group `$name` with a `corio` and a `tokio` benchmark running `$body`
+/// (an async block) `N` items per sample, with `api` naming that runtime's
+/// functions.
+macro_rules! versus {
+    ($name:ident, $samples:expr, $body:expr) => {
+        #[divan::bench_group(sample_count = $samples)]
+        mod $name {
+            use super::*;
 
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let t = corio::spawn(async {
-                    for _ in 0..N {
-                        corio::yield_now().await;
-                    }
-                });
-                t.await.unwrap()
-            })
-        });
-    }
+            #[divan::bench]
+            fn corio(b: Bencher) {
+                use crate::corio_api as api;
+                let rt = api::rt();
+                b.counter(N).bench_local(|| rt.block_on($body));
+            }
 
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let t = tokio::spawn(async {
-                    for _ in 0..N {
-                        tokio::task::yield_now().await;
-                    }
-                });
-                t.await.unwrap()
-            })
-        });
-    }
+            #[divan::bench]
+            fn tokio(b: Bencher) {
+                use crate::tokio_api as api;
+                let rt = api::rt();
+                b.counter(N).bench_local(|| rt.block_on($body));
+            }
+        }
+    };
 }
 
-#[divan::bench_group(sample_count = 200)]
-mod timer_register_cancel {
-    use super::*;
-
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                for _ in 0..N {
-                    let s = pin!(corio::time::sleep(Duration::from_secs(30)));
-                    assert!(poll_once(s).is_pending());
-                }
-            })
-        });
+versus!(spawn_join, 200, async {
+    for i in 0..N {
+        assert_eq!(api::spawn(async move { i }).await.unwrap(), i);
     }
+});
 
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                for _ in 0..N {
-                    let s = pin!(tokio::time::sleep(Duration::from_secs(30)));
-                    assert!(poll_once(s).is_pending());
-                }
-            })
-        });
+versus!(spawn_many, 200, async {
+    let hs: Vec<_> = (0..N).map(|i| api::spawn(async move { i })).collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        assert_eq!(h.await.unwrap(), i);
     }
-}
+});
 
-#[divan::bench_group(sample_count = 50)]
-mod timers_fire {
-    use super::*;
+versus!(yield_now, 200, async {
+    let t = api::spawn(async {
+        for _ in 0..N {
+            api::yield_now().await;
+        }
+    });
+    t.await.unwrap()
+});
 
-    /// Deadlines 0..1 ms from now, the same sequence for both runtimes.
-    fn deadlines() -> Vec<Instant> {
-        let now = Instant::now();
-        let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
-        (0..N)
-            .map(|_| now + Duration::from_nanos(xorshift(&mut rng) % 1_000_000))
-            .collect()
+versus!(timer_register_cancel, 200, async {
+    for _ in 0..N {
+        let s = pin!(api::sleep(Duration::from_secs(30)));
+        assert!(poll_once(s).is_pending());
     }
+});
 
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = deadlines()
-                    .into_iter()
-                    .map(|d| corio::spawn(corio::time::sleep_until(d)))
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-            })
-        });
+versus!(timers_fire, 50, async {
+    // Deadlines 0..1 ms from now, the same sequence for both runtimes.
+    let now = Instant::now();
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64;
+    let hs: Vec<_> = (0..N)
+        .map(|_| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let deadline = now + Duration::from_nanos(rng % 1_000_000);
+            api::spawn(api::sleep_until(deadline))
+        })
+        .collect();
+    for h in hs {
+        h.await.unwrap();
     }
+});
 
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let hs: Vec<_> = deadlines()
-                    .into_iter()
-                    .map(|d| tokio::spawn(tokio::time::sleep_until(d.into())))
-                    .collect();
-                for h in hs {
-                    h.await.unwrap();
-                }
-            })
-        });
+versus!(channel_unbounded, 200, async {
+    let (tx, mut rx) = api::unbounded_channel();
+    for i in 0..N {
+        tx.send(i).unwrap();
     }
-}
+    for i in 0..N {
+        assert_eq!(rx.recv().await, Some(i));
+    }
+});
+
+versus!(channel_ping_pong, 200, async {
+    let (ping_tx, mut ping_rx) = api::channel::<usize>(1);
+    let (pong_tx, mut pong_rx) = api::channel::<usize>(1);
+    let echo = api::spawn(async move {
+        while let Some(v) = ping_rx.recv().await {
+            pong_tx.send(v).await.unwrap();
+        }
+    });
+    for i in 0..N {
+        ping_tx.send(i).await.unwrap();
+        assert_eq!(pong_rx.recv().await, Some(i));
+    }
+    drop(ping_tx);
+    echo.await.unwrap();
+});
 
 #[divan::bench(sample_count = 200)]
 fn nop_corio(b: Bencher) {
-    let rt = corio_rt();
+    let rt = corio_api::rt();
     b.counter(N).bench_local(|| {
         rt.block_on(async {
             for _ in 0..N {
@@ -239,92 +177,4 @@ fn nop_corio(b: Bencher) {
             }
         })
     });
-}
-
-#[divan::bench_group(sample_count = 200)]
-mod channel_unbounded {
-    use super::*;
-
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let (tx, mut rx) = corio::sync::mpsc::unbounded_channel();
-                for i in 0..N {
-                    tx.send(i).unwrap();
-                }
-                for i in 0..N {
-                    assert_eq!(rx.recv().await, Some(i));
-                }
-            })
-        });
-    }
-
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                for i in 0..N {
-                    tx.send(i).unwrap();
-                }
-                for i in 0..N {
-                    assert_eq!(rx.recv().await, Some(i));
-                }
-            })
-        });
-    }
-}
-
-#[divan::bench_group(sample_count = 200)]
-mod channel_ping_pong {
-    use super::*;
-
-    #[divan::bench]
-    fn corio(b: Bencher) {
-        use corio::sync::mpsc::channel;
-        let rt = corio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let (ping_tx, mut ping_rx) = channel::<usize>(1);
-                let (pong_tx, mut pong_rx) = channel::<usize>(1);
-                let echo = corio::spawn(async move {
-                    while let Some(v) = ping_rx.recv().await {
-                        pong_tx.send(v).await.unwrap();
-                    }
-                });
-                for i in 0..N {
-                    ping_tx.send(i).await.unwrap();
-                    assert_eq!(pong_rx.recv().await, Some(i));
-                }
-                drop(ping_tx);
-                echo.await.unwrap();
-            })
-        });
-    }
-
-    #[divan::bench]
-    fn tokio(b: Bencher) {
-        use tokio::sync::mpsc::channel;
-        let rt = tokio_rt();
-        b.counter(N).bench_local(|| {
-            rt.block_on(async {
-                let (ping_tx, mut ping_rx) = channel::<usize>(1);
-                let (pong_tx, mut pong_rx) = channel::<usize>(1);
-                let echo = tokio::spawn(async move {
-                    while let Some(v) = ping_rx.recv().await {
-                        pong_tx.send(v).await.unwrap();
-                    }
-                });
-                for i in 0..N {
-                    ping_tx.send(i).await.unwrap();
-                    assert_eq!(pong_rx.recv().await, Some(i));
-                }
-                drop(ping_tx);
-                echo.await.unwrap();
-            })
-        });
-    }
 }

@@ -42,6 +42,30 @@ async fn settle_fds(want: usize) -> usize {
     }
 }
 
+/// Runs `body` on a fresh runtime of the test variant's driver, one test at
+/// a time and under a watchdog; fails if the process holds more fds once the
+/// runtime is gone than before it was built.
+fn run_counting_fds(name: &'static str, secs: u64, body: impl Future<Output = ()>) {
+    let _serial = serial();
+    let _dog = watchdog(name, secs);
+    let base = open_fds();
+    support::runtime().block_on(body);
+    let after = open_fds();
+    assert!(
+        after <= base,
+        "fds leaked after the runtime was dropped: {base} then {after}"
+    );
+}
+
+/// Inside a runtime: fails unless the fd count settles back to `during`.
+async fn assert_fds_settle(during: usize) {
+    let now = settle_fds(during).await;
+    assert!(
+        now <= during,
+        "fds leaked while running: {during} then {now}"
+    );
+}
+
 /// Aborts the process when a test hangs: a hung test would block `cargo test`.
 struct Watchdog {
     state: Arc<(Mutex<bool>, Condvar)>,
@@ -151,18 +175,13 @@ async fn drop_pending_many<F: Future>(n: usize, mut make: impl FnMut() -> F) -> 
 
 both_drivers! {
 fn dropping_pending_accepts_leaks_nothing() {
-    let _serial = serial();
-    let _dog = watchdog("dropping_pending_accepts_leaks_nothing", 60);
-    let base = open_fds();
-    let rt = support::runtime();
-    rt.block_on(async {
+    run_counting_fds("dropping_pending_accepts_leaks_nothing", 60, async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let during = open_fds();
         let finished = drop_pending_many(10_000, || listener.accept()).await;
         assert_eq!(finished, 0, "an accept finished with no client");
-        let now = settle_fds(during).await;
-        assert!(now <= during, "fds leaked while running: {during} then {now}");
+        assert_fds_settle(during).await;
         // The listener still serves the next client.
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (s, peer) = timeout(Duration::from_secs(5), listener.accept())
@@ -172,27 +191,19 @@ fn dropping_pending_accepts_leaks_nothing() {
         assert_eq!(peer, client.local_addr().unwrap());
         drop(s);
     });
-    drop(rt);
-    let after = open_fds();
-    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
 both_drivers! {
 fn dropping_pending_reads_leaks_and_loses_nothing() {
-    let _serial = serial();
-    let _dog = watchdog("dropping_pending_reads_leaks_and_loses_nothing", 60);
-    let base = open_fds();
-    let rt = support::runtime();
-    rt.block_on(async {
+    run_counting_fds("dropping_pending_reads_leaks_and_loses_nothing", 60, async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (s, _) = listener.accept().await.unwrap();
         let during = open_fds();
         let finished = drop_pending_many(10_000, || s.read(vec![0u8; 64])).await;
         assert_eq!(finished, 0, "a read finished with nothing sent");
-        let now = settle_fds(during).await;
-        assert!(now <= during, "fds leaked while running: {during} then {now}");
+        assert_fds_settle(during).await;
         // The next read gets exactly what is sent now.
         let msg = b"after ten thousand dropped reads";
         client.write_all(msg).unwrap();
@@ -202,19 +213,12 @@ fn dropping_pending_reads_leaks_and_loses_nothing() {
         res.unwrap();
         assert_eq!(&buf, msg);
     });
-    drop(rt);
-    let after = open_fds();
-    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
 both_drivers! {
 fn dropping_pending_connects_leaks_nothing() {
-    let _serial = serial();
-    let _dog = watchdog("dropping_pending_connects_leaks_nothing", 60);
-    let base = open_fds();
-    let rt = support::runtime();
-    rt.block_on(async {
+    run_counting_fds("dropping_pending_connects_leaks_nothing", 60, async {
         // Never accepts: the first connects complete in the kernel, then the
         // accept queue is full and the rest stay pending (SYNs are dropped).
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -222,22 +226,14 @@ fn dropping_pending_connects_leaks_nothing() {
         let during = open_fds();
         let finished = drop_pending_many(10_000, || TcpStream::connect(addr)).await;
         eprintln!("connect: {finished} of 10000 finished before they could be dropped");
-        let now = settle_fds(during).await;
-        assert!(now <= during, "fds leaked while running: {during} then {now}");
+        assert_fds_settle(during).await;
     });
-    drop(rt);
-    let after = open_fds();
-    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
 both_drivers! {
 fn dropping_pending_sleeps_leaks_nothing() {
-    let _serial = serial();
-    let _dog = watchdog("dropping_pending_sleeps_leaks_nothing", 60);
-    let base = open_fds();
-    let rt = support::runtime();
-    rt.block_on(async {
+    run_counting_fds("dropping_pending_sleeps_leaks_nothing", 60, async {
         let during = open_fds();
         let finished = drop_pending_many(10_000, || sleep(Duration::from_secs(3600))).await;
         assert_eq!(finished, 0, "an hour-long sleep finished");
@@ -247,9 +243,6 @@ fn dropping_pending_sleeps_leaks_nothing() {
         assert!(start.elapsed() >= Duration::from_millis(10));
         assert_eq!(open_fds(), during);
     });
-    drop(rt);
-    let after = open_fds();
-    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
@@ -368,8 +361,7 @@ fn accepts_dropped_by_timeouts_lose_no_client() {
              {kept} served from connections kept for dropped accepts, {:?}",
             start.elapsed()
         );
-        let now = settle_fds(during).await;
-        assert!(now <= during, "fds leaked while running: {during} then {now}");
+        assert_fds_settle(during).await;
     });
     drop(rt);
     let after = open_fds();
@@ -763,11 +755,7 @@ async fn corio_client(
 both_drivers! {
 fn stale_read_never_touches_a_socket_reusing_its_fd() {
     const LEN: usize = 256 * 1024;
-    let _serial = serial();
-    let _dog = watchdog("stale_read_never_touches_a_socket_reusing_its_fd", 60);
-    let base = open_fds();
-    let rt = support::runtime();
-    rt.block_on(async {
+    run_counting_fds("stale_read_never_touches_a_socket_reusing_its_fd", 60, async {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut reused_rounds = 0;
         'rounds: for round in 0..12 {
@@ -846,9 +834,6 @@ fn stale_read_never_touches_a_socket_reusing_its_fd() {
         }
         assert!(reused_rounds >= 4, "fd reused in only {reused_rounds} rounds");
     });
-    drop(rt);
-    let after = open_fds();
-    assert!(after <= base, "fds leaked after the runtime was dropped: {base} then {after}");
 }
 }
 
