@@ -457,7 +457,17 @@ fn accept_emfile_is_returned_and_naive_retry_does_not_starve() {
                 Err(e) => {
                     assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e:?}");
                     if !emfile_seen.get() {
-                        assert_eq!(accepted, N, "first EMFILE after {accepted} accepts");
+                        // N numbers were free when the limit was set; one fd
+                        // the runtime was closing or opening then (a close op
+                        // still queued for the ring, say) may shift that by
+                        // one. Far from N would mean EMFILE for another reason.
+                        if accepted != N {
+                            eprintln!("first EMFILE after {accepted} accepts, not {N}");
+                        }
+                        assert!(
+                            accepted.abs_diff(N) <= 1,
+                            "first EMFILE after {accepted} accepts, {N} fds were free"
+                        );
                         emfile_seen.set(true);
                     }
                     emfile_errors += 1;
