@@ -353,9 +353,12 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> (String, String
     let _ = writeln!(m, "## Micro-benchmarks\n");
     let _ = writeln!(
         m,
-        "Spawn + join, yield, timers, the NOP round trip (corio vs tokio's current-thread runtime and raw \
-         io_uring) live in [`benches/runtime.rs`](benches/runtime.rs): `taskset -c 1 cargo bench --bench runtime`. \
-         They are not repeated here.\n"
+        "Spawn + join, yield, timers, channels and the NOP round trip (corio vs tokio's current-thread \
+         runtime) live in [`benches/micro.rs`](benches/micro.rs) (divan: `taskset -c 1 cargo bench --bench \
+         micro`) and, as long interleaved runs with goals and raw io_uring, in \
+         [`benches/runtime.rs`](benches/runtime.rs) (`taskset -c 1 cargo bench --bench runtime`). Cross-shard \
+         wake-ups (eventfd vs MSG_RING) are in [`benches/shards.rs`](benches/shards.rs). They are not repeated \
+         here.\n"
     );
 
     let summary = std::mem::take(&mut m);
