@@ -10,7 +10,8 @@
 //! corio io_uring runtime, as a completion posted by an `IORING_OP_MSG_RING`
 //! the waker's ring sends with its next submit (no extra syscall, nothing to
 //! re-arm). Each runtime that accepts MSG_RING wake-ups keeps a `dup` of its
-//! ring fd in its `Unparker`, so a sender never targets a recycled fd number.
+//! ring fd in its `Unparker`, and a sender holds that dup until its SQE is
+//! submitted, so a message never targets a recycled fd number.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -125,8 +126,10 @@ pub(crate) struct Driver {
     /// The eventfds of the runtimes this ring has sent MSG_RING wake-ups to,
     /// for the fallback when one fails (a failure does not say which).
     msg_targets: Vec<std::sync::Weak<OwnedFd>>,
-    /// A MSG_RING wake-up waits in the submission queue.
-    msg_queued: bool,
+    /// The ring fds of the targets whose MSG_RING wake-ups wait in the
+    /// submission queue: held so that each fd number still names its ring
+    /// when the kernel reads the SQE (released once the queue is empty).
+    msg_held: Vec<Arc<OwnedFd>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -145,7 +148,7 @@ pub(crate) struct Unparker {
     /// A `dup` of the runtime's ring fd when it accepts MSG_RING wake-ups.
     /// Owning it keeps the ring (not only the number) alive while any waker
     /// may target it; it closes with the runtime's shared part.
-    ring: Option<OwnedFd>,
+    ring: Option<Arc<OwnedFd>>,
 }
 
 impl Unparker {
@@ -405,7 +408,7 @@ impl Driver {
             && ring.params().is_feature_skip_cqe_on_success();
         // Without a spare fd (EMFILE) wake-ups simply stay on the eventfd.
         let ring_dup = if msg_ring && b.msg_ring_wakeups.unwrap_or(MSG_RING_DEFAULT) {
-            dup(&ring).ok()
+            dup(&ring).ok().map(Arc::new)
         } else {
             None
         };
@@ -426,7 +429,7 @@ impl Driver {
             max_cqes: b.max_completions_per_tick,
             msg_ring,
             msg_targets: Vec::new(),
-            msg_queued: false,
+            msg_held: Vec::new(),
         };
         let unparker = Unparker {
             fd: wake_fd,
@@ -555,24 +558,26 @@ impl Driver {
             .build()
             .flags(squeue::Flags::SKIP_SUCCESS)
             .user_data(TOKEN_MSG_SENT);
+        // Held until the SQE is submitted: the fd number must not be reused
+        // for another file before the kernel has looked it up.
+        self.msg_held.push(ring.clone());
         loop {
             // SAFETY: a MSG_RING data message points at no memory; the target
-            // ring fd stays open while `target` (held by the caller) lives,
-            // and the kernel takes its own reference when it submits.
+            // ring fd stays open while `msg_held` holds it, until the kernel
+            // has taken the SQE (and its own reference to the file).
             if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
                 break;
             }
             self.enter(0, None);
         }
         self.stats.msg_ring_wakeup();
-        self.msg_queued = true;
         true
     }
 
     /// Submits queued MSG_RING wake-ups now, if any wait (the thread is about
     /// to leave `block_on`, so no next tick would send them).
     pub(crate) fn flush_wakes(&mut self) {
-        if self.msg_queued {
+        if !self.msg_held.is_empty() {
             self.enter(0, None);
         }
     }
@@ -683,7 +688,6 @@ impl Driver {
             (sq.len() as u32, sq.cq_overflow() || sq.taskrun(), sqpoll)
         };
         self.stats.enter();
-        self.msg_queued = false;
         let mut flags = sqpoll_flags;
         if want > 0 || sq_flags_need {
             flags |= ENTER_GETEVENTS;
@@ -731,6 +735,10 @@ impl Driver {
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
+        }
+        if !self.msg_held.is_empty() && self.ring.submission().is_empty() {
+            // The kernel has taken every SQE, MSG_RING wake-ups included.
+            self.msg_held.clear();
         }
         Ok(())
     }
@@ -943,7 +951,10 @@ mod tests {
         assert!(target_unparker.by_ring());
         assert!(source.send_wake(&target_unparker));
         source.flush_wakes();
-        assert!(!source.msg_queued);
+        assert!(
+            source.msg_held.is_empty(),
+            "the target's ring fd is released once submitted"
+        );
         // The wait ends at once with the message's completion, which counts
         // as no op in flight.
         let start = Instant::now();
@@ -973,7 +984,7 @@ mod tests {
         // SAFETY: `fd` is a fresh eventfd owned by nobody else.
         let event = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
         let bogus = Unparker {
-            ring: Some(dup(&*event).unwrap()),
+            ring: Some(Arc::new(dup(&*event).unwrap())),
             fd: event.clone(),
         };
         assert!(source.send_wake(&bogus));
