@@ -148,7 +148,15 @@ fn perm_dir() -> std::path::PathBuf {
     } else {
         unsafe { libc::getpid() }
     };
-    std::env::temp_dir().join(format!("corio-perm-{pid}-{:?}", support::driver()))
+    // One directory per variant: where io_uring is missing both variants run
+    // on the poll driver, at the same time. The child knows its variant from
+    // the environment (its test may run on a thread named otherwise).
+    let variant = match std::env::var(support::CHILD_ENV) {
+        Ok(test) => test,
+        Err(_) => std::thread::current().name().unwrap_or("main").to_string(),
+    };
+    let variant = variant.replace("::", "-");
+    std::env::temp_dir().join(format!("corio-perm-{pid}-{variant}"))
 }
 
 both_drivers! {
