@@ -13,13 +13,16 @@ use corio::time::{sleep, timeout};
 /// Bound for every wait here: a hang fails the test instead.
 const GUARD: Duration = Duration::from_secs(10);
 
-/// Sets its flag when dropped: shows a task's future is gone.
-struct DropFlag(Rc<Cell<bool>>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
+/// Spawns into `group` a task that sleeps for an hour, then returns `out`;
+/// the flag turns true when its future is gone.
+fn spawn_sleeper<T: 'static>(group: &mut TaskGroup<T>, out: T) -> Rc<Cell<bool>> {
+    let (flag, dropped) = support::DropFlag::new();
+    group.spawn(async move {
+        let _flag = flag;
+        sleep(Duration::from_secs(3600)).await;
+        out
+    });
+    dropped
 }
 
 both_drivers! {
@@ -110,14 +113,8 @@ fn a_panicking_task_is_a_join_error_and_the_others_go_on() {
 both_drivers! {
 fn join_all_aborts_the_others_and_resumes_a_panic() {
     support::run(async {
-        let dropped = Rc::new(Cell::new(false));
         let mut group = TaskGroup::new();
-        let flag = DropFlag(dropped.clone());
-        group.spawn(async move {
-            let _flag = flag;
-            sleep(Duration::from_secs(3600)).await;
-            0
-        });
+        let dropped = spawn_sleeper(&mut group, 0);
         group.spawn(async {
             sleep(Duration::from_millis(2)).await;
             panic!("second task failed")
@@ -170,13 +167,8 @@ fn dropping_the_group_aborts_its_tasks() {
 both_drivers! {
 fn shutdown_waits_until_every_task_is_gone() {
     support::run(async {
-        let dropped = Rc::new(Cell::new(false));
         let mut group = TaskGroup::new();
-        let flag = DropFlag(dropped.clone());
-        group.spawn(async move {
-            let _flag = flag;
-            sleep(Duration::from_secs(3600)).await;
-        });
+        let dropped = spawn_sleeper(&mut group, ());
         group.spawn(async {});
         timeout(GUARD, group.shutdown()).await.unwrap();
         assert!(dropped.get());

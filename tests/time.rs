@@ -134,20 +134,10 @@ fn ten_thousand_timers_all_fire_not_before_deadline() {
 }
 }
 
-/// Sets its flag when dropped.
-struct DropFlag(Rc<Cell<bool>>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
-
 both_drivers! {
 fn timeout_elapses_and_drops_inner_future() {
     support::run(async {
-        let dropped = Rc::new(Cell::new(false));
-        let flag = DropFlag(dropped.clone());
+        let (flag, dropped) = support::DropFlag::new();
         let inner = async move {
             let _flag = flag;
             sleep(Duration::from_secs(60)).await;

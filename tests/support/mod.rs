@@ -220,3 +220,21 @@ pub fn run_in_child(test: &str, timeout: Duration) -> Output {
     );
     output
 }
+
+/// Sets its flag when dropped: shows that the future (or value) holding it
+/// is gone.
+pub struct DropFlag(std::rc::Rc<Cell<bool>>);
+
+impl DropFlag {
+    /// A flag guard and the flag it sets.
+    pub fn new() -> (DropFlag, std::rc::Rc<Cell<bool>>) {
+        let flag = std::rc::Rc::new(Cell::new(false));
+        (DropFlag(flag.clone()), flag)
+    }
+}
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
