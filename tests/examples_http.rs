@@ -726,3 +726,46 @@ fn echo_many_clients_at_once() {
     }
 }
 }
+
+both_drivers! {
+fn task_group_example_answers_all_but_the_silent_requests() {
+    let driver = match support::driver() {
+        DriverKind::Uring => "uring",
+        _ => "poll",
+    };
+    let mut child = Command::new(example_path("task_group"))
+        .arg("30")
+        .env("CORIO_DRIVER", driver)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the example");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("task_group did not finish within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(status.success(), "{status}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Requests 9, 19 and 29 are never answered; every other echo carries
+    // the id the client found in its context.
+    for id in (0..30).filter(|id| id % 10 != 9) {
+        assert!(
+            stdout.contains(&format!("request {id}: hello from request {id}\n")),
+            "request {id} missing or mislabelled:\n{stdout}"
+        );
+    }
+    for id in [9, 19, 29] {
+        assert!(stdout.contains(&format!("request {id}: timed out\n")), "{stdout}");
+    }
+    assert!(stdout.ends_with("27 of 30 answered, 3 timed out\n"), "{stdout}");
+}
+}
