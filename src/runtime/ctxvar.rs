@@ -22,11 +22,25 @@ pub(crate) type Context = Rc<Vec<(usize, Rc<dyn Any>)>>;
 
 thread_local! {
     static CURRENT: Cell<Option<Context>> = const { Cell::new(None) };
+    /// Some variable was set on this thread once: until then every context
+    /// here is empty and tasks skip the swap (a plain `bool` needs no
+    /// destructor registration, so reading it is one load).
+    static USED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// False while no variable was ever set on this thread: then the current
+/// context and every task's are empty, and polling need not swap them.
+#[inline]
+pub(crate) fn in_use() -> bool {
+    USED.with(Cell::get)
 }
 
 /// The current context, for a task about to be spawned.
 #[inline]
 pub(crate) fn capture() -> Option<Context> {
+    if !in_use() {
+        return None;
+    }
     CURRENT.with(|c| {
         let ctx = c.take();
         let copy = ctx.clone();
@@ -117,6 +131,7 @@ impl<T: 'static> ContextVar<T> {
     }
 
     fn update(&'static self, value: Option<Rc<dyn Any>>) {
+        USED.with(|u| u.set(true));
         let key = self.key();
         let mut ctx = replace(None).unwrap_or_default();
         // Copies the map if another task shares it.

@@ -126,9 +126,17 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         }
         // SAFETY: see above; `future` stays in place until the wrapper drops.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
-        let outer = ctxvar::replace(this.ctx.take());
+        // A task's context is set only where some variable was (`in_use`).
+        let swap = ctxvar::in_use();
+        let outer = swap.then(|| ctxvar::replace(this.ctx.take()));
         let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
-        this.ctx = ctxvar::replace(outer);
+        if let Some(outer) = outer {
+            this.ctx = ctxvar::replace(outer);
+        } else if ctxvar::in_use() {
+            // The first variable on this thread was set during this poll:
+            // what it set is the task's, and the thread's context was empty.
+            this.ctx = ctxvar::replace(None);
+        }
         match polled {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Ok(Poll::Pending) => Poll::Pending,
