@@ -336,6 +336,11 @@ fn done(s: &Lifecycle) -> bool {
     }
 }
 
+/// Whether `opcode` is set in the bitset `check_probe` returns.
+fn has_opcode(opcodes: &[u64; 4], opcode: u8) -> bool {
+    opcodes[opcode as usize / 64] & (1 << (opcode % 64)) != 0
+}
+
 /// Fails when the kernel lacks an opcode corio needs; returns every opcode
 /// the probe reports (ops on newer, optional opcodes check it and run their
 /// blocking syscall on the pool instead).
@@ -402,9 +407,7 @@ impl Driver {
             -1
         };
         let setup = super::setup::describe(&ring, flags, b, ring_index >= 0);
-        let msg_ring = opcodes[opcode::MsgRingData::CODE as usize / 64]
-            & (1 << (opcode::MsgRingData::CODE % 64))
-            != 0
+        let msg_ring = has_opcode(&opcodes, opcode::MsgRingData::CODE)
             && ring.params().is_feature_skip_cqe_on_success();
         // Without a spare fd (EMFILE) wake-ups simply stay on the eventfd.
         let ring_dup = if msg_ring && b.msg_ring_wakeups.unwrap_or(MSG_RING_DEFAULT) {
@@ -445,7 +448,7 @@ impl Driver {
 
     /// True when the kernel's probe reported `opcode`.
     pub(crate) fn supports(&self, opcode: u8) -> bool {
-        self.opcodes[opcode as usize / 64] & (1 << (opcode % 64)) != 0
+        has_opcode(&self.opcodes, opcode)
     }
 
     /// Makes `supports(opcode)` false, to test the blocking fallback.

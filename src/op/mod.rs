@@ -112,6 +112,14 @@ pub(crate) unsafe trait OpCode: 'static {
     }
 }
 
+/// A receive of `n` bytes into room for `len` emptied its socket: a short
+/// stream read (a datagram says nothing of the next one, and 0 is the end).
+/// The poll driver then forgets the socket's readability.
+#[inline]
+pub(crate) fn drained_by_read(datagram: bool, n: usize, len: usize) -> bool {
+    !datagram && n > 0 && n < len
+}
+
 /// The result of a raw syscall returning `-1` on error.
 #[inline]
 pub(crate) fn syscall_result(res: libc::ssize_t) -> io::Result<u32> {

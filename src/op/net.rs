@@ -204,9 +204,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     fn drained(&self, n: u32) -> bool {
-        // A stream read shorter than the buffer emptied the socket; a
-        // datagram says nothing of the next one, and 0 is the end.
-        !self.datagram && n > 0 && (n as usize) < self.buf.bytes_total()
+        super::drained_by_read(self.datagram, n as usize, self.buf.bytes_total())
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {

@@ -81,8 +81,7 @@ fn poll_recv_ready(
         let r = unsafe { libc::recv(fd.raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
         match syscall_result(r) {
             Ok(n) if n > 0 || datagram => {
-                if !datagram && (n as usize) < len {
-                    // A short stream read emptied the socket.
+                if super::drained_by_read(datagram, n as usize, len) {
                     core.driver
                         .borrow_mut()
                         .poll()
