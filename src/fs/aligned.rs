@@ -8,6 +8,7 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc, handle_alloc_error};
 use std::ops::{Deref, DerefMut};
 
+use super::region::Region;
 use crate::buf::{IoBuf, IoBufMut};
 
 /// An owned, zero-initialised buffer aligned to a power of two, for
@@ -35,9 +36,7 @@ use crate::buf::{IoBuf, IoBufMut};
 /// .unwrap();
 /// ```
 pub struct AlignedBuf {
-    ptr: *mut u8,
-    len: usize,
-    capacity: usize,
+    region: Region,
     /// The allocation's layout (at least one byte).
     layout: Layout,
 }
@@ -62,26 +61,26 @@ impl AlignedBuf {
             handle_alloc_error(layout);
         }
         AlignedBuf {
-            ptr,
-            len: 0,
-            capacity,
+            // SAFETY: a fresh zeroed allocation of at least `capacity` bytes,
+            // owned by this value until `drop` frees it.
+            region: unsafe { Region::new(ptr, capacity) },
             layout,
         }
     }
 
     /// The number of bytes the buffer holds (what a write sends).
     pub fn len(&self) -> usize {
-        self.len
+        self.region.len()
     }
 
     /// True when the length is 0.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.region.len() == 0
     }
 
     /// The size of the memory (what a read may fill).
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.region.capacity()
     }
 
     /// The alignment of the memory.
@@ -96,17 +95,12 @@ impl AlignedBuf {
     ///
     /// Panics if `len > capacity()`.
     pub fn set_len(&mut self, len: usize) {
-        assert!(
-            len <= self.capacity(),
-            "corio: AlignedBuf length {len} beyond its capacity {}",
-            self.capacity()
-        );
-        self.len = len;
+        self.region.set_len(len, "AlignedBuf");
     }
 
     /// Sets the length to 0.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.region.set_len(0, "AlignedBuf");
     }
 
     /// Appends `data` after the current length.
@@ -115,30 +109,21 @@ impl AlignedBuf {
     ///
     /// Panics if it does not fit in the capacity.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        let end = self.len + data.len();
-        assert!(
-            end <= self.capacity(),
-            "corio: AlignedBuf of capacity {} cannot take {end} bytes",
-            self.capacity()
-        );
-        // SAFETY: `len..end` lies inside the allocation and `data` is a
-        // different allocation (we hold `&mut self`).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(self.len), data.len()) };
-        self.len = end;
+        self.region.extend_from_slice(data, "AlignedBuf");
     }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         // SAFETY: `ptr` was allocated with this layout.
-        unsafe { dealloc(self.ptr, self.layout) };
+        unsafe { dealloc(self.region.ptr(), self.layout) };
     }
 }
 
 impl std::fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
+            .field("len", &self.region.len())
             .field("capacity", &self.capacity())
             .field("align", &self.align())
             .finish()
@@ -149,15 +134,13 @@ impl Deref for AlignedBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes are initialised (all are) and owned.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        self.region.as_slice()
     }
 }
 
 impl DerefMut for AlignedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`, borrowed exclusively.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        self.region.as_mut_slice()
     }
 }
 
@@ -170,27 +153,25 @@ unsafe impl Sync for AlignedBuf {}
 // valid for `capacity` bytes, all initialised; `len <= capacity`.
 unsafe impl IoBuf for AlignedBuf {
     fn stable_ptr(&self) -> *const u8 {
-        self.ptr
+        self.region.ptr()
     }
 
     fn bytes_init(&self) -> usize {
-        self.len
+        self.region.len()
     }
 
     fn bytes_total(&self) -> usize {
-        self.capacity
+        self.region.capacity()
     }
 }
 
 // SAFETY: the same pointer, writable; `set_init` only grows the length.
 unsafe impl IoBufMut for AlignedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr
+        self.region.ptr()
     }
 
     unsafe fn set_init(&mut self, pos: usize) {
-        if pos > self.len {
-            self.len = pos;
-        }
+        self.region.grow_len(pos);
     }
 }

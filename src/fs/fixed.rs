@@ -26,6 +26,7 @@ use std::io;
 use std::ops::{Deref, DerefMut};
 use std::rc::{Rc, Weak};
 
+use super::region::Region;
 use crate::buf::{IoBuf, IoBufMut};
 use crate::runtime::context;
 use crate::runtime::core::Core;
@@ -183,8 +184,10 @@ impl FixedBufPool {
         Some(FixedBuf {
             pool: self.inner.clone(),
             index,
-            ptr,
-            len: 0,
+            // SAFETY: buffer `index` is `size` initialised bytes of the pool's
+            // allocation, which the lease keeps alive; it is leased to this
+            // value alone until it is dropped.
+            region: unsafe { Region::new(ptr, self.inner.size) },
         })
     }
 
@@ -246,8 +249,7 @@ impl Drop for PoolInner {
 pub struct FixedBuf {
     pool: Rc<PoolInner>,
     index: u16,
-    ptr: *mut u8,
-    len: usize,
+    region: Region,
 }
 
 impl FixedBuf {
@@ -258,17 +260,17 @@ impl FixedBuf {
 
     /// The number of bytes the buffer holds.
     pub fn len(&self) -> usize {
-        self.len
+        self.region.len()
     }
 
     /// True when the length is 0.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.region.len() == 0
     }
 
     /// The buffer's size.
     pub fn capacity(&self) -> usize {
-        self.pool.size
+        self.region.capacity()
     }
 
     /// Sets the length. The memory is always initialised (zeroed when the
@@ -279,17 +281,12 @@ impl FixedBuf {
     ///
     /// Panics if `len > capacity()`.
     pub fn set_len(&mut self, len: usize) {
-        assert!(
-            len <= self.capacity(),
-            "corio: FixedBuf length {len} beyond its capacity {}",
-            self.capacity()
-        );
-        self.len = len;
+        self.region.set_len(len, "FixedBuf");
     }
 
     /// Sets the length to 0.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.region.set_len(0, "FixedBuf");
     }
 
     /// Appends `data` after the current length.
@@ -298,16 +295,7 @@ impl FixedBuf {
     ///
     /// Panics if it does not fit in the capacity.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        let end = self.len + data.len();
-        assert!(
-            end <= self.capacity(),
-            "corio: FixedBuf of capacity {} cannot take {end} bytes",
-            self.capacity()
-        );
-        // SAFETY: `len..end` lies inside this buffer and `data` cannot
-        // overlap it (we hold `&mut self`).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(self.len), data.len()) };
-        self.len = end;
+        self.region.extend_from_slice(data, "FixedBuf");
     }
 
     /// The index to name in a fixed op on the current runtime: `Some` when
@@ -330,7 +318,7 @@ impl std::fmt::Debug for FixedBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FixedBuf")
             .field("index", &self.index)
-            .field("len", &self.len)
+            .field("len", &self.region.len())
             .field("capacity", &self.capacity())
             .finish()
     }
@@ -340,16 +328,13 @@ impl Deref for FixedBuf {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes of the leased buffer are initialised
-        // and only this lease uses them.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        self.region.as_slice()
     }
 }
 
 impl DerefMut for FixedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`, borrowed exclusively.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        self.region.as_mut_slice()
     }
 }
 
@@ -358,15 +343,15 @@ impl DerefMut for FixedBuf {
 // initialised, and leased to this value alone; `len <= capacity`.
 unsafe impl IoBuf for FixedBuf {
     fn stable_ptr(&self) -> *const u8 {
-        self.ptr
+        self.region.ptr()
     }
 
     fn bytes_init(&self) -> usize {
-        self.len
+        self.region.len()
     }
 
     fn bytes_total(&self) -> usize {
-        self.pool.size
+        self.region.capacity()
     }
 }
 
@@ -374,12 +359,10 @@ unsafe impl IoBuf for FixedBuf {
 // grows the length.
 unsafe impl IoBufMut for FixedBuf {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.ptr
+        self.region.ptr()
     }
 
     unsafe fn set_init(&mut self, pos: usize) {
-        if pos > self.len {
-            self.len = pos;
-        }
+        self.region.grow_len(pos);
     }
 }

@@ -31,6 +31,7 @@ mod file;
 mod fixed;
 mod metadata;
 mod open_options;
+mod region;
 
 use std::io;
 use std::path::Path;
