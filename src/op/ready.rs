@@ -4,8 +4,9 @@
 //! driver believes the fd ready; `WouldBlock` clears that belief and parks the
 //! task's waker on the fd until the driver sees an edge, then the op tries
 //! again. A result that shows the fd drained (a short stream read or write,
-//! see `OpCode::drained`) clears the belief too, saving that `EAGAIN`. Ops that never wait run their syscall directly. Each result that
-//! arrives without waiting takes one unit of the task's budget, so a loop
+//! see `OpCode::drained`) clears the belief too, saving that `EAGAIN`. Ops
+//! that never wait run their syscall directly. Each result that arrives
+//! without waiting takes one unit of the task's budget, so a loop
 //! whose syscalls keep succeeding (or failing, like `accept` under `EMFILE`)
 //! still yields to other tasks.
 
@@ -42,28 +43,23 @@ impl<T: OpCode> Op<T> {
                 return Poll::Pending;
             }
             let data = self.data.as_mut().expect("op data");
-            match data.attempt() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.core.counters.would_block();
-                    self.core
-                        .driver
-                        .borrow_mut()
-                        .poll()
-                        .clear_ready(fd, interest);
-                }
+            let res = data.attempt();
+            // The fd is not ready any more: it said so, or the result shows it.
+            let spent = match &res {
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                Ok(n) => data.drained(*n),
+            };
+            if spent {
+                self.core
+                    .driver
+                    .borrow_mut()
+                    .poll()
+                    .clear_ready(fd, interest);
+            }
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.core.counters.would_block(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                res => {
-                    if let Ok(n) = res
-                        && data.drained(n)
-                    {
-                        self.core
-                            .driver
-                            .borrow_mut()
-                            .poll()
-                            .clear_ready(fd, interest);
-                    }
-                    return self.finish(res, 0);
-                }
+                res => return self.finish(res, 0),
             }
         }
     }
