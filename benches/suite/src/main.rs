@@ -45,7 +45,7 @@ const USAGE: &str = "usage:
                                     for the machine to be idle
   corio-bench report [--out FILE] [--svg FILE]     (rewrites the report from results.tsv, runs nothing)
   corio-bench serve echo|http RUNTIME [--addr HOST:PORT] [--cpus LIST] [--threads N]
-  corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S]
+  corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S] [--max REQUESTS]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
 RUNTIME: corio-uring corio-pool corio-poll corio-fixed tokio tokio-mt monoio glommio compio tokio-uring";
 
@@ -186,7 +186,7 @@ fn serve(app: &str, runtime: &str, rest: &[String]) -> Result<(), String> {
 fn load(app: &str, rest: &[String]) -> Result<(), String> {
     let app = parse_app(app)?;
     let o = Opts::parse(rest)?;
-    o.check(&["addr", "conns", "size", "secs", "warmup", "cpus"])?;
+    o.check(&["addr", "conns", "size", "secs", "warmup", "cpus", "max"])?;
     let addr: SocketAddr = o
         .str("addr")
         .ok_or("--addr is required")?
@@ -210,7 +210,7 @@ fn load(app: &str, rest: &[String]) -> Result<(), String> {
         message,
         warmup: Duration::from_secs_f64(o.get("warmup", 1.0)?),
         duration: Duration::from_secs_f64(o.get("secs", 5.0)?),
-        max_requests: u64::MAX,
+        max_requests: o.get("max", u64::MAX)?,
     };
     let out = load::run(&spec, |_| {}).map_err(|e| e.to_string())?;
     println!(
