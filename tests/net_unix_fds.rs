@@ -303,3 +303,39 @@ fn sockets_dropped_with_operations_pending_leak_nothing() {
     assert!(after <= base, "fds leaked: {base} then {after}");
 }
 }
+
+both_drivers! {
+fn plain_reads_past_fds_get_the_bytes_queued_behind_them() {
+    support::run(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        for pooled in [false, true] {
+            // The socket's readiness is known (a read waited) before the
+            // messages come: no fresh edge is due when the first read ends.
+            let _ = timeout(Duration::from_millis(10), b.read(vec![0u8; 8])).await;
+            a.write_all(b"one".as_slice()).await.0.unwrap();
+            a.send_with_fds(b"two".as_slice(), &[f.as_fd()]).await.0.unwrap();
+            a.write_all(b"three".as_slice()).await.0.unwrap();
+            sleep(Duration::from_millis(5)).await;
+            // A plain read closes the fds and stops after "two"; the next
+            // must still find "three", with nothing more sent.
+            let mut got = Vec::new();
+            while got.len() < 11 {
+                let next = async {
+                    if pooled {
+                        b.recv_pooled().await.unwrap().unwrap().to_vec()
+                    } else {
+                        let (res, buf) = b.read(vec![0u8; 64]).await;
+                        buf[..res.unwrap()].to_vec()
+                    }
+                };
+                let data = timeout(GUARD, next)
+                    .await
+                    .expect("a read waited for data already queued");
+                got.extend_from_slice(&data);
+            }
+            assert_eq!(got, b"onetwothree");
+        }
+    });
+}
+}

@@ -40,6 +40,9 @@ pub struct UnixStream {
 
 impl UnixStream {
     pub(crate) fn from_fd(fd: SharedFd) -> UnixStream {
+        // A read stops after bytes that carried fds: a short read does not
+        // show the socket drained.
+        fd.set_reads_stop_short();
         UnixStream { fd }
     }
 
