@@ -75,9 +75,14 @@ async fn bind(path: &Path) -> io::Result<UnixListener> {
             );
             UnixListener::bind(path)
         }
+        // A server killed a moment ago may still accept: the kernel tears
+        // its io_uring (and the accept it holds) down after it exits.
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AddrInUse,
-            format!("another server is listening on {}", path.display()),
+            format!(
+                "another server is listening on {} (or one that just died is still closing)",
+                path.display()
+            ),
         )),
         Err(e) => Err(e),
     }

@@ -177,9 +177,17 @@ both_drivers! {
 fn unix_echo_replaces_only_a_stale_socket_file() {
     let dir = TempDir::new("stale");
     let path = dir.0.join("echo.sock");
-    // Killed, the first server leaves its file behind.
+    // Killed, the first server leaves its file behind. Its listening
+    // socket may outlive the process for a moment (an accept in flight on
+    // its ring holds it until the kernel tears the ring down): wait until
+    // connecting is refused, as it is for a stale file.
     drop(start(&path));
     assert!(path.exists());
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while UnixStream::connect(&path).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the killed server still accepts");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let server = start(&path);
     let notice = format!("removed stale socket file {}", path.display());
     assert!(server.said[0].starts_with(&notice), "{:?}", server.said);
