@@ -57,6 +57,9 @@ struct State {
     /// The poll driver has registered this fd (not an earlier file that
     /// had the same number).
     registered: bool,
+    /// A short read does not show the socket drained: a Unix stream ends a
+    /// read after bytes that carried fds, with more queued behind them.
+    reads_stop_short: bool,
     /// The multishot op armed on the fd: its ring slot and the token of the
     /// driver that owns the ring.
     armed: Option<(u64, Weak<()>)>,
@@ -155,6 +158,19 @@ impl SharedFd {
 
     pub(crate) fn set_registered(&self) {
         self.inner.state.borrow_mut().registered = true;
+    }
+
+    /// Marks a socket whose reads may return fewer bytes than are queued
+    /// (Unix streams): the poll driver then learns it is drained from
+    /// `EAGAIN` only.
+    pub(crate) fn set_reads_stop_short(&self) {
+        self.inner.state.borrow_mut().reads_stop_short = true;
+    }
+
+    /// See [`set_reads_stop_short`](Self::set_reads_stop_short).
+    #[inline]
+    pub(crate) fn reads_stop_short(&self) -> bool {
+        self.inner.state.borrow().reads_stop_short
     }
 
     /// True when dropped ops left something on this fd.

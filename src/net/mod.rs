@@ -1,4 +1,4 @@
-//! Networking: TCP and UDP sockets whose I/O runs as io_uring operations.
+//! Networking: TCP, UDP and Unix sockets whose I/O runs as io_uring operations.
 //!
 //! How it works: sockets are created in blocking mode (io_uring needs no
 //! `O_NONBLOCK`; one handed in with it still works, its `EAGAIN` re-armed
@@ -9,6 +9,10 @@ mod socket;
 mod stream_io;
 mod tcp;
 mod udp;
+#[cfg(target_os = "linux")]
+pub mod unix;
 
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+#[cfg(target_os = "linux")]
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -183,7 +183,7 @@ unsafe impl OpCode for RecvPooled {
     }
 
     fn drained(&self, n: u32) -> bool {
-        drained_by_read(self.datagram, n as usize, self.pool.buf_size())
+        drained_by_read(&self.fd, self.datagram, n as usize, self.pool.buf_size())
     }
 
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output {

@@ -1,5 +1,6 @@
 //! Socket operations: accept, connect, recv, send, sendmsg, recvmsg,
-//! shutdown — for every socket family (addresses are `socket2::SockAddr`).
+//! shutdown — for every socket family (addresses are `socket2::SockAddr`) —
+//! and passing fds over Unix sockets.
 //!
 //! How it works: each op owns its socket (`SharedFd`, so the fd outlives the
 //! op), its buffers, and any kernel-visible structure (`msghdr`, iovecs,
@@ -11,12 +12,16 @@
 mod accept;
 mod addr;
 mod connect;
+#[cfg(target_os = "linux")]
+mod fds;
 mod recv;
 mod send;
 
 pub(crate) use accept::Accept;
 pub(crate) use addr::{AddrBuf, MsgParts, sock_addr_from};
 pub(crate) use connect::{Connect, Shutdown};
+#[cfg(target_os = "linux")]
+pub(crate) use fds::{MAX_FDS, RecvFds, SendFds};
 pub(crate) use recv::{Recv, RecvMsg, drained_by_read};
 pub(crate) use send::{Send, SendMsg};
 

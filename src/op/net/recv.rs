@@ -11,12 +11,13 @@ use crate::driver::op::syscall_result;
 use crate::fd::{SharedFd, copy_into};
 use crate::op::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
 
-/// A receive of `n` bytes into room for `len` emptied its socket: a short
-/// stream read (a datagram says nothing of the next one, and 0 is the end).
-/// The poll driver then forgets the socket's readability.
+/// A receive of `n` bytes into room for `len` emptied its socket `fd`: a
+/// short stream read (a datagram says nothing of the next one, 0 is the end,
+/// and a Unix stream's read stops after bytes that carried fds). The poll
+/// driver then forgets the socket's readability.
 #[inline]
-pub(crate) fn drained_by_read(datagram: bool, n: usize, len: usize) -> bool {
-    !datagram && n > 0 && n < len
+pub(crate) fn drained_by_read(fd: &SharedFd, datagram: bool, n: usize, len: usize) -> bool {
+    !datagram && n > 0 && n < len && !fd.reads_stop_short()
 }
 
 /// Receives into a buffer (from its start, up to its capacity).
@@ -77,7 +78,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     fn drained(&self, n: u32) -> bool {
-        drained_by_read(self.datagram, n as usize, self.buf.bytes_total())
+        drained_by_read(&self.fd, self.datagram, n as usize, self.buf.bytes_total())
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {

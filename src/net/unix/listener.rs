@@ -1,0 +1,155 @@
+//! `UnixListener`: accepts connections on a Unix stream socket.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use socket2::{Domain, SockRef, Socket, Type};
+
+use super::{SocketAddr, UnixStream};
+use crate::fd::SharedFd;
+use crate::net::tcp::busy;
+use crate::op::Op;
+use crate::op::net::Accept;
+
+/// A Unix stream socket server, listening for connections on a path or a
+/// Linux abstract name.
+///
+/// Binding creates the socket file; dropping the listener does not remove
+/// it (as with std). A file left by a listener that is gone (a *stale*
+/// socket file) makes the next `bind` fail with `AddrInUse`, as a live one
+/// does: corio never removes a file behind your back. Remove it yourself
+/// once you know it is stale — for example when connecting to it fails
+/// with `ConnectionRefused` (see `examples/unix_echo.rs`).
+///
+/// ```no_run
+/// use corio::net::UnixListener;
+///
+/// corio::run(async {
+///     let listener = UnixListener::bind("/tmp/corio-doc.sock")?;
+///     let (stream, _peer) = listener.accept().await?;
+///     stream.write_all(b"hello\n".as_slice()).await.0?;
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: SharedFd,
+}
+
+impl UnixListener {
+    /// Creates the socket file `path` and listens on it with a backlog of
+    /// 1024.
+    ///
+    /// `InvalidInput` for a path too long for `sun_path` (107 bytes),
+    /// `AddrInUse` when the file exists (a live socket, a stale one, or any
+    /// other file), `NotFound` when its directory does not.
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        UnixListener::bind_addr(SocketAddr::from_pathname(path)?)
+    }
+
+    /// Listens on `addr`: a path, or a Linux abstract name (std's
+    /// addresses convert):
+    ///
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// corio::run(async {
+    ///     let name = format!("corio-doc-{}", std::process::id());
+    ///     let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name)?;
+    ///     let listener = corio::net::UnixListener::bind_addr(&addr)?;
+    ///     let local = listener.local_addr()?;
+    ///     assert_eq!(local.as_abstract_name(), Some(name.as_bytes()));
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn bind_addr(addr: impl Into<SocketAddr>) -> io::Result<UnixListener> {
+        let addr = addr.into();
+        let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        s.bind(addr.as_sock())?;
+        s.listen(1024)?;
+        Ok(UnixListener {
+            fd: SharedFd::new(OwnedFd::from(s)),
+        })
+    }
+
+    /// Accepts a new connection, like accept4(2), with the client's address
+    /// (most clients are unnamed).
+    ///
+    /// Cancel-safe: a connection accepted for a dropped `accept` is returned
+    /// by the next one on this listener (or closed with the listener).
+    /// Errors such as `EMFILE` are returned as they are; back off before
+    /// retrying.
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (fd, peer) = Op::new(Accept::new(&self.fd, false)).await?;
+        let stream = UnixStream::from_fd(SharedFd::new(fd));
+        let peer = match peer {
+            Some(p) => SocketAddr::from_sock(p)?,
+            // A connection kept for a dropped accept: ask the socket.
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, peer))
+    }
+
+    /// A stream of accepted connections, on one multishot accept (io_uring)
+    /// that stays armed while the [`Incoming`] lives; see
+    /// [`TcpListener::incoming`](crate::net::TcpListener::incoming).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        SocketAddr::from_sock(SockRef::from(self).local_addr()?)
+    }
+
+    /// Wraps a listening std socket (blocking or not).
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener {
+            fd: SharedFd::new(OwnedFd::from(listener)),
+        }
+    }
+
+    /// Returns the std listener; `ResourceBusy` if an operation (say an
+    /// accept whose cancellation has not completed) still uses the socket.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        self.fd
+            .try_release()
+            .map(std::os::unix::net::UnixListener::from)
+            .map_err(|_| busy())
+    }
+}
+
+/// Connections accepted by a [`UnixListener`]; see
+/// [`UnixListener::incoming`].
+pub struct Incoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Incoming<'_> {
+    /// The next connection.
+    pub async fn next(&mut self) -> io::Result<UnixStream> {
+        let (fd, _) = Op::new(Accept::new(&self.listener.fd, true)).await?;
+        Ok(UnixStream::from_fd(SharedFd::new(fd)))
+    }
+}
+
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming").finish_non_exhaustive()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
