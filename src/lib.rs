@@ -55,6 +55,7 @@ pub mod probe;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod release;
 pub mod runtime;
+pub mod stream;
 pub mod sync;
 pub mod time;
 #[cfg(feature = "tls")]
