@@ -48,6 +48,7 @@ mod driver;
 mod fd;
 #[cfg(target_os = "linux")]
 pub mod fs;
+pub mod io;
 pub mod net;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod op;
