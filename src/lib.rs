@@ -39,6 +39,12 @@
     unreachable_pub
 )]
 
+// The macros' expansions name `::corio`, also inside this crate's tests.
+extern crate self as corio;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod buf;
 // Built without io_uring, the ring's half of the op layer (multishot arming,
 // released completions, SQEs) is never reached.
@@ -49,6 +55,8 @@ mod fd;
 #[cfg(target_os = "linux")]
 pub mod fs;
 pub mod io;
+#[cfg(feature = "macros")]
+mod macros;
 pub mod net;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod op;
@@ -63,6 +71,8 @@ pub mod time;
 pub mod tls;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
+#[cfg(feature = "macros")]
+pub use macros::{join, main, select, test, try_join};
 pub use op::nop;
 pub use probe::{Probe, probe};
 pub use runtime::shard;
