@@ -58,7 +58,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 /// [`TcpStream::read`](crate::net::TcpStream::read).
 ///
 /// Implemented for [`TcpStream`](crate::net::TcpStream) (and `&TcpStream`),
-/// [`OwnedReadHalf`](crate::net::OwnedReadHalf), [`TlsStream`](crate::tls::TlsStream)
+/// [`OwnedReadHalf`](crate::net::OwnedReadHalf), `TlsStream` (feature `tls`)
 /// and [`BufReader`]. An implementation should be cancel-safe the way
 /// corio's streams are (bytes that arrive for a dropped read are returned
 /// by the next one): [`BufReader`] is cancel-safe as far as its stream is.
@@ -94,7 +94,7 @@ pub trait OwnedRead {
 /// [`TcpStream::write`](crate::net::TcpStream::write).
 ///
 /// Implemented for [`TcpStream`](crate::net::TcpStream) (and `&TcpStream`),
-/// [`OwnedWriteHalf`](crate::net::OwnedWriteHalf), [`TlsStream`](crate::tls::TlsStream)
+/// [`OwnedWriteHalf`](crate::net::OwnedWriteHalf), `TlsStream` (feature `tls`)
 /// and [`BufWriter`]. Writes are not cancel-safe: a write dropped
 /// mid-flight may have sent part of its buffer, and nobody learns how much.
 pub trait OwnedWrite {

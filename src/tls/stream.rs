@@ -207,6 +207,8 @@ impl<S: Transport> TlsStream<S> {
     }
 
     /// Encrypts and sends all initialised bytes of `buf`.
+    ///
+    /// Not cancel-safe: see the type's notes.
     pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         let res = self.write_all_from(init_bytes(&buf)).await;
         (res, buf)
@@ -238,6 +240,8 @@ impl<S: Transport> TlsStream<S> {
     ///
     /// The peer's reads then end with `Ok(0)`. Reading still works until the
     /// peer closes its side.
+    ///
+    /// Not cancel-safe, as writes are not.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.conn.send_close_notify();
         self.flush().await?;

@@ -12,7 +12,7 @@
 //! each with its sequence number and a count of receivers yet to read it,
 //! behind one lock. Each receiver keeps the sequence number it reads next;
 //! a slot whose number moved past it shows the lag. Waiting receivers are
-//! in a [`Waiters`](super::waiters) queue that each send wakes.
+//! in a `Waiters` queue (`sync/waiters.rs`) that each send wakes.
 //!
 //! ```
 //! use corio::sync::broadcast;

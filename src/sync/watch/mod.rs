@@ -9,7 +9,7 @@
 //! How it works: the value sits in a reader-writer cell; a version word
 //! counts sends (and carries a "sender gone" bit). Each receiver remembers
 //! the version it saw; receivers waiting in `changed` queue in a
-//! [`Waiters`](super::waiters) list that each send wakes.
+//! `Waiters` list (`sync/waiters.rs`) that each send wakes.
 //!
 //! ```
 //! use corio::sync::watch;
