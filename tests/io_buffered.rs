@@ -44,6 +44,7 @@ fn send_parts(stream: TcpStream, parts: Vec<Vec<u8>>) -> corio::JoinHandle<()> {
 
 both_drivers! {
 fn read_line_across_reads_crlf_and_eof() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         let parts = ["he", "llo\nwor", "ld\r\n", "\n", "last"];
@@ -67,6 +68,7 @@ fn read_line_across_reads_crlf_and_eof() {
 
 both_drivers! {
 fn over_long_lines_are_refused_without_buffering_them() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         let big = vec![b'x'; 1 << 20];
@@ -106,6 +108,7 @@ fn over_long_lines_are_refused_without_buffering_them() {
 
 both_drivers! {
 fn invalid_utf8_and_read_until_and_fill_buf() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         let parts = vec![b"\xff\xfe\n".to_vec(), b"a;b;".to_vec(), b"tail".to_vec()];
@@ -137,6 +140,7 @@ fn invalid_utf8_and_read_until_and_fill_buf() {
 
 both_drivers! {
 fn read_line_is_cancel_safe() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         // Lines sent a few bytes at a time, so reads often wait mid-line.
@@ -180,6 +184,7 @@ fn read_line_is_cancel_safe() {
 
 both_drivers! {
 fn lines_as_a_stream_and_next_line() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         let writer = send_parts(client, vec![b"a\r\nb\nc".to_vec(), b"\nd".to_vec()]);
@@ -198,6 +203,7 @@ fn lines_as_a_stream_and_next_line() {
 
 both_drivers! {
 fn buf_writer_gathers_small_writes() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         let mut w = BufWriter::with_capacity(64, client);
@@ -229,6 +235,7 @@ fn buf_writer_gathers_small_writes() {
 
 both_drivers! {
 fn buf_writer_refuses_writes_after_a_dropped_flush() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, _server) = pair().await;
         let mut w = BufWriter::with_capacity(1 << 20, client);
@@ -257,6 +264,7 @@ fn buf_writer_refuses_writes_after_a_dropped_flush() {
 
 both_drivers! {
 fn buf_reader_reads_and_writes_through() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         let (client, server) = pair().await;
         let mut c = BufReader::new(client);
@@ -278,6 +286,7 @@ fn buf_reader_reads_and_writes_through() {
 
 both_drivers! {
 fn copy_echo_and_bidirectional_proxy() {
+    let _serial = support::serial(); // the leak test counts fds
     support::run(async {
         // Echo through copy() on the two halves of one stream.
         let (client, server) = pair().await;
