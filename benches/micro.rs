@@ -19,6 +19,18 @@
 //! - `channel_ping_pong`: two tasks bouncing a message over two bounded
 //!   channels of capacity 1 (each item is one send, one receive and one
 //!   task switch).
+//!
+//! The sync primitives have three rows: `corio` (`corio::sync`, thread-safe),
+//! `corio_local` (`corio::sync::local`, no atomics) and `tokio`
+//! (`tokio::sync`). The goal for `corio_local` is at most half of tokio's time.
+//!
+//! - `mutex_uncontended`: lock and unlock, one task.
+//! - `mutex_handoff`: two tasks taking turns on one mutex, each holding it
+//!   across a `yield_now` so the other is waiting: every lock is a hand-off
+//!   from a waiting queue (item: one hand-off and one yield).
+//! - `semaphore`: acquire and release one permit, one task.
+//! - `broadcast_fanout`: one value sent to 100 receiver tasks (item: one
+//!   send and its 100 receives).
 
 use std::future::Future;
 use std::pin::pin;
@@ -42,8 +54,21 @@ fn poll_once<F: Future>(fut: std::pin::Pin<&mut F>) -> Poll<F::Output> {
 /// The same names on both runtimes, so each benchmark body is written once.
 mod corio_api {
     pub use corio::sync::mpsc::{channel, unbounded_channel};
+    pub use corio::sync::{Mutex, Semaphore, broadcast};
     pub use corio::time::{sleep, sleep_until};
     pub use corio::{spawn, yield_now};
+    pub use std::sync::Arc as Shared;
+
+    pub fn rt() -> corio::Runtime {
+        corio::Runtime::new().expect("corio runtime")
+    }
+}
+
+/// `corio::sync::local` under the same names (the rest as in `corio_api`).
+mod corio_local_api {
+    pub use corio::sync::local::{Mutex, Semaphore, broadcast};
+    pub use corio::{spawn, yield_now};
+    pub use std::rc::Rc as Shared;
 
     pub fn rt() -> corio::Runtime {
         corio::Runtime::new().expect("corio runtime")
@@ -51,8 +76,10 @@ mod corio_api {
 }
 
 mod tokio_api {
+    pub use std::sync::Arc as Shared;
     pub use tokio::spawn;
     pub use tokio::sync::mpsc::{channel, unbounded_channel};
+    pub use tokio::sync::{Mutex, Semaphore, broadcast};
     pub use tokio::task::yield_now;
     pub use tokio::time::sleep;
 
@@ -89,6 +116,38 @@ macro_rules! versus {
                 use crate::tokio_api as api;
                 let rt = api::rt();
                 b.counter(N).bench_local(|| rt.block_on($body));
+            }
+        }
+    };
+}
+
+/// Like `versus!`, with a third row for corio's local flavor, and `$items`
+/// items per sample.
+macro_rules! versus3 {
+    ($name:ident, $samples:expr, $items:expr, $body:expr) => {
+        #[divan::bench_group(sample_count = $samples)]
+        mod $name {
+            use super::*;
+
+            #[divan::bench]
+            fn corio(b: Bencher) {
+                use crate::corio_api as api;
+                let rt = api::rt();
+                b.counter($items).bench_local(|| rt.block_on($body));
+            }
+
+            #[divan::bench]
+            fn corio_local(b: Bencher) {
+                use crate::corio_local_api as api;
+                let rt = api::rt();
+                b.counter($items).bench_local(|| rt.block_on($body));
+            }
+
+            #[divan::bench]
+            fn tokio(b: Bencher) {
+                use crate::tokio_api as api;
+                let rt = api::rt();
+                b.counter($items).bench_local(|| rt.block_on($body));
             }
         }
     };
@@ -178,3 +237,64 @@ fn nop_corio(b: Bencher) {
         })
     });
 }
+
+versus3!(mutex_uncontended, 200, N, async {
+    let m = api::Mutex::new(0usize);
+    for _ in 0..N {
+        *m.lock().await += 1;
+    }
+    assert_eq!(*m.lock().await, N);
+});
+
+versus3!(mutex_handoff, 200, N, async {
+    let m = api::Shared::new(api::Mutex::new(0usize));
+    let other = m.clone();
+    let t = api::spawn(async move {
+        for _ in 0..N / 2 {
+            let mut g = other.lock().await;
+            *g += 1;
+            api::yield_now().await;
+        }
+    });
+    for _ in 0..N / 2 {
+        let mut g = m.lock().await;
+        *g += 1;
+        api::yield_now().await;
+    }
+    t.await.unwrap();
+    assert_eq!(*m.lock().await, N);
+});
+
+versus3!(semaphore, 200, N, async {
+    let s = api::Semaphore::new(1);
+    for _ in 0..N {
+        drop(s.acquire().await.unwrap());
+    }
+    assert_eq!(s.available_permits(), 1);
+});
+
+/// Values sent per `broadcast_fanout` sample.
+const FANOUT_SENDS: usize = 100;
+
+versus3!(broadcast_fanout, 50, FANOUT_SENDS, async {
+    let (tx, _) = api::broadcast::channel::<usize>(128);
+    let receivers: Vec<_> = (0..100)
+        .map(|_| {
+            let mut rx = tx.subscribe();
+            api::spawn(async move {
+                let mut sum = 0;
+                for _ in 0..FANOUT_SENDS {
+                    sum += rx.recv().await.unwrap();
+                }
+                sum
+            })
+        })
+        .collect();
+    api::yield_now().await;
+    for i in 0..FANOUT_SENDS {
+        tx.send(i).unwrap();
+    }
+    for r in receivers {
+        assert_eq!(r.await.unwrap(), FANOUT_SENDS * (FANOUT_SENDS - 1) / 2);
+    }
+});

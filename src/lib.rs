@@ -2,34 +2,37 @@
 //!
 //! Each runtime is one thread with its own executor and its own io_uring
 //! completion-queue driver. Futures wrap submitted operations (TCP, UDP,
-//! timers); while the kernel may touch a buffer, the driver owns it, so
-//! dropping a future never frees memory the kernel still writes to.
+//! files, timers); while the kernel may touch a buffer, the driver owns it, so
+//! dropping a future never frees memory the kernel still writes to. Around
+//! that: [`sync`] (locks, semaphores, events, channels), [`io`] (buffered
+//! lines, copying between streams), [`stream`], and the macros
+//! `#[corio::main]`, `#[corio::test]`, `select!`, `join!` (feature
+//! `macros`, on by default).
 //!
-//! ```no_run
-//! use corio::IoBuf;
+//! A TCP echo server:
+//!
+#![cfg_attr(feature = "macros", doc = "```no_run")]
+#![cfg_attr(not(feature = "macros"), doc = "```ignore")]
 //! use corio::net::TcpListener;
+//! use corio::time::{Duration, sleep};
 //!
-//! corio::run(async {
-//!     let listener = TcpListener::bind("127.0.0.1:7000").unwrap();
+//! #[corio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:9000")?;
 //!     loop {
-//!         let (stream, _) = listener.accept().await.unwrap();
-//!         corio::spawn(async move {
-//!             let mut buf = vec![0u8; 4096];
-//!             loop {
-//!                 let (res, b) = stream.read(buf).await;
-//!                 let n = match res {
-//!                     Ok(0) | Err(_) => return,
-//!                     Ok(n) => n,
-//!                 };
-//!                 let (res, b) = stream.write_all(b.slice(..n)).await;
-//!                 buf = b.into_inner();
-//!                 if res.is_err() {
-//!                     return;
-//!                 }
+//!         match listener.accept().await {
+//!             Ok((stream, _peer)) => {
+//!                 corio::spawn(async move {
+//!                     let (mut reader, mut writer) = stream.into_split();
+//!                     // Echoes until the peer closes (Ok) or resets (Err).
+//!                     let _ = corio::io::copy(&mut reader, &mut writer).await;
+//!                 });
 //!             }
-//!         });
+//!             // Out of fds (EMFILE), say: pause rather than spin.
+//!             Err(_) => sleep(Duration::from_millis(100)).await,
+//!         }
 //!     }
-//! });
+//! }
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
@@ -39,6 +42,12 @@
     unreachable_pub
 )]
 
+// The macros' expansions name `::corio`, also inside this crate's tests.
+extern crate self as corio;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod buf;
 // Built without io_uring, the ring's half of the op layer (multishot arming,
 // released completions, SQEs) is never reached.
@@ -48,6 +57,9 @@ mod driver;
 mod fd;
 #[cfg(target_os = "linux")]
 pub mod fs;
+pub mod io;
+#[cfg(feature = "macros")]
+mod macros;
 pub mod net;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod op;
@@ -55,16 +67,24 @@ pub mod probe;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod release;
 pub mod runtime;
+pub mod stream;
 pub mod sync;
 pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
+#[cfg(feature = "macros")]
+pub use macros::{join, main, select, test, try_join};
 pub use op::nop;
 pub use probe::{Probe, probe};
 pub use runtime::shard;
 pub use runtime::shard::spawn_on;
+// The README's examples compile (`cargo test --doc`).
+#[cfg(all(doctest, feature = "macros"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use runtime::{
     Builder, ContextVar, DriverKind, JoinError, JoinHandle, Runtime, TaskGroup, run, spawn,
     spawn_blocking, yield_now,

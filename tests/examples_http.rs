@@ -1,4 +1,4 @@
-//! Runs the `http_server` and `echo` examples as processes and talks to them over real sockets.
+//! Runs the `http_server`, `echo`, `task_group` and `chat` examples as processes and talks to them over real sockets.
 //!
 //! Cargo builds the examples for a plain `cargo test`, into
 //! `target/<profile>/examples/`, next to the `deps/` directory holding this
@@ -71,8 +71,15 @@ struct Server {
 impl Server {
     /// Starts example `name` on a port the kernel picks.
     fn start(name: &str) -> Server {
+        Server::start_with(name, &[])
+    }
+
+    /// Starts example `name` with `args` after `--addr 127.0.0.1:0`.
+    fn start_with(name: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new(example_path(name));
-        cmd.args(["--addr", "127.0.0.1:0"]).stderr(Stdio::inherit());
+        cmd.args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::inherit());
         Server::spawn(cmd)
     }
 
@@ -768,4 +775,186 @@ fn task_group_example_answers_all_but_the_silent_requests() {
     }
     assert!(stdout.ends_with("27 of 30 answered, 3 timed out\n"), "{stdout}");
 }
+}
+
+/// The `chat` example (built with the `macros` feature, a default one).
+#[cfg(feature = "macros")]
+mod chat {
+    use super::*;
+
+    /// A chat client over a blocking socket: sends lines, reads lines.
+    struct ChatClient {
+        reader: BufReader<TcpStream>,
+        stream: TcpStream,
+    }
+
+    impl ChatClient {
+        /// Connects and reads the welcome line; returns the client and its nick.
+        fn connect(addr: SocketAddr) -> (ChatClient, String) {
+            let stream = TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let mut c = ChatClient {
+                reader: BufReader::new(stream.try_clone().unwrap()),
+                stream,
+            };
+            let hello = c.line();
+            let nick = hello
+                .strip_prefix("* welcome, ")
+                .and_then(|r| r.split(':').next())
+                .unwrap_or_else(|| panic!("no welcome: {hello:?}"))
+                .to_string();
+            (c, nick)
+        }
+
+        fn send(&mut self, line: &str) {
+            self.stream.write_all(line.as_bytes()).unwrap();
+        }
+
+        /// The next line, without its newline; "" at end of stream.
+        fn line(&mut self) -> String {
+            let mut s = String::new();
+            loop {
+                match self.reader.read_line(&mut s) {
+                    Ok(_) => return s.trim_end_matches('\n').to_string(),
+                    // See `Client::fill`.
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("chat read failed (no line within {TIMEOUT:?}?): {e}"),
+                }
+            }
+        }
+
+        /// Reads lines until `want`; panics at end of stream.
+        fn expect(&mut self, want: &str) {
+            loop {
+                let got = self.line();
+                if got == want {
+                    return;
+                }
+                assert!(!got.is_empty(), "the server closed before {want:?}");
+            }
+        }
+    }
+
+    /// Reads until the server ends the connection: end of stream, or a reset
+    /// (the server closed with input unread), which may come before its
+    /// goodbye line is read.
+    fn disconnected(c: &mut ChatClient) {
+        loop {
+            let mut s = String::new();
+            match c.reader.read_line(&mut s) {
+                Ok(0) => return,
+                // Its own first lines (within the burst), notices, the goodbye.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(e) => panic!("the server did not disconnect the client: {e}"),
+            }
+        }
+    }
+
+    both_drivers! {
+    fn chat_broadcasts_lines_and_renames() {
+        let server = Server::start("chat");
+        let (mut a, an) = ChatClient::connect(server.addr);
+        let (mut b, bn) = ChatClient::connect(server.addr);
+        a.expect(&format!("* {bn} joined"));
+        a.send("/nick alice\n");
+        b.expect(&format!("* {an} is now alice"));
+        a.send("hello, everyone\n");
+        b.expect("alice: hello, everyone");
+        a.expect("alice: hello, everyone");
+        // A line split across writes is one line.
+        b.send("hi ");
+        thread::sleep(Duration::from_millis(20));
+        b.send("there\n/quit\n");
+        a.expect(&format!("{bn}: hi there"));
+        a.expect(&format!("* {bn} left"));
+        b.expect(&format!("{bn}: hi there"));
+        assert_eq!(b.line(), "", "/quit closes the connection");
+    }
+    }
+
+    both_drivers! {
+    fn chat_disconnects_a_flooding_client_and_the_rest_go_on() {
+        let server = Server::start_with("chat", &["--rate", "5", "--burst", "10", "--max-line", "64"]);
+        let (mut a, _) = ChatClient::connect(server.addr);
+        let (mut b, bn) = ChatClient::connect(server.addr);
+        let (mut flood, fname) = ChatClient::connect(server.addr);
+        let lines: String = (0..500).map(|i| format!("spam {i}\n")).collect();
+        flood.send(&lines);
+        // The goodbye, then the end; or a reset (the server closed with the
+        // flood unread), which may arrive before the goodbye is read.
+        disconnected(&mut flood);
+        a.expect(&format!("* {fname} was disconnected for flooding"));
+        // The others still chat.
+        b.send("still here\n");
+        a.expect(&format!("{bn}: still here"));
+        // Over-long lines end a connection too, without the server buffering them.
+        let (mut long, lname) = ChatClient::connect(server.addr);
+        long.send(&"x".repeat(100_000));
+        disconnected(&mut long);
+        a.expect(&format!("* {lname} was disconnected for a bad line"));
+    }
+    }
+
+    both_drivers! {
+    fn chat_disconnects_a_client_that_does_not_read() {
+        let server = Server::start_with(
+            "chat",
+            &["--rate", "1000000", "--burst", "1000000", "--history", "256", "--write-timeout", "300"],
+        );
+        let (a, a_name) = ChatClient::connect(server.addr);
+        // A client with a tiny receive buffer that never reads.
+        let slow = {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_recv_buffer_size(4096).unwrap();
+            s.connect(&server.addr.into()).unwrap();
+            TcpStream::from(s)
+        };
+        let ChatClient { mut reader, mut stream } = a;
+        // Find the slow client's name from its join, then talk a lot.
+        let slow_name = loop {
+            let mut l = String::new();
+            reader.read_line(&mut l).unwrap();
+            match l.strip_prefix("* ").and_then(|r| r.strip_suffix(" joined\n")) {
+                Some(n) if n != a_name => break n.to_string(),
+                _ => {}
+            }
+        };
+        let talker = thread::spawn(move || {
+            // Paced, so this client's own task keeps up with the channel. Over
+            // 4 MiB in all: more than the kernel buffers toward the slow client
+            // (on loopback its send buffer grows to a few MiB).
+            let line = format!("{}\n", "y".repeat(1000));
+            for i in 0..6000 {
+                if stream.write_all(line.as_bytes()).is_err() {
+                    break;
+                }
+                if i % 20 == 0 {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            }
+            stream
+        });
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = 0;
+        loop {
+            assert!(Instant::now() < deadline, "the slow client was not disconnected");
+            let mut l = String::new();
+            match reader.read_line(&mut l) {
+                Ok(0) => panic!("the server closed the talking client"),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("{e}"),
+            }
+            seen += 1;
+            if l.starts_with(&format!("* {slow_name} was disconnected")) {
+                break;
+            }
+        }
+        assert!(seen > 16, "the talking client was held back: {seen} lines");
+        drop(slow);
+        let _ = talker.join();
+    }
+    }
 }

@@ -11,6 +11,7 @@
 //! [`Slice`] restricts an operation to a sub-range of a buffer while still
 //! owning it.
 
+pub(crate) mod copy;
 mod io_buf;
 pub(crate) mod pool;
 mod slice;

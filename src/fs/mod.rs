@@ -12,6 +12,13 @@
 //! io_uring cannot do, run on the blocking pool on both drivers. Paths are
 //! relative to the working directory.
 //!
+//! Cancel safety: dropping a file call's future never frees memory the
+//! kernel writes to, and an `open` dropped after the kernel opened the
+//! file closes it; but the call's effect is not undone: a dropped write
+//! may have written, a dropped read's bytes go with its buffer. Only
+//! [`ReadDir::next_entry`] is cancel-safe in the sense of `select!` (no
+//! entry lost).
+//!
 //! ```no_run
 //! use corio::fs;
 //!

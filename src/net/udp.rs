@@ -80,6 +80,8 @@ impl UdpSocket {
     }
 
     /// Sends the initialised bytes of `buf` as one datagram to `addr`, like sendmsg(2).
+    ///
+    /// Not cancel-safe: a dropped send may or may not have sent the datagram.
     pub async fn send_to<B: IoBuf>(&self, buf: B, addr: impl ToSocketAddrs) -> BufResult<usize, B> {
         let addr = match resolve(addr) {
             Ok(a) => a[0],
@@ -91,6 +93,9 @@ impl UdpSocket {
 
     /// Receives one datagram into `buf` (from its start) and its source,
     /// like recvmsg(2). A datagram longer than the buffer is truncated.
+    ///
+    /// Cancel-safe: a datagram that arrives for a dropped receive is
+    /// returned by the next one.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (res, buf) = Op::new(RecvMsg::new(&self.fd, buf)).await;
         let res = res.and_then(|(n, from)| match from {
@@ -102,11 +107,15 @@ impl UdpSocket {
     }
 
     /// Sends `buf` to the connected peer, like send(2).
+    ///
+    /// Not cancel-safe, as [`send_to`](Self::send_to).
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Send::new(&self.fd, buf)).await
     }
 
     /// Receives one datagram from the connected peer into `buf`, like recv(2).
+    ///
+    /// Cancel-safe, as [`recv_from`](Self::recv_from).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         Op::new(Recv::new(&self.fd, buf, true)).await
     }

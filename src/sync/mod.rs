@@ -1,17 +1,40 @@
-//! Channels that work across shards, from plain threads and inside one runtime.
+//! Synchronisation for tasks: locks, semaphores, notifications and channels
+//! that work across shards, from plain threads and inside one runtime.
 //!
-//! - [`oneshot`]: one value, one sender, one receiver.
-//! - [`mpsc`]: many senders, one receiver; bounded (with back-pressure) or
-//!   unbounded.
+//! | Type | What it does |
+//! |---|---|
+//! | [`Mutex`] | one task at a time; the guard may be held across `.await` |
+//! | [`RwLock`] | many readers or one writer |
+//! | [`Semaphore`] | a count of permits (`acquire`, `acquire_many`, owned permits, `close`) |
+//! | [`Notify`] | wake one waiting task, or all of them |
+//! | [`Event`] | asyncio's event: `set`, `clear`, `is_set`, `wait` |
+//! | [`Barrier`] | `n` tasks wait for each other |
+//! | [`oneshot`] | one value, one sender, one receiver |
+//! | [`mpsc`] | many senders, one receiver; bounded (back-pressure) or unbounded |
+//! | [`broadcast`] | every receiver gets every value; a lagging receiver is told how many it missed |
+//! | [`watch`] | one value that receivers watch for changes |
 //!
-//! How it works: each channel is a small state block behind a `Mutex`, shared
-//! by its handles through an `Arc`. A side that must wait stores its task's
-//! waker in the state and re-checks under the same lock, so a wake-up is never
-//! lost; the other side takes that waker under the lock and wakes it after
-//! unlocking. corio wakers are `Send + Sync`: waking a task that runs on
-//! another shard queues it there and unparks that thread, so the same channel
-//! connects tasks on different runtimes. The `blocking_*` methods drive the
-//! same futures on a plain thread, parking it between polls.
+//! Every type here is `Send + Sync` when its contents are, and wakes tasks
+//! on other shards through their wakers (waking a task of another shard
+//! queues it there). [`local`] has the same types (but channels `oneshot`
+//! and `mpsc`) for the tasks of one shard, without atomics.
+//!
+//! Waiters are served in FIFO order. Waiting is cancel-safe: a `lock()`,
+//! `acquire()`, `notified()` or `recv()` future dropped before it completes
+//! never takes a lock, a permit, a notification or a value away from
+//! another waiter: what was handed to it passes on.
+//!
+//! How it works: the locks and the semaphore share one semaphore core
+//! (`sem.rs`: permits in one word, a compare-and-swap when uncontended);
+//! everything that waits queues in one FIFO waiter list (`waiters.rs`: a
+//! slab of wakers linked in order, each node removable in O(1) when its
+//! future is dropped). Each primitive is written once, generic over a
+//! [`Flavor`](generic::Flavor) ([`generic`]); `corio::sync` and
+//! [`local`] are aliases. The channels: each is a small state block behind a
+//! lock, shared by its handles. A side that must wait stores its task's
+//! waker in the state and re-checks under the same lock, so a wake-up is
+//! never lost; wakers are woken after unlocking. The `blocking_*` methods
+//! drive the same futures on a plain thread, parking it between polls.
 //!
 //! ```
 //! use corio::sync::{mpsc, oneshot};
@@ -38,21 +61,72 @@
 //! shard.join().unwrap();
 //! ```
 
+mod barrier;
+pub mod broadcast;
+mod event;
+mod flavor;
+pub mod generic;
+pub mod local;
 pub mod mpsc;
+mod mutex;
+mod notify;
 pub mod oneshot;
+mod rwlock;
+mod sem;
+mod semaphore;
+pub(crate) mod waiters;
+pub mod watch;
+
+pub use barrier::BarrierWaitResult;
+pub use mutex::TryLockError;
+pub use semaphore::{AcquireError, TryAcquireError};
+
+/// An async mutex; see [`generic::Mutex`].
+pub type Mutex<T> = mutex::Mutex<T, Shared>;
+/// Access to a [`Mutex`]'s value; see [`generic::MutexGuard`].
+pub type MutexGuard<'a, T> = mutex::MutexGuard<'a, T, Shared>;
+/// A mutex guard owning an `Arc` of its mutex; see [`generic::OwnedMutexGuard`].
+pub type OwnedMutexGuard<T> = mutex::OwnedMutexGuard<T, Shared>;
+/// An async reader-writer lock; see [`generic::RwLock`].
+pub type RwLock<T> = rwlock::RwLock<T, Shared>;
+/// Shared access to an [`RwLock`]'s value.
+pub type RwLockReadGuard<'a, T> = rwlock::RwLockReadGuard<'a, T, Shared>;
+/// Unique access to an [`RwLock`]'s value.
+pub type RwLockWriteGuard<'a, T> = rwlock::RwLockWriteGuard<'a, T, Shared>;
+/// A read guard owning an `Arc` of its lock.
+pub type OwnedRwLockReadGuard<T> = rwlock::OwnedRwLockReadGuard<T, Shared>;
+/// A write guard owning an `Arc` of its lock.
+pub type OwnedRwLockWriteGuard<T> = rwlock::OwnedRwLockWriteGuard<T, Shared>;
+/// A count of permits; see [`generic::Semaphore`].
+pub type Semaphore = semaphore::Semaphore<Shared>;
+/// Permits of a [`Semaphore`].
+pub type SemaphorePermit<'a> = semaphore::SemaphorePermit<'a, Shared>;
+/// Permits owning an `Arc` of their semaphore.
+pub type OwnedSemaphorePermit = semaphore::OwnedSemaphorePermit<Shared>;
+/// Wakes waiting tasks; see [`generic::Notify`].
+pub type Notify = notify::Notify<Shared>;
+/// Waits for a [`Notify`].
+pub type Notified<'a> = notify::Notified<'a, Shared>;
+/// asyncio's event; see [`generic::Event`].
+pub type Event = event::Event<Shared>;
+/// Waits for an [`Event`].
+pub type EventWait<'a> = event::EventWait<'a, Shared>;
+/// `n` tasks wait for each other; see [`generic::Barrier`].
+pub type Barrier = barrier::Barrier<Shared>;
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard as StdMutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
 use crate::runtime::context;
+use flavor::Shared;
 
 /// Locks `m`, ignoring poisoning: no user code runs while a channel lock is
 /// held (values are dropped and wakers woken after unlocking), so the state
 /// is consistent even if a panic happened elsewhere on that thread.
-fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
+fn lock<S>(m: &StdMutex<S>) -> StdMutexGuard<'_, S> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -66,6 +66,8 @@ pub struct Interval {
 
 impl Interval {
     /// Waits for the next tick; returns the instant it was scheduled for.
+    ///
+    /// Cancel-safe: a dropped `tick()` consumes no tick.
     pub async fn tick(&mut self) -> Instant {
         poll_fn(|cx| Pin::new(&mut self.sleep).poll(cx)).await;
         let scheduled = self.sleep.deadline();

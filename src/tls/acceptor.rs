@@ -75,6 +75,9 @@ impl TlsAcceptor {
     /// something that is not TLS or that the config refuses, `UnexpectedEof`
     /// when the peer closes first; in each case the connection is closed
     /// (after an alert, where TLS allows one).
+    ///
+    /// Not cancel-safe: a dropped `accept` abandons the handshake (and the
+    /// connection with it).
     pub async fn accept<S: Transport>(&self, stream: S) -> io::Result<TlsStream<S>> {
         let conn = ServerConnection::new(self.config.clone()).map_err(tls_error)?;
         let mut tls = TlsStream::new(stream, conn.into());

@@ -67,6 +67,9 @@ impl TlsConnector {
     /// [`rustls::Error::InvalidCertificate`]; a name that is neither a DNS name
     /// nor an IP address with `InvalidInput`; a handshake that outlasts the
     /// timeout with `TimedOut`.
+    ///
+    /// Not cancel-safe: a dropped `connect` abandons the handshake (and the
+    /// connection with it).
     pub async fn connect<S: Transport>(
         &self,
         server_name: &str,

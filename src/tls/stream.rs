@@ -18,6 +18,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::{Connection, ProtocolVersion, SupportedCipherSuite};
 
 use super::Transport;
+use crate::buf::copy::{init_bytes, put};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::runtime::coop;
 
@@ -206,6 +207,8 @@ impl<S: Transport> TlsStream<S> {
     }
 
     /// Encrypts and sends all initialised bytes of `buf`.
+    ///
+    /// Not cancel-safe: see the type's notes.
     pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
         let res = self.write_all_from(init_bytes(&buf)).await;
         (res, buf)
@@ -237,6 +240,8 @@ impl<S: Transport> TlsStream<S> {
     ///
     /// The peer's reads then end with `Ok(0)`. Reading still works until the
     /// peer closes its side.
+    ///
+    /// Not cancel-safe, as writes are not.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.conn.send_close_notify();
         self.flush().await?;
@@ -431,35 +436,6 @@ async fn send_all<S: Transport>(io: &S, mut buf: Vec<u8>) -> BufResult<(), Vec<u
         }
     }
     (Ok(()), buf)
-}
-
-/// The initialised bytes of `buf`.
-fn init_bytes<B: IoBuf>(buf: &B) -> &[u8] {
-    let len = buf.bytes_init();
-    if len == 0 {
-        return &[];
-    }
-    // SAFETY: by the `IoBuf` contract the pointer is valid for reads of
-    // `bytes_total() >= bytes_init()` bytes, the first `bytes_init()` of which
-    // are initialised; the shared borrow of `buf` keeps it alive and unchanged.
-    unsafe { std::slice::from_raw_parts(buf.stable_ptr(), len) }
-}
-
-/// Copies `src` into `buf` at offset `at` and marks `..at + src.len()`
-/// initialised. The caller fills `buf` from its start, so `..at` already is.
-fn put<B: IoBufMut>(buf: &mut B, at: usize, src: &[u8]) {
-    assert!(at + src.len() <= buf.bytes_total());
-    // SAFETY: the range `at..at + src.len()` is within `bytes_total()`, for
-    // which the pointer is valid for writes (`IoBufMut` contract); `src` is
-    // rustls's memory, so the two do not overlap.
-    unsafe {
-        buf.stable_mut_ptr()
-            .add(at)
-            .copy_from_nonoverlapping(src.as_ptr(), src.len());
-    }
-    // SAFETY: `at + src.len() <= bytes_total()`; bytes `..at` were initialised
-    // by earlier copies (or were already), the rest just now.
-    unsafe { buf.set_init(at + src.len()) };
 }
 
 /// A rustls error as an `io::Error` (`InvalidData`, the rustls error inside).

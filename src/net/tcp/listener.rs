@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use socket2::{SockRef, Type};
 
-use super::TcpStream;
+use super::{Incoming, TcpStream};
 use crate::fd::SharedFd;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
@@ -94,7 +94,9 @@ impl TcpListener {
     /// that stays armed while the [`Incoming`] lives.
     ///
     /// Errors (e.g. `EMFILE`) are returned by [`Incoming::next`] and end the
-    /// multishot op; the next call re-arms it, so back off first. Connections
+    /// multishot op; the next call re-arms it, so back off first.
+    /// [`Incoming`] is also a [`Stream`](crate::stream::Stream) (that never
+    /// ends). Connections
     /// accepted after the `Incoming` is dropped go to the listener's next
     /// `accept` or `incoming`.
     ///
@@ -109,7 +111,7 @@ impl TcpListener {
     /// # Ok::<_, std::io::Error>(()) }).unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
+        Incoming::new(&self.fd)
     }
 
     /// The local address this listener is bound to.
@@ -132,25 +134,6 @@ impl TcpListener {
             .try_release()
             .map(std::net::TcpListener::from)
             .map_err(|_| busy())
-    }
-}
-
-/// Connections accepted by a listener; see [`TcpListener::incoming`].
-pub struct Incoming<'a> {
-    listener: &'a TcpListener,
-}
-
-impl Incoming<'_> {
-    /// The next connection.
-    pub async fn next(&mut self) -> io::Result<TcpStream> {
-        let (fd, _) = Op::new(Accept::new(&self.listener.fd, true)).await?;
-        Ok(TcpStream::from_fd(SharedFd::new(fd)))
-    }
-}
-
-impl std::fmt::Debug for Incoming<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Incoming").finish_non_exhaustive()
     }
 }
 

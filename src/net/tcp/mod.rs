@@ -1,10 +1,12 @@
 //! TCP: listener, stream and owned halves.
 
+mod incoming;
 mod listener;
 mod split;
 mod stream;
 
-pub use listener::{Incoming, TcpListener};
+pub use incoming::Incoming;
+pub use listener::TcpListener;
 pub use split::{OwnedReadHalf, OwnedWriteHalf};
 pub use stream::TcpStream;
 

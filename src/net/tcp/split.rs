@@ -13,12 +13,18 @@ use crate::fd::SharedFd;
 use crate::net::stream_io;
 
 /// The read half of a [`TcpStream`], from [`TcpStream::into_split`].
+///
+/// Each method is the stream's method of the same name, with the same
+/// cancel safety (reads cancel-safe, `read_exact` not).
 #[derive(Debug)]
 pub struct OwnedReadHalf {
     pub(super) fd: SharedFd,
 }
 
 /// The write half of a [`TcpStream`], from [`TcpStream::into_split`].
+///
+/// Each method is the stream's method of the same name, with the same
+/// cancel safety (writes are not cancel-safe).
 ///
 /// Dropping it does not shut the connection down; call
 /// [`shutdown`](Self::shutdown) to send FIN.

@@ -47,6 +47,8 @@ impl TcpStream {
     ///
     /// A closed port gives `ErrorKind::ConnectionRefused`. Host names are
     /// resolved with the system resolver, which blocks.
+    ///
+    /// Not cancel-safe: a dropped `connect` abandons the connection attempt.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         let addrs = resolve(addr)?;
         Ok(TcpStream {
@@ -89,6 +91,9 @@ impl TcpStream {
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the
     /// stream ends first.
+    ///
+    /// Not cancel-safe: bytes already read into `buf` go with it when the
+    /// future is dropped.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         stream_io::read_exact(&self.fd, buf).await
     }
@@ -96,21 +101,30 @@ impl TcpStream {
     /// Writes the initialised bytes of `buf`, like send(2); may write fewer.
     ///
     /// Writing to a closed peer gives `BrokenPipe` (never `SIGPIPE`).
+    ///
+    /// Not cancel-safe: a write dropped mid-flight may have sent some bytes.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         stream_io::write(&self.fd, buf).await
     }
 
     /// Writes all initialised bytes of `buf`, looping over short writes.
+    ///
+    /// Not cancel-safe: a dropped `write_all` may have sent part of `buf`.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         stream_io::write_all(&self.fd, buf).await
     }
 
     /// Writes several buffers with one sendmsg(2); may write fewer bytes than given.
+    ///
+    /// Not cancel-safe, as [`write`](Self::write).
     pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
         stream_io::writev(&self.fd, bufs).await
     }
 
     /// Shuts down the read side, the write side or both, like shutdown(2).
+    ///
+    /// Cancel-safe in effect: shutdown(2) completes at once; a dropped call
+    /// may or may not have shut the socket down.
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         stream_io::shutdown(&self.fd, how).await
     }

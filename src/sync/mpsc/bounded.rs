@@ -247,3 +247,17 @@ impl<T> fmt::Debug for Receiver<T> {
             .finish()
     }
 }
+
+/// Yields each message; ends when the channel is closed and drained.
+/// Cancel-safe.
+impl<T> futures_core::Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().chan.poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.chan.len(), None)
+    }
+}

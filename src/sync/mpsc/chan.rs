@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use super::error::{SendError, TryRecvError, TrySendError};
-use super::waiters::Waiters;
+use crate::sync::waiters::{Waiters, WakeList};
 use crate::sync::{charge_budget, lock, poll_budget, set_waker};
 
 pub(super) struct Chan<T> {
@@ -179,7 +179,7 @@ impl<T> Chan<T> {
                 } else if st.free(self.cap) > 0 {
                     true
                 } else {
-                    *key = Some(st.send_waiters.push(cx.waker()));
+                    *key = Some(st.send_waiters.push(cx.waker(), 1));
                     return Poll::Pending;
                 }
             }
@@ -219,7 +219,7 @@ impl<T> Chan<T> {
         }
         match *key {
             Some(k) => st.closed_waiters.update(k, cx.waker()),
-            None => *key = Some(st.closed_waiters.push(cx.waker())),
+            None => *key = Some(st.closed_waiters.push(cx.waker(), 1)),
         }
         Poll::Pending
     }
@@ -268,7 +268,7 @@ impl<T> Chan<T> {
         let mut st = lock(&self.state);
         let wakers = Self::close_locked(&mut st);
         drop(st);
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.wake();
     }
 
     /// The receiver was dropped: closes and drops the queued messages (after
@@ -278,18 +278,19 @@ impl<T> Chan<T> {
         let wakers = Self::close_locked(&mut st);
         let queue = std::mem::take(&mut st.queue);
         drop(st);
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.wake();
         drop(queue);
     }
 
-    fn close_locked(st: &mut State<T>) -> Vec<Waker> {
+    fn close_locked(st: &mut State<T>) -> WakeList {
+        let mut wakers = WakeList::default();
         if st.closed {
-            return Vec::new();
+            return wakers;
         }
         st.closed = true;
         st.rx_waker = None;
-        let mut wakers = st.send_waiters.wake_all();
-        wakers.extend(st.closed_waiters.wake_all());
+        st.send_waiters.wake_all(&mut wakers);
+        st.closed_waiters.wake_all(&mut wakers);
         wakers
     }
 

@@ -62,7 +62,6 @@ mod bounded;
 mod chan;
 pub mod error;
 mod unbounded;
-mod waiters;
 
 pub use bounded::{Receiver, Sender, channel};
 pub use unbounded::{UnboundedReceiver, UnboundedSender, unbounded_channel};

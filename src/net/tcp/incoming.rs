@@ -1,0 +1,97 @@
+//! `Incoming`: the connections of a listener, from the multishot accept the
+//! driver keeps armed on it, as an async `next()` and as a `Stream`.
+//!
+//! How it works: each connection is one `Accept` op in multishot mode (the
+//! driver arms the multishot accept on the listener's fd and hands each op
+//! the next connection). `next()` awaits such an op; the [`Stream`] impl
+//! keeps the op it is waiting on in the `Incoming` between polls, and
+//! `next()` finishes that op first if one is pending, so mixing the two
+//! loses nothing. Dropping a pending op is cancel-safe: a connection it
+//! would have taken goes to the listener's next accept.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use socket2::SockAddr;
+
+use super::{TcpListener, TcpStream};
+use crate::fd::SharedFd;
+use crate::op::Op;
+use crate::op::net::Accept;
+
+/// Connections accepted by a listener; see [`TcpListener::incoming`].
+///
+/// Await [`next`](Self::next), or use it as a
+/// [`Stream`](crate::stream::Stream) of `io::Result<TcpStream>` (it never
+/// ends):
+///
+/// ```no_run
+/// use corio::stream::StreamExt;
+///
+/// # corio::run(async {
+/// let listener = corio::net::TcpListener::bind("127.0.0.1:9000")?;
+/// let mut incoming = listener.incoming();
+/// while let Some(stream) = StreamExt::next(&mut incoming).await {
+///     corio::spawn(async move { drop(stream) });
+/// }
+/// # Ok::<_, std::io::Error>(()) }).unwrap();
+/// ```
+pub struct Incoming<'a> {
+    fd: SharedFd,
+    /// The accept `poll_next` waits on, kept between polls.
+    pending: Option<Op<Accept>>,
+    _listener: PhantomData<&'a TcpListener>,
+}
+
+impl Incoming<'_> {
+    pub(super) fn new(fd: &SharedFd) -> Self {
+        Incoming {
+            fd: fd.clone(),
+            pending: None,
+            _listener: PhantomData,
+        }
+    }
+
+    /// The next connection.
+    ///
+    /// Cancel-safe: a connection accepted for a dropped call is returned by
+    /// the next one.
+    pub async fn next(&mut self) -> io::Result<TcpStream> {
+        let op = match self.pending.take() {
+            Some(op) => op,
+            None => Op::new(Accept::new(&self.fd, true)),
+        };
+        op.await.map(stream)
+    }
+}
+
+fn stream((fd, _peer): (OwnedFd, Option<SockAddr>)) -> TcpStream {
+    TcpStream::from_fd(SharedFd::new(fd))
+}
+
+impl Stream for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let fd = &this.fd;
+        let op = this
+            .pending
+            .get_or_insert_with(|| Op::new(Accept::new(fd, true)));
+        let res = std::task::ready!(Pin::new(op).poll(cx));
+        this.pending = None;
+        Poll::Ready(Some(res.map(stream)))
+    }
+}
+
+impl fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").finish_non_exhaustive()
+    }
+}
