@@ -40,6 +40,7 @@
 )]
 
 pub mod buf;
+pub mod compat;
 mod driver;
 #[cfg(target_os = "linux")]
 pub mod fs;

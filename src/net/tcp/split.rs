@@ -15,7 +15,7 @@ use crate::net::stream_io;
 /// The read half of a [`TcpStream`], from [`TcpStream::into_split`].
 #[derive(Debug)]
 pub struct OwnedReadHalf {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 /// The write half of a [`TcpStream`], from [`TcpStream::into_split`].
@@ -24,7 +24,7 @@ pub struct OwnedReadHalf {
 /// [`shutdown`](Self::shutdown) to send FIN.
 #[derive(Debug)]
 pub struct OwnedWriteHalf {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl OwnedReadHalf {
