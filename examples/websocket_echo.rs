@@ -57,15 +57,14 @@ fn main() -> io::Result<()> {
 /// closes (or breaks the protocol).
 async fn echo(stream: TcpStream) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let mut ws = tokio_tungstenite::accept_async(Compat::new(stream)).await?;
+    // After the client's close frame, the next read sends the reply (the
+    // closing handshake) and the stream ends.
     while let Some(msg) = ws.next().await {
         match msg? {
             msg @ (Message::Text(_) | Message::Binary(_)) => ws.send(msg).await?,
-            // Pongs to pings and the reply to a close are sent by tungstenite.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            Message::Close(_) => break,
+            // Pongs to pings are sent by tungstenite.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_) => {}
         }
     }
-    // Finish the closing handshake (sends our close frame if not yet sent).
-    let _ = ws.close(None).await;
     Ok(())
 }
