@@ -18,6 +18,7 @@ use crate::net::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 
 /// A stream over one socket fd; what [`TlsStream`](crate::tls::TlsStream)'s
 /// compat engine needs of its transport.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))] // TLS's engine uses it
 pub(crate) trait FdStream {
     fn shared_fd(&self) -> &SharedFd;
 }

@@ -223,6 +223,7 @@ impl WriteState {
     }
 
     /// No send is in flight.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // TLS's engine uses it
     pub(crate) fn is_idle(&self) -> bool {
         self.inflight.is_none()
     }
@@ -236,6 +237,7 @@ impl WriteState {
     }
 
     /// A send failed earlier: nothing more may be sent.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // TLS's engine uses it
     pub(crate) fn has_failed(&self) -> bool {
         self.failed.is_some()
     }

@@ -20,6 +20,7 @@ pub struct State {
     pub(crate) read: ReadSide,
     pub(crate) write: WriteState,
     /// TLS: `close_notify` was queued by a shutdown.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(crate) closing: bool,
 }
 
