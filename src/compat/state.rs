@@ -82,3 +82,30 @@ impl ReadSide {
         self.pos = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_handed_out_in_order_and_let_go_when_used_up() {
+        let mut r = ReadSide::default();
+        assert!(r.rest().is_empty());
+        r.set(PooledBuf::owned(b"hello".to_vec()));
+        assert_eq!(r.rest(), b"hello");
+        r.consume(2);
+        assert_eq!(r.rest(), b"llo");
+        r.consume(10); // more than held: clamps
+        assert!(r.rest().is_empty());
+        assert!(r.lease.is_none(), "a used-up lease goes back at once");
+    }
+
+    #[test]
+    fn an_empty_lease_is_not_held() {
+        let mut r = ReadSide::default();
+        r.set(PooledBuf::owned(Vec::new()));
+        assert!(r.lease.is_none());
+        r.consume(0);
+        assert!(r.rest().is_empty());
+    }
+}
