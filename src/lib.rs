@@ -41,12 +41,20 @@
 
 pub mod buf;
 pub mod compat;
+// Built without io_uring, the ring's half of the op layer (multishot arming,
+// released completions, SQEs) is never reached.
+#[cfg_attr(not(corio_uring), allow(dead_code))]
 mod driver;
+#[cfg_attr(not(corio_uring), allow(dead_code))]
+mod fd;
 #[cfg(target_os = "linux")]
 pub mod fs;
 pub mod net;
+#[cfg_attr(not(corio_uring), allow(dead_code))]
 mod op;
 pub mod probe;
+#[cfg_attr(not(corio_uring), allow(dead_code))]
+mod release;
 pub mod runtime;
 pub mod sync;
 pub mod time;

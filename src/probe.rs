@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+pub use crate::driver::probe::Support;
 use crate::driver::{Driver, DriverKind};
 use crate::runtime::RingFlags;
 
@@ -46,19 +47,6 @@ pub struct Probe {
     pub memlock: Limit,
 }
 
-/// Whether the kernel supports one thing, with a note.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Support {
-    /// Its name, as in the kernel headers without the prefix
-    /// (`DEFER_TASKRUN`, `RECVMSG`).
-    pub name: &'static str,
-    /// True when the kernel has it.
-    pub supported: bool,
-    /// What corio does with it, or the kernel's error when refused.
-    pub note: String,
-}
-
 /// A resource limit; `None` means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -80,10 +68,7 @@ pub struct Limit {
 /// ```
 pub fn probe() -> Probe {
     let (auto_driver, auto_reason, default_ring) = Driver::auto_choice();
-    #[cfg(corio_uring)]
-    let (setup_flags, features, opcodes) = uring::probe();
-    #[cfg(not(corio_uring))]
-    let (setup_flags, features, opcodes) = (Vec::new(), Vec::new(), Vec::new());
+    let (setup_flags, features, opcodes) = crate::driver::probe::kernel();
     Probe {
         kernel: kernel_release(),
         auto_driver,
@@ -132,194 +117,6 @@ fn limit(get: impl FnOnce(&mut libc::rlimit) -> libc::c_int) -> Limit {
     Limit {
         soft: v(r.rlim_cur),
         hard: v(r.rlim_max),
-    }
-}
-
-#[cfg(corio_uring)]
-mod uring {
-    use io_uring::opcode;
-
-    use super::Support;
-    use crate::driver::setup::{Flags, Spec};
-
-    /// The opcodes corio submits: needed by `Auto`, used by `corio::fs`, or
-    /// used with a blocking-pool fallback when missing.
-    const OPCODES: &[(&str, u8, &str)] = &[
-        ("NOP", opcode::Nop::CODE, NEEDED),
-        ("READ", opcode::Read::CODE, NEEDED),
-        ("POLL_ADD", opcode::PollAdd::CODE, NEEDED),
-        ("ASYNC_CANCEL", opcode::AsyncCancel::CODE, NEEDED),
-        ("ACCEPT", opcode::Accept::CODE, NEEDED),
-        ("CONNECT", opcode::Connect::CODE, NEEDED),
-        ("CLOSE", opcode::Close::CODE, NEEDED),
-        ("SEND", opcode::Send::CODE, NEEDED),
-        ("RECV", opcode::Recv::CODE, NEEDED),
-        ("SENDMSG", opcode::SendMsg::CODE, NEEDED),
-        ("RECVMSG", opcode::RecvMsg::CODE, NEEDED),
-        ("SHUTDOWN", opcode::Shutdown::CODE, NEEDED),
-        ("WRITE", opcode::Write::CODE, FS),
-        ("READV", opcode::Readv::CODE, FS),
-        ("WRITEV", opcode::Writev::CODE, FS),
-        ("READ_FIXED", opcode::ReadFixed::CODE, FS),
-        ("WRITE_FIXED", opcode::WriteFixed::CODE, FS),
-        ("OPENAT", opcode::OpenAt::CODE, FS),
-        ("STATX", opcode::Statx::CODE, FS),
-        ("FSYNC", opcode::Fsync::CODE, FS),
-        ("SYNC_FILE_RANGE", opcode::SyncFileRange::CODE, FS),
-        ("FALLOCATE", opcode::Fallocate::CODE, FS),
-        ("RENAMEAT", opcode::RenameAt::CODE, FS),
-        ("UNLINKAT", opcode::UnlinkAt::CODE, FS),
-        ("MKDIRAT", opcode::MkDirAt::CODE, FALLBACK),
-        ("SYMLINKAT", opcode::SymlinkAt::CODE, FALLBACK),
-        ("LINKAT", opcode::LinkAt::CODE, FALLBACK),
-        ("FTRUNCATE", opcode::Ftruncate::CODE, FALLBACK),
-        ("MSG_RING", opcode::MsgRingData::CODE, WAKE),
-    ];
-    const NEEDED: &str = "needed: without it Auto picks the poll driver";
-    const FS: &str = "used by corio::fs";
-    const FALLBACK: &str = "used by corio::fs; runs on the blocking pool when missing";
-    const WAKE: &str = "wakes other shards (msg_ring_wakeups); an eventfd write when missing";
-
-    fn tiny(
-        flags: Flags,
-        sqpoll: Option<(u32, Option<u32>)>,
-    ) -> std::io::Result<io_uring::IoUring> {
-        Spec {
-            entries: 4,
-            cq_entries: 8,
-            flags,
-            sqpoll,
-        }
-        .build()
-    }
-
-    fn flag(name: &'static str, r: std::io::Result<io_uring::IoUring>, note: &str) -> Support {
-        match r {
-            Ok(_) => Support {
-                name,
-                supported: true,
-                note: note.into(),
-            },
-            Err(e) => Support {
-                name,
-                supported: false,
-                note: format!("refused: {e}"),
-            },
-        }
-    }
-
-    /// Setup flags, features and opcodes, from tiny rings.
-    pub(super) fn probe() -> (Vec<Support>, Vec<Support>, Vec<Support>) {
-        let none = Flags::default();
-        let si = Flags {
-            single_issuer: true,
-            ..none
-        };
-        let dt = Flags {
-            defer_taskrun: true,
-            ..si
-        };
-        let ct = Flags {
-            coop_taskrun: true,
-            ..none
-        };
-        let flags = vec![
-            flag(
-                "SINGLE_ISSUER",
-                tiny(si, None),
-                "Builder::single_issuer (tried by default)",
-            ),
-            flag(
-                "DEFER_TASKRUN",
-                tiny(dt, None),
-                "Builder::defer_taskrun, with SINGLE_ISSUER (tried first by default)",
-            ),
-            flag(
-                "COOP_TASKRUN",
-                tiny(ct, None),
-                "Builder::coop_taskrun (the default when DEFER_TASKRUN is refused)",
-            ),
-            flag(
-                "TASKRUN_FLAG",
-                tiny(ct, None),
-                "set with either taskrun mode",
-            ),
-            flag(
-                "SQPOLL",
-                tiny(none, Some((10, None))),
-                "Builder::sqpoll (off by default)",
-            ),
-        ];
-        let ring = match tiny(none, None) {
-            Ok(r) => r,
-            Err(e) => {
-                let err = Support {
-                    name: "io_uring_setup",
-                    supported: false,
-                    note: format!("refused: {e}"),
-                };
-                return (flags, vec![err], Vec::new());
-            }
-        };
-        let p = ring.params();
-        let feat = |name, on: bool, note: &str| Support {
-            name,
-            supported: on,
-            note: note.into(),
-        };
-        let features = vec![
-            feat(
-                "NODROP",
-                p.is_feature_nodrop(),
-                "needed: no completion is lost on overflow",
-            ),
-            feat(
-                "EXT_ARG",
-                p.is_feature_ext_arg(),
-                "needed: timed waits in io_uring_enter",
-            ),
-            feat(
-                "FAST_POLL",
-                p.is_feature_fast_poll(),
-                "socket ops wait in the kernel without a worker thread",
-            ),
-            feat(
-                "NATIVE_WORKERS",
-                p.is_feature_native_workers(),
-                "blocking work runs on io-wq threads",
-            ),
-            feat(
-                "SKIP_CQE_ON_SUCCESS",
-                p.is_feature_skip_cqe_on_success(),
-                "linked ops without completions",
-            ),
-            feat(
-                "LINKED_FILE",
-                p.is_feature_linked_file(),
-                "fds resolved when a linked op starts",
-            ),
-            feat(
-                "RECVSEND_BUNDLE",
-                p.is_feature_recvsend_bundle(),
-                "bundled receives from a buffer ring",
-            ),
-            feat(
-                "MIN_TIMEOUT",
-                p.is_feature_min_timeout(),
-                "batched waits with a minimum timeout",
-            ),
-        ];
-        let mut probe = io_uring::Probe::new();
-        let probed = ring.submitter().register_probe(&mut probe);
-        let opcodes = OPCODES
-            .iter()
-            .map(|&(name, code, note)| Support {
-                name,
-                supported: probed.is_ok() && probe.is_supported(code),
-                note: note.into(),
-            })
-            .collect();
-        (flags, features, opcodes)
     }
 }
 

@@ -134,13 +134,18 @@ impl Pool {
     }
 
     /// Number of buffers.
-    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's buffer ring only
+    #[allow(dead_code)] // Registering the ring: io_uring builds only.
     pub(crate) fn count(&self) -> u16 {
         self.count
     }
 
+    /// Size of each buffer.
+    pub(crate) fn buf_size(&self) -> usize {
+        self.size
+    }
+
     /// Address of the ring's entries, for `IORING_REGISTER_PBUF_RING`.
-    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's buffer ring only
+    #[allow(dead_code)] // Registering the ring: io_uring builds only.
     pub(crate) fn ring_addr(&self) -> Option<u64> {
         match &self.free {
             Free::Ring { entries, .. } => Some(entries.ptr as u64),
@@ -192,7 +197,6 @@ impl Pool {
     }
 
     /// A buffer is free (none held by leases or queued completions).
-    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring's buffer ring only
     pub(crate) fn has_free(&self) -> bool {
         self.out.get() < self.count as usize
     }
@@ -240,6 +244,15 @@ impl Pool {
     pub(crate) fn buf_mut(&self, bid: u16) -> (*mut u8, usize) {
         (self.buf_ptr(bid), self.size)
     }
+
+    /// The whole of buffer `bid`, which the caller holds (the kernel filled
+    /// it and no longer writes it).
+    pub(crate) fn buf(&self, bid: u16) -> &[u8] {
+        // SAFETY: `bid < count` and buffer `bid` is `size` bytes of the
+        // mapping (zeroed at first, so initialised); the caller holds it, so
+        // neither the kernel nor a lease writes it meanwhile.
+        unsafe { std::slice::from_raw_parts(self.buf_ptr(bid), self.size) }
+    }
 }
 
 /// A received buffer leased from the runtime's pool.
@@ -255,17 +268,25 @@ enum Lease {
     Pool {
         pool: Rc<Pool>,
         bid: u16,
-        len: usize,
+        /// Where the data starts in the buffer (after a datagram's header).
+        off: u32,
+        len: u32,
     },
     /// Bytes kept on the socket by a dropped plain read, handed out as is.
     Owned(Vec<u8>),
 }
 
 impl PooledBuf {
-    pub(crate) fn from_pool(pool: Rc<Pool>, bid: u16, len: usize) -> PooledBuf {
-        debug_assert!(len <= pool.size);
+    /// A lease on buffer `bid`, whose data are `len` bytes at `off`.
+    pub(crate) fn from_pool(pool: Rc<Pool>, bid: u16, off: usize, len: usize) -> PooledBuf {
+        let len = len.min(pool.size.saturating_sub(off));
         PooledBuf {
-            inner: Lease::Pool { pool, bid, len },
+            inner: Lease::Pool {
+                pool,
+                bid,
+                off: off as u32,
+                len: len as u32,
+            },
         }
     }
 
@@ -289,11 +310,19 @@ impl Deref for PooledBuf {
 
     fn deref(&self) -> &[u8] {
         match &self.inner {
-            Lease::Pool { pool, bid, len } => {
+            Lease::Pool {
+                pool,
+                bid,
+                off,
+                len,
+            } => {
                 // SAFETY: the lease owns buffer `bid` until dropped: neither
-                // the kernel nor another lease writes it, and the receive
-                // initialised its first `len` bytes.
-                unsafe { std::slice::from_raw_parts(pool.buf_ptr(*bid), *len) }
+                // the kernel nor another lease writes it, and `off + len`
+                // lies inside it (clamped in `from_pool`; the mapping is
+                // zeroed, so every byte is initialised).
+                unsafe {
+                    std::slice::from_raw_parts(pool.buf_ptr(*bid).add(*off as usize), *len as usize)
+                }
             }
             Lease::Owned(v) => v,
         }
@@ -350,7 +379,7 @@ mod tests {
         let ids: Vec<u16> = (0..4).map(|_| pool.take().unwrap()).collect();
         assert!(pool.take().is_none());
         assert!(!pool.has_free());
-        let lease = PooledBuf::from_pool(pool.clone(), ids[2], 10);
+        let lease = PooledBuf::from_pool(pool.clone(), ids[2], 0, 10);
         assert_eq!(lease.len(), 10);
         drop(lease);
         assert!(pool.has_free());

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use super::raw::MAX_SEND;
 use super::sealed;
 use super::state::State;
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::net::{OwnedReadHalf, OwnedWriteHalf, TcpStream};
 
 /// A stream over one socket fd; what [`TlsStream`](crate::tls::TlsStream)'s

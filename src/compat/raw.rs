@@ -29,7 +29,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use crate::buf::{IoBuf, PooledBuf, Slice};
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::{Send, Shutdown};
 use crate::runtime::context;
@@ -77,7 +77,9 @@ pub(crate) fn poll_read_pooled(
 /// Puts `bytes` back in front of the socket's read queue: the next read of
 /// the socket returns them first.
 pub(crate) fn unread(fd: &SharedFd, bytes: &[u8]) {
-    fd.unstash_front(bytes);
+    if !bytes.is_empty() {
+        fd.kept().unread_front(bytes);
+    }
 }
 
 type SendOut = crate::buf::BufResult<usize, Slice<Vec<u8>>>;
@@ -211,10 +213,7 @@ impl WriteState {
         if self.fd.is_none() {
             self.fd = Some(fd.clone());
         }
-        let mut op = Op::new(Send {
-            fd: fd.clone(),
-            buf,
-        });
+        let mut op = Op::new(Send::new(fd, buf));
         // The first poll submits it; its result is taken by `poll_idle`.
         self.inflight = Some(match Pin::new(&mut op).poll(cx) {
             Poll::Pending => Sending::Op(op),
@@ -253,12 +252,9 @@ impl WriteState {
         if self.shut {
             return Poll::Ready(Ok(()));
         }
-        let op = self.shutdown.get_or_insert_with(|| {
-            Op::new(Shutdown {
-                fd: fd.clone(),
-                how: How::Write,
-            })
-        });
+        let op = self
+            .shutdown
+            .get_or_insert_with(|| Op::new(Shutdown::new(fd, How::Write)));
         let res = ready!(Pin::new(op).poll(cx));
         self.shutdown = None;
         match res {

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 
 use super::raw::{self, RecvState, WriteState};
 use crate::buf::PooledBuf;
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 
 /// What a [`Compat`](super::Compat) keeps between polls.
 #[derive(Debug, Default)]

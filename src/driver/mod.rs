@@ -1,55 +1,77 @@
 //! The driver: owns in-flight I/O and parks the thread.
 //!
-//! How it works: a runtime has one [`Driver`], chosen at run time: io_uring
-//! (`uring.rs`, a completion driver) where the kernel allows it, or a
-//! readiness driver on mio (`poll.rs`) everywhere else. Selection follows the
-//! builder's [`DriverKind`], overridden by `CORIO_DRIVER=uring|poll`; `Auto`
-//! falls back to poll when ring setup fails or the kernel's probe lacks an
-//! opcode corio needs, and remembers why.
+//! How it works: a runtime has one [`Driver`]: a backend chosen at run time
+//! — io_uring (`uring/`, a completion driver) where the kernel allows it, or
+//! a readiness driver on mio (`poll/`) everywhere else — plus what both
+//! share: the blocking pool (`blocking/`), the receive pool, the counters,
+//! and the token that tags this driver's entries in the release queue.
+//! Selection follows [`DriverConfig::kind`], overridden by
+//! `CORIO_DRIVER=uring|poll`; `Auto` falls back to poll when ring setup fails
+//! or the kernel's probe lacks an opcode corio needs, and remembers why.
+//!
+//! The backend interface is small: poll an op (`poll_op`, with the op path
+//! shared by every backend in `lifecycle.rs`), finish a release, submit and
+//! reap, park, shut down. Ops are defined in `op/` against [`OpCode`]
+//! (`op.rs`); nothing here names an op family or a runtime type.
 
-pub(crate) mod blocking;
+mod blocking;
+pub(crate) mod config;
+mod lifecycle;
+pub(crate) mod op;
 mod poll;
-#[cfg(corio_uring)]
-pub(crate) mod setup;
+pub(crate) mod probe;
+pub(crate) mod stats;
 #[cfg(corio_uring)]
 mod uring;
 
 use std::io;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-
-use crate::runtime::core::Core;
-use crate::runtime::stats::Counters;
-use crate::runtime::{Builder, RingFlags};
-
 #[cfg(corio_uring)]
-pub(crate) use uring::{Abandoned, Lifecycle, MultiOrphan, cqe_buffer};
+use std::time::Instant;
 
-/// Which driver a runtime uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum DriverKind {
-    /// io_uring where available, else the poll driver (the default).
-    #[default]
-    Auto,
-    /// io_uring; building fails where it is unavailable.
-    Uring,
-    /// The readiness driver (epoll/kqueue through mio).
-    Poll,
-}
+pub(crate) use self::blocking::BlockingPool;
+pub(crate) use self::config::DriverConfig;
+pub use self::config::DriverKind;
+pub(crate) use self::lifecycle::{OpState, Progress, release_op};
+pub(crate) use self::op::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
+use self::stats::{Counters, RingFlags};
+use crate::buf::pool::Pool;
+use crate::release::{self, Release};
 
-/// The driver of one runtime.
+/// The backend of one runtime.
 // One per runtime, reached on every op: keep it inline rather than boxed.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub(crate) enum Driver {
+enum Backend {
     #[cfg(corio_uring)]
-    Uring(uring::Driver),
-    Poll(poll::Driver),
+    Uring(uring::Ring),
+    Poll(poll::Poller),
+}
+
+/// The driver of one runtime.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    backend: Backend,
+    /// Tags this driver's entries in the release queue.
+    token: Rc<()>,
+    stats: Rc<Counters>,
+    blocking: BlockingPool,
+    /// Blocking jobs whose futures went away.
+    orphans: blocking::Orphans,
+    /// The receive pool, made on first use: (buffer count, buffer size).
+    pool: Option<Rc<Pool>>,
+    pool_config: (u16, usize),
+    /// Scratch for draining the release queue.
+    releases: Vec<Release>,
+    /// MSG_RING wake-ups other code on this thread asked for; sent with the
+    /// next submit.
+    wakes: Rc<std::cell::RefCell<Vec<Unparker>>>,
 }
 
 /// Wakes a parked runtime from any thread.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Unparker {
     #[cfg(corio_uring)]
     Uring(uring::Unparker),
@@ -99,52 +121,79 @@ fn env_kind() -> io::Result<Option<DriverKind>> {
 }
 
 impl Driver {
-    /// Builds the driver the builder (or `CORIO_DRIVER`) asks for.
-    pub(crate) fn select(b: &Builder, counters: &Rc<Counters>) -> io::Result<Selected> {
-        let kind = env_kind()?.unwrap_or(b.driver);
+    fn with_backend(
+        cfg: &DriverConfig,
+        token: Rc<()>,
+        stats: Rc<Counters>,
+        backend: Backend,
+    ) -> Driver {
+        Driver {
+            backend,
+            token,
+            stats,
+            blocking: BlockingPool::new(cfg.max_blocking_threads),
+            orphans: blocking::Orphans::default(),
+            pool: None,
+            pool_config: cfg.pool,
+            releases: Vec::new(),
+            wakes: Rc::default(),
+        }
+    }
+
+    /// Builds the driver `cfg` (or `CORIO_DRIVER`) asks for.
+    pub(crate) fn select(cfg: &DriverConfig) -> io::Result<Selected> {
+        let kind = env_kind()?.unwrap_or(cfg.kind);
         match kind {
-            DriverKind::Poll => Self::new_poll(b, None),
+            DriverKind::Poll => Self::new_poll(cfg, None),
             #[cfg(corio_uring)]
-            DriverKind::Uring => {
-                let (d, u) = uring::Driver::new(b, counters.clone())?;
-                Ok(Selected {
-                    driver: Driver::Uring(d),
-                    unparker: Unparker::Uring(u),
-                    fallback: None,
-                })
-            }
+            DriverKind::Uring => Self::new_uring(cfg),
             #[cfg(not(corio_uring))]
             DriverKind::Uring => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "corio: io_uring is not available on this platform (or this build)",
             )),
             #[cfg(corio_uring)]
-            DriverKind::Auto => match uring::Driver::new(b, counters.clone()) {
-                Ok((d, u)) => Ok(Selected {
-                    driver: Driver::Uring(d),
-                    unparker: Unparker::Uring(u),
-                    fallback: None,
-                }),
+            DriverKind::Auto => match Self::new_uring(cfg) {
+                Ok(s) => Ok(s),
                 // io_uring works but refuses a flag the user asked for.
-                Err(e) if setup::is_knob_refusal(&e) => Err(e),
-                Err(e) => Self::new_poll(b, Some(format!("io_uring unavailable: {e}"))),
+                Err(e) if uring::setup::is_knob_refusal(&e) => Err(e),
+                Err(e) => Self::new_poll(cfg, Some(format!("io_uring unavailable: {e}"))),
             },
             #[cfg(not(corio_uring))]
-            DriverKind::Auto => {
-                let _ = counters;
-                Self::new_poll(
-                    b,
-                    Some("io_uring is not built for this platform".to_string()),
-                )
-            }
+            DriverKind::Auto => Self::new_poll(
+                cfg,
+                Some("io_uring is not built for this platform".to_string()),
+            ),
         }
+    }
+
+    #[cfg(corio_uring)]
+    fn new_uring(cfg: &DriverConfig) -> io::Result<Selected> {
+        let token = Rc::new(());
+        let stats = Rc::new(Counters::default());
+        let (ring, u) = uring::Ring::new(cfg, stats.clone(), Rc::downgrade(&token))?;
+        Ok(Selected {
+            driver: Self::with_backend(cfg, token, stats, Backend::Uring(ring)),
+            unparker: Unparker::Uring(u),
+            fallback: None,
+        })
+    }
+
+    fn new_poll(cfg: &DriverConfig, fallback: Option<String>) -> io::Result<Selected> {
+        let stats = Rc::new(Counters::default());
+        let (p, u) = poll::Poller::new(cfg.max_completions_per_tick, stats.clone())?;
+        Ok(Selected {
+            driver: Self::with_backend(cfg, Rc::new(()), stats, Backend::Poll(p)),
+            unparker: Unparker::Poll(u),
+            fallback,
+        })
     }
 
     /// What `Auto` picks on this machine with default settings (ignoring
     /// `CORIO_DRIVER`), why, and the ring it gets.
     pub(crate) fn auto_choice() -> (DriverKind, String, Option<RingFlags>) {
         #[cfg(corio_uring)]
-        match uring::Driver::new(&Builder::new(), Rc::default()) {
+        match uring::Ring::new(&DriverConfig::default(), Rc::default(), Weak::new()) {
             Ok((d, _)) => (
                 DriverKind::Uring,
                 "io_uring_setup succeeded and the kernel has every opcode corio needs".into(),
@@ -160,108 +209,207 @@ impl Driver {
         )
     }
 
-    fn new_poll(b: &Builder, fallback: Option<String>) -> io::Result<Selected> {
-        let (d, u) = poll::Driver::new(b.max_completions_per_tick)?;
-        Ok(Selected {
-            driver: Driver::Poll(d),
-            unparker: Unparker::Poll(u),
-            fallback,
-        })
-    }
-
     /// The kind actually running (never `Auto`).
     pub(crate) fn kind(&self) -> DriverKind {
-        match self {
+        match self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(_) => DriverKind::Uring,
-            Driver::Poll(_) => DriverKind::Poll,
+            Backend::Uring(_) => DriverKind::Uring,
+            Backend::Poll(_) => DriverKind::Poll,
+        }
+    }
+
+    /// The driver's token: entries of the release queue tagged with it are
+    /// this driver's to finish.
+    pub(crate) fn owner(&self) -> Weak<()> {
+        Rc::downgrade(&self.token)
+    }
+
+    /// The counters this driver and its executor bump.
+    pub(crate) fn stats(&self) -> &Rc<Counters> {
+        &self.stats
+    }
+
+    /// The blocking pool (a cheap handle).
+    pub(crate) fn blocking(&self) -> &BlockingPool {
+        &self.blocking
+    }
+
+    /// Where code on this thread queues MSG_RING wake-ups for this driver
+    /// to send (it cannot borrow the driver: it may run inside it).
+    pub(crate) fn wake_queue(&self) -> Rc<std::cell::RefCell<Vec<Unparker>>> {
+        self.wakes.clone()
+    }
+
+    /// The io_uring setup, `None` on the poll driver.
+    pub(crate) fn ring_flags(&self) -> Option<RingFlags> {
+        match &self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => Some(d.ring_flags()),
+            Backend::Poll(_) => None,
+        }
+    }
+
+    /// The receive pool, made (and registered with the ring) on first use.
+    pub(crate) fn pool(&mut self) -> io::Result<Rc<Pool>> {
+        if let Some(p) = &self.pool {
+            return Ok(p.clone());
+        }
+        let (count, size) = self.pool_config;
+        let ring = self.kind() == DriverKind::Uring;
+        let pool = Pool::new(count, size, ring)?;
+        #[cfg(corio_uring)]
+        if let Backend::Uring(d) = &mut self.backend {
+            d.register_pool(&pool)?;
+        }
+        self.pool = Some(pool.clone());
+        Ok(pool)
+    }
+
+    /// Finishes what the release queue holds for this driver, and the
+    /// blocking jobs whose syscalls have returned.
+    fn drain(&mut self) {
+        if !release::is_empty() {
+            let mut releases = std::mem::take(&mut self.releases);
+            release::take(&self.token, &mut releases);
+            for r in releases.drain(..) {
+                match (r, &mut self.backend) {
+                    (Release::Job(job), _) => self.orphans.push(job),
+                    #[cfg(corio_uring)]
+                    (r, Backend::Uring(d)) => d.release(r),
+                    (r, Backend::Poll(_)) => release::finish_orphaned(r),
+                }
+            }
+            self.releases = releases;
+        }
+        self.orphans.release_done(false);
+        let wakes = std::mem::take(&mut *self.wakes.borrow_mut());
+        for target in wakes {
+            if !self.send_wake(&target) {
+                target.unpark();
+            }
         }
     }
 
     /// Submits and reaps without waiting.
-    pub(crate) fn submit_and_reap(&mut self, core: &Core) {
-        match self {
+    pub(crate) fn submit_and_reap(&mut self) {
+        self.drain();
+        match &mut self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(d) => d.submit_and_reap(core),
-            Driver::Poll(d) => d.turn(core, Some(Duration::ZERO)),
+            Backend::Uring(d) => d.submit_and_reap(),
+            Backend::Poll(d) => d.turn(Some(Duration::ZERO), &AtomicBool::new(false)),
         }
     }
 
     /// Reaps what is ready without waiting, entering the kernel only when it
     /// holds completions back (io_uring); on the poll driver, a turn with a
     /// zero timeout.
-    pub(crate) fn reap_ready(&mut self, core: &Core) {
-        match self {
+    pub(crate) fn reap_ready(&mut self) {
+        if !release::is_empty() {
+            self.drain();
+        }
+        match &mut self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(d) => d.reap_ready(core),
-            Driver::Poll(d) => d.turn(core, Some(Duration::ZERO)),
+            Backend::Uring(d) => d.reap_ready(),
+            Backend::Poll(d) => d.turn(Some(Duration::ZERO), &AtomicBool::new(false)),
         }
     }
 
-    /// The io_uring setup, `None` on the poll driver.
-    pub(crate) fn ring_flags(&self) -> Option<RingFlags> {
-        match self {
+    /// Waits for I/O, a remote wake-up, or at most `timeout`; lowers
+    /// `parked` as soon as the wait ends. `runnable` tells whether finishing
+    /// releases made a task runnable (then there is no wait).
+    pub(crate) fn park(
+        &mut self,
+        timeout: Option<Duration>,
+        parked: &AtomicBool,
+        runnable: impl Fn() -> bool,
+    ) {
+        self.drain();
+        let timeout = if runnable() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        match &mut self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(d) => Some(d.ring_flags()),
-            Driver::Poll(_) => None,
-        }
-    }
-
-    /// Waits for I/O, a remote wake-up, or at most `timeout`.
-    pub(crate) fn park(&mut self, core: &Core, timeout: Option<Duration>) {
-        match self {
-            #[cfg(corio_uring)]
-            Driver::Uring(d) => d.park(core, timeout),
-            Driver::Poll(d) => d.turn(core, timeout),
+            Backend::Uring(d) => d.park(timeout, parked),
+            Backend::Poll(d) => d.turn(timeout, parked),
         }
     }
 
     /// Queues an `IORING_OP_MSG_RING` on this ring that wakes the runtime
     /// behind `target`; false when that cannot be done (poll driver, no
     /// MSG_RING here, the target does not accept them): write its eventfd.
-    pub(crate) fn send_wake(&mut self, target: &Unparker) -> bool {
-        match (self, target) {
+    fn send_wake(&mut self, target: &Unparker) -> bool {
+        match (&mut self.backend, target) {
             #[cfg(corio_uring)]
-            (Driver::Uring(d), Unparker::Uring(t)) => d.send_wake(t),
+            (Backend::Uring(d), Unparker::Uring(t)) => d.send_wake(t),
             _ => false,
         }
     }
 
-    /// Submits the MSG_RING wake-ups still queued, if any.
+    /// Sends the MSG_RING wake-ups still queued, if any (the thread is
+    /// leaving `block_on`: no next tick would).
     pub(crate) fn flush_wakes(&mut self) {
-        match self {
+        self.drain();
+        match &mut self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(d) => d.flush_wakes(),
-            Driver::Poll(_) => {}
+            Backend::Uring(d) => d.flush_wakes(),
+            Backend::Poll(_) => {}
         }
     }
 
-    /// Finishes or cancels everything in flight before the runtime goes away.
-    pub(crate) fn shutdown(&mut self, core: &Core) {
-        match self {
-            #[cfg(corio_uring)]
-            Driver::Uring(d) => d.shutdown(core),
-            Driver::Poll(d) => d.shutdown(core),
+    /// Finishes or cancels everything in flight before the runtime goes
+    /// away: releases are finished, ops in the kernel cancelled, and the
+    /// driver waits (up to 10 s) until the kernel has returned every buffer.
+    pub(crate) fn shutdown(&mut self) {
+        self.drain();
+        #[cfg(corio_uring)]
+        if let Backend::Uring(d) = &mut self.backend {
+            d.begin_shutdown();
+            let give_up = Instant::now() + Duration::from_secs(10);
+            loop {
+                self.drain();
+                let Backend::Uring(d) = &mut self.backend else {
+                    unreachable!()
+                };
+                if !d.busy() || !d.shutdown_wait(give_up) {
+                    d.finish_shutdown();
+                    return;
+                }
+            }
         }
     }
 
-    /// Registers fixed buffers with the ring for the owner `token` (see
-    /// `uring::Driver::register_buffers`); the poll driver has nothing to
-    /// register.
+    /// Shuts the blocking pool down and releases every orphaned job (no
+    /// pool thread runs any more).
+    pub(crate) fn shutdown_blocking(&mut self) {
+        self.blocking.shutdown();
+        self.drain();
+        self.orphans.release_done(true);
+    }
+
+    /// Blocking jobs still waiting for their syscalls (for tests).
+    #[allow(dead_code)]
+    pub(crate) fn orphans(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// Registers fixed buffers with the ring for the owner `token`; the poll
+    /// driver has nothing to register.
     ///
     /// # Safety
     ///
-    /// As for `uring::Driver::register_buffers`.
+    /// As for `uring::Ring::register_buffers`.
     pub(crate) unsafe fn register_buffers(
         &mut self,
         iovecs: &[libc::iovec],
-        token: std::rc::Weak<()>,
+        token: Weak<()>,
     ) -> io::Result<()> {
-        match self {
+        match &mut self.backend {
             #[cfg(corio_uring)]
             // SAFETY: forwarded from the caller.
-            Driver::Uring(d) => unsafe { d.register_buffers(iovecs, token) },
-            Driver::Poll(_) => {
+            Backend::Uring(d) => unsafe { d.register_buffers(iovecs, token) },
+            Backend::Poll(_) => {
                 let _ = (iovecs, token);
                 Ok(())
             }
@@ -269,43 +417,40 @@ impl Driver {
     }
 
     /// True when the ring's fixed buffers are those registered for `token`.
-    pub(crate) fn buffers_owned_by(&self, token: &std::rc::Weak<()>) -> bool {
-        match self {
+    pub(crate) fn buffers_owned_by(&self, token: &Weak<()>) -> bool {
+        match &self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(d) => d.buffers_owned_by(token),
-            Driver::Poll(_) => {
+            Backend::Uring(d) => d.buffers_owned_by(token),
+            Backend::Poll(_) => {
                 let _ = token;
                 false
             }
         }
     }
 
-    /// Unregisters the fixed buffers registered for `token`, if they are.
-    pub(crate) fn unregister_buffers(&mut self, token: &std::rc::Weak<()>) {
-        match self {
+    /// True when the kernel's probe has `opcode` (always false on the poll
+    /// driver).
+    #[cfg(test)]
+    pub(crate) fn supports(&self, opcode: u8) -> bool {
+        match &self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(d) => d.unregister_buffers(token),
-            Driver::Poll(_) => {
-                let _ = token;
+            Backend::Uring(d) => d.supports(opcode),
+            Backend::Poll(_) => {
+                let _ = opcode;
+                false
             }
         }
     }
 
-    /// The io_uring driver; only called by ops on a runtime that has it.
-    #[cfg(corio_uring)]
-    pub(crate) fn uring(&mut self) -> &mut uring::Driver {
-        match self {
-            Driver::Uring(d) => d,
-            Driver::Poll(_) => unreachable!("corio: io_uring op on a poll-driver runtime"),
-        }
-    }
-
-    /// The poll driver; only called by ops on a runtime that has it.
-    pub(crate) fn poll(&mut self) -> &mut poll::Driver {
-        match self {
-            Driver::Poll(d) => d,
+    /// Pretends the kernel lacks `opcode` (tests of the blocking fallback).
+    #[cfg(test)]
+    pub(crate) fn forget_opcode(&mut self, opcode: u8) {
+        match &mut self.backend {
             #[cfg(corio_uring)]
-            Driver::Uring(_) => unreachable!("corio: poll op on an io_uring runtime"),
+            Backend::Uring(d) => d.forget_opcode(opcode),
+            Backend::Poll(_) => {
+                let _ = opcode;
+            }
         }
     }
 }

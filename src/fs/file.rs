@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::{FixedBuf, Metadata, OpenOptions};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::fs::{
     Close, Fallocate, Fsync, Read, Readv, Statx, StatxTarget, SyncRange, Truncate, Write, Writev,
@@ -270,7 +270,8 @@ impl File {
 
     /// The file's metadata, like statx(2) on the open file.
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        Op::new(Statx::new(StatxTarget::File(self.fd.clone()))).await
+        let st = Op::new(Statx::new(StatxTarget::File(self.fd.clone()))).await?;
+        Ok(Metadata::from_statx(&st))
     }
 
     /// Closes the file and reports the error close(2) gives (say a delayed

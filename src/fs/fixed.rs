@@ -228,13 +228,15 @@ impl std::fmt::Debug for FixedBufPool {
 
 impl Drop for PoolInner {
     fn drop(&mut self) {
-        // No lease is left, so no op uses the buffers: unregister them, then
-        // free the memory. If the driver is busy (this runs inside it), the
-        // registration goes stale, which is harmless (see the module docs).
-        if let Some(core) = self.core.upgrade()
-            && let Ok(mut driver) = core.driver.try_borrow_mut()
-        {
-            driver.unregister_buffers(&self.token_weak);
+        // No lease is left, so no op uses the buffers: free the memory, and
+        // have the driver unregister them at its next turn (this may run
+        // inside the driver). Until then the registration is stale, which is
+        // harmless: no op names it (see the module docs).
+        if let Some(core) = self.core.upgrade() {
+            crate::release::push(
+                &core.owner,
+                crate::release::Release::Unregister(self.token_weak.clone()),
+            );
         }
         // SAFETY: allocated in `new` with this layout; nothing uses it now.
         unsafe { dealloc(self.mem, self.layout) };

@@ -124,17 +124,19 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
 /// statx(2).
 pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let path = c_path(path.as_ref())?;
-    Op::new(Statx::new(StatxTarget::Path { path, follow: true })).await
+    let st = Op::new(Statx::new(StatxTarget::Path { path, follow: true })).await?;
+    Ok(Metadata::from_statx(&st))
 }
 
 /// The metadata of `path` itself, not following a symbolic link.
 pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let path = c_path(path.as_ref())?;
-    Op::new(Statx::new(StatxTarget::Path {
+    let st = Op::new(Statx::new(StatxTarget::Path {
         path,
         follow: false,
     }))
-    .await
+    .await?;
+    Ok(Metadata::from_statx(&st))
 }
 
 /// Renames `from` to `to`, replacing `to` if it exists, like rename(2).

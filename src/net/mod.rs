@@ -5,7 +5,6 @@
 //! through a readiness poll). Every method that moves data takes an owned
 //! buffer and gives it back with the result ([`BufResult`](crate::BufResult)).
 
-pub(crate) mod fd;
 mod socket;
 mod stream_io;
 mod tcp;

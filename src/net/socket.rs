@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::Connect;
 
@@ -52,7 +52,7 @@ pub(crate) async fn connect(addrs: &[SocketAddr], ty: Type) -> io::Result<Shared
     let mut last = None;
     for a in addrs {
         let fd = SharedFd::new(OwnedFd::from(new_socket(a, ty)?));
-        let op = Connect::new(fd.clone(), *a);
+        let op = Connect::new(&fd, (*a).into());
         match Op::new(op).await {
             Ok(()) => return Ok(fd),
             Err(e) => last = Some(e),

@@ -11,13 +11,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use socket2::{SockRef, Type};
 
-use super::fd::{SharedFd, copy_into};
 use super::socket::{each_addr, new_socket, resolve};
 use super::tcp::sock_addr;
 use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
+use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
-use crate::runtime::coop;
 
 /// A UDP socket.
 ///
@@ -71,7 +70,7 @@ impl UdpSocket {
         let addrs = resolve(addr)?;
         let mut last = None;
         for a in addrs {
-            let op = Connect::new(self.fd.clone(), a);
+            let op = Connect::new(&self.fd, a.into());
             match Op::new(op).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
@@ -86,53 +85,30 @@ impl UdpSocket {
             Ok(a) => a[0],
             Err(e) => return (Err(e), buf),
         };
-        let (res, mut bufs) = Op::new(SendMsg::new(self.fd.clone(), vec![buf], Some(addr))).await;
+        let (res, mut bufs) = Op::new(SendMsg::new(&self.fd, vec![buf], Some(addr.into()))).await;
         (res, bufs.pop().expect("one buffer in, one out"))
     }
 
     /// Receives one datagram into `buf` (from its start) and its source,
     /// like recvmsg(2). A datagram longer than the buffer is truncated.
-    pub async fn recv_from<B: IoBufMut>(&self, mut buf: B) -> BufResult<(usize, SocketAddr), B> {
-        let guard = self.fd.begin_read().await;
-        coop::yield_if_spent().await;
-        if let Some((data, from)) = self.fd.take_datagram() {
-            drop(guard);
-            coop::charge();
-            let n = copy_into(&data, &mut buf);
-            let res = match from {
-                Some(from) => Ok((n, from)),
-                None => self.peer_addr().map(|p| (n, p)),
-            };
-            return (res, buf);
-        }
-        Op::new(RecvMsg::new(guard, buf)).await
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
+        let (res, buf) = Op::new(RecvMsg::new(&self.fd, buf)).await;
+        let res = res.and_then(|(n, from)| match from {
+            Some(from) => sock_addr(from).map(|a| (n, a)),
+            // Kept by a dropped `recv` of a connected socket: its peer.
+            None => self.peer_addr().map(|p| (n, p)),
+        });
+        (res, buf)
     }
 
     /// Sends `buf` to the connected peer, like send(2).
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send {
-            fd: self.fd.clone(),
-            buf,
-        })
-        .await
+        Op::new(Send::new(&self.fd, buf)).await
     }
 
     /// Receives one datagram from the connected peer into `buf`, like recv(2).
-    pub async fn recv<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
-        let guard = self.fd.begin_read().await;
-        coop::yield_if_spent().await;
-        if let Some((data, _)) = self.fd.take_datagram() {
-            drop(guard);
-            coop::charge();
-            let n = copy_into(&data, &mut buf);
-            return (Ok(n), buf);
-        }
-        Op::new(Recv {
-            guard,
-            buf,
-            datagram: true,
-        })
-        .await
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(Recv::new(&self.fd, buf, true)).await
     }
 
     /// Receives one datagram from the connected peer into a buffer of the

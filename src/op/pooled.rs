@@ -1,374 +1,259 @@
-//! Pooled receives and multishot accepts.
+//! Pooled receives: into a buffer of the driver's pool, from a multishot
+//! receive the driver keeps armed on the socket.
 //!
 //! How it works: on io_uring, a socket's first pooled receive arms one
-//! multishot `RECV` with buffer selection from the runtime's pool; the kernel
-//! posts a completion per arrival, each naming the buffer it filled, and the
-//! op stays armed for the life of the socket. Completions queue in the op's
-//! driver slot, so a receive future dropped mid-wait loses nothing: the next
+//! multishot `RECV` (a `RECVMSG` on datagram sockets, so each datagram keeps
+//! its source) with buffer selection from the pool; the kernel posts a
+//! completion per arrival, each naming the buffer it filled, and the op
+//! stays armed for the life of the socket. Completions queue in the op's
+//! slot, so a receive future dropped mid-wait loses nothing: the next
 //! receive takes what queued up. When the kernel ends the op (end of stream,
 //! an error, `ENOBUFS` because every buffer is leased out) the next receive
-//! re-arms it — after `ENOBUFS` only once a lease has come back, which wakes
-//! it (no timer, no spin). When the socket goes away, its op is cancelled and
-//! leftover buffers return to the pool; the fd is closed after the op's last
-//! completion. `Incoming` does the same with a multishot `ACCEPT`, and keeps
-//! connections that arrive after it is dropped for the listener's next
-//! accept. On the poll driver, a receive takes a buffer from the pool's free
-//! list only when the socket is readable.
+//! re-arms it — after `ENOBUFS` only once a lease has come back. A plain
+//! read on the socket takes the armed op down first, and what it received is
+//! kept on the socket for that read; when the socket goes away, the op is
+//! cancelled, its buffers return to the pool and the fd is closed after its
+//! last completion. On the poll driver a receive takes a buffer from the
+//! pool's free list only when the socket is readable.
 
-use std::future::poll_fn;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::ops::Range;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
-use super::{Interest, Op, syscall_result};
+use socket2::SockAddr;
+
+use super::net::drained_by_read;
 use crate::buf::PooledBuf;
 use crate::buf::pool::Pool;
-use crate::net::fd::SharedFd;
-use crate::op::net::{Accept, AddrBuf};
+use crate::driver::op::{CQE_F_MORE, cqe_buffer, syscall_result};
+use crate::fd::{SharedFd, WeakFd};
+use crate::op::net::sock_addr_from;
+use crate::op::{Interest, Kind, Op, OpCode, Role, Sqe, Wait, uring};
+use crate::release::Released;
 use crate::runtime::context;
-use crate::runtime::coop;
-use crate::runtime::core::Core;
+
+/// Address room in each datagram's buffer (`msg_namelen` of the multishot
+/// `RECVMSG`): a whole `sockaddr_storage`.
+const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_storage>();
+/// `struct io_uring_recvmsg_out`, at the start of each such buffer.
+const OUT_LEN: usize = 16;
+/// Where a datagram's payload starts in its buffer.
+const PAYLOAD_AT: usize = OUT_LEN + NAME_LEN;
 
 /// Receives into a pool buffer; `Ok(None)` at the end of a stream.
 pub(crate) async fn recv(fd: &SharedFd, datagram: bool) -> io::Result<Option<PooledBuf>> {
-    let core = context::current("a pooled receive");
-    let pool = core.pool()?;
-    let _guard = fd.begin_read().await;
-    coop::yield_if_spent().await;
-    if datagram {
-        if let Some((data, _)) = fd.take_datagram() {
-            coop::charge();
-            return Ok(Some(PooledBuf::owned(data)));
-        }
-    } else if let Some(kept) = fd.take_stash_all() {
-        coop::charge();
-        return kept.map(|v| (!v.is_empty()).then(|| PooledBuf::owned(v)));
-    }
-    #[cfg(corio_uring)]
-    if core.is_uring() {
-        return poll_fn(|cx| uring::poll_recv(&core, &pool, fd, datagram, cx)).await;
-    }
-    let out = poll_fn(|cx| poll_recv_ready(&core, &pool, fd, datagram, cx)).await;
-    coop::charge();
-    out
+    let pool = context::current("a pooled receive")
+        .driver
+        .borrow_mut()
+        .pool()?;
+    Op::new(RecvPooled {
+        fd: fd.clone(),
+        pool,
+        datagram,
+        kept: None,
+        bid: None,
+        msg: None,
+    })
+    .await
 }
 
-/// The poll driver's pooled receive: a buffer only when data is there.
-fn poll_recv_ready(
-    core: &Core,
-    pool: &Rc<Pool>,
-    fd: &SharedFd,
-    datagram: bool,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<Option<PooledBuf>>> {
-    loop {
-        if !core
-            .driver
-            .borrow_mut()
-            .poll()
-            .poll_ready(fd.raw(), Interest::Readable, cx.waker())
-        {
-            return Poll::Pending;
-        }
-        let Some(bid) = pool.take() else {
-            core.counters.enobufs();
-            pool.wait_for_free(cx.waker());
-            return Poll::Pending;
-        };
-        let (ptr, len) = pool.buf_mut(bid);
-        // SAFETY: buffer `bid` is ours until recycled: `len` writable bytes.
-        let r = unsafe { libc::recv(fd.raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
-        match syscall_result(r) {
-            Ok(n) if n > 0 || datagram => {
-                if super::drained_by_read(datagram, n as usize, len) {
-                    core.driver
-                        .borrow_mut()
-                        .poll()
-                        .clear_ready(fd.raw(), Interest::Readable);
-                }
-                return Poll::Ready(Ok(Some(PooledBuf::from_pool(
-                    pool.clone(),
-                    bid,
-                    n as usize,
-                ))));
-            }
-            Ok(_) => {
-                pool.put_back(bid);
-                return Poll::Ready(Ok(None));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                core.counters.would_block();
-                pool.put_back(bid);
-                core.driver
-                    .borrow_mut()
-                    .poll()
-                    .clear_ready(fd.raw(), Interest::Readable);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => pool.put_back(bid),
-            Err(e) => {
-                pool.put_back(bid);
-                return Poll::Ready(Err(e));
-            }
-        }
+/// Where a multishot `RECVMSG` put a datagram in buffer `data` (`res` bytes
+/// long): the payload's range and the source.
+fn parse_recvmsg(data: &[u8]) -> Option<(Range<usize>, Option<SockAddr>)> {
+    if data.len() < PAYLOAD_AT {
+        return None;
     }
-}
-
-/// The socket's last handle is gone while its multishot receive is armed:
-/// cancel it, return its buffers, and close `fd` after its last completion.
-/// False when that is not possible (no io_uring runtime here): the caller
-/// closes the fd itself.
-pub(crate) fn orphan_socket_recv(slot: usize, fd: RawFd) -> bool {
-    #[cfg(corio_uring)]
-    {
-        uring::orphan_socket_recv(slot, fd)
-    }
-    #[cfg(not(corio_uring))]
-    {
-        let _ = (slot, fd);
-        false
-    }
-}
-
-/// A multishot accept on a listener (plain accepts on the poll driver).
-pub(crate) struct MultiAccept {
-    #[cfg_attr(not(corio_uring), allow(dead_code))]
-    core: Rc<Core>,
-    fd: SharedFd,
-    /// Driver slot of the armed multishot accept (io_uring).
-    #[cfg_attr(not(corio_uring), allow(dead_code))]
-    slot: Option<usize>,
-}
-
-impl MultiAccept {
-    pub(crate) fn new(fd: SharedFd) -> MultiAccept {
-        MultiAccept {
-            core: context::current("TcpListener::incoming"),
-            fd,
-            slot: None,
-        }
-    }
-
-    /// The next accepted connection.
-    pub(crate) async fn next(&mut self) -> io::Result<OwnedFd> {
-        coop::yield_if_spent().await;
-        if let Some(fd) = self.fd.take_accepted() {
-            coop::charge();
-            return Ok(fd);
-        }
-        #[cfg(corio_uring)]
-        if self.core.is_uring() {
-            return poll_fn(|cx| self.poll_uring(cx)).await;
-        }
-        let op = Accept {
-            fd: self.fd.clone(),
-            addr: AddrBuf::new(),
-        };
-        Op::new(op).await.map(|(fd, _)| fd)
-    }
-}
-
-impl Drop for MultiAccept {
-    fn drop(&mut self) {
-        #[cfg(corio_uring)]
-        self.drop_uring();
-    }
-}
-
-#[cfg(corio_uring)]
-mod uring {
-    use super::*;
-    use std::os::fd::FromRawFd;
-
-    use io_uring::{opcode, types};
-
-    use crate::driver::{MultiOrphan, cqe_buffer};
-
-    /// Wraps an accepted fd.
-    fn owned(raw: i32) -> OwnedFd {
-        // SAFETY: a successful accept returns a new fd that we now own.
-        unsafe { OwnedFd::from_raw_fd(raw) }
-    }
-
-    pub(super) fn poll_recv(
-        core: &Core,
-        pool: &Rc<Pool>,
-        fd: &SharedFd,
-        datagram: bool,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<Option<PooledBuf>>> {
-        loop {
-            let slot = match fd.multi_recv() {
-                Some(slot) => slot,
-                None => {
-                    if !pool.has_free() {
-                        pool.wait_for_free(cx.waker());
-                        return Poll::Pending;
-                    }
-                    let sqe = opcode::RecvMulti::new(types::Fd(fd.raw()), 0).build();
-                    let Some(slot) = core.driver.borrow_mut().uring().submit_multi(sqe) else {
-                        return Poll::Ready(Err(io::Error::other(
-                            "corio: the runtime has shut down",
-                        )));
-                    };
-                    fd.set_multi_recv(Some(slot));
-                    slot
-                }
-            };
-            let mut guard = core.driver.borrow_mut();
-            let driver = guard.uring();
-            let m = driver.multi(slot);
-            let Some((res, flags)) = m.cqes.pop_front() else {
-                if m.ended {
-                    driver.remove(slot);
-                    fd.set_multi_recv(None);
-                    continue;
-                }
-                m.waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            };
-            if m.ended && m.cqes.is_empty() {
-                driver.remove(slot);
-                fd.set_multi_recv(None);
-            }
-            drop(guard);
-            let buf = cqe_buffer(flags)
-                .map(|bid| PooledBuf::from_pool(pool.clone(), bid, res.max(0) as usize));
-            if res > 0 || (res == 0 && datagram) {
-                let buf = buf.unwrap_or_else(|| PooledBuf::owned(Vec::new()));
-                return Poll::Ready(Ok(Some(buf)));
-            }
-            // A completion without data gives its buffer (if any) back.
-            drop(buf);
-            match -res {
-                0 => return Poll::Ready(Ok(None)),
-                // Every buffer is leased out: re-armed once one comes back.
-                libc::ENOBUFS => core.counters.enobufs(),
-                // A socket in O_NONBLOCK mode: make it blocking (io_uring
-                // waits for data itself) and re-arm.
-                libc::EAGAIN => set_blocking(fd.raw()),
-                e => return Poll::Ready(Err(io::Error::from_raw_os_error(e))),
-            }
-        }
-    }
-
-    fn set_blocking(fd: RawFd) {
-        // SAFETY: fcntl on an fd the caller's handle keeps open.
+    let word = |i: usize| u32::from_ne_bytes(data[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+    let (namelen, payloadlen) = (word(0) as usize, word(2) as usize);
+    let end = PAYLOAD_AT + payloadlen.min(data.len() - PAYLOAD_AT);
+    let from = (namelen > 0).then(|| {
+        // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let n = namelen.min(NAME_LEN);
+        // SAFETY: `n` bytes of the name area fit in the storage.
         unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
-                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-            }
-        }
+            std::ptr::copy_nonoverlapping(
+                data[OUT_LEN..].as_ptr(),
+                (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
+                n,
+            )
+        };
+        sock_addr_from(&storage, n as libc::socklen_t)
+    });
+    Some((PAYLOAD_AT..end, from))
+}
+
+/// The `msghdr` a multishot `RECVMSG` is armed with (its `msg_namelen` and
+/// `msg_controllen` lay out each buffer).
+fn recvmsg_template() -> Box<libc::msghdr> {
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+    msg.msg_namelen = NAME_LEN as libc::socklen_t;
+    msg
+}
+
+/// One pooled receive.
+struct RecvPooled {
+    fd: SharedFd,
+    pool: Rc<Pool>,
+    datagram: bool,
+    /// What `recover` took from the socket's kept data.
+    kept: Option<Vec<u8>>,
+    /// The pool buffer the poll driver's attempt filled.
+    bid: Option<u16>,
+    /// The header of a multishot `RECVMSG` being armed (moves to the armed
+    /// value, which keeps it for the kernel).
+    msg: Option<Box<libc::msghdr>>,
+}
+
+// SAFETY: the multishot SQE names the boxed header, which moves (with its
+// heap address unchanged) into the armed value the driver keeps; buffers come
+// from the pool, which outlives every lease and the ring's registration.
+unsafe impl OpCode for RecvPooled {
+    type Output = io::Result<Option<PooledBuf>>;
+
+    fn wait(&self) -> Wait<'_> {
+        Wait::Ready(&self.fd, Interest::Readable)
     }
 
-    /// Returns buffers of a socket's orphaned multishot receive; closes the
-    /// fd after its last completion.
-    struct SocketRecvOrphan {
-        pool: Option<Rc<Pool>>,
-        fd: RawFd,
-    }
-
-    impl MultiOrphan for SocketRecvOrphan {
-        fn cqe(&mut self, _res: i32, flags: u32) {
-            if let (Some(bid), Some(pool)) = (cqe_buffer(flags), &self.pool) {
-                pool.recycle(bid);
-            }
-        }
-
-        fn end(self: Box<Self>) {
-            crate::runtime::core::close_fd(self.fd);
-        }
-    }
-
-    pub(super) fn orphan_socket_recv(slot: usize, fd: RawFd) -> bool {
-        context::with_core(|core| {
-            let Some(core) = core.filter(|c| c.is_uring()) else {
-                return false;
-            };
-            let orphan = Box::new(SocketRecvOrphan {
-                pool: core.pool.borrow().clone(),
-                fd,
-            });
-            match core.driver.try_borrow_mut() {
-                Ok(mut d) => d.uring().orphan_multi(slot, orphan),
-                // Inside the driver (an abandoned op let go of the socket):
-                // finish at its next submit.
-                Err(_) => core.pending_orphans.borrow_mut().push((slot, orphan)),
-            }
-            true
+    fn role(&self) -> Option<Role<'_>> {
+        Some(Role {
+            fd: &self.fd,
+            kind: Kind::Read,
+            multishot: true,
         })
     }
 
-    /// Keeps connections accepted for a dropped `Incoming` on the listener.
-    struct AcceptOrphan {
-        listener: SharedFd,
+    fn recover(&mut self) -> Option<io::Result<u32>> {
+        let mut kept = self.fd.kept();
+        if self.datagram {
+            let (data, _) = kept.take_datagram()?;
+            let n = data.len() as u32;
+            self.kept = Some(data);
+            return Some(Ok(n));
+        }
+        match kept.take_all_bytes()? {
+            Ok(data) => {
+                let n = data.len() as u32;
+                self.kept = Some(data);
+                Some(Ok(n))
+            }
+            Err(e) => Some(Err(e)),
+        }
     }
 
-    impl MultiOrphan for AcceptOrphan {
-        fn cqe(&mut self, res: i32, _flags: u32) {
-            if res >= 0 {
-                self.listener.stash_accepted(owned(res));
-            }
-        }
-
-        fn end(self: Box<Self>) {}
+    fn arm(&mut self) -> Option<Box<dyn Released>> {
+        Some(Box::new(ArmedRecv {
+            fd: self.fd.downgrade(),
+            pool: self.pool.clone(),
+            datagram: self.datagram,
+            _msg: self.msg.take(),
+        }))
     }
 
-    impl MultiAccept {
-        pub(super) fn poll_uring(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<OwnedFd>> {
-            loop {
-                let slot = match self.slot {
-                    Some(slot) => slot,
-                    None => {
-                        let sqe = opcode::AcceptMulti::new(types::Fd(self.fd.raw()))
-                            .flags(libc::SOCK_CLOEXEC)
-                            .build();
-                        let submitted = self.core.driver.borrow_mut().uring().submit_multi(sqe);
-                        let Some(slot) = submitted else {
-                            return Poll::Ready(Err(io::Error::other(
-                                "corio: the runtime has shut down",
-                            )));
-                        };
-                        self.slot = Some(slot);
-                        slot
-                    }
-                };
-                let mut guard = self.core.driver.borrow_mut();
-                let driver = guard.uring();
-                let m = driver.multi(slot);
-                let Some((res, _flags)) = m.cqes.pop_front() else {
-                    if m.ended {
-                        driver.remove(slot);
-                        self.slot = None;
-                        continue;
-                    }
-                    m.waker = Some(cx.waker().clone());
-                    return Poll::Pending;
-                };
-                if m.ended && m.cqes.is_empty() {
-                    driver.remove(slot);
-                    self.slot = None;
-                }
-                drop(guard);
-                if res >= 0 {
-                    return Poll::Ready(Ok(owned(res)));
-                }
-                // An error (EMFILE, say) ends the multishot op: report it;
-                // the next call re-arms.
-                return Poll::Ready(Err(io::Error::from_raw_os_error(-res)));
-            }
+    fn sqe(&mut self) -> Sqe {
+        if self.datagram {
+            self.msg = Some(recvmsg_template());
         }
+        uring!(match &self.msg {
+            Some(msg) => opcode::RecvMsgMulti::new(types::Fd(self.fd.raw()), &**msg, 0).build(),
+            None => opcode::RecvMulti::new(types::Fd(self.fd.raw()), 0).build(),
+        })
+    }
 
-        pub(super) fn drop_uring(&mut self) {
-            let Some(slot) = self.slot.take() else { return };
-            let orphan = Box::new(AcceptOrphan {
-                listener: self.fd.clone(),
-            });
-            match self.core.driver.try_borrow_mut() {
-                Ok(mut d) => d.uring().orphan_multi(slot, orphan),
-                Err(_) => self.core.pending_orphans.borrow_mut().push((slot, orphan)),
+    fn attempt(&mut self) -> io::Result<u32> {
+        // The driver saw a free buffer before this attempt.
+        let bid = self
+            .pool
+            .take()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOBUFS))?;
+        let (ptr, len) = self.pool.buf_mut(bid);
+        // SAFETY: buffer `bid` is ours until recycled: `len` writable bytes.
+        let r = unsafe { libc::recv(self.fd.raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
+        match syscall_result(r) {
+            Ok(n) if n > 0 || self.datagram => {
+                self.bid = Some(bid);
+                Ok(n)
+            }
+            res => {
+                self.pool.put_back(bid);
+                res
             }
         }
+    }
+
+    fn drained(&self, n: u32) -> bool {
+        drained_by_read(self.datagram, n as usize, self.pool.buf_size())
+    }
+
+    fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output {
+        if let Some(data) = self.kept {
+            return Ok((!data.is_empty() || self.datagram).then(|| PooledBuf::owned(data)));
+        }
+        let n = res? as usize;
+        if let Some(bid) = self.bid {
+            return Ok(Some(PooledBuf::from_pool(self.pool, bid, 0, n)));
+        }
+        let Some(bid) = cqe_buffer(flags) else {
+            // No buffer: the end of a stream (or an empty datagram).
+            return Ok(self.datagram.then(|| PooledBuf::owned(Vec::new())));
+        };
+        if !self.datagram {
+            return Ok(Some(PooledBuf::from_pool(self.pool, bid, 0, n)));
+        }
+        let range = parse_recvmsg(&self.pool.buf(bid)[..n]).map(|(r, _)| r);
+        let range = range.unwrap_or(0..0);
+        Ok(Some(PooledBuf::from_pool(
+            self.pool,
+            bid,
+            range.start,
+            range.len(),
+        )))
+    }
+}
+
+/// The multishot receive the driver keeps armed on a socket. Once taken
+/// down, each completion that still comes is kept on the socket for the
+/// read that took it down (or dropped, if the socket is gone), and its
+/// buffer goes back to the pool; the read may go once the last has come.
+struct ArmedRecv {
+    fd: WeakFd,
+    pool: Rc<Pool>,
+    datagram: bool,
+    /// The header the kernel reads for each datagram.
+    _msg: Option<Box<libc::msghdr>>,
+}
+
+impl Released for ArmedRecv {
+    fn completion(&mut self, res: i32, flags: u32) -> bool {
+        let last = flags & CQE_F_MORE == 0;
+        let lease = cqe_buffer(flags)
+            .map(|bid| PooledBuf::from_pool(self.pool.clone(), bid, 0, res.max(0) as usize));
+        if let Some(fd) = self.fd.upgrade() {
+            let mut kept = fd.kept();
+            match (&lease, res) {
+                (Some(data), _) if self.datagram => {
+                    if let Some((range, from)) = parse_recvmsg(data) {
+                        kept.stash_datagram(data[range].to_vec(), from);
+                    }
+                }
+                (Some(data), _) => kept.stash_bytes(data),
+                (None, 0) if !self.datagram => kept.stash_end(Ok(())),
+                // Cancelled, out of buffers, O_NONBLOCK: not the socket's end.
+                (None, e)
+                    if e < 0
+                        && !self.datagram
+                        && ![libc::ECANCELED, libc::ENOBUFS, libc::EAGAIN].contains(&-e) =>
+                {
+                    kept.stash_end(Err(io::Error::from_raw_os_error(-e)));
+                }
+                _ => {}
+            }
+            drop(kept);
+            if last {
+                fd.end_read();
+            }
+        }
+        last
     }
 }

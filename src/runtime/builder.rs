@@ -10,7 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use super::Runtime;
-use crate::driver::DriverKind;
+use crate::driver::{DriverConfig, DriverKind};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -20,26 +20,13 @@ use crate::driver::DriverKind;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
-    pub(crate) entries: u32,
-    pub(crate) cq_entries: Option<u32>,
+    /// What the driver is built from (ring sizes and flags, pools).
+    pub(crate) cfg: DriverConfig,
     pub(crate) tick_tasks: usize,
     pub(crate) task_budget: u32,
-    pub(crate) driver: DriverKind,
-    pub(crate) max_blocking_threads: usize,
     pub(crate) shards: Option<usize>,
     pub(crate) pin_cpus: bool,
-    /// Setup flags: `None` tries the flag and falls back without it.
-    pub(crate) coop_taskrun: Option<bool>,
-    pub(crate) defer_taskrun: Option<bool>,
-    pub(crate) single_issuer: Option<bool>,
-    pub(crate) sqpoll: Option<Duration>,
-    pub(crate) sqpoll_cpu: Option<u32>,
-    pub(crate) register_ring_fd: bool,
-    /// `None`: MSG_RING wake-ups where the kernel has them.
-    pub(crate) msg_ring_wakeups: Option<bool>,
     pub(crate) spin_before_park: Duration,
-    pub(crate) max_completions_per_tick: usize,
-    pub(crate) pool: (u16, usize),
 }
 
 impl Default for Builder {
@@ -52,24 +39,12 @@ impl Builder {
     /// Default settings: 1024 submission entries, a completion queue twice as large.
     pub fn new() -> Self {
         Builder {
-            entries: 1024,
-            cq_entries: None,
+            cfg: DriverConfig::default(),
             tick_tasks: 256,
             task_budget: 128,
-            driver: DriverKind::Auto,
-            max_blocking_threads: 64,
             shards: None,
             pin_cpus: false,
-            coop_taskrun: None,
-            defer_taskrun: None,
-            single_issuer: None,
-            sqpoll: None,
-            sqpoll_cpu: None,
-            register_ring_fd: true,
-            msg_ring_wakeups: None,
             spin_before_park: Duration::ZERO,
-            max_completions_per_tick: usize::MAX,
-            pool: (1024, 4096),
         }
     }
 
@@ -79,7 +54,7 @@ impl Builder {
     /// submitted in one tick (a full queue is submitted and refilled), never
     /// a lost op. Default 1024.
     pub fn entries(mut self, entries: u32) -> Self {
-        self.entries = entries;
+        self.cfg.entries = entries;
         self
     }
 
@@ -89,7 +64,7 @@ impl Builder {
     /// (`IORING_FEAT_NODROP`) and the driver flushes them; a small queue costs
     /// extra syscalls, never a completion.
     pub fn cq_entries(mut self, entries: u32) -> Self {
-        self.cq_entries = Some(entries);
+        self.cfg.cq_entries = Some(entries);
         self
     }
 
@@ -117,14 +92,14 @@ impl Builder {
     /// Asking for [`DriverKind::Uring`] where io_uring is unavailable makes
     /// [`build`](Self::build) fail with the reason.
     pub fn driver(mut self, kind: DriverKind) -> Self {
-        self.driver = kind;
+        self.cfg.kind = kind;
         self
     }
 
     /// Most threads the blocking pool (for `spawn_blocking`, and file I/O on
     /// the poll driver) runs at once (default 64); further jobs queue.
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
-        self.max_blocking_threads = n.max(1);
+        self.cfg.max_blocking_threads = n.max(1);
         self
     }
 
@@ -162,7 +137,7 @@ impl Builder {
     /// Set explicitly, a kernel that refuses the flag makes
     /// [`build`](Self::build) fail.
     pub fn coop_taskrun(mut self, on: bool) -> Self {
-        self.coop_taskrun = Some(on);
+        self.cfg.coop_taskrun = Some(on);
         self
     }
 
@@ -181,7 +156,7 @@ impl Builder {
     /// Set explicitly, a kernel refusal makes [`build`](Self::build) fail,
     /// and so does `defer_taskrun(true)` with `single_issuer(false)`.
     pub fn defer_taskrun(mut self, on: bool) -> Self {
-        self.defer_taskrun = Some(on);
+        self.cfg.defer_taskrun = Some(on);
         self
     }
 
@@ -191,7 +166,7 @@ impl Builder {
     /// it off is for measuring what that saves. Set explicitly, a kernel
     /// refusal makes [`build`](Self::build) fail.
     pub fn single_issuer(mut self, on: bool) -> Self {
-        self.single_issuer = Some(on);
+        self.cfg.single_issuer = Some(on);
         self
     }
 
@@ -208,7 +183,7 @@ impl Builder {
     /// and dropped). A kernel that refuses SQPOLL makes
     /// [`build`](Self::build) fail.
     pub fn sqpoll(mut self, idle: Duration) -> Self {
-        self.sqpoll = Some(idle);
+        self.cfg.sqpoll = Some(idle);
         self
     }
 
@@ -216,7 +191,7 @@ impl Builder {
     /// [`sqpoll`](Self::sqpoll). Keep it off the CPUs the shards run on, or
     /// the two compete for one core.
     pub fn sqpoll_cpu(mut self, cpu: u32) -> Self {
-        self.sqpoll_cpu = Some(cpu);
+        self.cfg.sqpoll_cpu = Some(cpu);
         self
     }
 
@@ -225,7 +200,7 @@ impl Builder {
     /// `true`). Where the kernel lacks it the driver enters through the
     /// plain fd; turning it off is for measuring what it saves.
     pub fn register_ring_fd(mut self, on: bool) -> Self {
-        self.register_ring_fd = on;
+        self.cfg.register_ring_fd = on;
         self
     }
 
@@ -266,7 +241,7 @@ impl Builder {
     /// assert_eq!(out, vec![42, 42]);
     /// ```
     pub fn msg_ring_wakeups(mut self, on: bool) -> Self {
-        self.msg_ring_wakeups = Some(on);
+        self.cfg.msg_ring_wakeups = Some(on);
         self
     }
 
@@ -294,7 +269,7 @@ impl Builder {
     /// extra syscalls. On the poll driver it bounds the events taken per
     /// `epoll_wait` (which takes at most 1024 anyway). Zero counts as one.
     pub fn max_completions_per_tick(mut self, n: usize) -> Self {
-        self.max_completions_per_tick = n.max(1);
+        self.cfg.max_completions_per_tick = n.max(1);
         self
     }
 
@@ -308,7 +283,7 @@ impl Builder {
     /// leased out, receives pause (no error) until a lease is dropped. Bigger
     /// buffers mean fewer completions per byte for bulk transfers.
     pub fn buffer_pool(mut self, count: u16, size: usize) -> Self {
-        self.pool = (count, size);
+        self.cfg.pool = (count, size);
         self
     }
 
@@ -331,19 +306,19 @@ impl Builder {
     /// Refuses contradictory knobs, whatever the driver.
     fn check_knobs(&self) -> io::Result<()> {
         let invalid = |msg: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, msg.to_string()));
-        if self.defer_taskrun == Some(true) && self.single_issuer == Some(false) {
+        if self.cfg.defer_taskrun == Some(true) && self.cfg.single_issuer == Some(false) {
             return invalid(
                 "corio: defer_taskrun(true) needs SINGLE_ISSUER, but single_issuer(false) \
                  was set (IORING_SETUP_DEFER_TASKRUN requires IORING_SETUP_SINGLE_ISSUER)",
             );
         }
-        if self.defer_taskrun == Some(true) && self.sqpoll.is_some() {
+        if self.cfg.defer_taskrun == Some(true) && self.cfg.sqpoll.is_some() {
             return invalid(
                 "corio: defer_taskrun(true) cannot be combined with sqpoll(..) \
                  (the kernel refuses IORING_SETUP_DEFER_TASKRUN with IORING_SETUP_SQPOLL)",
             );
         }
-        if self.sqpoll_cpu.is_some() && self.sqpoll.is_none() {
+        if self.cfg.sqpoll_cpu.is_some() && self.cfg.sqpoll.is_none() {
             return invalid("corio: sqpoll_cpu(..) needs sqpoll(..)");
         }
         Ok(())

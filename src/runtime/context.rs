@@ -16,7 +16,11 @@ thread_local! {
 
 /// Restores the previous context when dropped.
 #[derive(Debug)]
-pub(crate) struct EnterGuard(Option<Rc<Core>>);
+pub(crate) struct EnterGuard {
+    prev: Option<Rc<Core>>,
+    /// Whether the previous runtime closed fds on its ring.
+    ring_closes: bool,
+}
 
 /// Installs `core` as the current runtime.
 ///
@@ -34,20 +38,30 @@ pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
                  and await its JoinHandle instead."
             );
         }
+        let ring = core.kind == crate::driver::DriverKind::Uring;
         *c = Some(core);
-    });
-    EnterGuard(None)
+        EnterGuard {
+            prev: None,
+            ring_closes: crate::release::set_ring_closes(ring),
+        }
+    })
 }
 
 /// Installs `core` as the current runtime for a while (shutdown), even
 /// inside another runtime; the guard restores the previous one.
 pub(crate) fn swap(core: Rc<Core>) -> EnterGuard {
-    EnterGuard(CURRENT.with(|c| c.borrow_mut().replace(core)))
+    let ring_closes =
+        crate::release::set_ring_closes(core.kind == crate::driver::DriverKind::Uring);
+    EnterGuard {
+        prev: CURRENT.with(|c| c.borrow_mut().replace(core)),
+        ring_closes,
+    }
 }
 
 impl Drop for EnterGuard {
     fn drop(&mut self) {
-        let prev = self.0.take();
+        let prev = self.prev.take();
+        crate::release::set_ring_closes(self.ring_closes);
         // Take the value out first so its drop runs without the borrow held.
         let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
         drop(old);

@@ -9,23 +9,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::os::fd::RawFd;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Waker;
 use std::time::Duration;
 
 use concurrent_queue::ConcurrentQueue;
-use std::rc::Rc;
-
-use crate::buf::pool::Pool;
 use slab::Slab;
 
 use super::context;
-use super::stats::{Counters, RingFlags, Stats};
-use crate::driver::blocking::BlockingPool;
-use crate::driver::{Driver, DriverKind, Unparker};
-use crate::time::store::TimerStore;
+use super::stats::{RingFlags, Stats};
+use super::timers::TimerStore;
+use crate::driver::stats::Counters;
+use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 
 /// The task handle type the executor queues.
 pub(crate) type Runnable = async_task::Runnable<super::task::TaskMeta>;
@@ -37,33 +34,26 @@ pub(crate) struct Core {
     pub(crate) driver: RefCell<Driver>,
     /// The driver's kind, readable without borrowing it.
     pub(crate) kind: DriverKind,
+    /// The driver's token: dropped ops queue their releases under it.
+    pub(crate) owner: Weak<()>,
     /// Why `Auto` fell back to the poll driver.
     pub(crate) fallback: Option<String>,
     pub(crate) timers: RefCell<TimerStore>,
     /// Wakers of every live task, so shutdown can reach tasks nobody queued.
     pub(crate) tasks: RefCell<Slab<Waker>>,
-    /// Fds whose last handle was dropped; the driver closes them with an op.
-    pub(crate) pending_close: RefCell<Vec<RawFd>>,
     /// Ready results a task may still take before it must yield (rule 8).
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
-    /// Blocking ops whose futures were dropped before their syscall returned.
-    pub(crate) orphans: RefCell<Vec<Box<dyn crate::op::Orphan>>>,
     /// This runtime's place among the shards of a `Builder::run`.
     pub(crate) shard: std::cell::OnceCell<super::shard::ShardCtx>,
-    /// The receive pool, made on first use: (buffer count, buffer size).
-    pub(crate) pool: RefCell<Option<Rc<Pool>>>,
-    pub(crate) pool_config: (u16, usize),
-    /// Multishot ops orphaned while the driver was busy; handed to it at its
-    /// next submit.
-    #[cfg(corio_uring)]
-    pub(crate) pending_orphans: RefCell<Vec<(usize, Box<dyn crate::driver::MultiOrphan>)>>,
-    /// Threads for blocking work.
+    /// Threads for blocking work (the driver's pool).
     pub(crate) blocking: BlockingPool,
+    /// MSG_RING wake-ups for the driver to send with its next submit.
+    pub(crate) wakes: Rc<RefCell<Vec<Unparker>>>,
     /// Tasks run per tick before the driver is polled again.
     pub(crate) tick_tasks: usize,
     /// Counters bumped by the executor and the driver.
-    pub(crate) counters: std::rc::Rc<Counters>,
+    pub(crate) counters: Rc<Counters>,
     /// The io_uring setup, `None` on the poll driver.
     pub(crate) ring_flags: Option<RingFlags>,
     /// How long to look for work before parking.
@@ -139,19 +129,17 @@ impl Shared {
         }
     }
 
-    /// Queues a MSG_RING wake-up on the current thread's runtime, if it has
-    /// one that can send it (and it is not this runtime, nor busy inside its
-    /// driver).
+    /// Queues a MSG_RING wake-up for the current thread's runtime to send,
+    /// if it is another io_uring runtime (it goes out with that runtime's
+    /// next submit; sent there, or by an eventfd write when the ring cannot).
     fn wake_from_current_ring(&self) -> bool {
         context::with_core(|core| {
             let Some(core) = core else { return false };
-            if std::ptr::eq(Arc::as_ptr(&core.shared), self) {
+            if core.kind != DriverKind::Uring || std::ptr::eq(Arc::as_ptr(&core.shared), self) {
                 return false;
             }
-            match core.driver.try_borrow_mut() {
-                Ok(mut driver) => driver.send_wake(&self.unparker),
-                Err(_) => false,
-            }
+            core.wakes.borrow_mut().push(self.unparker.clone());
+            true
         })
     }
 }
@@ -161,30 +149,6 @@ impl Core {
     pub(crate) fn stats(&self) -> Stats {
         let remote = self.shared.remote_wakeups.load(Ordering::Relaxed);
         self.counters.snapshot(remote)
-    }
-
-    /// The runtime's receive pool, made (and registered with the ring) on
-    /// first use.
-    pub(crate) fn pool(&self) -> std::io::Result<Rc<Pool>> {
-        if let Some(p) = &*self.pool.borrow() {
-            return Ok(p.clone());
-        }
-        let ring = self.kind == DriverKind::Uring;
-        let (count, size) = self.pool_config;
-        let pool = Pool::new(count, size, ring)?;
-        #[cfg(corio_uring)]
-        if ring {
-            self.driver.borrow_mut().uring().register_pool(&pool)?;
-        }
-        *self.pool.borrow_mut() = Some(pool.clone());
-        Ok(pool)
-    }
-
-    /// True when ops run on io_uring.
-    #[cfg(corio_uring)]
-    #[inline]
-    pub(crate) fn is_uring(&self) -> bool {
-        self.kind == DriverKind::Uring
     }
 
     /// Takes one unit of the current task's budget; false when it is spent.
@@ -211,29 +175,5 @@ impl Core {
             drop(tasks);
             drop(w);
         }
-    }
-}
-
-/// Closes `fd` through the current runtime's driver: with a close op on
-/// io_uring (queued for the next submit), at once on the poll driver (unless
-/// the driver is busy, then at its next turn), or with close(2) when this
-/// thread runs no runtime.
-pub(crate) fn close_fd(fd: RawFd) {
-    let queued = context::with_core(|core| match core {
-        Some(core) => {
-            if core.kind == DriverKind::Poll
-                && let Ok(mut driver) = core.driver.try_borrow_mut()
-            {
-                driver.poll().close(fd);
-            } else {
-                core.pending_close.borrow_mut().push(fd);
-            }
-            true
-        }
-        None => false,
-    });
-    if !queued {
-        // SAFETY: the caller owns `fd` and no op uses it any more.
-        unsafe { libc::close(fd) };
     }
 }

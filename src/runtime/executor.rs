@@ -47,9 +47,9 @@ struct FlushWakes<'a>(&'a Core);
 
 impl Drop for FlushWakes<'_> {
     fn drop(&mut self) {
-        if let Ok(mut driver) = self.0.driver.try_borrow_mut() {
-            driver.flush_wakes();
-        }
+        // Never inside the driver: a panic there has released its borrow
+        // by the time this guard's frame unwinds.
+        self.0.driver.borrow_mut().flush_wakes();
     }
 }
 
@@ -76,7 +76,7 @@ pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         if core.queue.borrow().is_empty() && !main.woken.load(Ordering::SeqCst) {
             park(core, &main.woken);
         } else {
-            core.driver.borrow_mut().submit_and_reap(core);
+            core.driver.borrow_mut().submit_and_reap();
         }
     }
 }
@@ -118,7 +118,7 @@ fn park(core: &Core, main_woken: &AtomicBool) {
     core.shared.parked.store(true, Ordering::SeqCst);
     if !core.shared.remote.is_empty() || main_woken.load(Ordering::SeqCst) {
         core.shared.parked.store(false, Ordering::SeqCst);
-        core.driver.borrow_mut().submit_and_reap(core);
+        core.driver.borrow_mut().submit_and_reap();
         return;
     }
     let timeout = core
@@ -126,7 +126,11 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         .borrow()
         .next_deadline()
         .map(|d| d.saturating_duration_since(Instant::now()));
-    core.driver.borrow_mut().park(core, timeout);
+    core.driver
+        .borrow_mut()
+        .park(timeout, &core.shared.parked, || {
+            !core.queue.borrow().is_empty()
+        });
     core.shared.parked.store(false, Ordering::SeqCst);
 }
 
@@ -140,7 +144,7 @@ fn spin(core: &Core, main_woken: &AtomicBool) -> bool {
     }
     // Hand the kernel what the tasks queued: its completions are what we
     // are waiting for.
-    core.driver.borrow_mut().submit_and_reap(core);
+    core.driver.borrow_mut().submit_and_reap();
     let mut spun = false;
     loop {
         if !core.queue.borrow().is_empty()
@@ -155,7 +159,7 @@ fn spin(core: &Core, main_woken: &AtomicBool) -> bool {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return false;
         }
-        core.driver.borrow_mut().reap_ready(core);
+        core.driver.borrow_mut().reap_ready();
         std::hint::spin_loop();
         spun = true;
     }
@@ -186,7 +190,7 @@ pub(super) fn shutdown(core: &Rc<Core>) {
         }
         std::thread::yield_now();
     }
-    core.driver.borrow_mut().shutdown(core);
+    core.driver.borrow_mut().shutdown();
     // Tasks from `spawn_on` may still arrive; from now on they are dropped
     // by the scheduler, and those already queued are dropped here.
     core.shared.closed.store(true, Ordering::SeqCst);

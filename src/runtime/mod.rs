@@ -16,8 +16,9 @@ mod ctxvar;
 mod executor;
 mod group;
 pub mod shard;
-pub(crate) mod stats;
+mod stats;
 mod task;
+pub(crate) mod timers;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -40,10 +41,8 @@ pub use stats::{RingFlags, Stats, ring_flags, stats};
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};
-use self::stats::Counters;
+use self::timers::TimerStore;
 use crate::driver::Driver;
-use crate::driver::blocking::BlockingPool;
-use crate::time::store::TimerStore;
 
 /// A corio runtime: one thread's executor and its driver (io_uring, or the
 /// poll fallback).
@@ -77,10 +76,8 @@ impl Runtime {
     }
 
     fn from_builder(b: Builder) -> io::Result<Runtime> {
-        let counters = Rc::new(Counters::default());
-        let selected = Driver::select(&b, &counters)?;
-        let kind = selected.driver.kind();
-        let ring_flags = selected.driver.ring_flags();
+        let selected = Driver::select(&b.cfg)?;
+        let driver = selected.driver;
         let shared = Arc::new(Shared {
             remote: ConcurrentQueue::unbounded(),
             parked: AtomicBool::new(false),
@@ -91,24 +88,20 @@ impl Runtime {
         let core = Rc::new(Core {
             queue: RefCell::new(VecDeque::with_capacity(256)),
             shared,
-            driver: RefCell::new(selected.driver),
-            kind,
+            kind: driver.kind(),
+            owner: driver.owner(),
+            ring_flags: driver.ring_flags(),
+            counters: driver.stats().clone(),
+            blocking: driver.blocking().clone(),
+            wakes: driver.wake_queue(),
+            driver: RefCell::new(driver),
             fallback: selected.fallback,
             timers: RefCell::new(TimerStore::new()),
             tasks: RefCell::new(Slab::with_capacity(64)),
-            pending_close: RefCell::new(Vec::new()),
             budget: Cell::new(b.task_budget),
             budget_max: b.task_budget,
-            blocking: BlockingPool::new(b.max_blocking_threads),
-            orphans: RefCell::new(Vec::new()),
-            pool: RefCell::new(None),
-            pool_config: b.pool,
-            #[cfg(corio_uring)]
-            pending_orphans: RefCell::new(Vec::new()),
             shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
-            counters,
-            ring_flags,
             spin: b.spin_before_park,
         });
         Ok(Runtime {
@@ -182,9 +175,10 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         executor::shutdown(&self.core);
-        self.core.blocking.shutdown();
-        // No pool thread runs any more: every orphaned op value can go.
-        crate::op::release_orphans(&self.core, true);
+        // No pool thread runs any more after this: every orphaned op value
+        // can go.
+        let _guard = context::swap(self.core.clone());
+        self.core.driver.borrow_mut().shutdown_blocking();
     }
 }
 

@@ -8,7 +8,6 @@
 
 mod interval;
 mod sleep;
-pub(crate) mod store;
 mod timeout;
 
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};

@@ -1,22 +1,16 @@
 //! `TcpListener`: accepts connections with io_uring's accept op.
 
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::pin::Pin;
-use std::task::Poll;
 
 use socket2::{SockRef, Type};
 
 use super::TcpStream;
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
-use crate::op::net::{Accept, AddrBuf};
-use crate::op::pooled::MultiAccept;
-use crate::runtime::coop;
-use std::marker::PhantomData;
+use crate::op::net::Accept;
 
 /// A TCP socket server, listening for connections.
 ///
@@ -87,42 +81,9 @@ impl TcpListener {
     /// listener (or closed when the listener is dropped). Errors such as
     /// `EMFILE` are returned as they are; back off before retrying.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        coop::yield_if_spent().await;
-        if let Some(fd) = self.fd.take_accepted() {
-            coop::charge();
-            let stream = TcpStream::from_fd(SharedFd::new(fd));
-            let peer = stream.peer_addr()?;
-            return Ok((stream, peer));
-        }
-        let mut op = Op::new(Accept {
-            fd: self.fd.clone(),
-            addr: AddrBuf::new(),
-        });
-        // While this accept waits in the kernel, a dropped accept may still
-        // keep a connection for the listener: take that one rather than wait
-        // for another client (this op is then dropped, and a connection it
-        // gets is kept in turn).
-        let got = poll_fn(|cx| {
-            if let Poll::Ready(res) = Pin::new(&mut op).poll(cx) {
-                return Poll::Ready(Ok(res));
-            }
-            if let Some(fd) = self.fd.take_accepted() {
-                return Poll::Ready(Err(fd));
-            }
-            self.fd.wait_accepted(cx.waker());
-            Poll::Pending
-        })
-        .await;
-        let (fd, peer) = match got {
-            Ok(res) => res?,
-            Err(kept) => {
-                drop(op);
-                coop::charge();
-                (kept, None)
-            }
-        };
+        let (fd, peer) = Op::new(Accept::new(&self.fd, false)).await?;
         let stream = TcpStream::from_fd(SharedFd::new(fd));
-        let peer = match peer {
+        let peer = match peer.and_then(|p| p.as_socket()) {
             Some(p) => p,
             None => stream.peer_addr()?,
         };
@@ -148,10 +109,7 @@ impl TcpListener {
     /// # Ok::<_, std::io::Error>(()) }).unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming {
-            accept: MultiAccept::new(self.fd.clone()),
-            _listener: PhantomData,
-        }
+        Incoming { listener: self }
     }
 
     /// The local address this listener is bound to.
@@ -179,14 +137,13 @@ impl TcpListener {
 
 /// Connections accepted by a listener; see [`TcpListener::incoming`].
 pub struct Incoming<'a> {
-    accept: MultiAccept,
-    _listener: PhantomData<&'a TcpListener>,
+    listener: &'a TcpListener,
 }
 
 impl Incoming<'_> {
     /// The next connection.
     pub async fn next(&mut self) -> io::Result<TcpStream> {
-        let fd = self.accept.next().await?;
+        let (fd, _) = Op::new(Accept::new(&self.listener.fd, true)).await?;
         Ok(TcpStream::from_fd(SharedFd::new(fd)))
     }
 }

@@ -9,7 +9,7 @@ use socket2::SockRef;
 use super::TcpStream;
 use super::listener::sock_addr;
 use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::net::stream_io;
 
 /// The read half of a [`TcpStream`], from [`TcpStream::into_split`].

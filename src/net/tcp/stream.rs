@@ -9,7 +9,7 @@ use socket2::{SockRef, Type};
 use super::listener::{busy, sock_addr};
 use super::{OwnedReadHalf, OwnedWriteHalf};
 use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
-use crate::net::fd::SharedFd;
+use crate::fd::SharedFd;
 use crate::net::socket::{connect, resolve};
 use crate::net::stream_io;
 

@@ -6,7 +6,7 @@
 //! the statx buffer in a `Box`, the file's `SharedFd` (so the fd outlives the
 //! op) — and implements `OpCode` once: its io_uring SQE, and as `attempt` the
 //! plain blocking syscall, which the poll driver runs on the blocking pool
-//! (`blocking()` is true; regular files have no readiness). `attempt` reads
+//! (their `wait()` is `Blocking`: regular files have no readiness). `attempt` reads
 //! only plain fields (fd numbers, pointers, lengths) cached when the op was
 //! built, as the blocking contract of `OpCode` asks. Ops on opcodes newer
 //! than the driver's baseline (mkdirat, linkat, symlinkat: 5.15; ftruncate:
@@ -22,15 +22,11 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-#[cfg(corio_uring)]
-use io_uring::{opcode, squeue, types};
 pub(crate) use rw::{Read, Readv, Write, Writev};
 pub(crate) use sync::{Fallocate, Fsync, SyncRange, Truncate};
 
-use super::{Interest, OpCode};
-use crate::fs::Metadata;
-use crate::net::fd::SharedFd;
-use crate::runtime::core::close_fd;
+use super::{OpCode, Sqe, Wait, uring};
+use crate::fd::SharedFd;
 
 /// The most bytes one read or write asks for (Linux's own cap).
 pub(crate) const MAX_RW: usize = 0x7fff_f000;
@@ -60,11 +56,6 @@ fn cvt(mut f: impl FnMut() -> libc::ssize_t) -> io::Result<u32> {
     }
 }
 
-#[cfg(corio_uring)]
-fn fd(raw: RawFd) -> types::Fd {
-    types::Fd(raw)
-}
-
 /// Opens a file, like openat(2) relative to the working directory; the flags
 /// always include `O_CLOEXEC`.
 pub(crate) struct Open {
@@ -87,20 +78,17 @@ impl Open {
 unsafe impl OpCode for Open {
     type Output = io::Result<OwnedFd>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::OpenAt::new(fd(libc::AT_FDCWD), self.path.as_ptr())
-            .flags(self.flags)
-            .mode(self.mode)
-            .build()
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), self.path.as_ptr())
+                .flags(self.flags)
+                .mode(self.mode)
+                .build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -114,10 +102,10 @@ unsafe impl OpCode for Open {
         Ok(unsafe { OwnedFd::from_raw_fd(res? as RawFd) })
     }
 
-    fn abandoned(self, res: io::Result<u32>, _flags: u32) {
+    fn release(&mut self, res: io::Result<u32>, _flags: u32) {
         // Nobody can take the file any more: close it through the driver.
         if let Ok(raw) = res {
-            close_fd(raw as RawFd);
+            crate::release::close(raw as RawFd, None);
         }
     }
 }
@@ -144,19 +132,14 @@ impl Close {
 unsafe impl OpCode for Close {
     type Output = io::Result<()>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
+    fn sqe(&mut self) -> Sqe {
         // The kernel releases the fd whatever the result.
         self.owned = false;
-        opcode::Close::new(fd(self.fd)).build()
+        uring!(opcode::Close::new(types::Fd(self.fd)).build())
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -164,7 +147,7 @@ unsafe impl OpCode for Close {
         // Not retried on EINTR: Linux has released the fd by then.
         // SAFETY: the op owns the fd and nothing else uses it.
         let res = unsafe { libc::close(self.fd) };
-        super::syscall_result(res as libc::ssize_t)
+        crate::driver::op::syscall_result(res as libc::ssize_t)
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
@@ -175,7 +158,7 @@ unsafe impl OpCode for Close {
 impl Drop for Close {
     fn drop(&mut self) {
         if self.owned {
-            close_fd(self.fd);
+            crate::release::close(self.fd, None);
         }
     }
 }
@@ -224,23 +207,20 @@ impl Statx {
 
 // SAFETY: the path and the statx buffer are heap allocations owned by the op.
 unsafe impl OpCode for Statx {
-    type Output = io::Result<Metadata>;
+    type Output = io::Result<Box<libc::statx>>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        let buf: *mut libc::statx = &mut *self.buf;
-        opcode::Statx::new(fd(self.dirfd), self.path.as_ptr(), buf.cast())
-            .flags(self.flags)
-            .mask(Self::MASK)
-            .build()
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            let buf: *mut libc::statx = &mut *self.buf;
+            opcode::Statx::new(types::Fd(self.dirfd), self.path.as_ptr(), buf.cast())
+                .flags(self.flags)
+                .mask(Self::MASK)
+                .build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -250,9 +230,9 @@ unsafe impl OpCode for Statx {
         cvt(|| unsafe { libc::statx(dirfd, path, flags, Self::MASK, buf) } as libc::ssize_t)
     }
 
-    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<Metadata> {
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<Box<libc::statx>> {
         res?;
-        Ok(Metadata::from_statx(&self.buf))
+        Ok(self.buf)
     }
 }
 
@@ -274,23 +254,17 @@ macro_rules! path_op {
         unsafe impl OpCode for $name {
             type Output = io::Result<()>;
 
-            #[cfg(corio_uring)]
-            fn sqe(&mut self) -> squeue::Entry {
+            fn sqe(&mut self) -> Sqe {
                 let $s = &*self;
-                $sqe
+                uring!($sqe)
             }
 
-            fn readiness(&self) -> Option<(RawFd, Interest)> {
-                None
+            fn wait(&self) -> Wait<'_> {
+                Wait::Blocking
             }
 
-            fn blocking(&self) -> bool {
-                true
-            }
-
-            #[cfg(corio_uring)]
             fn optional_opcode(&self) -> Option<u8> {
-                $optional
+                uring!($optional)
             }
 
             fn attempt(&mut self) -> io::Result<u32> {
@@ -311,7 +285,7 @@ path_op! {
     Rename { from: CString, to: CString }
     optional: None,
     sqe: |s| opcode::RenameAt::new(
-        fd(libc::AT_FDCWD), s.from.as_ptr(), fd(libc::AT_FDCWD), s.to.as_ptr(),
+        types::Fd(libc::AT_FDCWD), s.from.as_ptr(), types::Fd(libc::AT_FDCWD), s.to.as_ptr(),
     ).build(),
     attempt: |s| libc::renameat(libc::AT_FDCWD, s.from.as_ptr(), libc::AT_FDCWD, s.to.as_ptr()),
 }
@@ -320,7 +294,7 @@ path_op! {
     /// Removes a file, or with `dir` an empty directory, like unlinkat(2).
     Unlink { path: CString, dir: bool }
     optional: None,
-    sqe: |s| opcode::UnlinkAt::new(fd(libc::AT_FDCWD), s.path.as_ptr())
+    sqe: |s| opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), s.path.as_ptr())
         .flags(if s.dir { libc::AT_REMOVEDIR } else { 0 })
         .build(),
     attempt: |s| libc::unlinkat(
@@ -332,7 +306,7 @@ path_op! {
     /// Creates a directory, like mkdirat(2) (io_uring: Linux 5.15+).
     MkDir { path: CString, mode: u32 }
     optional: Some(opcode::MkDirAt::CODE),
-    sqe: |s| opcode::MkDirAt::new(fd(libc::AT_FDCWD), s.path.as_ptr())
+    sqe: |s| opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), s.path.as_ptr())
         .mode(s.mode as libc::mode_t)
         .build(),
     attempt: |s| libc::mkdirat(libc::AT_FDCWD, s.path.as_ptr(), s.mode as libc::mode_t),
@@ -343,7 +317,7 @@ path_op! {
     Link { from: CString, to: CString }
     optional: Some(opcode::LinkAt::CODE),
     sqe: |s| opcode::LinkAt::new(
-        fd(libc::AT_FDCWD), s.from.as_ptr(), fd(libc::AT_FDCWD), s.to.as_ptr(),
+        types::Fd(libc::AT_FDCWD), s.from.as_ptr(), types::Fd(libc::AT_FDCWD), s.to.as_ptr(),
     ).build(),
     attempt: |s| libc::linkat(libc::AT_FDCWD, s.from.as_ptr(), libc::AT_FDCWD, s.to.as_ptr(), 0),
 }
@@ -353,30 +327,30 @@ path_op! {
     /// (io_uring: 5.15+).
     Symlink { target: CString, link: CString }
     optional: Some(opcode::SymlinkAt::CODE),
-    sqe: |s| opcode::SymlinkAt::new(fd(libc::AT_FDCWD), s.target.as_ptr(), s.link.as_ptr())
+    sqe: |s| opcode::SymlinkAt::new(types::Fd(libc::AT_FDCWD), s.target.as_ptr(), s.link.as_ptr())
         .build(),
     attempt: |s| libc::symlinkat(s.target.as_ptr(), libc::AT_FDCWD, s.link.as_ptr()),
 }
 
-#[cfg(all(test, corio_uring))]
+#[cfg(test)]
 mod tests {
     use std::future::poll_fn;
     use std::task::Poll;
     use std::time::{Duration, Instant};
 
-    use io_uring::opcode;
-
     use super::*;
-    use crate::op::{Op, State};
+    use crate::op::Op;
     use crate::runtime::context;
-    use crate::{Builder, DriverKind};
 
     /// On a kernel whose probe lacks an optional opcode, the op runs its
     /// syscall on the blocking pool, and an abandoned one is released by the
     /// io_uring driver. The probe is edited to pretend the kernel is old.
     #[test]
     fn ops_on_opcodes_the_kernel_lacks_run_on_the_blocking_pool() {
-        let Ok(rt) = Builder::new().driver(DriverKind::Uring).build() else {
+        let Ok(rt) = crate::Builder::new()
+            .driver(crate::DriverKind::Uring)
+            .build()
+        else {
             eprintln!("skipped: io_uring is not available here");
             return;
         };
@@ -397,17 +371,17 @@ mod tests {
             let core = context::current("test");
             {
                 let mut driver = core.driver.borrow_mut();
-                let uring = driver.uring();
-                for code in [
+                let codes: [u8; 4] = uring!([
                     opcode::Ftruncate::CODE,
                     opcode::MkDirAt::CODE,
                     opcode::LinkAt::CODE,
                     opcode::SymlinkAt::CODE,
-                ] {
-                    uring.forget_opcode(code);
-                    assert!(!uring.supports(code));
+                ]);
+                for code in codes {
+                    driver.forget_opcode(code);
+                    assert!(!driver.supports(code));
                 }
-                assert!(uring.supports(opcode::Read::CODE));
+                assert!(driver.supports(uring!(opcode::Read::CODE)));
             }
             let std_file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             let fd = SharedFd::new(std_file.into());
@@ -416,10 +390,7 @@ mod tests {
             let mut op = Op::new(Truncate::new(&fd, 1234));
             let first = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut op).poll(cx))).await;
             assert!(first.is_pending());
-            assert!(
-                matches!(op.state, State::Blocking(_)),
-                "not on the blocking pool"
-            );
+            assert!(op.on_blocking_pool(), "not on the blocking pool");
             op.await.unwrap();
             assert_eq!(std::fs::metadata(&path).unwrap().len(), 1234);
 
@@ -452,12 +423,10 @@ mod tests {
                 let mut op = Op::new(Truncate::new(&fd, i));
                 let _ = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut op).poll(cx))).await;
             }
-            assert!(
-                !core.orphans.borrow().is_empty(),
-                "no op was dropped in flight"
-            );
+            let pending = || !crate::release::is_empty() || core.driver.borrow().orphans() > 0;
+            assert!(pending(), "no op was dropped in flight");
             let deadline = Instant::now() + Duration::from_secs(5);
-            while !core.orphans.borrow().is_empty() {
+            while pending() {
                 assert!(Instant::now() < deadline, "orphans never released");
                 crate::time::sleep(Duration::from_millis(1)).await;
             }

@@ -11,15 +11,10 @@
 use std::io;
 use std::os::fd::RawFd;
 
-#[cfg(corio_uring)]
-use io_uring::{opcode, squeue};
-
-#[cfg(corio_uring)]
-use super::fd;
 use super::{MAX_RW, cvt};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::net::fd::SharedFd;
-use crate::op::{Interest, OpCode};
+use crate::fd::SharedFd;
+use crate::op::{OpCode, Sqe, Wait, uring};
 
 /// Reads into a buffer from a file offset, like pread(2).
 pub(crate) struct Read<B> {
@@ -30,7 +25,6 @@ pub(crate) struct Read<B> {
     len: usize,
     pos: u64,
     /// The buffer's index in the ring's registered buffers.
-    #[cfg_attr(not(corio_uring), allow(dead_code))]
     fixed: Option<u16>,
 }
 
@@ -57,25 +51,22 @@ impl<B: IoBufMut> Read<B> {
 unsafe impl<B: IoBufMut> OpCode for Read<B> {
     type Output = BufResult<usize, B>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        let len = self.len as u32;
-        match self.fixed {
-            Some(index) => opcode::ReadFixed::new(fd(self.raw), self.ptr, len, index)
-                .offset(self.pos)
-                .build(),
-            None => opcode::Read::new(fd(self.raw), self.ptr, len)
-                .offset(self.pos)
-                .build(),
-        }
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            let len = self.len as u32;
+            match self.fixed {
+                Some(index) => opcode::ReadFixed::new(types::Fd(self.raw), self.ptr, len, index)
+                    .offset(self.pos)
+                    .build(),
+                None => opcode::Read::new(types::Fd(self.raw), self.ptr, len)
+                    .offset(self.pos)
+                    .build(),
+            }
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -102,7 +93,6 @@ pub(crate) struct Write<B> {
     ptr: *const u8,
     len: usize,
     pos: u64,
-    #[cfg_attr(not(corio_uring), allow(dead_code))]
     fixed: Option<u16>,
 }
 
@@ -126,25 +116,22 @@ impl<B: IoBuf> Write<B> {
 unsafe impl<B: IoBuf> OpCode for Write<B> {
     type Output = BufResult<usize, B>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        let len = self.len as u32;
-        match self.fixed {
-            Some(index) => opcode::WriteFixed::new(fd(self.raw), self.ptr, len, index)
-                .offset(self.pos)
-                .build(),
-            None => opcode::Write::new(fd(self.raw), self.ptr, len)
-                .offset(self.pos)
-                .build(),
-        }
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            let len = self.len as u32;
+            match self.fixed {
+                Some(index) => opcode::WriteFixed::new(types::Fd(self.raw), self.ptr, len, index)
+                    .offset(self.pos)
+                    .build(),
+                None => opcode::Write::new(types::Fd(self.raw), self.ptr, len)
+                    .offset(self.pos)
+                    .build(),
+            }
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -204,19 +191,20 @@ impl<B: IoBufMut> Readv<B> {
 unsafe impl<B: IoBufMut> OpCode for Readv<B> {
     type Output = BufResult<usize, Vec<B>>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::Readv::new(fd(self.raw), self.iovecs.as_ptr(), self.iovecs.len() as u32)
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            opcode::Readv::new(
+                types::Fd(self.raw),
+                self.iovecs.as_ptr(),
+                self.iovecs.len() as u32,
+            )
             .offset(self.pos)
             .build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -270,19 +258,20 @@ impl<B: IoBuf> Writev<B> {
 unsafe impl<B: IoBuf> OpCode for Writev<B> {
     type Output = BufResult<usize, Vec<B>>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::Writev::new(fd(self.raw), self.iovecs.as_ptr(), self.iovecs.len() as u32)
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            opcode::Writev::new(
+                types::Fd(self.raw),
+                self.iovecs.as_ptr(),
+                self.iovecs.len() as u32,
+            )
             .offset(self.pos)
             .build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {

@@ -9,14 +9,9 @@
 use std::io;
 use std::os::fd::RawFd;
 
-#[cfg(corio_uring)]
-use io_uring::{opcode, squeue, types};
-
 use super::cvt;
-#[cfg(corio_uring)]
-use super::fd;
-use crate::net::fd::SharedFd;
-use crate::op::{Interest, OpCode};
+use crate::fd::SharedFd;
+use crate::op::{OpCode, Sqe, Wait, uring};
 
 /// Flushes a file to its device, like fsync(2), or fdatasync(2) with `data_only`.
 pub(crate) struct Fsync {
@@ -39,22 +34,19 @@ impl Fsync {
 unsafe impl OpCode for Fsync {
     type Output = io::Result<()>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        let flags = if self.data_only {
-            types::FsyncFlags::DATASYNC
-        } else {
-            types::FsyncFlags::empty()
-        };
-        opcode::Fsync::new(fd(self.raw)).flags(flags).build()
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            let flags = if self.data_only {
+                types::FsyncFlags::DATASYNC
+            } else {
+                types::FsyncFlags::empty()
+            };
+            opcode::Fsync::new(types::Fd(self.raw)).flags(flags).build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -99,20 +91,17 @@ impl SyncRange {
 unsafe impl OpCode for SyncRange {
     type Output = io::Result<()>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::SyncFileRange::new(fd(self.raw), self.len)
-            .offset(self.offset)
-            .flags(self.flags)
-            .build()
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            opcode::SyncFileRange::new(types::Fd(self.raw), self.len)
+                .offset(self.offset)
+                .flags(self.flags)
+                .build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -156,20 +145,17 @@ impl Fallocate {
 unsafe impl OpCode for Fallocate {
     type Output = io::Result<()>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::Fallocate::new(fd(self.raw), self.len)
-            .offset(self.offset)
-            .mode(self.mode)
-            .build()
+    fn sqe(&mut self) -> Sqe {
+        uring!({
+            opcode::Fallocate::new(types::Fd(self.raw), self.len)
+                .offset(self.offset)
+                .mode(self.mode)
+                .build()
+        })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-
-    fn blocking(&self) -> bool {
-        true
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -205,22 +191,16 @@ impl Truncate {
 unsafe impl OpCode for Truncate {
     type Output = io::Result<()>;
 
-    #[cfg(corio_uring)]
-    fn sqe(&mut self) -> squeue::Entry {
-        opcode::Ftruncate::new(fd(self.raw), self.len).build()
+    fn sqe(&mut self) -> Sqe {
+        uring!(opcode::Ftruncate::new(types::Fd(self.raw), self.len).build())
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
+    fn wait(&self) -> Wait<'_> {
+        Wait::Blocking
     }
 
-    fn blocking(&self) -> bool {
-        true
-    }
-
-    #[cfg(corio_uring)]
     fn optional_opcode(&self) -> Option<u8> {
-        Some(opcode::Ftruncate::CODE)
+        uring!(Some(opcode::Ftruncate::CODE))
     }
 
     fn attempt(&mut self) -> io::Result<u32> {

@@ -1,27 +1,34 @@
 //! The readiness driver on mio: the same API where io_uring is missing.
 //!
 //! How it works: an fd is made non-blocking and registered (edge-triggered,
-//! readable and writable) the first time an op waits on it. The driver keeps,
+//! readable and writable) the first time an op waits on it (the fd records
+//! that, so a later file with the same number is registered anew). The
+//! driver keeps,
 //! per fd, whether it believes each direction ready and the wakers waiting on
 //! it; an op attempts its syscall while the fd is believed ready, and on
 //! `WouldBlock` (or a result showing the fd drained) clears the belief and
 //! parks. A peer's close or a socket error is remembered apart: it is final
 //! and no edge follows it, so it keeps the direction ready. Each turn polls mio (without
 //! waiting when tasks are runnable), marks the fds that saw an edge ready and
-//! wakes their waiters. Remote wake-ups come through a `mio::Waker`. Fds whose
-//! last handle was dropped are deregistered and closed at the next turn.
+//! wakes their waiters. Remote wake-ups come through a `mio::Waker`. An fd
+//! whose last handle goes is closed at once (epoll forgets it by itself).
+
+mod op;
 
 use std::io;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
 use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest as MioInterest, Poll, Token};
 
-use crate::op::Interest;
-use crate::runtime::core::Core;
+use super::op::Interest;
+use super::stats::Counters;
+use crate::fd::SharedFd;
 
 const WAKE_TOKEN: Token = Token(usize::MAX);
 
@@ -56,20 +63,21 @@ impl Default for FdSlot {
 }
 
 /// The mio-based readiness driver of one runtime.
-pub(crate) struct Driver {
+pub(crate) struct Poller {
     poll: Poll,
     events: Events,
     fds: Vec<FdSlot>,
+    stats: Rc<Counters>,
 }
 
-impl std::fmt::Debug for Driver {
+impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PollDriver").finish_non_exhaustive()
     }
 }
 
 /// Wakes a parked poll-driver runtime from any thread.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Unparker {
     waker: Arc<mio::Waker>,
 }
@@ -81,15 +89,16 @@ impl Unparker {
     }
 }
 
-impl Driver {
+impl Poller {
     /// A driver taking at most `max_events` events per turn (up to 1024).
-    pub(crate) fn new(max_events: usize) -> io::Result<(Driver, Unparker)> {
+    pub(crate) fn new(max_events: usize, stats: Rc<Counters>) -> io::Result<(Poller, Unparker)> {
         let poll = Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
-        let driver = Driver {
+        let driver = Poller {
             poll,
             events: Events::with_capacity(max_events.clamp(1, 1024)),
             fds: Vec::new(),
+            stats,
         };
         Ok((driver, Unparker { waker }))
     }
@@ -105,23 +114,32 @@ impl Driver {
     /// True when `fd` is believed ready for `interest`; otherwise parks
     /// `waker` until it is. The first call for an fd makes it non-blocking
     /// and registers it.
-    pub(crate) fn poll_ready(&mut self, fd: RawFd, interest: Interest, waker: &Waker) -> bool {
-        let registry = self.poll.registry();
-        let i = fd as usize;
+    pub(crate) fn poll_ready(&mut self, fd: &SharedFd, interest: Interest, waker: &Waker) -> bool {
+        let raw = fd.raw();
+        let i = raw as usize;
         if i >= self.fds.len() {
             self.fds.resize_with(i + 1, FdSlot::default);
         }
         let slot = &mut self.fds[i];
-        if !slot.registered {
-            set_nonblocking(fd);
+        if !fd.registered() {
+            // A new fd (perhaps with the number of one closed earlier).
+            *slot = FdSlot::default();
+            set_nonblocking(raw);
             let both = MioInterest::READABLE | MioInterest::WRITABLE;
+            let registry = self.poll.registry();
+            let done = match registry.register(&mut SourceFd(&raw), Token(i), both) {
+                // Still registered: the same file handed back in (`into_std`
+                // then `from_std`).
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    registry.reregister(&mut SourceFd(&raw), Token(i), both)
+                }
+                r => r,
+            };
             // A failure (say the fd is not pollable) leaves it unregistered:
             // attempts then report the syscall's own error.
-            if registry
-                .register(&mut SourceFd(&fd), Token(i), both)
-                .is_ok()
-            {
+            if done.is_ok() {
                 slot.registered = true;
+                fd.set_registered();
             }
         }
         let (ready, waiters) = match interest {
@@ -146,46 +164,23 @@ impl Driver {
         }
     }
 
-    /// Deregisters and closes fds whose last handle was dropped.
-    fn close_pending(&mut self, core: &Core) {
-        let closes = std::mem::take(&mut *core.pending_close.borrow_mut());
-        for fd in closes {
-            self.close(fd);
-        }
-    }
-
-    /// Deregisters and closes `fd` now, as close(2) on drop would.
-    pub(crate) fn close(&mut self, fd: RawFd) {
-        let slot = self.slot(fd);
-        let registered = slot.registered;
-        *slot = FdSlot::default();
-        if registered {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        }
-        // SAFETY: the fd's owner dropped it and no op uses it any more.
-        unsafe { libc::close(fd) };
-    }
-
-    /// One turn: poll for events (waiting at most `timeout`), wake waiters.
-    pub(crate) fn turn(&mut self, core: &Core, timeout: Option<Duration>) {
-        self.close_pending(core);
-        crate::op::release_orphans(core, false);
-        core.counters.enter();
+    /// One turn: poll for events (waiting at most `timeout`), wake waiters;
+    /// lowers `parked` as soon as the wait ends.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>, parked: &AtomicBool) {
+        self.stats.enter();
         if timeout != Some(Duration::ZERO) {
-            core.counters.park();
+            self.stats.park();
         }
         let polled = self.poll.poll(&mut self.events, timeout);
         // Awake: wake-ups from here on need no signal through the waker.
-        core.shared
-            .parked
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        parked.store(false, Ordering::SeqCst);
         if let Err(e) = polled {
             if e.kind() == io::ErrorKind::Interrupted {
                 return;
             }
             panic!("corio: polling for readiness failed: {e}");
         }
-        core.counters.events(self.events.iter().count() as u64);
+        self.stats.events(self.events.iter().count() as u64);
         for ev in self.events.iter() {
             let Token(i) = ev.token();
             if ev.token() == WAKE_TOKEN || i >= self.fds.len() {
@@ -208,11 +203,6 @@ impl Driver {
                 }
             }
         }
-    }
-
-    /// Nothing is in the kernel's hands on this driver; close what is due.
-    pub(crate) fn shutdown(&mut self, core: &Core) {
-        self.close_pending(core);
     }
 }
 

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use io_uring::IoUring;
 
-use crate::runtime::{Builder, RingFlags};
+use crate::driver::config::DriverConfig;
+use crate::driver::stats::RingFlags;
 
 /// The taskrun-related setup flags of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,7 +82,7 @@ impl Spec {
 }
 
 /// The flag sets to try for `b`, most capable first.
-pub(crate) fn candidates(b: &Builder) -> Vec<Flags> {
+pub(crate) fn candidates(b: &DriverConfig) -> Vec<Flags> {
     let defaults = [
         (true, true, false),
         (true, false, true),
@@ -127,13 +128,13 @@ pub(crate) fn candidates(b: &Builder) -> Vec<Flags> {
 }
 
 /// SQPOLL's idle time and CPU as `io_uring_setup` takes them.
-fn sqpoll_of(b: &Builder) -> Option<(u32, Option<u32>)> {
+fn sqpoll_of(b: &DriverConfig) -> Option<(u32, Option<u32>)> {
     b.sqpoll
         .map(|idle| (idle.as_millis().min(u32::MAX as u128) as u32, b.sqpoll_cpu))
 }
 
 /// True when the builder sets any setup flag explicitly.
-fn explicit(b: &Builder) -> bool {
+fn explicit(b: &DriverConfig) -> bool {
     b.single_issuer.is_some()
         || b.defer_taskrun.is_some()
         || b.coop_taskrun.is_some()
@@ -159,7 +160,7 @@ pub(crate) fn is_knob_refusal(e: &io::Error) -> bool {
 }
 
 /// Sets up the ring `b` asks for; returns it and the flags it got.
-pub(crate) fn build_ring(b: &Builder) -> io::Result<(IoUring, Flags)> {
+pub(crate) fn build_ring(b: &DriverConfig) -> io::Result<(IoUring, Flags)> {
     let spec = |flags| Spec {
         entries: b.entries,
         cq_entries: b.cq_entries.unwrap_or(b.entries.saturating_mul(2)),
@@ -262,7 +263,12 @@ fn refused(kind: io::ErrorKind, msg: String) -> io::Error {
 }
 
 /// What a ring built from `b` with `flags` runs with.
-pub(crate) fn describe(ring: &IoUring, flags: Flags, b: &Builder, registered: bool) -> RingFlags {
+pub(crate) fn describe(
+    ring: &IoUring,
+    flags: Flags,
+    b: &DriverConfig,
+    registered: bool,
+) -> RingFlags {
     let p = ring.params();
     let sqpoll = sqpoll_of(b).map(|(ms, _)| Duration::from_millis(ms.into()));
     RingFlags {
@@ -282,6 +288,12 @@ pub(crate) fn describe(ring: &IoUring, flags: Flags, b: &Builder, registered: bo
 mod tests {
     use super::*;
 
+    fn cfg(set: impl FnOnce(&mut DriverConfig)) -> DriverConfig {
+        let mut c = DriverConfig::default();
+        set(&mut c);
+        c
+    }
+
     fn f(si: bool, dt: bool, ct: bool) -> Flags {
         Flags {
             single_issuer: si,
@@ -292,7 +304,7 @@ mod tests {
 
     #[test]
     fn default_ladder() {
-        let c = candidates(&Builder::new());
+        let c = candidates(&DriverConfig::default());
         assert_eq!(
             c,
             [
@@ -306,7 +318,7 @@ mod tests {
 
     #[test]
     fn explicit_flags_are_in_or_out_of_every_attempt() {
-        let c = candidates(&Builder::new().coop_taskrun(false));
+        let c = candidates(&cfg(|c| c.coop_taskrun = Some(false)));
         assert_eq!(
             c,
             [
@@ -315,25 +327,24 @@ mod tests {
                 f(false, false, false)
             ]
         );
-        let c = candidates(&Builder::new().defer_taskrun(true));
+        let c = candidates(&cfg(|c| c.defer_taskrun = Some(true)));
         assert!(
             c.iter().all(|x| x.defer_taskrun && x.single_issuer),
             "{c:?}"
         );
-        let c = candidates(&Builder::new().single_issuer(false));
+        let c = candidates(&cfg(|c| c.single_issuer = Some(false)));
         assert_eq!(c, [f(false, false, true), f(false, false, false)]);
-        let c = candidates(
-            &Builder::new()
-                .single_issuer(false)
-                .defer_taskrun(false)
-                .coop_taskrun(false),
-        );
+        let c = candidates(&cfg(|c| {
+            c.single_issuer = Some(false);
+            c.defer_taskrun = Some(false);
+            c.coop_taskrun = Some(false);
+        }));
         assert_eq!(c, [f(false, false, false)]);
     }
 
     #[test]
     fn sqpoll_drops_unasked_defer_taskrun() {
-        let c = candidates(&Builder::new().sqpoll(Duration::from_millis(10)));
+        let c = candidates(&cfg(|c| c.sqpoll = Some(Duration::from_millis(10))));
         assert_eq!(
             c,
             [

@@ -1,0 +1,58 @@
+//! What a driver is built from: a plain struct the runtime's `Builder`
+//! fills in (the driver knows nothing of the builder).
+
+use std::time::Duration;
+
+/// Which driver a runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DriverKind {
+    /// io_uring where available, else the poll driver (the default).
+    #[default]
+    Auto,
+    /// io_uring; building fails where it is unavailable.
+    Uring,
+    /// The readiness driver (epoll/kqueue through mio).
+    Poll,
+}
+
+/// The driver's settings (see `Builder` for what each means).
+#[derive(Debug, Clone)]
+pub(crate) struct DriverConfig {
+    pub(crate) kind: DriverKind,
+    pub(crate) entries: u32,
+    pub(crate) cq_entries: Option<u32>,
+    /// Setup flags: `None` tries the flag and falls back without it.
+    pub(crate) coop_taskrun: Option<bool>,
+    pub(crate) defer_taskrun: Option<bool>,
+    pub(crate) single_issuer: Option<bool>,
+    pub(crate) sqpoll: Option<Duration>,
+    pub(crate) sqpoll_cpu: Option<u32>,
+    pub(crate) register_ring_fd: bool,
+    /// `None`: MSG_RING wake-ups where the kernel has them.
+    pub(crate) msg_ring_wakeups: Option<bool>,
+    pub(crate) max_completions_per_tick: usize,
+    /// The receive pool: (buffer count, buffer size).
+    pub(crate) pool: (u16, usize),
+    pub(crate) max_blocking_threads: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            kind: DriverKind::Auto,
+            entries: 1024,
+            cq_entries: None,
+            coop_taskrun: None,
+            defer_taskrun: None,
+            single_issuer: None,
+            sqpoll: None,
+            sqpoll_cpu: None,
+            register_ring_fd: true,
+            msg_ring_wakeups: None,
+            max_completions_per_tick: usize::MAX,
+            pool: (1024, 4096),
+            max_blocking_threads: 64,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! An op's life, the same on every backend: start, recover, wait, finish or
+//! be released.
+//!
+//! How it works: before a backend sees an op, this is the one place where
+//! cancel recovery happens. A read waits while an earlier read on its fd is
+//! in the kernel (bytes never overtake each other); a read or accept then
+//! takes what dropped ops kept on the fd (`OpCode::recover`) instead of
+//! asking the kernel. Results that arrive without waiting (kept data, a
+//! queued multishot completion, a syscall that succeeds at once) each take
+//! one unit of the task's budget; when it is spent the op yields first, so a
+//! task whose I/O keeps completing at once cannot starve the others. A
+//! backend may ask to start over (`Progress::Restart`), say after a plain
+//! read took down a multishot receive.
+//!
+//! Dropping the future calls [`release_op`]: an op still in the kernel (or on
+//! the blocking pool) goes to the release queue with its value, so nothing
+//! the kernel may touch is freed, and the driver finishes it later.
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Weak;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::blocking::{self, Job};
+use super::op::{Kind, OpCode};
+use super::{Backend, Driver};
+use crate::release::{self, Release, Released};
+
+/// Where an op is in its life; the future holds it, the driver reads it.
+pub(crate) enum OpState<T> {
+    /// Not started (or starting over).
+    Idle,
+    /// Single-shot, in the ring's slot with this key.
+    Ring(u64),
+    /// As `Ring`, and cancelled by the driver (an accept that will take a
+    /// kept connection once its own op has come back).
+    RingCancel(u64),
+    /// A readiness poll in the ring before the op is retried (a socket in
+    /// `O_NONBLOCK` mode said `EAGAIN`).
+    RingPoll(u64),
+    /// Submit again after the readiness poll (transient).
+    Retry,
+    /// Taking completions from the multishot op armed in this slot.
+    Armed(u64),
+    /// The syscall runs on the blocking pool; the op value is in the job.
+    Blocking(Arc<Job<T>>),
+    /// Finished.
+    Done,
+}
+
+/// What a backend made of a poll.
+pub(crate) enum Progress {
+    /// The op's final result and completion flags.
+    Ready(io::Result<u32>, u32),
+    Pending,
+    /// Go back to `Idle` and start over.
+    Restart,
+}
+
+/// True when the task may take one more result that arrived without waiting.
+#[inline]
+fn budget_left(budget: &Cell<u32>) -> bool {
+    budget.get() > 0
+}
+
+#[inline]
+fn charge(budget: &Cell<u32>) {
+    budget.set(budget.get().saturating_sub(1));
+}
+
+impl Driver {
+    /// Polls the op `data` in `state`: its final result and flags, once
+    /// there. `budget` is the polling task's.
+    #[inline]
+    pub(crate) fn poll_op<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        data: &mut Option<T>,
+        cx: &mut Context<'_>,
+        budget: &Cell<u32>,
+    ) -> Poll<(io::Result<u32>, u32)> {
+        let first = matches!(state, OpState::Idle);
+        if first && !budget_left(budget) {
+            // Spent: yield before taking anything, so a future dropped
+            // meanwhile has taken nothing.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        loop {
+            if let OpState::Idle = state {
+                let op = data.as_mut().expect("corio: op data");
+                if let Some(role) = op.role() {
+                    if role.kind == Kind::Read && role.fd.wait_read(cx.waker()) {
+                        return Poll::Pending;
+                    }
+                    if role.fd.has_kept()
+                        && let Some(res) = op.recover()
+                    {
+                        *state = OpState::Done;
+                        charge(budget);
+                        return Poll::Ready((res, 0));
+                    }
+                }
+            }
+            let progress = match &mut self.backend {
+                #[cfg(corio_uring)]
+                Backend::Uring(d) => d.poll_op(state, data, cx, &self.blocking),
+                Backend::Poll(d) => d.poll_op(state, data, cx, &self.blocking, self.pool.as_ref()),
+            };
+            match progress {
+                Progress::Ready(res, flags) => {
+                    if first {
+                        charge(budget);
+                    }
+                    *state = OpState::Done;
+                    return Poll::Ready((res, flags));
+                }
+                Progress::Pending => return Poll::Pending,
+                Progress::Restart => *state = OpState::Idle,
+            }
+        }
+    }
+}
+
+/// The future of an op in `state` went away (`data` is its value, if the
+/// future still had it): whatever the kernel may still touch goes to the
+/// release queue of the driver `owner`, to be finished there.
+pub(crate) fn release_op<T: OpCode>(owner: &Weak<()>, state: OpState<T>, data: Option<T>) {
+    match state {
+        OpState::Idle | OpState::Done | OpState::Retry | OpState::Armed(_) => {}
+        OpState::Ring(key) | OpState::RingCancel(key) => {
+            let op = data.map(|d| Box::new(d) as Box<dyn Released>);
+            release::push(owner, Release::Op { key, op });
+        }
+        OpState::RingPoll(key) => {
+            // A readiness poll holds nothing; the read it waited for gives
+            // its turn back now.
+            if let Some(role) = data.as_ref().and_then(|d| d.role())
+                && role.kind == Kind::Read
+            {
+                role.fd.end_read();
+            }
+            release::push(owner, Release::Op { key, op: None });
+        }
+        OpState::Blocking(job) => blocking::abandon(owner, job),
+    }
+}

@@ -1,0 +1,248 @@
+//! Polling an op on the ring.
+//!
+//! How it works: the first poll submits the op's SQE into a slot that holds
+//! the task's waker; the next polls take its completions (`on_cqe` for each,
+//! `Done` ends it). `EAGAIN` from a socket in `O_NONBLOCK` mode is not a
+//! result: a `POLL_ADD` for the op's readiness is submitted, and the op is
+//! retried when it fires. An op of a multishot role takes the completions of
+//! the multishot op armed on its fd, arming one if there is none; a plain
+//! read on that fd takes the armed op down first, so what it received is
+//! kept for the read. An accept that waits while a dropped accept keeps a
+//! connection cancels its own and takes the kept one. Ops on opcodes the
+//! kernel lacks run on the blocking pool.
+
+use std::task::Context;
+
+use io_uring::{opcode, types};
+
+use super::Ring;
+use super::slots::Owner;
+use crate::driver::blocking::{self, BlockingPool};
+use crate::driver::op::{Interest, Kind, OpCode, Step, Wait, cqe_result};
+use crate::driver::{OpState, Progress};
+
+fn shut_down() -> std::io::Error {
+    std::io::Error::other("corio: the runtime has shut down")
+}
+
+/// Makes a socket blocking again (io_uring waits for data itself).
+fn set_blocking(fd: i32) {
+    // SAFETY: fcntl on an fd the caller's handle keeps open.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+}
+
+impl Ring {
+    /// Submits `op`'s SQE as a single-shot op owned by the future.
+    fn submit_single<T: OpCode>(&mut self, op: &mut T, cx: &Context<'_>) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
+        let sqe = op.sqe();
+        let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+        self.push(sqe, key);
+        Some(key)
+    }
+
+    pub(crate) fn poll_op<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        data: &mut Option<T>,
+        cx: &mut Context<'_>,
+        pool: &BlockingPool,
+    ) -> Progress {
+        loop {
+            match *state {
+                OpState::Idle => {
+                    let op = data.as_mut().expect("corio: op data");
+                    if let Some(code) = op.optional_opcode()
+                        && !self.supports(code)
+                    {
+                        // The kernel lacks the opcode: run the syscall on
+                        // the blocking pool, as the poll driver does.
+                        return blocking::poll(state, data, cx, pool);
+                    }
+                    let (kind, multishot, armed) = match op.role() {
+                        Some(r) => (Some(r.kind), r.multishot, r.fd.armed()),
+                        None => (None, false, None),
+                    };
+                    if multishot || (kind == Some(Kind::Accept) && armed.is_some()) {
+                        // Pooled receives and multishot accepts take from the
+                        // op armed on the fd; so does any accept while one is
+                        // armed (its connections are for whoever accepts).
+                        let key = match armed {
+                            Some(key) => key,
+                            None => {
+                                if self.closed {
+                                    return Progress::Ready(Err(shut_down()), 0);
+                                }
+                                let sqe = op.sqe();
+                                let armed = op.arm().expect("corio: a multishot op arms");
+                                let key = self.slots.insert(Owner::Armed {
+                                    op: armed,
+                                    waiters: Vec::new(),
+                                });
+                                self.push(sqe, key);
+                                let fd = op.role().expect("role").fd;
+                                fd.set_armed(Some((key, self.owner.clone())));
+                                key
+                            }
+                        };
+                        *state = OpState::Armed(key);
+                    } else if let (Some(Kind::Read), Some(key)) = (kind, armed) {
+                        // A plain read on a socket whose pooled receives
+                        // armed a multishot receive: take that down; what it
+                        // received is kept for this read, which waits until
+                        // it has ended.
+                        let fd = op.role().expect("role").fd;
+                        fd.set_armed(None);
+                        fd.start_read();
+                        if let Ok(true) = self.slots.disarm(key, None) {
+                            self.cancel(key);
+                        }
+                        return Progress::Restart;
+                    } else {
+                        if kind == Some(Kind::Read) {
+                            op.role().expect("role").fd.start_read();
+                        }
+                        let Some(key) = self.submit_single(op, cx) else {
+                            if kind == Some(Kind::Read) {
+                                op.role().expect("role").fd.end_read();
+                            }
+                            return Progress::Ready(Err(shut_down()), 0);
+                        };
+                        if kind == Some(Kind::Accept) {
+                            // Woken if a dropped accept keeps a connection.
+                            op.role().expect("role").fd.kept().wait_accepted(cx.waker());
+                        }
+                        *state = OpState::Ring(key);
+                        return Progress::Pending;
+                    }
+                }
+                OpState::Retry => {
+                    // After a readiness poll: the op still holds its read.
+                    let op = data.as_mut().expect("corio: op data");
+                    let Some(key) = self.submit_single(op, cx) else {
+                        if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
+                            role.fd.end_read();
+                        }
+                        return Progress::Ready(Err(shut_down()), 0);
+                    };
+                    *state = OpState::Ring(key);
+                    return Progress::Pending;
+                }
+                OpState::Ring(key) | OpState::RingCancel(key) => {
+                    let cancelling = matches!(state, OpState::RingCancel(_));
+                    let op = data.as_mut().expect("corio: op data");
+                    let Some((res, flags, _)) = self.slots.pop(key) else {
+                        self.slots.set_waker(key, cx.waker());
+                        if let Some(role) = op.role().filter(|r| r.kind == Kind::Accept) {
+                            // A dropped accept may keep a connection while
+                            // this one waits: cancel this one to take it.
+                            let mut kept = role.fd.kept();
+                            if kept.has_accepted() {
+                                drop(kept);
+                                if !cancelling {
+                                    self.cancel(key);
+                                    *state = OpState::RingCancel(key);
+                                }
+                            } else {
+                                kept.wait_accepted(cx.waker());
+                            }
+                        }
+                        return Progress::Pending;
+                    };
+                    if op.on_cqe(res, flags) == Step::More {
+                        continue;
+                    }
+                    self.slots.orphan_rest(key);
+                    let role = op.role();
+                    let wait = op.wait();
+                    if res == -libc::EAGAIN
+                        && let Wait::Ready(fd, interest) = wait
+                        && !self.closed
+                    {
+                        // A socket in O_NONBLOCK mode: wait for readiness,
+                        // then retry (a read keeps its turn meanwhile).
+                        self.stats.would_block();
+                        let mask = match interest {
+                            Interest::Readable => libc::POLLIN,
+                            Interest::Writable => libc::POLLOUT,
+                        };
+                        let sqe = opcode::PollAdd::new(types::Fd(fd.raw()), mask as u32).build();
+                        let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+                        self.push(sqe, key);
+                        *state = OpState::RingPoll(key);
+                        return Progress::Pending;
+                    }
+                    if let Some(role) = role.filter(|r| r.kind == Kind::Read) {
+                        role.fd.end_read();
+                    }
+                    if cancelling && res == -libc::ECANCELED {
+                        // Cancelled to take a kept connection.
+                        return Progress::Restart;
+                    }
+                    return Progress::Ready(cqe_result(res), flags);
+                }
+                OpState::RingPoll(key) => {
+                    if self.slots.pop(key).is_none() {
+                        self.slots.set_waker(key, cx.waker());
+                        return Progress::Pending;
+                    }
+                    self.slots.orphan_rest(key);
+                    *state = OpState::Retry;
+                }
+                OpState::Armed(key) => {
+                    let op = data.as_mut().expect("corio: op data");
+                    let role = op.role().expect("corio: a multishot op has a role");
+                    if role.fd.armed() != Some(key) {
+                        // Taken down (a plain read came): start over.
+                        return Progress::Restart;
+                    }
+                    let Some((res, flags, drained)) = self.slots.pop(key) else {
+                        if self.slots.drained(key) {
+                            self.slots.remove(key);
+                            role.fd.set_armed(None);
+                            return Progress::Restart;
+                        }
+                        self.slots.set_waker(key, cx.waker());
+                        return Progress::Pending;
+                    };
+                    if drained {
+                        self.slots.remove(key);
+                        role.fd.set_armed(None);
+                    }
+                    match -res {
+                        // Every pool buffer is leased out: re-armed once one
+                        // comes back.
+                        libc::ENOBUFS => {
+                            self.stats.enobufs();
+                            if let Some(pool) = &self.pool
+                                && !pool.has_free()
+                            {
+                                pool.wait_for_free(cx.waker());
+                                *state = OpState::Idle;
+                                return Progress::Pending;
+                            }
+                            return Progress::Restart;
+                        }
+                        // A socket in O_NONBLOCK mode: make it blocking and
+                        // re-arm.
+                        libc::EAGAIN => {
+                            self.stats.would_block();
+                            set_blocking(role.fd.raw());
+                            return Progress::Restart;
+                        }
+                        _ => return Progress::Ready(cqe_result(res), flags),
+                    }
+                }
+                OpState::Blocking(_) => return blocking::poll(state, data, cx, pool),
+                OpState::Done => unreachable!("corio: op polled after completion"),
+            }
+        }
+    }
+}

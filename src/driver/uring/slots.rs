@@ -1,0 +1,382 @@
+//! The ring's in-flight ops: a slab of slots, each named by its index and a
+//! generation.
+//!
+//! How it works: an op's `user_data` is its slot index in the low 32 bits and
+//! the slot's generation in the high 32, so a completion (or a cancel) meant
+//! for an op that has gone never reaches the op that reuses the slot: it is
+//! a bug, caught by a debug assertion. A slot's [`Owner`] says who takes its
+//! completions: the future that waits for it; the ops of an fd's role, for a
+//! multishot op the driver keeps armed on the fd; or nobody, once its future
+//! is gone — then each completion goes to the op value's `completion` hook,
+//! which keeps or releases what it carries, and the slot is freed with the
+//! last completion (the one without `IORING_CQE_F_MORE`).
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::task::Waker;
+
+use slab::Slab;
+
+use crate::driver::op::CQE_F_MORE;
+use crate::release::Released;
+
+/// Who takes a slot's completions.
+pub(super) enum Owner {
+    /// A future, which waits with this waker.
+    Future(Option<Waker>),
+    /// A multishot op armed on an fd, whose value the driver keeps; ops of
+    /// the fd's role take its completions and wait here.
+    Armed {
+        op: Box<dyn Released>,
+        waiters: Vec<Waker>,
+    },
+    /// Nobody: each completion goes to `op` (`None`: a readiness poll, which
+    /// carries nothing). `close` is an fd to close after the last one.
+    Released {
+        op: Option<Box<dyn Released>>,
+        close: Option<RawFd>,
+    },
+}
+
+/// Completions not taken yet; most ops have one, multishot ops more.
+#[derive(Default)]
+enum Cqes {
+    #[default]
+    Empty,
+    One(i32, u32),
+    Many(VecDeque<(i32, u32)>),
+}
+
+impl Cqes {
+    fn push(&mut self, res: i32, flags: u32) {
+        match self {
+            Cqes::Empty => *self = Cqes::One(res, flags),
+            Cqes::One(r, f) => {
+                let mut q = VecDeque::with_capacity(4);
+                q.push_back((*r, *f));
+                q.push_back((res, flags));
+                *self = Cqes::Many(q);
+            }
+            Cqes::Many(q) => q.push_back((res, flags)),
+        }
+    }
+
+    fn pop(&mut self) -> Option<(i32, u32)> {
+        match self {
+            Cqes::Empty => None,
+            Cqes::One(r, f) => {
+                let out = (*r, *f);
+                *self = Cqes::Empty;
+                Some(out)
+            }
+            Cqes::Many(q) => q.pop_front(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Cqes::Empty => true,
+            Cqes::One(..) => false,
+            Cqes::Many(q) => q.is_empty(),
+        }
+    }
+}
+
+pub(super) struct Slot {
+    generation: u32,
+    cqes: Cqes,
+    /// The op's last completion has arrived.
+    ended: bool,
+    pub(super) owner: Owner,
+}
+
+/// What `complete` leaves the driver to do.
+pub(super) enum After {
+    Nothing,
+    /// An fd whose close waited for this op.
+    Close(RawFd),
+}
+
+/// The slab of in-flight ops.
+pub(super) struct Slots {
+    slab: Slab<Slot>,
+    next_gen: u32,
+}
+
+#[inline]
+fn split(key: u64) -> (usize, u32) {
+    (key as u32 as usize, (key >> 32) as u32)
+}
+
+impl Slots {
+    pub(super) fn new() -> Slots {
+        Slots {
+            slab: Slab::with_capacity(256),
+            next_gen: 0,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// A new slot; returns its key (the op's `user_data`).
+    pub(super) fn insert(&mut self, owner: Owner) -> u64 {
+        let generation = self.next_gen;
+        // The high word u32::MAX is left to the driver's own tokens.
+        self.next_gen = if generation >= u32::MAX - 1 {
+            0
+        } else {
+            generation + 1
+        };
+        let idx = self.slab.insert(Slot {
+            generation,
+            cqes: Cqes::Empty,
+            ended: false,
+            owner,
+        });
+        debug_assert!(idx < u32::MAX as usize);
+        (u64::from(generation) << 32) | idx as u64
+    }
+
+    /// The live slot `key` names (`None` when it is gone or reused).
+    #[inline]
+    pub(super) fn get(&mut self, key: u64) -> Option<&mut Slot> {
+        let (idx, generation) = split(key);
+        self.slab
+            .get_mut(idx)
+            .filter(|s| s.generation == generation)
+    }
+
+    fn slot(&mut self, key: u64) -> &mut Slot {
+        let slot = self.get(key);
+        debug_assert!(slot.is_some(), "corio: no live op slot {key:#x}");
+        slot.expect("corio: no live op slot")
+    }
+
+    /// Frees slot `key`.
+    pub(super) fn remove(&mut self, key: u64) {
+        if self.get(key).is_some() {
+            self.slab.remove(split(key).0);
+        }
+    }
+
+    /// Takes the oldest completion of slot `key`; with it, whether the slot
+    /// has nothing more to give (its last completion taken).
+    #[inline]
+    pub(super) fn pop(&mut self, key: u64) -> Option<(i32, u32, bool)> {
+        let slot = self.slot(key);
+        let (res, flags) = slot.cqes.pop()?;
+        Some((res, flags, slot.ended && slot.cqes.is_empty()))
+    }
+
+    /// True when slot `key` has ended and every completion was taken.
+    pub(super) fn drained(&mut self, key: u64) -> bool {
+        let slot = self.slot(key);
+        slot.ended && slot.cqes.is_empty()
+    }
+
+    /// Records the waker of the future that owns slot `key`.
+    pub(super) fn set_waker(&mut self, key: u64, waker: &Waker) {
+        match &mut self.slot(key).owner {
+            Owner::Future(w) => match w {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *w = Some(waker.clone()),
+            },
+            Owner::Armed { waiters, .. } => {
+                if !waiters.iter().any(|w| w.will_wake(waker)) {
+                    waiters.push(waker.clone());
+                }
+            }
+            Owner::Released { .. } => debug_assert!(false, "corio: waiting on a released op"),
+        }
+    }
+
+    /// A completion arrived for `key`.
+    pub(super) fn complete(&mut self, key: u64, res: i32, flags: u32) -> After {
+        let Some(slot) = self.get(key) else {
+            debug_assert!(false, "corio: completion for no live op slot ({key:#x})");
+            return After::Nothing;
+        };
+        let last = flags & CQE_F_MORE == 0;
+        match &mut slot.owner {
+            Owner::Future(waker) => {
+                slot.cqes.push(res, flags);
+                slot.ended |= last;
+                if let Some(w) = waker.take() {
+                    w.wake();
+                }
+            }
+            Owner::Armed { waiters, .. } => {
+                slot.cqes.push(res, flags);
+                slot.ended |= last;
+                for w in waiters.drain(..) {
+                    w.wake();
+                }
+            }
+            Owner::Released { op, close } => {
+                if let Some(op) = op {
+                    op.completion(res, flags);
+                }
+                if last {
+                    let close = close.take();
+                    self.remove(key);
+                    return close.map_or(After::Nothing, After::Close);
+                }
+            }
+        }
+        After::Nothing
+    }
+
+    /// The future of slot `key` is gone; `op` is its value, if the kernel
+    /// may still touch it. Completions already in are released now. True
+    /// when the op is still in the kernel (the caller cancels it).
+    pub(super) fn release(&mut self, key: u64, mut op: Option<Box<dyn Released>>) -> bool {
+        let Some(slot) = self.get(key) else {
+            debug_assert!(false, "corio: released op slot {key:#x} is gone");
+            return false;
+        };
+        while let Some((res, flags)) = slot.cqes.pop() {
+            if let Some(op) = &mut op {
+                op.completion(res, flags);
+            }
+        }
+        if slot.ended {
+            self.remove(key);
+            return false;
+        }
+        slot.owner = Owner::Released { op, close: None };
+        true
+    }
+
+    /// The future of slot `key` took its final result while the kernel may
+    /// still post completions: they are dropped as they come.
+    pub(super) fn orphan_rest(&mut self, key: u64) {
+        if self.drained(key) {
+            self.remove(key);
+        } else {
+            self.slot(key).owner = Owner::Released {
+                op: None,
+                close: None,
+            };
+        }
+    }
+
+    /// Takes down the multishot op armed in slot `key`: its completions go
+    /// to its own `completion` from now on (those in already, now), its
+    /// waiters are woken, and `close` is closed after its last. Returns
+    /// whether it is still in the kernel (the caller cancels it), or the fd
+    /// to close now.
+    pub(super) fn disarm(&mut self, key: u64, close: Option<RawFd>) -> Result<bool, RawFd> {
+        let Some(slot) = self.get(key) else {
+            // Already ended and freed: nothing holds the fd.
+            return close.map_or(Ok(false), Err);
+        };
+        let owner = std::mem::replace(
+            &mut slot.owner,
+            Owner::Released {
+                op: None,
+                close: None,
+            },
+        );
+        let mut op = match owner {
+            Owner::Armed { op, waiters } => {
+                for w in waiters {
+                    w.wake();
+                }
+                op
+            }
+            other => {
+                debug_assert!(false, "corio: slot {key:#x} is not an armed op");
+                slot.owner = other;
+                return close.map_or(Ok(false), Err);
+            }
+        };
+        while let Some((res, flags)) = slot.cqes.pop() {
+            op.completion(res, flags);
+        }
+        if slot.ended {
+            self.remove(key);
+            return close.map_or(Ok(false), Err);
+        }
+        slot.owner = Owner::Released {
+            op: Some(op),
+            close,
+        };
+        Ok(true)
+    }
+
+    /// Keys of the slots still waiting for completions (for shutdown).
+    pub(super) fn in_kernel(&self) -> Vec<u64> {
+        self.slab
+            .iter()
+            .filter(|(_, s)| !s.ended)
+            .map(|(i, s)| (u64::from(s.generation) << 32) | i as u64)
+            .collect()
+    }
+
+    /// True when some slot still waits for a completion.
+    pub(super) fn any_in_kernel(&self) -> bool {
+        self.slab.iter().any(|(_, s)| !s.ended)
+    }
+
+    /// Forgets every slot without dropping it: for an op the kernel would
+    /// not give back, leaking is safer than freeing memory under it.
+    pub(super) fn leak_all(&mut self) {
+        std::mem::forget(std::mem::replace(&mut self.slab, Slab::new()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count(std::rc::Rc<std::cell::Cell<u32>>);
+
+    impl Released for Count {
+        fn completion(&mut self, _res: i32, flags: u32) -> bool {
+            self.0.set(self.0.get() + 1);
+            flags & CQE_F_MORE == 0
+        }
+    }
+
+    #[test]
+    fn a_stale_key_never_reaches_the_slots_new_op() {
+        let mut s = Slots::new();
+        let a = s.insert(Owner::Future(None));
+        s.remove(a);
+        let b = s.insert(Owner::Future(None));
+        assert_eq!(a as u32, b as u32, "the index is reused");
+        assert_ne!(a, b, "with another generation");
+        assert!(s.get(a).is_none());
+        assert!(s.get(b).is_some());
+    }
+
+    #[test]
+    fn released_multishot_sees_each_completion_and_frees_on_the_last() {
+        let mut s = Slots::new();
+        let n = std::rc::Rc::new(std::cell::Cell::new(0));
+        let k = s.insert(Owner::Future(None));
+        s.complete(k, 5, CQE_F_MORE);
+        assert!(s.release(k, Some(Box::new(Count(n.clone())))));
+        assert_eq!(n.get(), 1, "the queued completion is released at once");
+        s.complete(k, 6, CQE_F_MORE);
+        assert!(s.get(k).is_some());
+        s.complete(k, -125, 0);
+        assert_eq!(n.get(), 3);
+        assert!(s.get(k).is_none(), "freed with its last completion");
+    }
+
+    #[test]
+    fn one_then_many_completions_queue_in_order() {
+        let mut s = Slots::new();
+        let k = s.insert(Owner::Future(None));
+        s.complete(k, 1, CQE_F_MORE);
+        s.complete(k, 2, CQE_F_MORE);
+        s.complete(k, 3, 0);
+        assert_eq!(s.pop(k), Some((1, CQE_F_MORE, false)));
+        assert_eq!(s.pop(k), Some((2, CQE_F_MORE, false)));
+        assert_eq!(s.pop(k), Some((3, 0, true)));
+        assert_eq!(s.pop(k), None);
+    }
+}

@@ -1,0 +1,126 @@
+//! Accepting connections, like accept4(2) with `SOCK_CLOEXEC`: one at a
+//! time, or from a multishot accept the driver keeps armed on the listener.
+
+use std::io;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+use socket2::SockAddr;
+
+use super::AddrBuf;
+use crate::driver::op::CQE_F_MORE;
+use crate::fd::{SharedFd, WeakFd};
+use crate::op::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
+use crate::release::Released;
+
+/// Accepts a connection. With `multishot`, on io_uring it takes the next
+/// connection of a multishot accept armed on the listener (arming one if
+/// none is); such connections come without a peer address.
+pub(crate) struct Accept {
+    fd: SharedFd,
+    addr: Box<AddrBuf>,
+    multishot: bool,
+}
+
+impl Accept {
+    pub(crate) fn new(fd: &SharedFd, multishot: bool) -> Accept {
+        Accept {
+            fd: fd.clone(),
+            addr: AddrBuf::new(),
+            multishot,
+        }
+    }
+}
+
+/// Wraps an accepted fd.
+fn owned(raw: u32) -> OwnedFd {
+    // SAFETY: a successful accept returns a new fd that we now own.
+    unsafe { OwnedFd::from_raw_fd(raw as i32) }
+}
+
+// SAFETY: the address storage is boxed and owned by the op; a multishot
+// accept names no memory.
+unsafe impl OpCode for Accept {
+    type Output = io::Result<(OwnedFd, Option<SockAddr>)>;
+
+    fn wait(&self) -> Wait<'_> {
+        Wait::Ready(&self.fd, Interest::Readable)
+    }
+
+    fn role(&self) -> Option<Role<'_>> {
+        Some(Role {
+            fd: &self.fd,
+            kind: Kind::Accept,
+            multishot: self.multishot,
+        })
+    }
+
+    fn recover(&mut self) -> Option<io::Result<u32>> {
+        let conn = self.fd.kept().take_accepted()?;
+        self.addr.clear();
+        Some(Ok(conn.into_raw_fd() as u32))
+    }
+
+    fn arm(&mut self) -> Option<Box<dyn Released>> {
+        Some(Box::new(ArmedAccept {
+            listener: self.fd.downgrade(),
+        }))
+    }
+
+    fn sqe(&mut self) -> Sqe {
+        self.addr.reset();
+        if self.multishot {
+            self.addr.clear();
+        }
+        uring!(if self.multishot {
+            opcode::AcceptMulti::new(types::Fd(self.fd.raw()))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        } else {
+            let addr = self.addr.ptr();
+            opcode::Accept::new(types::Fd(self.fd.raw()), addr, &mut self.addr.len)
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        })
+    }
+
+    fn attempt(&mut self) -> io::Result<u32> {
+        self.addr.reset();
+        let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        let addr = self.addr.ptr();
+        // SAFETY: the address storage and its length are owned by the op.
+        let res = unsafe { libc::accept4(self.fd.raw(), addr, &mut self.addr.len, flags) };
+        crate::driver::op::syscall_result(res as libc::ssize_t)
+    }
+
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> Self::Output {
+        let conn = owned(res?);
+        Ok((conn, self.addr.get()))
+    }
+
+    fn release(&mut self, res: io::Result<u32>, _flags: u32) {
+        if let Ok(raw) = res {
+            // The listener keeps it for its next accept (and closes it if
+            // the listener itself is gone).
+            self.fd.stash_accepted(owned(raw));
+        }
+    }
+}
+
+/// A multishot accept the driver keeps armed on a listener: connections
+/// that arrive once it is taken down go to the listener's next accept, or
+/// are closed when the listener is gone.
+struct ArmedAccept {
+    listener: WeakFd,
+}
+
+impl Released for ArmedAccept {
+    fn completion(&mut self, res: i32, flags: u32) -> bool {
+        if res >= 0 {
+            let conn = owned(res as u32);
+            if let Some(listener) = self.listener.upgrade() {
+                listener.stash_accepted(conn);
+            }
+        }
+        flags & CQE_F_MORE == 0
+    }
+}

@@ -1,0 +1,95 @@
+//! Socket addresses and message headers the kernel reads or writes.
+
+use socket2::{SockAddr, SockAddrStorage};
+
+/// Storage the kernel writes a peer address into (boxed by its owner, so
+/// its address is stable).
+pub(crate) struct AddrBuf {
+    storage: libc::sockaddr_storage,
+    pub(crate) len: libc::socklen_t,
+}
+
+const STORAGE_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_storage>() as _;
+
+impl AddrBuf {
+    pub(crate) fn new() -> Box<AddrBuf> {
+        // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+        let storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        Box::new(AddrBuf {
+            storage,
+            len: STORAGE_LEN,
+        })
+    }
+
+    /// Room for a whole address again.
+    pub(crate) fn reset(&mut self) {
+        self.len = STORAGE_LEN;
+    }
+
+    /// No address (say the result came from a kept connection).
+    pub(crate) fn clear(&mut self) {
+        self.storage.ss_family = libc::AF_UNSPEC as libc::sa_family_t;
+        self.len = 0;
+    }
+
+    pub(crate) fn ptr(&mut self) -> *mut libc::sockaddr {
+        (&mut self.storage as *mut libc::sockaddr_storage).cast()
+    }
+
+    /// Stores `addr` as if the kernel had written it.
+    pub(crate) fn set(&mut self, addr: &SockAddr) {
+        let len = addr.len().min(STORAGE_LEN);
+        // SAFETY: both are sockaddr_storage-sized; `len` bytes are copied.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                addr.as_ptr().cast::<u8>(),
+                (&mut self.storage as *mut libc::sockaddr_storage).cast::<u8>(),
+                len as usize,
+            )
+        };
+        self.len = len;
+    }
+
+    /// The address the kernel wrote, if any.
+    pub(crate) fn get(&self) -> Option<SockAddr> {
+        if self.len == 0 || self.storage.ss_family == libc::AF_UNSPEC as libc::sa_family_t {
+            return None;
+        }
+        Some(sock_addr_from(&self.storage, self.len))
+    }
+}
+
+/// A `SockAddr` from `len` bytes of `storage` the kernel wrote.
+pub(crate) fn sock_addr_from(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> SockAddr {
+    let mut out = SockAddrStorage::zeroed();
+    let len = len.min(out.size_of());
+    // SAFETY: `SockAddrStorage` wraps a sockaddr_storage, so both are the
+    // same size; we copy `len` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (storage as *const libc::sockaddr_storage).cast::<u8>(),
+            (&mut out as *mut SockAddrStorage).cast::<u8>(),
+            len as usize,
+        )
+    };
+    // SAFETY: the kernel initialised `len` bytes (the rest is zero) and set
+    // the family that matches them.
+    unsafe { SockAddr::new(out, len) }
+}
+
+/// The boxed `msghdr` of a sendmsg/recvmsg and what it points at.
+pub(crate) struct MsgParts {
+    pub(crate) msg: libc::msghdr,
+    iovecs: Vec<libc::iovec>,
+}
+
+impl MsgParts {
+    pub(crate) fn new(iovecs: Vec<libc::iovec>) -> Box<MsgParts> {
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        let mut parts = Box::new(MsgParts { msg, iovecs });
+        parts.msg.msg_iov = parts.iovecs.as_mut_ptr();
+        parts.msg.msg_iovlen = parts.iovecs.len() as _;
+        parts
+    }
+}

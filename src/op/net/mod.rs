@@ -1,0 +1,25 @@
+//! Socket operations: accept, connect, recv, send, sendmsg, recvmsg,
+//! shutdown — for every socket family (addresses are `socket2::SockAddr`).
+//!
+//! How it works: each op owns its socket (`SharedFd`, so the fd outlives the
+//! op), its buffers, and any kernel-visible structure (`msghdr`, iovecs,
+//! socket addresses) in a `Box`, so those addresses are stable while the op
+//! value moves between its future and the driver. Reads and accepts name
+//! their fd in their `Role`: the driver hands them what dropped ops kept,
+//! and their `release` keeps what they get after their future is gone.
+
+mod accept;
+mod addr;
+mod connect;
+mod recv;
+mod send;
+
+pub(crate) use accept::Accept;
+pub(crate) use addr::{AddrBuf, MsgParts, sock_addr_from};
+pub(crate) use connect::{Connect, Shutdown};
+pub(crate) use recv::{Recv, RecvMsg, drained_by_read};
+pub(crate) use send::{Send, SendMsg};
+
+fn would_block() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::WouldBlock)
+}
