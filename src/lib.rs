@@ -49,6 +49,7 @@ extern crate self as corio;
 #[path = "private.rs"]
 pub mod __private;
 pub mod buf;
+pub mod compat;
 // Built without io_uring, the ring's half of the op layer (multishot arming,
 // released completions, SQEs) is never reached.
 #[cfg_attr(not(corio_uring), allow(dead_code))]

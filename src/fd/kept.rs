@@ -82,6 +82,14 @@ impl Kept {
         }
     }
 
+    /// Puts bytes back in front of the kept ones, for the next read to take
+    /// first (what `corio::compat` took from a receive and did not hand out).
+    pub(crate) fn unread_front(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().rev() {
+            self.stash.push_front(b);
+        }
+    }
+
     /// Keeps bytes a dropped read received.
     pub(crate) fn stash_bytes(&mut self, bytes: &[u8]) {
         self.stash.extend(bytes);

@@ -69,7 +69,7 @@
 mod acceptor;
 mod connector;
 mod pem;
-mod stream;
+pub(crate) mod stream;
 mod transport;
 
 pub use acceptor::TlsAcceptor;

@@ -356,6 +356,33 @@ impl<S: Transport> TlsStream<S> {
 }
 
 impl<S> TlsStream<S> {
+    /// The transport and the rustls connection, for `corio::compat`, which
+    /// drives the session itself.
+    pub(crate) fn parts_mut(&mut self) -> (&S, &mut Connection) {
+        (&self.io, &mut self.conn)
+    }
+
+    /// Takes the ciphertext read from the transport but not yet given to
+    /// rustls (`corio::compat` hands it back to the socket's read queue).
+    pub(crate) fn take_unread_ciphertext(&mut self) -> Vec<u8> {
+        let rest = match self.rbuf.as_deref() {
+            Some(b) if self.rpos < b.len() => b[self.rpos..].to_vec(),
+            _ => Vec::new(),
+        };
+        self.rpos = self.rbuf.as_ref().map_or(0, Vec::len);
+        rest
+    }
+
+    /// Whether a write was lost mid-record (no more may be sent).
+    pub(crate) fn is_send_broken(&self) -> bool {
+        self.send_broken
+    }
+
+    /// Marks the stream unable to send (a write failed mid-record).
+    pub(crate) fn set_send_broken(&mut self) {
+        self.send_broken = true;
+    }
+
     /// The transport.
     pub fn get_ref(&self) -> &S {
         &self.io
@@ -439,11 +466,11 @@ async fn send_all<S: Transport>(io: &S, mut buf: Vec<u8>) -> BufResult<(), Vec<u
 }
 
 /// A rustls error as an `io::Error` (`InvalidData`, the rustls error inside).
-pub(super) fn tls_error(e: rustls::Error) -> io::Error {
+pub(crate) fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-fn send_broken() -> io::Error {
+pub(crate) fn send_broken() -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,
         "an earlier TLS write was dropped mid-flight or failed; the stream cannot send any more",

@@ -13,7 +13,8 @@
 //! `all` runs every scenario (see `runner.rs`), pins servers and load to
 //! different cores, and writes `BENCHMARKS.md` and `benches/suite/chart.svg`.
 //! RUNTIME is one of corio-uring, corio-pool, corio-poll, corio-fixed (file reads only),
-//! tokio, tokio-mt, monoio, glommio, compio, tokio-uring.
+//! corio-compat (through `corio::compat`: echo on the `tokio::io` traits, HTTP with hyper),
+//! tokio, tokio-mt, tokio-hyper (hyper on tokio, HTTP only), monoio, glommio, compio, tokio-uring.
 
 /// The example server's per-read step (`answer`).
 #[path = "../../../examples/http_server/app.rs"]
@@ -39,7 +40,7 @@ use rt::{App, Runtime};
 const USAGE: &str = "usage:
   corio-bench all [--secs S] [--warmup S] [--repeats N] [--file-secs S] [--only LIST] [--runtimes LIST]
                   [--quiet-wait S] [--quiet-budget S] [--server-cpu N] [--load-cpu N] [--out FILE] [--svg FILE]
-      --only: comma-separated scenarios: echo64, echo1k, http, http2, file, syscalls
+      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls
       --runtimes: comma-separated runtime names (default: all)
       --quiet-wait, --quiet-budget: before each run, wait up to S seconds (default 15; 300 in all)
                                     for the machine to be idle
@@ -47,7 +48,9 @@ const USAGE: &str = "usage:
   corio-bench serve echo|http RUNTIME [--addr HOST:PORT] [--cpus LIST] [--threads N]
   corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S] [--max REQUESTS]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
-RUNTIME: corio-uring corio-pool corio-poll corio-fixed tokio tokio-mt monoio glommio compio tokio-uring";
+RUNTIME: corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
+         glommio compio tokio-uring (corio-compat: echo on tokio::io traits over corio::compat, HTTP
+         with hyper; tokio-hyper: the same hyper service on tokio's current-thread runtime)";
 
 /// Options given as `--name value` (or `--name=value`) after the positional arguments.
 pub struct Opts {

@@ -223,17 +223,26 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> (String, String
             continue;
         }
         let _ = writeln!(m, "## {}\n", case.title);
+        // The hyper case compares hyper on corio with hyper on tokio.
+        let base = match case.id {
+            "hyper" => "tokio-hyper",
+            _ => "tokio",
+        };
         let tokio = sums
             .iter()
-            .find(|s| s.label == "tokio" || s.label.starts_with("tokio-mt"))
+            .find(|s| s.label == base || (base == "tokio" && s.label.starts_with("tokio-mt")))
             .map(|s| s.cpu);
         let _ = writeln!(
             m,
             "| runtime | runs | req/s | p50 µs | p99 µs | server CPU µs/req (range) | of which user | vs {} | server cores busy |",
-            if case.id == "http2" {
-                "tokio-mt"
-            } else {
-                "tokio"
+            match case.id {
+                "http2" => "tokio-mt",
+                id =>
+                    if id == "hyper" {
+                        "tokio-hyper"
+                    } else {
+                        "tokio"
+                    },
             }
         );
         let _ = writeln!(m, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -427,8 +436,10 @@ fn colour(label: &str) -> &'static str {
         "corio-fixed" => "#c2410c",
         "corio-pool" => "#a61e4d",
         "corio-poll" => "#f59f00",
+        "corio-compat" => "#d9480f",
         "tokio" => "#1c7ed6",
         "tokio-mt" => "#74c0fc",
+        "tokio-hyper" => "#1864ab",
         "monoio" => "#2f9e44",
         "glommio" => "#7048e8",
         "compio" => "#0ca678",

@@ -156,7 +156,10 @@ pub struct Results {
 fn contender(rt: Runtime, threads: usize) -> Contender {
     let label = if threads > 1 && rt != Runtime::TokioMt {
         let kind = match rt {
-            Runtime::CorioUring | Runtime::CorioPoll | Runtime::CorioPool => "sharded",
+            Runtime::CorioUring
+            | Runtime::CorioPoll
+            | Runtime::CorioPool
+            | Runtime::CorioCompat => "sharded",
             _ => "per core",
         };
         format!("{} ×{threads} {kind}", rt.name())
@@ -180,6 +183,19 @@ const ONE_CORE: [Runtime; 8] = [
     Runtime::TokioUring,
 ];
 
+/// The echo scenarios' runtimes: the single-core ones, and the compat layer.
+const ECHO: [Runtime; 9] = [
+    Runtime::CorioUring,
+    Runtime::CorioPool,
+    Runtime::CorioCompat,
+    Runtime::CorioPoll,
+    Runtime::Tokio,
+    Runtime::Monoio,
+    Runtime::Glommio,
+    Runtime::Compio,
+    Runtime::TokioUring,
+];
+
 /// The file-read runtimes.
 const FILE: [Runtime; 8] = [
     Runtime::CorioUring,
@@ -193,7 +209,9 @@ const FILE: [Runtime; 8] = [
 ];
 
 /// Scenario ids `--only` accepts.
-const SCENARIOS: [&str; 6] = ["echo64", "echo1k", "http", "http2", "file", "syscalls"];
+const SCENARIOS: [&str; 7] = [
+    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls",
+];
 
 fn cases(cfg: &Cfg) -> Vec<NetCase> {
     let one = |rts: &[Runtime]| rts.iter().map(|&r| contender(r, 1)).collect::<Vec<_>>();
@@ -226,7 +244,7 @@ fn cases(cfg: &Cfg) -> Vec<NetCase> {
             },
             server_cpus: s.clone(),
             load_cpus: l.clone(),
-            contenders: one(&ONE_CORE),
+            contenders: one(&ECHO),
         },
         NetCase {
             id: "echo1k",
@@ -239,7 +257,7 @@ fn cases(cfg: &Cfg) -> Vec<NetCase> {
             },
             server_cpus: s.clone(),
             load_cpus: l.clone(),
-            contenders: one(&ONE_CORE),
+            contenders: one(&ECHO),
         },
         NetCase {
             id: "http",
@@ -249,9 +267,25 @@ fn cases(cfg: &Cfg) -> Vec<NetCase> {
             short: "HTTP keep-alive, server on one core",
             app: App::Http,
             load: http_load(1, 64),
+            server_cpus: s.clone(),
+            load_cpus: l.clone(),
+            contenders: one(&ONE_CORE),
+        },
+        NetCase {
+            id: "hyper",
+            title: format!(
+                "hyper 1.x hello world, 64 connections ({tool}, 1 thread), server on one core"
+            ),
+            short: "hyper 1.x on corio and on tokio, server on one core",
+            app: App::Http,
+            load: http_load(1, 64),
             server_cpus: s,
             load_cpus: l,
-            contenders: one(&ONE_CORE),
+            contenders: one(&[
+                Runtime::CorioCompat,
+                Runtime::TokioHyper,
+                Runtime::CorioUring,
+            ]),
         },
         NetCase {
             id: "http2",

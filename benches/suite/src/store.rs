@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::runner::{Cfg, FileSample, Results, Sample, SyscallRow};
 
 /// The scenario ids, as the `'static` strings the results use.
-const IDS: [&str; 4] = ["echo64", "echo1k", "http", "http2"];
+const IDS: [&str; 5] = ["echo64", "echo1k", "http", "http2", "hyper"];
 
 fn id(s: &str) -> Option<&'static str> {
     IDS.into_iter().find(|i| *i == s)

@@ -18,7 +18,7 @@ use crate::net::stream_io;
 /// cancel safety (reads cancel-safe, `read_exact` not).
 #[derive(Debug)]
 pub struct OwnedReadHalf {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 /// The write half of a [`TcpStream`], from [`TcpStream::into_split`].
@@ -30,7 +30,7 @@ pub struct OwnedReadHalf {
 /// [`shutdown`](Self::shutdown) to send FIN.
 #[derive(Debug)]
 pub struct OwnedWriteHalf {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl OwnedReadHalf {

@@ -35,7 +35,7 @@ use crate::net::stream_io;
 /// ```
 #[derive(Debug)]
 pub struct TcpStream {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl TcpStream {

@@ -11,6 +11,7 @@ use ::corio::DriverKind::{Poll, Uring};
 pub mod compio;
 pub mod corio;
 pub mod glommio;
+pub mod hyper;
 pub mod monoio;
 pub mod tokio;
 pub mod tokio_uring;
@@ -39,6 +40,12 @@ pub enum Runtime {
     CorioPool,
     /// Registered (fixed) buffers; file reads only.
     CorioFixed,
+    /// corio on io_uring through `corio::compat::Compat`: echo on the
+    /// `tokio::io` traits, HTTP with hyper 1.x (its cost over the
+    /// owned-buffer API, and hyper on corio against `tokio-hyper`).
+    CorioCompat,
+    /// The same hyper service on tokio's current-thread runtime (HTTP only).
+    TokioHyper,
     /// tokio's current-thread runtime; with several threads, one per core on
     /// its own `SO_REUSEPORT` listener.
     Tokio,
@@ -51,11 +58,13 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 10] = [
+    pub const ALL: [Runtime; 12] = [
         Runtime::CorioUring,
         Runtime::CorioFixed,
         Runtime::CorioPool,
         Runtime::CorioPoll,
+        Runtime::CorioCompat,
+        Runtime::TokioHyper,
         Runtime::Tokio,
         Runtime::TokioMt,
         Runtime::Monoio,
@@ -70,6 +79,8 @@ impl Runtime {
             Runtime::CorioPoll => "corio-poll",
             Runtime::CorioPool => "corio-pool",
             Runtime::CorioFixed => "corio-fixed",
+            Runtime::CorioCompat => "corio-compat",
+            Runtime::TokioHyper => "tokio-hyper",
             Runtime::Tokio => "tokio",
             Runtime::TokioMt => "tokio-mt",
             Runtime::Monoio => "monoio",
@@ -105,6 +116,8 @@ pub fn serve(
         Runtime::Compio => per_thread(listeners, cpus, move |l| compio::serve(app, l)),
         Runtime::TokioUring => per_thread(listeners, cpus, move |l| tokio_uring::serve(app, l)),
         Runtime::CorioFixed => Err(io::Error::other("corio-fixed is a file-read mode only")),
+        Runtime::CorioCompat => hyper::serve_corio(app, listeners),
+        Runtime::TokioHyper => per_thread(listeners, cpus, move |l| hyper::serve_tokio(app, l)),
     }
 }
 
@@ -142,7 +155,10 @@ pub fn fileread(rt: Runtime, path: &str, qd: usize, secs: f64) -> io::Result<u64
         Runtime::CorioUring => corio::fileread(Uring, false, spec, qd),
         Runtime::CorioFixed => corio::fileread(Uring, true, spec, qd),
         Runtime::CorioPoll => corio::fileread(Poll, false, spec, qd),
-        Runtime::CorioPool => Err(io::Error::other("file reads: use corio-uring")),
+        Runtime::CorioPool | Runtime::CorioCompat => {
+            Err(io::Error::other("file reads: use corio-uring"))
+        }
+        Runtime::TokioHyper => Err(io::Error::other("file reads: use tokio")),
         Runtime::Tokio => tokio::fileread(spec, qd),
         Runtime::TokioMt => Err(io::Error::other("file reads: use tokio")),
         Runtime::Monoio => monoio::fileread(spec, qd),
