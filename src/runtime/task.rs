@@ -196,6 +196,33 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
     }
+
+    /// What [`abort`](Self::abort) needs, apart from the handle.
+    pub(crate) fn abort_handle(&self) -> AbortHandle {
+        AbortHandle {
+            meta: self.meta,
+            waker: self.waker.clone(),
+        }
+    }
+}
+
+/// Aborts a task without owning its handle (`TaskGroup`'s fail-fast mode).
+pub(crate) struct AbortHandle {
+    /// The task's metadata, inside the task allocation `waker` keeps alive.
+    meta: *const TaskMeta,
+    waker: Waker,
+}
+
+impl AbortHandle {
+    /// As [`JoinHandle::abort`]; harmless once the task has finished.
+    pub(crate) fn abort(&self) {
+        // SAFETY: `self.waker` holds a reference to the task allocation, so
+        // its metadata is alive.
+        unsafe { &*self.meta }
+            .aborted
+            .store(true, Ordering::Release);
+        self.waker.wake_by_ref();
+    }
 }
 
 impl<T> Future for JoinHandle<T> {
