@@ -1,15 +1,20 @@
-//! Networking: TCP and UDP sockets whose I/O runs as io_uring operations.
+//! Networking: TCP and UDP sockets whose I/O runs as io_uring operations,
+//! and name resolution ([`lookup_host`]) that never blocks the runtime.
 //!
 //! How it works: sockets are created in blocking mode (io_uring needs no
 //! `O_NONBLOCK`; one handed in with it still works, its `EAGAIN` re-armed
 //! through a readiness poll). Every method that moves data takes an owned
 //! buffer and gives it back with the result ([`BufResult`](crate::BufResult)).
+//! `connect` and `send_to` take a [`ToSocketAddrs`]: literal addresses are
+//! used at once, host names are resolved on the blocking pool.
 
 pub(crate) mod fd;
+mod lookup;
 mod socket;
 mod stream_io;
 mod tcp;
 mod udp;
 
+pub use lookup::{ToSocketAddrs, lookup_host};
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
