@@ -47,6 +47,8 @@ pub mod net;
 mod op;
 pub mod probe;
 pub mod runtime;
+#[cfg(target_os = "linux")]
+pub mod signal;
 pub mod sync;
 pub mod time;
 #[cfg(feature = "tls")]

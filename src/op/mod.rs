@@ -17,6 +17,8 @@ mod blocking;
 
 pub(crate) use blocking::{Orphan, release_orphans};
 #[cfg(target_os = "linux")]
+pub(crate) mod eventfd;
+#[cfg(target_os = "linux")]
 pub(crate) mod fs;
 pub(crate) mod net;
 pub(crate) mod pooled;
