@@ -46,6 +46,8 @@ pub mod fs;
 pub mod net;
 mod op;
 pub mod probe;
+#[cfg(target_os = "linux")]
+pub mod process;
 pub mod runtime;
 #[cfg(target_os = "linux")]
 pub mod signal;

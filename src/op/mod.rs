@@ -21,7 +21,11 @@ pub(crate) mod eventfd;
 #[cfg(target_os = "linux")]
 pub(crate) mod fs;
 pub(crate) mod net;
+#[cfg(target_os = "linux")]
+pub(crate) mod pipe;
 pub(crate) mod pooled;
+#[cfg(target_os = "linux")]
+pub(crate) mod process;
 mod ready;
 #[cfg(corio_uring)]
 mod uring;

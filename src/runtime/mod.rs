@@ -37,6 +37,7 @@ pub use builder::Builder;
 pub use ctxvar::ContextVar;
 pub use group::TaskGroup;
 pub use stats::{RingFlags, Stats, ring_flags, stats};
+pub(crate) use task::spawn_background;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};

@@ -56,6 +56,12 @@ where
     unsafe { spawn_onto(core.shared.clone(), future, ctxvar::capture()) }
 }
 
+/// Spawns a detached task of the runtime's own (reaping a dropped child,
+/// say) on the current runtime.
+pub(crate) fn spawn_background<F: Future<Output = ()> + 'static>(future: F) {
+    drop(spawn(future));
+}
+
 /// Creates a task whose runnable is scheduled on the runtime owning `shared`,
 /// starting with the context variables of `ctx`.
 ///
