@@ -57,9 +57,23 @@ where
 }
 
 /// Spawns a detached task of the runtime's own (reaping a dropped child,
-/// say) on the current runtime.
+/// say) on the current runtime. It does not hold a graceful shutdown up:
+/// the drain ends when only such tasks are left.
 pub(crate) fn spawn_background<F: Future<Output = ()> + 'static>(future: F) {
-    drop(spawn(future));
+    /// Counts the task as background while its future lives.
+    struct Background(Arc<Shared>);
+    impl Drop for Background {
+        fn drop(&mut self) {
+            self.0.drain.background(false);
+        }
+    }
+    let core = context::current("a corio background task");
+    core.shared.drain.background(true);
+    let guard = Background(core.shared.clone());
+    drop(spawn(async move {
+        let _guard = guard;
+        future.await
+    }));
 }
 
 /// Creates a task whose runnable is scheduled on the runtime owning `shared`,

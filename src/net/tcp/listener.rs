@@ -16,6 +16,7 @@ use crate::op::Op;
 use crate::op::net::{Accept, AddrBuf};
 use crate::op::pooled::MultiAccept;
 use crate::runtime::coop;
+use crate::runtime::drain::refuse_accept;
 use std::marker::PhantomData;
 
 /// A TCP socket server, listening for connections.
@@ -86,7 +87,16 @@ impl TcpListener {
     /// connection, the connection is returned by the next `accept` on this
     /// listener (or closed when the listener is dropped). Errors such as
     /// `EMFILE` are returned as they are; back off before retrying.
+    ///
+    /// Once the runtime is shutting down ([`Handle::shutdown`]), `accept`
+    /// fails at once, also when it was already waiting, and
+    /// [`is_shutting_down`] is true: stop accepting then, and drop the
+    /// listener, so new connections are refused.
+    ///
+    /// [`Handle::shutdown`]: crate::runtime::Handle::shutdown
+    /// [`is_shutting_down`]: crate::runtime::is_shutting_down
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        refuse_accept()?;
         coop::yield_if_spent().await;
         if let Some(fd) = self.fd.take_accepted() {
             coop::charge();
@@ -102,17 +112,23 @@ impl TcpListener {
         // keep a connection for the listener: take that one rather than wait
         // for another client (this op is then dropped, and a connection it
         // gets is kept in turn).
+        // A shutdown starting meanwhile wakes every task: this one then
+        // gives up (a connection the dropped op still gets is kept for the
+        // listener, and closed with it).
         let got = poll_fn(|cx| {
             if let Poll::Ready(res) = Pin::new(&mut op).poll(cx) {
-                return Poll::Ready(Ok(res));
+                return Poll::Ready(Ok(Ok(res)));
+            }
+            if let Err(e) = refuse_accept() {
+                return Poll::Ready(Err(e));
             }
             if let Some(fd) = self.fd.take_accepted() {
-                return Poll::Ready(Err(fd));
+                return Poll::Ready(Ok(Err(fd)));
             }
             self.fd.wait_accepted(cx.waker());
             Poll::Pending
         })
-        .await;
+        .await?;
         let (fd, peer) = match got {
             Ok(res) => res?,
             Err(kept) => {
@@ -135,7 +151,8 @@ impl TcpListener {
     /// Errors (e.g. `EMFILE`) are returned by [`Incoming::next`] and end the
     /// multishot op; the next call re-arms it, so back off first. Connections
     /// accepted after the `Incoming` is dropped go to the listener's next
-    /// `accept` or `incoming`.
+    /// `accept` or `incoming`. Once the runtime is shutting down, `next`
+    /// fails as [`accept`](Self::accept) does.
     ///
     /// ```no_run
     /// # corio::run(async {
@@ -184,9 +201,19 @@ pub struct Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    /// The next connection.
+    /// The next connection; an error once the runtime is shutting down.
     pub async fn next(&mut self) -> io::Result<TcpStream> {
-        let fd = self.accept.next().await?;
+        refuse_accept()?;
+        let mut next = std::pin::pin!(self.accept.next());
+        let fd = poll_fn(|cx| {
+            if let Poll::Ready(res) = next.as_mut().poll(cx) {
+                return Poll::Ready(res);
+            }
+            // A shutdown starting meanwhile wakes every task.
+            refuse_accept()?;
+            Poll::Pending
+        })
+        .await?;
         Ok(TcpStream::from_fd(SharedFd::new(fd)))
     }
 }
