@@ -268,3 +268,49 @@ impl Drop for Registration<'_> {
 pub fn is_shutting_down() -> bool {
     context::with_core(|c| c.is_some_and(|c| c.shared.drain.started()))
 }
+
+/// Runs `future` until it completes (`Some` of its output) or until the
+/// runtime the caller runs on starts a graceful shutdown (`None`; `future`
+/// is dropped), whichever comes first: an idle keep-alive connection stops
+/// waiting for its next request, a periodic job stops.
+///
+/// It costs one flag check per poll and registers nothing: when a shutdown
+/// starts, the runtime wakes each of its tasks (and `block_on`'s future)
+/// once, and this looks at the flag then. `future` gets polled first, so
+/// what is ready is not lost. (From another runtime or thread, await
+/// [`Handle::shutdown_requested`] instead.)
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let rt = corio::Runtime::new().unwrap();
+/// let handle = rt.handle();
+/// rt.block_on(async {
+///     let job = corio::spawn(async {
+///         let mut ticks = 0;
+///         while corio::runtime::run_until_shutdown(corio::time::sleep(Duration::from_millis(1)))
+///             .await
+///             .is_some()
+///         {
+///             ticks += 1;
+///         }
+///         ticks
+///     });
+///     corio::time::sleep(Duration::from_millis(20)).await;
+///     handle.shutdown(Duration::from_secs(60));
+///     assert!(job.await.unwrap() > 0); // it stopped: no need to wait 60 s
+/// });
+/// ```
+pub async fn run_until_shutdown<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if is_shutting_down() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}

@@ -39,7 +39,7 @@ pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use ctxvar::ContextVar;
 pub use group::TaskGroup;
-pub use handle::{Handle, is_shutting_down};
+pub use handle::{Handle, is_shutting_down, run_until_shutdown};
 pub use stats::{RingFlags, Stats, ring_flags, stats};
 pub(crate) use task::spawn_background;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
