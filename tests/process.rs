@@ -257,6 +257,37 @@ fn dropped_children_are_reaped_and_killed_with_kill_on_drop() {
 }
 }
 
+both_drivers! {
+fn a_killed_child_is_reaped_even_when_its_runtime_goes_first() {
+    let rt = support::runtime();
+    let pid = rt.block_on(async {
+        let mut child = Command::new("sleep").arg("60").kill_on_drop(true).spawn().unwrap();
+        let pid = child.id().unwrap();
+        // A task waits for it when the runtime is dropped: the child is
+        // dropped with the task, at the runtime's shutdown.
+        drop(corio::spawn(async move { child.wait().await }));
+        corio::yield_now().await;
+        pid
+    });
+    drop(rt);
+    let deadline = Instant::now() + GUARD;
+    while exists(pid) {
+        assert!(Instant::now() < deadline, "process {pid} was never reaped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Dropped outside any runtime.
+    let child = support::runtime().block_on(async {
+        Command::new("sleep").arg("60").kill_on_drop(true).spawn().unwrap()
+    });
+    let pid = child.id().unwrap();
+    drop(child);
+    while exists(pid) {
+        assert!(Instant::now() < deadline, "process {pid} was never reaped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+}
+
 /// No zombie child: waitid(P_ALL, WNOHANG | WNOWAIT) finds none that ended.
 fn no_zombie() -> bool {
     // SAFETY: siginfo_t is plain data; waitid only writes into it.

@@ -11,8 +11,11 @@
 //! installed. The parent's ends of the pipes are `SharedFd`s read and
 //! written with pipe ops (`op/pipe.rs`). A `Child` dropped before it was
 //! reaped is killed first with [`Command::kill_on_drop`], then reaped in
-//! the background by a task of the runtime (waiting on its pidfd), so no
-//! zombie is left behind.
+//! the background by a task of the runtime (waiting on its pidfd; such a
+//! task does not hold a graceful shutdown up), so no zombie is left behind.
+//! A killed child whose runtime is gone (dropped outside one, or at the
+//! runtime's shutdown) is reaped by a short-lived thread; one still running
+//! then is left to run, as std leaves it.
 //!
 //! What breaks this: a `SIGCHLD` disposition of `SIG_IGN` (the kernel then
 //! reaps children itself and `wait` fails with `ECHILD`), or other code
@@ -355,30 +358,60 @@ impl Drop for Child {
         if !matches!(try_reap(self.pidfd.raw(), &mut info), Ok(None)) {
             return; // reaped now (or beyond reach: ECHILD)
         }
-        let (pidfd, reaped) = (self.pidfd.clone(), self.reaped.clone());
-        let in_runtime = crate::runtime::context::with_core(|c| c.is_some());
-        if in_runtime {
-            crate::runtime::spawn_background(async move {
-                loop {
-                    match Op::new(WaitPid::new(pidfd.clone(), reaped.clone())).await {
-                        Ok(None) => {}
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Ok(Some(_)) | Err(_) => return,
-                    }
-                }
-            });
-        } else if self.kill_on_drop {
-            // Killed, and no runtime to wait with: a thread waits (briefly).
-            let pid = self.pid;
-            let _ = std::thread::Builder::new()
-                .name("corio-reap".into())
-                .spawn(move || {
-                    // SAFETY: siginfo_t is plain data; all-zero is valid.
-                    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-                    // SAFETY: waits for our own child; `info` is valid.
-                    unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED) };
-                });
+        let orphan = Orphan {
+            pid: self.pid,
+            pidfd: self.pidfd.clone(),
+            reaped: self.reaped.clone(),
+            killed: self.kill_on_drop,
+        };
+        if crate::runtime::context::with_core(|c| c.is_some()) {
+            crate::runtime::spawn_background(orphan.reap());
         }
+        // Else `orphan` is dropped here: see its `Drop`.
+    }
+}
+
+/// A child dropped before it was reaped.
+struct Orphan {
+    pid: u32,
+    pidfd: SharedFd,
+    reaped: Reaped,
+    /// It was sent `SIGKILL`, so it ends soon.
+    killed: bool,
+}
+
+impl Orphan {
+    /// Waits for the child to end and reaps it (a background task).
+    async fn reap(self) {
+        loop {
+            let op = Op::new(WaitPid::new(self.pidfd.clone(), self.reaped.clone()));
+            match op.await {
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Some(_)) | Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Drop for Orphan {
+    /// Not reaped, and no runtime to wait with (dropped outside one, or the
+    /// runtime shut down first): a killed child ends at once, so a thread
+    /// waits for it; one still running is left, as std leaves it.
+    fn drop(&mut self) {
+        if self.reaped.get().is_some() || !self.killed {
+            return;
+        }
+        let pid = self.pid;
+        let _ = std::thread::Builder::new()
+            .name("corio-reap".into())
+            .spawn(move || {
+                // SAFETY: siginfo_t is plain data; all-zero is valid.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: waits for our own child (unreaped, so the pid is
+                // still its own); `info` is valid.
+                unsafe { libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED) };
+            });
     }
 }
 

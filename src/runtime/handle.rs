@@ -38,6 +38,10 @@ use super::{JoinHandle, Runtime, context};
 /// which closes their sockets and files. The runtime's thread does this
 /// work, so a plain [`Runtime`] needs a `block_on` running meanwhile.
 ///
+/// A handle keeps the runtime's shared part alive (its run queue and the
+/// fd that wakes it), not the runtime: once the runtime is gone, `spawn`
+/// yields cancelled tasks and the shutdown futures resolve at once.
+///
 /// ```
 /// use std::time::Duration;
 ///
