@@ -65,9 +65,13 @@ pub mod net;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod op;
 pub mod probe;
+#[cfg(target_os = "linux")]
+pub mod process;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod release;
 pub mod runtime;
+#[cfg(target_os = "linux")]
+pub mod signal;
 pub mod stream;
 pub mod sync;
 pub mod time;

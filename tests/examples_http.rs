@@ -149,6 +149,42 @@ impl Server {
             .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == target))
     }
 
+    /// Sends `sig` to the server process.
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Waits up to `limit` for the server to exit; its status.
+    fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server still runs after {limit:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until a new connection to the server is refused (its
+    /// listeners are closed).
+    fn until_refused(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match TcpStream::connect(self.addr) {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return,
+                _ => {
+                    assert!(Instant::now() < deadline, "new connections still accepted");
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
     /// User + system CPU time of the server so far, in clock ticks.
     fn cpu_ticks(&self) -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
@@ -628,7 +664,9 @@ both_drivers! {
 fn http_accept_errors_back_off_instead_of_spinning() {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg(r#"ulimit -n 16 && exec "$0" --addr 127.0.0.1:0"#)
+        // 24: what the server needs to start (three runtimes: two shards and
+        // the signal watcher's, each with its ring and eventfds) plus a few.
+        .arg(r#"ulimit -n 24 && exec "$0" --addr 127.0.0.1:0"#)
         .arg(example_path("http_server"))
         .stderr(Stdio::piped());
     let mut server = Server::spawn(cmd);
@@ -649,7 +687,7 @@ fn http_accept_errors_back_off_instead_of_spinning() {
 
     // More connections than the server has fds for: the kernel completes
     // them all (backlog), the server can accept only some.
-    let clients: Vec<TcpStream> = (0..24)
+    let clients: Vec<TcpStream> = (0..32)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
     let deadline = Instant::now() + TIMEOUT;
@@ -774,6 +812,49 @@ fn task_group_example_answers_all_but_the_silent_requests() {
         assert!(stdout.contains(&format!("request {id}: timed out\n")), "{stdout}");
     }
     assert!(stdout.ends_with("27 of 30 answered, 3 timed out\n"), "{stdout}");
+}
+}
+
+both_drivers! {
+fn http_sigterm_refuses_new_connections_finishes_requests_and_exits_zero() {
+    let mut server = Server::start("http_server");
+    // An idle keep-alive connection, and one with a request in flight (the
+    // first half of its head is in when the signal comes).
+    let mut idle = Client::connect(server.addr);
+    idle.send(&get("/"));
+    assert_hello(&idle.response());
+    let mut busy = Client::connect(server.addr);
+    busy.send(&get("/"));
+    assert_hello(&busy.response());
+    busy.send(b"GET / HTTP/1.1\r\nHost: test\r\n");
+    thread::sleep(Duration::from_millis(50)); // let the half arrive
+    server.signal(libc::SIGTERM);
+    server.until_refused();
+    idle.expect_eof();
+    busy.expect_nothing_yet();
+    busy.send(b"\r\n");
+    assert_hello(&busy.response());
+    busy.expect_eof();
+    let status = server.exit_within(TIMEOUT);
+    assert!(status.success(), "{status}");
+}
+}
+
+both_drivers! {
+fn http_a_second_signal_stops_at_once() {
+    let mut server = Server::start("http_server");
+    let mut busy = Client::connect(server.addr);
+    busy.send(&get("/"));
+    assert_hello(&busy.response());
+    busy.send(b"GET / HTTP/1.1\r\n"); // never finished
+    thread::sleep(Duration::from_millis(50));
+    server.signal(libc::SIGINT);
+    server.until_refused();
+    // The drain would wait 10 s for `busy`; the second signal ends it.
+    server.signal(libc::SIGINT);
+    let status = server.exit_within(Duration::from_secs(5));
+    assert!(status.success(), "{status}");
+    busy.expect_eof();
 }
 }
 

@@ -10,7 +10,7 @@ use corio::{ContextVar, TaskGroup};
 
 static NAME: ContextVar<&'static str> = ContextVar::new("name");
 static NUM: ContextVar<u64> = ContextVar::new("num");
-static TRACKED: ContextVar<Tracked> = ContextVar::new("tracked");
+static TRACKED: ContextVar<Tracked> = ContextVar::new_local("tracked");
 
 /// Counts live values, to show contexts are freed with their tasks.
 struct Tracked(Rc<Cell<i32>>);
@@ -118,7 +118,7 @@ fn values_are_freed_with_the_tasks_that_hold_them() {
 }
 
 both_drivers! {
-fn other_shards_and_blocking_threads_start_empty() {
+fn other_shards_start_empty_and_blocking_closures_see_a_copy() {
     let out = support::builder()
         .shards(2)
         .run(|shard| async move {
@@ -129,7 +129,66 @@ fn other_shards_and_blocking_threads_start_empty() {
             (remote, blocking, NUM.get())
         })
         .unwrap();
-    assert_eq!(out, vec![(None, None, Some(100)), (None, None, Some(101))]);
+    assert_eq!(
+        out,
+        vec![(None, Some(100), Some(100)), (None, Some(101), Some(101))]
+    );
+}
+}
+
+both_drivers! {
+fn spawn_blocking_sees_the_callers_values_and_its_changes_stay_there() {
+    let rt = support::builder().max_blocking_threads(1).build().unwrap();
+    rt.block_on(async {
+        NAME.set("caller");
+        NUM.set(7);
+        TRACKED.remove();
+        let seen = corio::spawn_blocking(|| {
+            let before = (NAME.get(), NUM.get());
+            NUM.set(8);
+            NAME.remove();
+            (before, NUM.get(), NAME.get())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, ((Some("caller"), Some(7)), Some(8), None));
+        // The caller's own values are untouched.
+        assert_eq!((NAME.get(), NUM.get()), (Some("caller"), Some(7)));
+        // The pool thread (the only one) is back to an empty context, and a
+        // later call sees the values of its own caller at that moment.
+        NUM.remove();
+        let task = corio::spawn(async {
+            NUM.set(9);
+            corio::spawn_blocking(|| (NAME.get(), NUM.get())).await.unwrap()
+        });
+        assert_eq!(task.await.unwrap(), (Some("caller"), Some(9)));
+        let empty = corio::spawn(async {
+            NAME.remove();
+            corio::spawn_blocking(|| (NAME.get(), NUM.get())).await.unwrap()
+        });
+        assert_eq!(empty.await.unwrap(), (None, None));
+        NAME.remove();
+    });
+}
+}
+
+both_drivers! {
+fn local_variables_stay_on_their_thread() {
+    let live = Rc::new(Cell::new(0));
+    support::run({
+        let live = live.clone();
+        async move {
+            TRACKED.set(Tracked::new(&live));
+            NUM.set(3);
+            let seen = corio::spawn_blocking(|| (TRACKED.with(|t| t.is_some()), NUM.get()))
+                .await
+                .unwrap();
+            assert_eq!(seen, (false, Some(3)));
+            TRACKED.remove();
+            NUM.remove();
+        }
+    });
+    assert_eq!(live.get(), 0);
 }
 }
 

@@ -216,3 +216,101 @@ fn spawn_outside_a_runtime_panics_with_advice() {
     assert!(msg.contains("inside a corio runtime"), "{msg}");
     assert!(group.is_empty());
 }
+
+both_drivers! {
+fn fail_fast_aborts_siblings_and_hands_out_the_failure_first() {
+    support::run(async {
+        let mut group: TaskGroup<Result<u32, String>> = TaskGroup::fail_fast();
+        let quick = corio::spawn(async {}); // a task outside the group is untouched
+        group.spawn(async { Ok(1) });
+        let s1 = spawn_sleeper(&mut group, Ok(2));
+        let s2 = spawn_sleeper(&mut group, Ok(3));
+        group.spawn(async {
+            sleep(Duration::from_millis(20)).await;
+            Err("boom".to_string())
+        });
+        // The first finished task (Ok(1)) reached the ready list before the
+        // failure, but the failure is handed out first.
+        sleep(Duration::from_millis(60)).await;
+        let first = timeout(GUARD, group.join_next()).await.unwrap().unwrap();
+        assert_eq!(first.unwrap(), Err("boom".to_string()));
+        assert!(s1.get() && s2.get(), "siblings are aborted as the failure returns");
+        // A task spawned after the failure is aborted before it runs.
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        group.spawn(async move {
+            r.set(true);
+            Ok(4)
+        });
+        let mut ok = Vec::new();
+        let mut cancelled = 0;
+        while let Some(res) = timeout(GUARD, group.join_next()).await.unwrap() {
+            match res {
+                Ok(v) => ok.push(v),
+                Err(e) => {
+                    assert!(e.is_cancelled());
+                    cancelled += 1;
+                }
+            }
+        }
+        assert_eq!(ok, vec![Ok(1)]);
+        assert_eq!(cancelled, 3);
+        assert!(!ran.get());
+        quick.await.unwrap();
+    });
+}
+}
+
+both_drivers! {
+fn try_join_all_returns_the_first_error_or_every_value() {
+    support::run(async {
+        let mut group: TaskGroup<Result<u32, &str>> = TaskGroup::fail_fast();
+        for i in 0..5u32 {
+            group.spawn(async move {
+                sleep(Duration::from_millis(u64::from(5 - i) * 5)).await;
+                Ok(i)
+            });
+        }
+        assert_eq!(group.try_join_all().await, Ok(vec![0, 1, 2, 3, 4]));
+
+        let mut group: TaskGroup<Result<u32, &str>> = TaskGroup::fail_fast();
+        let sleeper = spawn_sleeper(&mut group, Ok(0));
+        group.spawn(async {
+            sleep(Duration::from_millis(30)).await;
+            Err("late")
+        });
+        group.spawn(async {
+            sleep(Duration::from_millis(10)).await;
+            Err("early")
+        });
+        let res = timeout(GUARD, group.try_join_all()).await.unwrap();
+        assert_eq!(res, Err("early"), "the first failure in time wins");
+        assert!(sleeper.get());
+
+        // Without fail-fast, try_join_all still stops at the first Err it joins.
+        let mut group: TaskGroup<Result<u32, &str>> = TaskGroup::new();
+        let sleeper = spawn_sleeper(&mut group, Ok(0));
+        group.spawn(async { Err("plain") });
+        assert_eq!(timeout(GUARD, group.try_join_all()).await.unwrap(), Err("plain"));
+        assert!(sleeper.get());
+    });
+}
+}
+
+both_drivers! {
+fn fail_fast_ignores_ok_results_and_panics_stay_panics() {
+    support::run(async {
+        let mut group: TaskGroup<Result<u32, ()>> = TaskGroup::fail_fast();
+        let sleeper = spawn_sleeper(&mut group, Ok(0));
+        group.spawn(async { panic!("a panic is not an Err") });
+        let res = timeout(GUARD, group.join_next()).await.unwrap().unwrap();
+        assert!(res.unwrap_err().is_panic());
+        assert!(!sleeper.get(), "a panic does not trigger fail-fast");
+        group.spawn(async { Ok(5) });
+        let res = timeout(GUARD, group.join_next()).await.unwrap().unwrap();
+        assert_eq!(res.unwrap(), Ok(5));
+        group.shutdown().await;
+        assert!(sleeper.get());
+    });
+}
+}

@@ -124,8 +124,11 @@ pub fn spawn_stats(label: String) {
         let mut tick = corio::time::interval(Duration::from_secs(1));
         tick.tick().await; // the first tick is immediate
         let mut prev = corio::runtime::stats();
-        loop {
-            tick.tick().await;
+        // Stops when the runtime shuts down (it would hold the drain up).
+        while corio::runtime::run_until_shutdown(tick.tick())
+            .await
+            .is_some()
+        {
             let now = corio::runtime::stats();
             println!("{label}last 1s: {}", now.since(&prev));
             prev = now;

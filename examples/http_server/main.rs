@@ -12,6 +12,12 @@
 //!
 //! `--stats` prints each shard's runtime counters once a second; the ring and
 //! executor knobs (`--coop off`, `--spin 50`, ...) are listed by `--help`.
+//!
+//! Ctrl-C (or SIGTERM) shuts the server down gracefully: the listeners close
+//! (new connections are refused), requests in flight are answered, idle
+//! keep-alive connections are closed, and the process exits 0 once every
+//! connection is done, or after 10 s (the rest are dropped). A second Ctrl-C
+//! stops it at once.
 
 mod app;
 mod http;
@@ -27,6 +33,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use corio::net::{TcpListener, TcpStream};
+use corio::runtime::{Handle, is_shutting_down, run_until_shutdown};
+use corio::signal::{Signal, SignalKind, signal};
 use corio::{BufResult, IoBuf, IoBufMut};
 use http::MAX_HEAD;
 
@@ -36,6 +44,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long a closing connection keeps reading what the client still sends.
 const LINGER: Duration = Duration::from_secs(1);
+/// How long a graceful shutdown waits for connections to finish.
+const DRAIN: Duration = Duration::from_secs(10);
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
@@ -53,10 +63,20 @@ fn main() -> io::Result<()> {
     let shards = args.shards;
     let scheme = how.scheme();
     let stats = args.knobs.stats;
-    args.knobs
+    // Listen for Ctrl-C and SIGTERM before serving: from then on they shut
+    // the server down instead of killing it.
+    let (watching, signals) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || watch_signals(watching))?;
+    let Ok(shutdown) = signals.recv() else {
+        return Err(io::Error::other("cannot listen for signals"));
+    };
+    let running = args
+        .knobs
         .apply(corio::Builder::new())
         .shards(args.shards)
-        .run(move |shard| {
+        .start(move |shard| {
             let std_listener = listeners.lock().unwrap()[shard.index()].take();
             let how = how.clone();
             async move {
@@ -71,7 +91,52 @@ fn main() -> io::Result<()> {
                 accept_loop(listener, how).await
             }
         })?;
+    let _ = shutdown.send(running.handle());
+    running.join()?;
+    eprintln!("http_server: stopped");
     Ok(())
+}
+
+/// Runs on a thread of its own, with a small runtime of its own: the first
+/// Ctrl-C or SIGTERM starts a graceful shutdown of the shards, a second one
+/// makes it end now. Tells `main` once it listens; `main` answers with the
+/// handle of the shards.
+fn watch_signals(watching: std::sync::mpsc::Sender<std::sync::mpsc::Sender<Handle>>) {
+    corio::run(async move {
+        let (mut int, mut term) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => (int, term),
+            (Err(e), _) | (_, Err(e)) => return eprintln!("http_server: signals: {e}"),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        if watching.send(tx).is_err() {
+            return;
+        }
+        // `main` sends the handle once the shards are up (a signal before
+        // that finds the shards stopping as soon as they start).
+        let first = either(&mut int, &mut term).await;
+        let Ok(handle) = rx.recv() else { return };
+        eprintln!(
+            "http_server: {first}: shutting down; waiting up to {DRAIN:?} for the connections (again to stop now)"
+        );
+        handle.shutdown(DRAIN);
+        let second = either(&mut int, &mut term).await;
+        eprintln!("http_server: {second}: stopping now");
+        handle.shutdown(Duration::ZERO);
+    });
+}
+
+/// Waits for either signal; returns its name.
+async fn either(int: &mut Signal, term: &mut Signal) -> &'static str {
+    std::future::poll_fn(|cx| {
+        if int.poll_recv(cx).is_ready() {
+            return std::task::Poll::Ready("SIGINT");
+        }
+        term.poll_recv(cx).map(|_| "SIGTERM")
+    })
+    .await
 }
 
 /// How accepted connections are served: plain HTTP, or HTTPS (`--tls`).
@@ -102,7 +167,8 @@ impl Serve {
     }
 }
 
-/// Accepts connections forever, one task each.
+/// Accepts connections, one task each, until the server shuts down (the
+/// listener is then dropped: new connections are refused).
 async fn accept_loop(listener: TcpListener, how: Serve) {
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -117,6 +183,7 @@ async fn accept_loop(listener: TcpListener, how: Serve) {
                     Serve::Tls(acceptor) => corio::spawn(tls::serve(acceptor.clone(), stream)),
                 };
             }
+            Err(_) if is_shutting_down() => return,
             // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) or any
             // other error: retrying at once would spin, so wait a little.
             Err(e) => {
@@ -186,7 +253,17 @@ async fn serve<C: Conn>(mut stream: C) {
     let mut filled = 0;
     let mut output = Vec::with_capacity(4096);
     loop {
-        let (res, slice) = stream.read(input.slice(filled..)).await;
+        let read = stream.read(input.slice(filled..));
+        let (res, slice) = if filled == 0 {
+            // Between requests: a shutdown closes the idle connection.
+            match run_until_shutdown(read).await {
+                Some(got) => got,
+                None => return,
+            }
+        } else {
+            // A request has begun: it is answered, shutdown or not.
+            read.await
+        };
         input = slice.into_inner();
         match res {
             Ok(0) | Err(_) => return, // closed by the client, or reset

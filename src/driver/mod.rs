@@ -430,7 +430,6 @@ impl Driver {
 
     /// True when the kernel's probe has `opcode` (always false on the poll
     /// driver).
-    #[cfg(test)]
     pub(crate) fn supports(&self, opcode: u8) -> bool {
         match &self.backend {
             #[cfg(corio_uring)]

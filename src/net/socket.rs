@@ -3,6 +3,7 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -47,13 +48,29 @@ pub(crate) fn each_addr<T>(
     Err(last.expect("resolve returns at least one address"))
 }
 
-/// Connects a fresh socket of type `ty` to the first address that accepts.
-pub(crate) async fn connect(addrs: &[SocketAddr], ty: Type) -> io::Result<SharedFd> {
+/// Connects a fresh socket of type `ty` to the first address that accepts,
+/// giving each attempt at most `per_attempt` (then `TimedOut`, and the next
+/// address) when set.
+pub(crate) async fn connect(
+    addrs: &[SocketAddr],
+    ty: Type,
+    per_attempt: Option<Duration>,
+) -> io::Result<SharedFd> {
     let mut last = None;
     for a in addrs {
         let fd = SharedFd::new(OwnedFd::from(new_socket(a, ty)?));
-        let op = Connect::new(&fd, (*a).into());
-        match Op::new(op).await {
+        let op = Op::new(Connect::new(&fd, (*a).into()));
+        let res = match per_attempt {
+            None => op.await,
+            Some(limit) => match crate::time::timeout(limit, op).await {
+                Ok(res) => res,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connecting to {a} timed out after {limit:?}"),
+                )),
+            },
+        };
+        match res {
             Ok(()) => return Ok(fd),
             Err(e) => last = Some(e),
         }

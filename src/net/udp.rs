@@ -6,12 +6,14 @@
 //! returned by the next receive.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use socket2::{SockRef, Type};
 
-use super::socket::{each_addr, new_socket, resolve};
+use super::ToSocketAddrs;
+use super::lookup::resolve;
+use super::socket::{each_addr, new_socket};
 use super::tcp::sock_addr;
 use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::fd::SharedFd;
@@ -39,19 +41,20 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds a socket to `addr` (port 0 picks a free port).
-    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+    /// Binds a socket to `addr` (port 0 picks a free port). A host name is
+    /// resolved by std's resolver, which blocks.
+    pub fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<UdpSocket> {
         Self::bind_with(addr, false)
     }
 
     /// Like [`bind`](Self::bind), with `SO_REUSEPORT`: sockets of several
     /// shards share the port and the kernel spreads datagrams over them.
-    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+    pub fn bind_reuseport(addr: impl std::net::ToSocketAddrs) -> io::Result<UdpSocket> {
         Self::bind_with(addr, true)
     }
 
-    fn bind_with(addr: impl ToSocketAddrs, reuse_port: bool) -> io::Result<UdpSocket> {
-        let addrs = resolve(addr)?;
+    fn bind_with(addr: impl std::net::ToSocketAddrs, reuse_port: bool) -> io::Result<UdpSocket> {
+        let addrs = super::socket::resolve(addr)?;
         each_addr(&addrs, |a| {
             let s = new_socket(a, Type::DGRAM)?;
             if reuse_port {
@@ -65,9 +68,10 @@ impl UdpSocket {
     }
 
     /// Sets the default destination and filters incoming datagrams to it,
-    /// like connect(2).
+    /// like connect(2), trying each resolved address in turn. A host name is
+    /// resolved on the blocking pool (see [`lookup_host`](super::lookup_host)).
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        let addrs = resolve(addr)?;
+        let addrs = resolve(&addr).await?;
         let mut last = None;
         for a in addrs {
             let op = Connect::new(&self.fd, a.into());
@@ -79,11 +83,14 @@ impl UdpSocket {
         Err(last.expect("resolve returns at least one address"))
     }
 
-    /// Sends the initialised bytes of `buf` as one datagram to `addr`, like sendmsg(2).
+    /// Sends the initialised bytes of `buf` as one datagram to `addr`, like
+    /// sendmsg(2). A host name is resolved (on the blocking pool) for every
+    /// call and the first address is used; resolve once with
+    /// [`lookup_host`](super::lookup_host) to send many.
     ///
     /// Not cancel-safe: a dropped send may or may not have sent the datagram.
     pub async fn send_to<B: IoBuf>(&self, buf: B, addr: impl ToSocketAddrs) -> BufResult<usize, B> {
-        let addr = match resolve(addr) {
+        let addr = match resolve(&addr).await {
             Ok(a) => a[0],
             Err(e) => return (Err(e), buf),
         };

@@ -9,9 +9,15 @@
 //! heap memory it owns.
 
 #[cfg(target_os = "linux")]
+pub(crate) mod eventfd;
+#[cfg(target_os = "linux")]
 pub(crate) mod fs;
 pub(crate) mod net;
+#[cfg(target_os = "linux")]
+pub(crate) mod pipe;
 pub(crate) mod pooled;
+#[cfg(target_os = "linux")]
+pub(crate) mod process;
 
 use std::future::Future;
 use std::io;

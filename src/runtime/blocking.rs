@@ -1,8 +1,10 @@
 //! `spawn_blocking`: run blocking code on the runtime's thread pool.
 //!
-//! How it works: the closure runs on a pool thread (see `driver/blocking.rs`);
-//! its result (or panic) comes back through a one-shot slot whose waker is the
-//! awaiting task's. The returned [`JoinHandle`] is that of a small task on the
+//! How it works: the closure runs on a pool thread (see `driver/blocking.rs`)
+//! with a copy of its caller's context variables (those whose values are
+//! `Send + Sync`, see `ctxvar.rs`), as asyncio's `to_thread` runs its function
+//! in a copy of the context; its result (or panic) comes back through a
+//! one-shot slot whose waker is the awaiting task's. The returned [`JoinHandle`] is that of a small task on the
 //! runtime that waits for the slot, so it behaves like any other handle.
 
 use std::future::poll_fn;
@@ -10,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
-use super::{JoinHandle, context, spawn};
+use super::{JoinHandle, context, ctxvar, spawn};
 
 type Outcome<R> = std::thread::Result<R>;
 
@@ -48,6 +50,11 @@ impl<R> Drop for Sender<R> {
 /// in `f` becomes a [`JoinError`](super::JoinError). Aborting the handle stops
 /// the wait, not `f`, which runs to completion.
 ///
+/// `f` sees the caller's [`ContextVar`](crate::ContextVar) values (of
+/// variables made with `ContextVar::new`) as they were at this call, like
+/// asyncio's `to_thread`; what it sets stays on the pool thread for the
+/// length of the call.
+///
 /// # Panics
 ///
 /// Panics when called outside a corio runtime.
@@ -56,6 +63,16 @@ impl<R> Drop for Sender<R> {
 /// corio::run(async {
 ///     let sum = corio::spawn_blocking(|| (1..=10u64).sum::<u64>()).await.unwrap();
 ///     assert_eq!(sum, 55);
+/// });
+/// ```
+///
+/// ```
+/// static USER: corio::ContextVar<String> = corio::ContextVar::new("user");
+///
+/// corio::run(async {
+///     USER.set("ada".to_string());
+///     let seen = corio::spawn_blocking(|| USER.get()).await.unwrap();
+///     assert_eq!(seen.as_deref(), Some("ada"));
 /// });
 /// ```
 #[track_caller]
@@ -71,8 +88,12 @@ where
         dropped: false,
     }));
     let tx = Sender(slot.clone());
+    let ctx = ctxvar::capture_send();
     core.blocking.execute(Box::new(move || {
-        let out = catch_unwind(AssertUnwindSafe(f));
+        let out = match ctx {
+            Some(ctx) => ctx.run(|| catch_unwind(AssertUnwindSafe(f))),
+            None => catch_unwind(AssertUnwindSafe(f)),
+        };
         tx.0.lock().unwrap_or_else(|e| e.into_inner()).value = Some(out);
         drop(tx);
     }));

@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     pub(crate) unparker: Unparker,
     /// Tasks woken from other threads (a `Stats` counter).
     pub(crate) remote_wakeups: AtomicU64,
+    /// Graceful shutdown (`Handle::shutdown`), startable from any thread:
+    /// see `drain.rs`. [system helper]
+    pub(crate) drain: super::drain::Drain,
 }
 
 impl Shared {

@@ -9,16 +9,74 @@
 //! (`Rc::make_mut`), so a task's changes are its own: children see the values
 //! their parent had when they were spawned, and the parent never sees what a
 //! child sets. Nothing is copied or allocated for programs that set no
-//! variable. Contexts stay on their thread: tasks sent to another shard
-//! (`spawn_on`) and `spawn_blocking` closures start with an empty one.
+//! variable. A variable made with [`ContextVar::new`] holds `Send + Sync`
+//! values in an `Arc`: a `spawn_blocking` closure runs with a copy of its
+//! caller's context made of those (an `Arc` clone each, like asyncio's
+//! `to_thread`); values of a [`ContextVar::new_local`] variable stay on their
+//! thread. Tasks sent to another shard (`spawn_on`) start with an empty
+//! context.
 
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A task's variables: `(variable key, value)` pairs.
-pub(crate) type Context = Rc<Vec<(usize, Rc<dyn Any>)>>;
+pub(crate) type Context = Rc<Vec<(usize, Value)>>;
+
+/// One variable's value in a context.
+#[derive(Clone)]
+pub(crate) enum Value {
+    /// Of a `new_local` variable: stays on its thread.
+    Local(Rc<dyn Any>),
+    /// Of a `new` variable: may be copied to another thread.
+    Shared(Arc<dyn Any + Send + Sync>),
+}
+
+impl Value {
+    fn get(&self) -> &dyn Any {
+        match self {
+            Value::Local(v) => &**v,
+            Value::Shared(v) => &**v,
+        }
+    }
+}
+
+/// The thread-safe part of a context (its `Send + Sync` values), for a
+/// closure that runs on another thread.
+pub(crate) struct SendContext(Vec<(usize, Arc<dyn Any + Send + Sync>)>);
+
+/// A copy of the current context's `Send + Sync` values; `None` when there
+/// are none.
+pub(crate) fn capture_send() -> Option<SendContext> {
+    let ctx = capture()?;
+    let vars: Vec<_> = ctx
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::Shared(v) => Some((*k, v.clone())),
+            Value::Local(_) => None,
+        })
+        .collect();
+    (!vars.is_empty()).then_some(SendContext(vars))
+}
+
+impl SendContext {
+    /// Runs `f` with this context as the thread's current one, then
+    /// restores the thread's own.
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Context>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                drop(replace(self.0.take()));
+            }
+        }
+        USED.with(|u| u.set(true));
+        let vars = self.0.into_iter().map(|(k, v)| (k, Value::Shared(v)));
+        let _restore = Restore(replace(Some(Rc::new(vars.collect()))));
+        f()
+    }
+}
 
 thread_local! {
     static CURRENT: Cell<Option<Context>> = const { Cell::new(None) };
@@ -63,9 +121,13 @@ pub(crate) fn replace(ctx: Option<Context>) -> Option<Context> {
 /// read it. A task spawned with [`spawn`](crate::spawn) (or a
 /// [`TaskGroup`](crate::TaskGroup)) starts with the values its spawner had
 /// at that moment; what either sets afterwards the other does not see.
-/// Values never cross threads: tasks started by
-/// [`spawn_on`](crate::spawn_on) and closures of
-/// [`spawn_blocking`](crate::spawn_blocking) begin with no values.
+/// A closure given to [`spawn_blocking`](crate::spawn_blocking) runs with
+/// the values its caller had of variables made with
+/// [`new`](ContextVar::new) (`Send + Sync` values, shared through an `Arc`),
+/// as asyncio's `to_thread` copies the context; variables made with
+/// [`new_local`](ContextVar::new_local) hold any value but never leave their
+/// thread. Tasks started by [`spawn_on`](crate::spawn_on) begin with no
+/// values.
 ///
 /// ```
 /// use corio::ContextVar;
@@ -85,15 +147,51 @@ pub(crate) fn replace(ctx: Option<Context>) -> Option<Context> {
 /// ```
 pub struct ContextVar<T: 'static> {
     name: &'static str,
-    _value: std::marker::PhantomData<fn() -> T>,
+    /// Wraps a value for the context map (`Value::Shared` or `Local`).
+    wrap: fn(T) -> Value,
 }
 
-impl<T: 'static> ContextVar<T> {
-    /// A variable named `name` (the name is for `Debug` output only).
+fn wrap_shared<T: Send + Sync + 'static>(v: T) -> Value {
+    Value::Shared(Arc::new(v))
+}
+
+fn wrap_local<T: 'static>(v: T) -> Value {
+    Value::Local(Rc::new(v))
+}
+
+impl<T: Send + Sync + 'static> ContextVar<T> {
+    /// A variable named `name` (the name is for `Debug` output only) whose
+    /// values also reach [`spawn_blocking`](crate::spawn_blocking) closures.
     pub const fn new(name: &'static str) -> ContextVar<T> {
         ContextVar {
             name,
-            _value: std::marker::PhantomData,
+            wrap: wrap_shared::<T>,
+        }
+    }
+}
+
+impl<T: 'static> ContextVar<T> {
+    /// A variable for values that are not `Send + Sync` (an `Rc`, say):
+    /// like [`new`](ContextVar::new), but `spawn_blocking` closures do not
+    /// see its values.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    ///
+    /// static SESSION: corio::ContextVar<Rc<str>> = corio::ContextVar::new_local("session");
+    ///
+    /// corio::run(async {
+    ///     SESSION.set(Rc::from("abc"));
+    ///     let seen = corio::spawn(async { SESSION.get() }).await.unwrap();
+    ///     assert_eq!(seen.as_deref(), Some("abc"));
+    ///     let on_pool = corio::spawn_blocking(|| SESSION.with(|v| v.is_some())).await.unwrap();
+    ///     assert!(!on_pool);
+    /// });
+    /// ```
+    pub const fn new_local(name: &'static str) -> ContextVar<T> {
+        ContextVar {
+            name,
+            wrap: wrap_local::<T>,
         }
     }
 
@@ -115,14 +213,14 @@ impl<T: 'static> ContextVar<T> {
             Some(v.clone())
         });
         replace(ctx);
-        // The value is an `Rc` clone: `f` may read or set variables itself.
-        f(value.as_deref().and_then(|v| v.downcast_ref::<T>()))
+        // The value is an `Rc`/`Arc` clone: `f` may read or set variables itself.
+        f(value.as_ref().and_then(|v| v.get().downcast_ref::<T>()))
     }
 
     /// Sets the variable's value in the current context; the tasks spawned
     /// from here on inherit it.
     pub fn set(&'static self, value: T) {
-        self.update(Some(Rc::new(value)));
+        self.update(Some((self.wrap)(value)));
     }
 
     /// Removes the variable's value from the current context.
@@ -130,7 +228,7 @@ impl<T: 'static> ContextVar<T> {
         self.update(None);
     }
 
-    fn update(&'static self, value: Option<Rc<dyn Any>>) {
+    fn update(&'static self, value: Option<Value>) {
         USED.with(|u| u.set(true));
         let key = self.key();
         let mut ctx = replace(None).unwrap_or_default();

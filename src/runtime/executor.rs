@@ -8,7 +8,9 @@
 //! `parked` flag is raised before the last check of the remote queue and the
 //! main future's flag, so a wake from another thread is never lost. With
 //! `Builder::spin_before_park`, the thread first looks for completions and
-//! remote wake-ups for a while without sleeping.
+//! remote wake-ups for a while without sleeping. While a graceful shutdown
+//! is on (`drain.rs`), each tick also runs the drain's step and a park lasts
+//! no longer than its deadline.
 
 use std::future::Future;
 use std::pin::pin;
@@ -18,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use super::context;
 use super::core::{Core, Shared};
+use super::{context, drain};
 
 /// Waker of the future passed to `block_on`.
 struct MainWaker {
@@ -73,6 +75,9 @@ pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         }
         run_tasks(core);
         fire_timers(core);
+        if core.shared.drain.started() && drain::tick(core, drop_all_tasks) {
+            main.woken.store(true, Ordering::SeqCst);
+        }
         if core.queue.borrow().is_empty() && !main.woken.load(Ordering::SeqCst) {
             park(core, &main.woken);
         } else {
@@ -121,11 +126,13 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         core.driver.borrow_mut().submit_and_reap();
         return;
     }
-    let timeout = core
-        .timers
-        .borrow()
-        .next_deadline()
-        .map(|d| d.saturating_duration_since(Instant::now()));
+    let mut wake_at = core.timers.borrow().next_deadline();
+    if core.shared.drain.started()
+        && let Some(deadline) = core.shared.drain.deadline()
+    {
+        wake_at = Some(wake_at.map_or(deadline, |t| t.min(deadline)));
+    }
+    let timeout = wake_at.map(|d| d.saturating_duration_since(Instant::now()));
     core.driver
         .borrow_mut()
         .park(timeout, &core.shared.parked, || {
@@ -169,10 +176,27 @@ fn spin(core: &Core, main_woken: &AtomicBool) -> bool {
 /// with every op (rule 7 of the design).
 pub(super) fn shutdown(core: &Rc<Core>) {
     let _guard = context::swap(core.clone());
-    // Drop every live task. Waking a registered task queues its runnable (or
-    // does nothing if it is already queued); dropping a runnable drops the
-    // future. A wake racing in from another thread may still be on its way to
-    // the remote queue, so repeat until no task is left.
+    drop_all_tasks(core);
+    core.driver.borrow_mut().shutdown();
+    // Tasks from `spawn_on` may still arrive; from now on they are dropped
+    // by the scheduler, and those already queued are dropped here.
+    core.shared.closed.store(true, Ordering::SeqCst);
+    drain_remote(core);
+    loop {
+        let next = core.queue.borrow_mut().pop_front();
+        let Some(runnable) = next else { break };
+        drop(runnable);
+    }
+    // Whoever waits for a graceful shutdown of this runtime is done.
+    core.shared.drain.finish();
+}
+
+/// Drops every live task (at shutdown, or at a graceful shutdown's deadline).
+fn drop_all_tasks(core: &Core) {
+    // Waking a registered task queues its runnable (or does nothing if it is
+    // already queued); dropping a runnable drops the future. A wake racing
+    // in from another thread may still be on its way to the remote queue, so
+    // repeat until no task is left.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let wakers: Vec<Waker> = core.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
@@ -189,15 +213,5 @@ pub(super) fn shutdown(core: &Rc<Core>) {
             break;
         }
         std::thread::yield_now();
-    }
-    core.driver.borrow_mut().shutdown();
-    // Tasks from `spawn_on` may still arrive; from now on they are dropped
-    // by the scheduler, and those already queued are dropped here.
-    core.shared.closed.store(true, Ordering::SeqCst);
-    drain_remote(core);
-    loop {
-        let next = core.queue.borrow_mut().pop_front();
-        let Some(runnable) = next else { break };
-        drop(runnable);
     }
 }

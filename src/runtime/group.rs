@@ -6,7 +6,10 @@
 //! in [`TaskGroup::join_next`]. `join_next` takes keys off that list and
 //! collects those handles, which have finished by then, so waiting for the
 //! next of n tasks costs O(1), not a poll of every handle. Dropping the group
-//! aborts the tasks still in it.
+//! aborts the tasks still in it. In fail-fast mode (asyncio's `TaskGroup`) a
+//! task whose output is an `Err` aborts its siblings itself, as it returns
+//! (through their abort handles, kept by key), and the group hands out that
+//! task's result before any other.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -18,7 +21,7 @@ use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
-use super::task::{JoinError, JoinHandle, spawn};
+use super::task::{AbortHandle, JoinError, JoinHandle, spawn};
 
 /// A set of tasks on the current runtime, awaited together, like asyncio's
 /// `TaskGroup` or tokio's `JoinSet`.
@@ -61,6 +64,8 @@ pub struct TaskGroup<T> {
     tasks: Slab<(u64, JoinHandle<T>)>,
     ready: Rc<Ready>,
     spawned: u64,
+    /// Fail-fast mode: tells whether an output is a failure.
+    failed: Option<fn(&T) -> bool>,
 }
 
 /// What finished tasks leave for the group.
@@ -70,6 +75,43 @@ struct Ready {
     keys: RefCell<VecDeque<usize>>,
     /// The task waiting in `join_next`.
     waiter: Cell<Option<Waker>>,
+    /// Fail-fast mode: each live task's abort handle, by key.
+    aborts: RefCell<Vec<Option<AbortHandle>>>,
+    failure: Cell<Failure>,
+}
+
+/// Fail-fast mode: the first failed task, handed out before the others.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    #[default]
+    None,
+    /// The task with this key failed; its result is not joined yet.
+    Pending(usize),
+    /// Its result was handed out.
+    Delivered,
+}
+
+impl Ready {
+    /// The task `key` failed: the first failure aborts every other task.
+    fn fail(&self, key: usize) {
+        if self.failure.get() != Failure::None {
+            return;
+        }
+        self.failure.set(Failure::Pending(key));
+        for (k, abort) in self.aborts.borrow().iter().enumerate() {
+            if let (Some(abort), true) = (abort, k != key) {
+                abort.abort();
+            }
+        }
+    }
+
+    fn set_abort(&self, key: usize, abort: Option<AbortHandle>) {
+        let mut aborts = self.aborts.borrow_mut();
+        if aborts.len() <= key {
+            aborts.resize_with(key + 1, || None);
+        }
+        aborts[key] = abort;
+    }
 }
 
 /// Lives in a grouped task's future; reports the task done when dropped.
@@ -94,6 +136,7 @@ impl<T: 'static> TaskGroup<T> {
             tasks: Slab::new(),
             ready: Rc::default(),
             spawned: 0,
+            failed: None,
         }
     }
 
@@ -111,14 +154,30 @@ impl<T: 'static> TaskGroup<T> {
         // report a task that never was).
         drop(super::context::current("corio::TaskGroup::spawn"));
         let entry = self.tasks.vacant_entry();
+        let key = entry.key();
         let done = Done {
-            key: entry.key(),
+            key,
             ready: self.ready.clone(),
         };
+        let failed = self.failed;
         let handle = spawn(async move {
-            let _done = done;
-            future.await
+            let done = done;
+            let out = future.await;
+            if let Some(failed) = failed
+                && failed(&out)
+            {
+                done.ready.fail(key);
+            }
+            out
         });
+        if self.failed.is_some() {
+            if self.ready.failure.get() != Failure::None {
+                // asyncio refuses new tasks once the group fails: this one
+                // is aborted before it runs.
+                handle.abort();
+            }
+            self.ready.set_abort(key, Some(handle.abort_handle()));
+        }
         entry.insert((self.spawned, handle));
         self.spawned += 1;
     }
@@ -158,6 +217,17 @@ impl<T: 'static> TaskGroup<T> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(u64, Result<T, JoinError>)>> {
+        if let Failure::Pending(key) = self.ready.failure.get() {
+            // Fail-fast: the failed task's result comes first.
+            let (_, handle) = self
+                .tasks
+                .get_mut(key)
+                .expect("a failed task is in its group");
+            let res = std::task::ready!(Pin::new(handle).poll(cx));
+            self.ready.failure.set(Failure::Delivered);
+            self.ready.keys.borrow_mut().retain(|&k| k != key);
+            return Poll::Ready(Some(self.remove(key, res)));
+        }
         loop {
             if self.tasks.is_empty() {
                 return Poll::Ready(None);
@@ -171,10 +241,7 @@ impl<T: 'static> TaskGroup<T> {
                 continue; // defensive: a key is reported once per task
             };
             match Pin::new(handle).poll(cx) {
-                Poll::Ready(res) => {
-                    let (index, _) = self.tasks.remove(key);
-                    return Poll::Ready(Some((index, res)));
-                }
+                Poll::Ready(res) => return Poll::Ready(Some(self.remove(key, res))),
                 // The future is gone but the output is not stored yet: the
                 // handle wakes this task when it is.
                 Poll::Pending => {
@@ -183,6 +250,15 @@ impl<T: 'static> TaskGroup<T> {
                 }
             }
         }
+    }
+
+    /// Takes task `key` out of the group, with its result.
+    fn remove(&mut self, key: usize, res: Result<T, JoinError>) -> (u64, Result<T, JoinError>) {
+        let (index, _) = self.tasks.remove(key);
+        if self.failed.is_some() {
+            self.ready.set_abort(key, None);
+        }
+        (index, res)
     }
 
     /// Waits for every task and returns their outputs in the order they were
@@ -224,6 +300,65 @@ impl<T: 'static> TaskGroup<T> {
     pub async fn shutdown(&mut self) {
         self.abort_all();
         while self.join_next().await.is_some() {}
+    }
+}
+
+impl<U: 'static, E: 'static> TaskGroup<Result<U, E>> {
+    /// An empty group in fail-fast mode, as asyncio's `TaskGroup`: the first
+    /// task that returns an `Err` aborts all the others at once (tasks
+    /// spawned afterwards are aborted before they run), and
+    /// [`join_next`](TaskGroup::join_next) yields that task's result before
+    /// any other; the aborted ones then come as cancelled [`JoinError`]s.
+    /// [`try_join_all`](TaskGroup::try_join_all) returns the error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// corio::run(async {
+    ///     let mut group = corio::TaskGroup::fail_fast();
+    ///     group.spawn(async {
+    ///         corio::time::sleep(Duration::from_secs(60)).await;
+    ///         Ok(1)
+    ///     });
+    ///     group.spawn(async { Err("bad input") });
+    ///     // The failure comes at once; the sleeper is cancelled.
+    ///     assert_eq!(group.try_join_all().await, Err("bad input"));
+    /// });
+    /// ```
+    pub fn fail_fast() -> TaskGroup<Result<U, E>> {
+        let mut group = TaskGroup::new();
+        group.failed = Some(Result::is_err);
+        group
+    }
+
+    /// Waits for every task and returns their `Ok` values in spawn order,
+    /// or the first `Err` a task returned (the others are then aborted and
+    /// awaited). In fail-fast mode "first" is the first to fail in time.
+    ///
+    /// # Panics
+    ///
+    /// As [`join_all`](TaskGroup::join_all): a task's panic is resumed here,
+    /// an aborted task (other than by the failure) panics with a message.
+    pub async fn try_join_all(mut self) -> Result<Vec<U>, E> {
+        let mut out = Vec::with_capacity(self.tasks.len());
+        while let Some((index, res)) = poll_fn(|cx| self.poll_next_with_index(cx)).await {
+            match res {
+                Ok(Ok(v)) => out.push((index, v)),
+                Ok(Err(e)) => {
+                    self.shutdown().await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    self.shutdown().await;
+                    match e.try_into_panic() {
+                        Ok(payload) => std::panic::resume_unwind(payload),
+                        Err(e) => panic!("corio: a task of TaskGroup::try_join_all failed: {e}"),
+                    }
+                }
+            }
+        }
+        out.sort_unstable_by_key(|&(index, _)| index);
+        Ok(out.into_iter().map(|(_, v)| v).collect())
     }
 }
 

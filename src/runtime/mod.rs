@@ -13,8 +13,11 @@ pub(crate) mod context;
 pub(crate) mod coop;
 pub(crate) mod core;
 mod ctxvar;
+pub(crate) mod drain;
 mod executor;
 mod group;
+mod handle;
+mod run;
 pub mod shard;
 mod stats;
 mod task;
@@ -37,7 +40,9 @@ pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use ctxvar::ContextVar;
 pub use group::TaskGroup;
+pub use handle::{Handle, is_shutting_down, run_until_shutdown};
 pub use stats::{RingFlags, Stats, ring_flags, stats};
+pub(crate) use task::spawn_background;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};
@@ -84,6 +89,7 @@ impl Runtime {
             closed: AtomicBool::new(false),
             unparker: selected.unparker,
             remote_wakeups: AtomicU64::new(0),
+            drain: drain::Drain::default(),
         });
         let core = Rc::new(Core {
             queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -146,6 +152,12 @@ impl Runtime {
     /// sizes); `None` on the poll driver.
     pub fn ring_flags(&self) -> Option<RingFlags> {
         self.core.ring_flags
+    }
+
+    /// A [`Handle`] to this runtime: `Send + Sync`, for spawning from other
+    /// threads and for a graceful [`shutdown`](Handle::shutdown).
+    pub fn handle(&self) -> Handle {
+        Handle::for_runtime(self)
     }
 
     /// Runs `future` to completion on this thread, running spawned tasks and

@@ -56,6 +56,26 @@ where
     unsafe { spawn_onto(core.shared.clone(), future, ctxvar::capture()) }
 }
 
+/// Spawns a detached task of the runtime's own (reaping a dropped child,
+/// say) on the current runtime. It does not hold a graceful shutdown up:
+/// the drain ends when only such tasks are left.
+pub(crate) fn spawn_background<F: Future<Output = ()> + 'static>(future: F) {
+    /// Counts the task as background while its future lives.
+    struct Background(Arc<Shared>);
+    impl Drop for Background {
+        fn drop(&mut self) {
+            self.0.drain.background(false);
+        }
+    }
+    let core = context::current("a corio background task");
+    core.shared.drain.background(true);
+    let guard = Background(core.shared.clone());
+    drop(spawn(async move {
+        let _guard = guard;
+        future.await
+    }));
+}
+
 /// Creates a task whose runnable is scheduled on the runtime owning `shared`,
 /// starting with the context variables of `ctx`.
 ///
@@ -195,6 +215,33 @@ impl<T> JoinHandle<T> {
     /// True once the task has finished (completed, panicked or been aborted).
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// What [`abort`](Self::abort) needs, apart from the handle.
+    pub(crate) fn abort_handle(&self) -> AbortHandle {
+        AbortHandle {
+            meta: self.meta,
+            waker: self.waker.clone(),
+        }
+    }
+}
+
+/// Aborts a task without owning its handle (`TaskGroup`'s fail-fast mode).
+pub(crate) struct AbortHandle {
+    /// The task's metadata, inside the task allocation `waker` keeps alive.
+    meta: *const TaskMeta,
+    waker: Waker,
+}
+
+impl AbortHandle {
+    /// As [`JoinHandle::abort`]; harmless once the task has finished.
+    pub(crate) fn abort(&self) {
+        // SAFETY: `self.waker` holds a reference to the task allocation, so
+        // its metadata is alive.
+        unsafe { &*self.meta }
+            .aborted
+            .store(true, Ordering::Release);
+        self.waker.wake_by_ref();
     }
 }
 

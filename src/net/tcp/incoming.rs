@@ -24,6 +24,7 @@ use super::{TcpListener, TcpStream};
 use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::Accept;
+use crate::runtime::drain::refuse_accept;
 
 /// Connections accepted by a listener; see [`TcpListener::incoming`].
 ///
@@ -58,16 +59,15 @@ impl Incoming<'_> {
         }
     }
 
-    /// The next connection.
+    /// The next connection; an error once the runtime is shutting down
+    /// (see [`Handle::shutdown`](crate::runtime::Handle::shutdown)).
     ///
     /// Cancel-safe: a connection accepted for a dropped call is returned by
     /// the next one.
     pub async fn next(&mut self) -> io::Result<TcpStream> {
-        let op = match self.pending.take() {
-            Some(op) => op,
-            None => Op::new(Accept::new(&self.fd, true)),
-        };
-        op.await.map(stream)
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .expect("Incoming never ends")
     }
 }
 
@@ -80,6 +80,10 @@ impl Stream for Incoming<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // A shutdown starting meanwhile wakes every task.
+        if let Err(e) = refuse_accept() {
+            return Poll::Ready(Some(Err(e)));
+        }
         let fd = &this.fd;
         let op = this
             .pending

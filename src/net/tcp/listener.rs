@@ -1,8 +1,11 @@
 //! `TcpListener`: accepts connections with io_uring's accept op.
 
+use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::Poll;
 
 use socket2::{SockRef, Type};
 
@@ -11,6 +14,7 @@ use crate::fd::SharedFd;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
 use crate::op::net::Accept;
+use crate::runtime::drain::refuse_accept;
 
 /// A TCP socket server, listening for connections.
 ///
@@ -80,8 +84,28 @@ impl TcpListener {
     /// connection, the connection is returned by the next `accept` on this
     /// listener (or closed when the listener is dropped). Errors such as
     /// `EMFILE` are returned as they are; back off before retrying.
+    ///
+    /// Once the runtime is shutting down ([`Handle::shutdown`]), `accept`
+    /// fails at once, also when it was already waiting, and
+    /// [`is_shutting_down`] is true: stop accepting then, and drop the
+    /// listener, so new connections are refused.
+    ///
+    /// [`Handle::shutdown`]: crate::runtime::Handle::shutdown
+    /// [`is_shutting_down`]: crate::runtime::is_shutting_down
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, peer) = Op::new(Accept::new(&self.fd, false)).await?;
+        refuse_accept()?;
+        let mut op = Op::new(Accept::new(&self.fd, false));
+        // A shutdown starting meanwhile wakes every task: this accept then
+        // gives up (a connection its dropped op still gets is kept for the
+        // listener, and closed with it).
+        let (fd, peer) = poll_fn(|cx| {
+            if let Poll::Ready(res) = Pin::new(&mut op).poll(cx) {
+                return Poll::Ready(res);
+            }
+            refuse_accept()?;
+            Poll::Pending
+        })
+        .await?;
         let stream = TcpStream::from_fd(SharedFd::new(fd));
         let peer = match peer.and_then(|p| p.as_socket()) {
             Some(p) => p,
@@ -98,7 +122,8 @@ impl TcpListener {
     /// [`Incoming`] is also a [`Stream`](crate::stream::Stream) (that never
     /// ends). Connections
     /// accepted after the `Incoming` is dropped go to the listener's next
-    /// `accept` or `incoming`.
+    /// `accept` or `incoming`. Once the runtime is shutting down, `next`
+    /// fails as [`accept`](Self::accept) does.
     ///
     /// ```no_run
     /// # corio::run(async {

@@ -1,8 +1,9 @@
 //! `TcpStream`: a connected TCP socket with owned-buffer I/O.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use socket2::{SockRef, Type};
 
@@ -10,7 +11,9 @@ use super::listener::{busy, sock_addr};
 use super::{OwnedReadHalf, OwnedWriteHalf};
 use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::fd::SharedFd;
-use crate::net::socket::{connect, resolve};
+use crate::net::ToSocketAddrs;
+use crate::net::lookup::resolve;
+use crate::net::socket::connect;
 use crate::net::stream_io;
 
 /// A TCP connection.
@@ -43,16 +46,47 @@ impl TcpStream {
         TcpStream { fd }
     }
 
-    /// Opens a connection to `addr`, trying each resolved address in turn.
+    /// Opens a connection to `addr`, trying each resolved address in turn;
+    /// the error is the last address's.
     ///
-    /// A closed port gives `ErrorKind::ConnectionRefused`. Host names are
-    /// resolved with the system resolver, which blocks.
+    /// A closed port gives `ErrorKind::ConnectionRefused`. A host name is
+    /// resolved on the blocking pool (see
+    /// [`lookup_host`](crate::net::lookup_host)), never on the runtime's
+    /// thread; a literal address needs no lookup.
     ///
     /// Not cancel-safe: a dropped `connect` abandons the connection attempt.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let addrs = resolve(addr)?;
+        let addrs = resolve(&addr).await?;
         Ok(TcpStream {
-            fd: connect(&addrs, Type::STREAM).await?,
+            fd: connect(&addrs, Type::STREAM, None).await?,
+        })
+    }
+
+    /// Like [`connect`](Self::connect), giving each address at most
+    /// `per_attempt` to accept: an attempt that takes longer is dropped
+    /// (its socket closed) with `ErrorKind::TimedOut`, and the next address
+    /// is tried. The name lookup itself is not bounded by it (wrap the call
+    /// in [`timeout`](crate::time::timeout) to bound everything).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # corio::run(async {
+    /// // "localhost" may resolve to ::1 and 127.0.0.1: each gets 250 ms.
+    /// let stream = corio::net::TcpStream::connect_timeout(
+    ///     "localhost:8000",
+    ///     Duration::from_millis(250),
+    /// )
+    /// .await?;
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    pub async fn connect_timeout(
+        addr: impl ToSocketAddrs,
+        per_attempt: Duration,
+    ) -> io::Result<TcpStream> {
+        let addrs = resolve(&addr).await?;
+        Ok(TcpStream {
+            fd: connect(&addrs, Type::STREAM, Some(per_attempt)).await?,
         })
     }
 
