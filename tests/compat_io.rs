@@ -345,3 +345,47 @@ fn no_fd_leaks_from_dropped_reads_writes_and_streams() {
     assert_eq!(support::open_fds(), before, "fds leaked");
 }
 }
+
+both_drivers! {
+fn unix_streams_and_child_pipes_work_through_the_traits() {
+    let _serial = support::serial();
+    support::run(async {
+        // A Unix stream pair, one end through the traits.
+        let (a, b) = corio::net::UnixStream::pair().unwrap();
+        let mut a = Compat::new(a);
+        a.write_all(b"over unix\n").await.unwrap();
+        a.flush().await.unwrap();
+        let (res, buf) = b.read_exact(vec![0u8; 10]).await;
+        res.unwrap();
+        assert_eq!(&buf, b"over unix\n");
+        b.write_all(b"and back\n".as_slice()).await.0.unwrap();
+        let mut line = String::new();
+        tokio::io::BufReader::new(&mut a).read_line(&mut line).await.unwrap();
+        assert_eq!(line, "and back\n");
+
+        // A child's stdin and stdout: `cat` echoes what goes in.
+        let mut child = corio::process::Command::new("cat")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = Compat::new(child.stdin.take().unwrap());
+        let mut stdout = Compat::new(child.stdout.take().unwrap());
+        let data: Vec<u8> = (0..300_000).map(pattern).collect();
+        let expect = data.clone();
+        let writer = corio::spawn(async move {
+            stdin.write_all(&data).await.unwrap();
+            stdin.shutdown().await.unwrap(); // closes the pipe: cat sees EOF
+            assert!(stdin.write_all(b"late").await.is_err(), "a write after shutdown");
+        });
+        let mut back = Vec::new();
+        timeout(TIMEOUT, stdout.read_to_end(&mut back))
+            .await
+            .expect("cat's output never ended")
+            .unwrap();
+        writer.await.unwrap();
+        assert!(back == expect, "the bytes came back changed");
+        assert!(child.wait().await.unwrap().success());
+    });
+}
+}

@@ -112,7 +112,7 @@ fn pipes_carry_data_both_ways() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         // Small round trips.
         for i in 0..20 {
@@ -130,6 +130,8 @@ fn pipes_carry_data_both_ways() {
             let (res, _) = stdin.write_all(data).await;
             res.unwrap();
             stdin.shutdown().await.unwrap(); // the child sees end of file
+            let (res, _) = stdin.write(b"late".as_slice()).await;
+            assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
         });
         let (res, got) = timeout(GUARD, stdout.read_to_end(Vec::new())).await.unwrap();
         assert_eq!(res.unwrap(), expect.len());

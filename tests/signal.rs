@@ -265,3 +265,22 @@ fn signals_that_cannot_be_caught_are_invalid_input() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "signal {sig}");
     }
 }
+
+both_drivers! {
+fn a_signal_is_a_stream_of_deliveries() {
+    if !support::is_child("a_signal_is_a_stream_of_deliveries") {
+        support::run_in_child("a_signal_is_a_stream_of_deliveries", CHILD_TIMEOUT);
+        return;
+    }
+    support::run(async {
+        use corio::stream::StreamExt;
+        let mut usr2 = signal(SignalKind::user_defined2()).unwrap();
+        for _ in 0..3 {
+            raise(libc::SIGUSR2);
+            within("a delivery through the stream", StreamExt::next(&mut usr2))
+                .await
+                .expect("the stream ended");
+        }
+    });
+}
+}

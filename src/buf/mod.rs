@@ -13,6 +13,7 @@
 
 pub(crate) mod copy;
 mod io_buf;
+pub(crate) mod loops;
 pub(crate) mod pool;
 mod slice;
 

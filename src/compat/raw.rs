@@ -7,10 +7,10 @@
 //! that builds that state from today's ops, so a later poll-level op API can
 //! replace it without touching the rest of `compat`:
 //!
-//! - [`RecvState`] keeps one pooled receive (a boxed `'static` future over a
-//!   clone of the `SharedFd`) across calls; [`poll_read_pooled`] polls it. A
-//!   receive dropped mid-way (the whole `Compat` dropped) loses nothing: the
-//!   pooled receive is cancel-safe.
+//! - [`RecvState`] keeps one pooled receive op (on a pipe, a read into an
+//!   owned buffer) across calls; [`poll_read_pooled`] polls it. A receive
+//!   dropped mid-way (the whole `Compat` dropped) loses nothing: both are
+//!   cancel-safe.
 //! - [`WriteState`] owns at most one send in flight (an `Op<Send>` over an
 //!   owned `Vec`, stored and polled directly: no boxing). Bytes are copied into
 //!   that buffer, the op is submitted, and the caller is told they were taken;
@@ -32,6 +32,8 @@ use crate::buf::{IoBuf, PooledBuf, Slice};
 use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::{Send, Shutdown};
+use crate::op::pipe::{PipeRead, PipeWrite};
+use crate::op::pooled::RecvPooled;
 use crate::runtime::context;
 
 /// Largest buffer one send carries; a bigger write is taken in parts.
@@ -41,36 +43,53 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 /// How long a send left unfinished by a dropped stream may still take.
 pub(crate) const LINGER: Duration = Duration::from_secs(30);
 
-type RecvFuture = Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>>>>;
-
-/// A pooled receive kept across polls.
+/// A receive kept across polls: a pooled receive on a socket, or a read
+/// into an owned buffer on a pipe.
 #[derive(Default)]
-pub(crate) struct RecvState {
-    fut: Option<RecvFuture>,
+pub(crate) enum RecvState {
+    #[default]
+    Idle,
+    Pooled(Op<RecvPooled>),
+    Pipe(Op<PipeRead<Vec<u8>>>),
 }
 
 impl fmt::Debug for RecvState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecvState")
-            .field("waiting", &self.fut.is_some())
+            .field("waiting", &!matches!(self, RecvState::Idle))
             .finish()
     }
 }
 
-/// Receives into a buffer of the runtime's pool: `Ok(None)` at the end of
-/// the stream. Pending until data arrives; the receive started by an earlier
-/// call goes on where it was.
+/// How much one pipe read asks for.
+const PIPE_READ: usize = 16 * 1024;
+
+/// Receives into a buffer of the runtime's pool (a socket), or into an
+/// owned buffer (a pipe): `Ok(None)` at the end of the stream. Pending until
+/// data arrives; the receive started by an earlier call goes on where it
+/// was (the op is kept in `st`, no allocation).
 pub(crate) fn poll_read_pooled(
     st: &mut RecvState,
     fd: &SharedFd,
+    pipe: bool,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<Option<PooledBuf>>> {
-    let fut = st.fut.get_or_insert_with(|| {
-        let fd = fd.clone();
-        Box::pin(async move { crate::op::pooled::recv(&fd, false).await })
-    });
-    let res = ready!(fut.as_mut().poll(cx));
-    st.fut = None;
+    if let RecvState::Idle = st {
+        *st = if pipe {
+            RecvState::Pipe(Op::new(PipeRead::new(fd, Vec::with_capacity(PIPE_READ))))
+        } else {
+            RecvState::Pooled(crate::op::pooled::recv_op(fd, false)?)
+        };
+    }
+    let res = match st {
+        RecvState::Pooled(op) => ready!(Pin::new(op).poll(cx)),
+        RecvState::Pipe(op) => {
+            let (res, buf) = ready!(Pin::new(op).poll(cx));
+            res.map(|n| (n > 0).then(|| PooledBuf::owned(buf)))
+        }
+        RecvState::Idle => unreachable!("set above"),
+    };
+    *st = RecvState::Idle;
     Poll::Ready(res)
 }
 
@@ -87,6 +106,7 @@ type SendOut = crate::buf::BufResult<usize, Slice<Vec<u8>>>;
 /// A send that was submitted: in the kernel, or already done.
 enum Sending {
     Op(Op<Send<Slice<Vec<u8>>>>),
+    Pipe(Op<PipeWrite<Slice<Vec<u8>>>>),
     /// The first poll finished it (the poll driver tries at once).
     Done(SendOut),
 }
@@ -106,6 +126,8 @@ pub(crate) struct WriteState {
     failed: Option<(io::ErrorKind, String)>,
     /// The socket, kept from the first send for [`Drop`] to finish one.
     fd: Option<SharedFd>,
+    /// The fd is a pipe: writes are write(2), not send(2).
+    pub(crate) pipe: bool,
 }
 
 impl fmt::Debug for WriteState {
@@ -138,6 +160,13 @@ impl WriteState {
                     Poll::Ready(out) => out,
                     Poll::Pending => {
                         self.inflight = Some(Sending::Op(op));
+                        return Poll::Pending;
+                    }
+                },
+                Some(Sending::Pipe(mut op)) => match Pin::new(&mut op).poll(cx) {
+                    Poll::Ready(out) => out,
+                    Poll::Pending => {
+                        self.inflight = Some(Sending::Pipe(op));
                         return Poll::Pending;
                     }
                 },
@@ -213,11 +242,19 @@ impl WriteState {
         if self.fd.is_none() {
             self.fd = Some(fd.clone());
         }
-        let mut op = Op::new(Send::new(fd, buf));
         // The first poll submits it; its result is taken by `poll_idle`.
-        self.inflight = Some(match Pin::new(&mut op).poll(cx) {
-            Poll::Pending => Sending::Op(op),
-            Poll::Ready(out) => Sending::Done(out),
+        self.inflight = Some(if self.pipe {
+            let mut op = Op::new(PipeWrite::new(fd, buf));
+            match Pin::new(&mut op).poll(cx) {
+                Poll::Pending => Sending::Pipe(op),
+                Poll::Ready(out) => Sending::Done(out),
+            }
+        } else {
+            let mut op = Op::new(Send::new(fd, buf));
+            match Pin::new(&mut op).poll(cx) {
+                Poll::Pending => Sending::Op(op),
+                Poll::Ready(out) => Sending::Done(out),
+            }
         });
     }
 
@@ -294,6 +331,7 @@ impl Drop for WriteState {
             shut: false,
             failed: None,
             fd: None,
+            pipe: self.pipe,
         };
         let finish = std::future::poll_fn(move |cx| rest.poll_idle(&fd, cx));
         drop(crate::spawn(async move {

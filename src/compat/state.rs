@@ -64,10 +64,11 @@ impl ReadSide {
     pub(crate) fn poll_fill(
         &mut self,
         fd: &SharedFd,
+        pipe: bool,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<&[u8]>> {
         while self.rest().is_empty() {
-            match ready!(raw::poll_read_pooled(&mut self.recv, fd, cx))? {
+            match ready!(raw::poll_read_pooled(&mut self.recv, fd, pipe, cx))? {
                 Some(lease) => self.set(lease),
                 None => return Poll::Ready(Ok(&[])),
             }

@@ -104,7 +104,12 @@ impl<T: Transport + FdStream + Unpin> sealed::Read for TlsStream<T> {
                 }
                 continue;
             }
-            match ready!(raw::poll_read_pooled(&mut st.read.recv, io.shared_fd(), cx))? {
+            match ready!(raw::poll_read_pooled(
+                &mut st.read.recv,
+                io.shared_fd(),
+                false,
+                cx
+            ))? {
                 Some(lease) => st.read.set(lease),
                 None => {
                     ended = true;

@@ -47,6 +47,38 @@ write_via!(TcpStream, TcpStream);
 write_via!(&TcpStream, TcpStream);
 write_via!(OwnedWriteHalf, OwnedWriteHalf);
 
+#[cfg(target_os = "linux")]
+mod unix_and_pipes {
+    use super::*;
+    use crate::net::UnixStream;
+    use crate::net::unix::{OwnedReadHalf as UnixReadHalf, OwnedWriteHalf as UnixWriteHalf};
+    use crate::process::{ChildStderr, ChildStdin, ChildStdout};
+
+    read_via!(UnixStream, UnixStream::read);
+    read_via!(&UnixStream, UnixStream::read);
+    read_via!(UnixReadHalf, UnixReadHalf::read);
+    write_via!(UnixStream, UnixStream);
+    write_via!(&UnixStream, UnixStream);
+    write_via!(UnixWriteHalf, UnixWriteHalf);
+    read_via!(ChildStdout, ChildStdout::read);
+    read_via!(ChildStderr, ChildStderr::read);
+
+    impl OwnedWrite for ChildStdin {
+        fn write<B: IoBuf>(&mut self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+            ChildStdin::write(self, buf)
+        }
+
+        fn write_all<B: IoBuf>(&mut self, buf: B) -> impl Future<Output = BufResult<(), B>> {
+            ChildStdin::write_all(self, buf)
+        }
+
+        /// Closes the pipe: the child reads end of file.
+        fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
+            ChildStdin::shutdown(self)
+        }
+    }
+}
+
 #[cfg(feature = "tls")]
 mod tls {
     use super::*;

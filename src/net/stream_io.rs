@@ -27,42 +27,12 @@ pub(crate) async fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> BufResult<u
     Op::new(SendMsg::new(fd, bufs, None)).await
 }
 
-pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
-    let total = buf.bytes_total();
-    let mut done = 0;
-    while done < total {
-        let (res, slice) = read(fd, buf.slice(done..total)).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer");
-                return (Err(e), buf);
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
+pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
+    crate::buf::loops::read_exact(buf, |b| read(fd, b)).await
 }
 
-pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
-    let total = buf.bytes_init();
-    let mut done = 0;
-    while done < total {
-        let (res, slice) = write(fd, buf.slice(done..total)).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer");
-                return (Err(e), buf);
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
+pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
+    crate::buf::loops::write_all(buf, |b| write(fd, b)).await
 }
 
 pub(crate) async fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> io::Result<()> {

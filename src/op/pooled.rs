@@ -42,19 +42,24 @@ const PAYLOAD_AT: usize = OUT_LEN + NAME_LEN;
 
 /// Receives into a pool buffer; `Ok(None)` at the end of a stream.
 pub(crate) async fn recv(fd: &SharedFd, datagram: bool) -> io::Result<Option<PooledBuf>> {
+    recv_op(fd, datagram)?.await
+}
+
+/// The op of one pooled receive (an `Unpin` future that can be kept and
+/// polled again, for poll-level callers).
+pub(crate) fn recv_op(fd: &SharedFd, datagram: bool) -> io::Result<Op<RecvPooled>> {
     let pool = context::current("a pooled receive")
         .driver
         .borrow_mut()
         .pool()?;
-    Op::new(RecvPooled {
+    Ok(Op::new(RecvPooled {
         fd: fd.clone(),
         pool,
         datagram,
         kept: None,
         bid: None,
         msg: None,
-    })
-    .await
+    }))
 }
 
 /// Where a multishot `RECVMSG` put a datagram in buffer `data` (`res` bytes
@@ -93,7 +98,7 @@ fn recvmsg_template() -> Box<libc::msghdr> {
 }
 
 /// One pooled receive.
-struct RecvPooled {
+pub(crate) struct RecvPooled {
     fd: SharedFd,
     pool: Rc<Pool>,
     datagram: bool,

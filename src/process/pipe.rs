@@ -18,23 +18,8 @@ async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
     Op::new(PipeRead::new(fd, buf)).await
 }
 
-async fn read_exact<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
-    let total = buf.bytes_total();
-    let mut done = 0;
-    while done < total {
-        let (res, slice) = read(fd, buf.slice(done..total)).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "failed to fill whole buffer");
-                return (Err(e), buf);
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
+async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
+    crate::buf::loops::read_exact(buf, |b| read(fd, b)).await
 }
 
 /// Reads until end of file, appending to `buf`; returns the count read.
@@ -61,23 +46,8 @@ async fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
     Op::new(PipeWrite::new(fd, buf)).await
 }
 
-async fn write_all<B: IoBuf>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
-    let total = buf.bytes_init();
-    let mut done = 0;
-    while done < total {
-        let (res, slice) = write(fd, buf.slice(done..total)).await;
-        buf = slice.into_inner();
-        match res {
-            Ok(0) => {
-                let e = io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer");
-                return (Err(e), buf);
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
-        }
-    }
-    (Ok(()), buf)
+async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
+    crate::buf::loops::write_all(buf, |b| write(fd, b)).await
 }
 
 /// The write end of a child's stdin (with [`Stdio::piped`](super::Stdio::piped)).
@@ -88,44 +58,69 @@ async fn write_all<B: IoBuf>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
 /// killed by it, as with std).
 #[derive(Debug)]
 pub struct ChildStdin {
-    fd: SharedFd,
+    /// `None` once [`shutdown`](Self::shutdown) closed it.
+    fd: Option<SharedFd>,
 }
 
 /// The read end of a child's stdout (with [`Stdio::piped`](super::Stdio::piped)).
 #[derive(Debug)]
 pub struct ChildStdout {
-    fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 /// The read end of a child's stderr (with [`Stdio::piped`](super::Stdio::piped)).
 #[derive(Debug)]
 pub struct ChildStderr {
-    fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl ChildStdin {
     pub(super) fn new(fd: OwnedFd) -> ChildStdin {
         ChildStdin {
-            fd: SharedFd::new(fd),
+            fd: Some(SharedFd::new(fd)),
         }
     }
 
     /// Writes the initialised bytes of `buf`, like write(2); may write fewer.
+    /// `BrokenPipe` after [`shutdown`](Self::shutdown).
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.fd, buf).await
+        match &self.fd {
+            Some(fd) => write(fd, buf).await,
+            None => (Err(closed()), buf),
+        }
     }
 
     /// Writes all initialised bytes of `buf`, looping over short writes.
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.fd, buf).await
+        match &self.fd {
+            Some(fd) => write_all(fd, buf).await,
+            None => (Err(closed()), buf),
+        }
     }
 
-    /// Closes the pipe (after writes still in flight complete): the child
-    /// reads end of file. The same as dropping the handle.
-    pub async fn shutdown(self) -> io::Result<()> {
-        drop(self);
+    /// Closes the pipe (once writes still in flight complete): the child
+    /// reads end of file. Dropping the handle does the same; later writes
+    /// fail with `BrokenPipe`.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.close();
         Ok(())
     }
+
+    pub(crate) fn shared_fd(&self) -> Option<&SharedFd> {
+        self.fd.as_ref()
+    }
+
+    /// Closes the pipe now (what `shutdown` does).
+    pub(crate) fn close(&mut self) {
+        self.fd = None;
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "corio: the child's stdin was shut down",
+    )
 }
 
 macro_rules! reader {
@@ -180,4 +175,11 @@ macro_rules! fd_traits {
     )*};
 }
 
-fd_traits!(ChildStdin ChildStdout ChildStderr);
+fd_traits!(ChildStdout ChildStderr);
+
+/// The raw fd of a child's stdin; -1 once it was shut down.
+impl AsRawFd for ChildStdin {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, SharedFd::raw)
+    }
+}

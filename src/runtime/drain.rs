@@ -206,3 +206,21 @@ pub(crate) fn refuse_accept() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Runs an accept unless the runtime is shutting down, and gives it up when
+/// a shutdown starts while it waits (a shutdown wakes every task). What the
+/// dropped accept still gets is kept for the listener, and closed with it.
+pub(crate) async fn accept<T>(
+    accept: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    refuse_accept()?;
+    let mut accept = std::pin::pin!(accept);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(res) = accept.as_mut().poll(cx) {
+            return std::task::Poll::Ready(res);
+        }
+        refuse_accept()?;
+        std::task::Poll::Pending
+    })
+    .await
+}

@@ -253,6 +253,16 @@ impl Signal {
     }
 }
 
+/// The deliveries of a signal as a [`Stream`](crate::stream::Stream), one
+/// item per [`recv`](Signal::recv); it ends when the runtime shuts down.
+impl futures_core::Stream for Signal {
+    type Item = ();
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
 impl Drop for Signal {
     fn drop(&mut self) {
         // An eventfd read still in flight is cancelled; a count it took

@@ -1,11 +1,8 @@
 //! `TcpListener`: accepts connections with io_uring's accept op.
 
-use std::future::poll_fn;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::pin::Pin;
-use std::task::Poll;
 
 use socket2::{SockRef, Type};
 
@@ -14,7 +11,7 @@ use crate::fd::SharedFd;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
 use crate::op::net::Accept;
-use crate::runtime::drain::refuse_accept;
+use crate::runtime::drain;
 
 /// A TCP socket server, listening for connections.
 ///
@@ -93,19 +90,7 @@ impl TcpListener {
     /// [`Handle::shutdown`]: crate::runtime::Handle::shutdown
     /// [`is_shutting_down`]: crate::runtime::is_shutting_down
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        refuse_accept()?;
-        let mut op = Op::new(Accept::new(&self.fd, false));
-        // A shutdown starting meanwhile wakes every task: this accept then
-        // gives up (a connection its dropped op still gets is kept for the
-        // listener, and closed with it).
-        let (fd, peer) = poll_fn(|cx| {
-            if let Poll::Ready(res) = Pin::new(&mut op).poll(cx) {
-                return Poll::Ready(res);
-            }
-            refuse_accept()?;
-            Poll::Pending
-        })
-        .await?;
+        let (fd, peer) = drain::accept(Op::new(Accept::new(&self.fd, false))).await?;
         let stream = TcpStream::from_fd(SharedFd::new(fd));
         let peer = match peer.and_then(|p| p.as_socket()) {
             Some(p) => p,

@@ -11,6 +11,7 @@ use crate::fd::SharedFd;
 use crate::net::tcp::busy;
 use crate::op::Op;
 use crate::op::net::Accept;
+use crate::runtime::drain;
 
 /// A Unix stream socket server, listening for connections on a path or a
 /// Linux abstract name.
@@ -83,7 +84,7 @@ impl UnixListener {
     /// Errors such as `EMFILE` are returned as they are; back off before
     /// retrying.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (fd, peer) = Op::new(Accept::new(&self.fd, false)).await?;
+        let (fd, peer) = drain::accept(Op::new(Accept::new(&self.fd, false))).await?;
         let stream = UnixStream::from_fd(SharedFd::new(fd));
         let peer = match peer {
             Some(p) => SocketAddr::from_sock(p)?,
@@ -131,7 +132,7 @@ pub struct Incoming<'a> {
 impl Incoming<'_> {
     /// The next connection.
     pub async fn next(&mut self) -> io::Result<UnixStream> {
-        let (fd, _) = Op::new(Accept::new(&self.listener.fd, true)).await?;
+        let (fd, _) = drain::accept(Op::new(Accept::new(&self.listener.fd, true))).await?;
         Ok(UnixStream::from_fd(SharedFd::new(fd)))
     }
 }

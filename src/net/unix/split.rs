@@ -14,7 +14,7 @@ use crate::net::stream_io;
 /// The read half of a [`UnixStream`], from [`UnixStream::into_split`].
 #[derive(Debug)]
 pub struct OwnedReadHalf {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 /// The write half of a [`UnixStream`], from [`UnixStream::into_split`].
@@ -23,7 +23,7 @@ pub struct OwnedReadHalf {
 /// [`shutdown`](Self::shutdown) for that.
 #[derive(Debug)]
 pub struct OwnedWriteHalf {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl OwnedReadHalf {

@@ -35,7 +35,7 @@ use crate::op::net::Connect;
 /// ```
 #[derive(Debug)]
 pub struct UnixStream {
-    pub(super) fd: SharedFd,
+    pub(crate) fd: SharedFd,
 }
 
 impl UnixStream {
