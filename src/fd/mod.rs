@@ -17,7 +17,7 @@
 
 mod kept;
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Cell, RefCell, RefMut};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::{Rc, Weak};
 use std::task::Waker;
@@ -44,28 +44,48 @@ impl WeakFd {
 #[derive(Debug)]
 struct Inner {
     fd: RawFd,
-    state: RefCell<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// A read is in the kernel (owned by a future, or released), or the
-    /// multishot receive armed on the fd is being taken down.
-    reading: bool,
-    /// `try_release` took the fd back: do not close it.
-    released: bool,
-    /// The poll driver has registered this fd (not an earlier file that
-    /// had the same number).
-    registered: bool,
-    /// A short read does not show the socket drained: a Unix stream ends a
-    /// read after bytes that carried fds, with more queued behind them.
-    reads_stop_short: bool,
-    /// The multishot op armed on the fd: its ring slot and the token of the
-    /// driver that owns the ring.
-    armed: Option<(u64, Weak<()>)>,
+    /// `READING`, `RELEASED`, `REGISTERED`, `STOP_SHORT`, `KEPT`,
+    /// `READ_WAITERS`: read on every op, so plain bits rather than a borrow.
+    flags: Cell<u8>,
+    /// Ring slot of the multishot op armed on the fd (`NOT_ARMED`: none).
+    armed: Cell<u64>,
+    /// The token of the driver that owns the armed op's ring.
+    armed_owner: RefCell<Weak<()>>,
     /// What dropped ops left behind and who waits: rare, so kept out of
     /// line (an idle connection should cost little memory).
-    kept: Option<Box<Kept>>,
+    kept: RefCell<Option<Box<Kept>>>,
+}
+
+/// A read is in the kernel (owned by a future, or released), or the
+/// multishot receive armed on the fd is being taken down.
+const READING: u8 = 1 << 0;
+/// `try_release` took the fd back: do not close it.
+const RELEASED: u8 = 1 << 1;
+/// The poll driver has registered this fd (not an earlier file that had the
+/// same number).
+const REGISTERED: u8 = 1 << 2;
+/// A short read does not show the socket drained: a Unix stream ends a read
+/// after bytes that carried fds, with more queued behind them.
+const STOP_SHORT: u8 = 1 << 3;
+/// `kept` may hold something (set by every access, cleared when a look
+/// finds it empty).
+const KEPT: u8 = 1 << 4;
+/// Reads wait in `kept` for the one in flight to end.
+const READ_WAITERS: u8 = 1 << 5;
+/// `armed` when nothing is armed (no key has an all-ones generation).
+const NOT_ARMED: u64 = u64::MAX;
+
+impl Inner {
+    #[inline]
+    fn has(&self, flag: u8) -> bool {
+        self.flags.get() & flag != 0
+    }
+
+    #[inline]
+    fn set(&self, flag: u8, on: bool) {
+        let f = self.flags.get();
+        self.flags.set(if on { f | flag } else { f & !flag });
+    }
 }
 
 impl SharedFd {
@@ -74,7 +94,10 @@ impl SharedFd {
         SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
-                state: RefCell::default(),
+                flags: Cell::new(0),
+                armed: Cell::new(NOT_ARMED),
+                armed_owner: RefCell::new(Weak::new()),
+                kept: RefCell::new(None),
             }),
         }
     }
@@ -96,11 +119,11 @@ impl SharedFd {
     /// Gives the fd back to the caller if nothing else (no other handle, no
     /// op still in the kernel) uses it. What dropped reads kept is lost.
     pub(crate) fn try_release(self) -> Result<OwnedFd, SharedFd> {
-        if Rc::strong_count(&self.inner) != 1 || self.inner.state.borrow().armed.is_some() {
+        if Rc::strong_count(&self.inner) != 1 || self.armed().is_some() {
             return Err(self);
         }
-        self.inner.state.borrow_mut().released = true;
-        // SAFETY: this is the last reference to the fd and `released` stops
+        self.inner.set(RELEASED, true);
+        // SAFETY: this is the last reference to the fd and `RELEASED` stops
         // `Inner::drop` from closing it, so ownership moves to the `OwnedFd`.
         Ok(unsafe { OwnedFd::from_raw_fd(self.inner.fd) })
     }
@@ -109,30 +132,33 @@ impl SharedFd {
     /// ends.
     #[inline]
     pub(crate) fn wait_read(&self, waker: &Waker) -> bool {
-        let mut st = self.inner.state.borrow_mut();
-        if !st.reading {
+        if !self.inner.has(READING) {
             return false;
         }
-        kept::push_waker(&mut st.kept_mut().read_waiters, waker);
+        kept::push_waker(&mut self.kept().read_waiters, waker);
+        self.inner.set(READ_WAITERS, true);
         true
     }
 
     /// A read goes to the kernel: later reads wait until it ends.
     #[inline]
     pub(crate) fn start_read(&self) {
-        self.inner.state.borrow_mut().reading = true;
+        self.inner.set(READING, true);
     }
 
     /// The read in flight has ended: the next may start.
+    #[inline]
     pub(crate) fn end_read(&self) {
-        let waiters = {
-            let mut st = self.inner.state.borrow_mut();
-            st.reading = false;
-            match st.kept.as_deref_mut() {
-                Some(k) => std::mem::take(&mut k.read_waiters),
-                None => Vec::new(),
-            }
-        };
+        self.inner.set(READING, false);
+        if self.inner.has(READ_WAITERS) {
+            self.wake_readers();
+        }
+    }
+
+    #[cold]
+    fn wake_readers(&self) {
+        self.inner.set(READ_WAITERS, false);
+        let waiters = std::mem::take(&mut self.kept().read_waiters);
         for w in waiters {
             w.wake();
         }
@@ -141,52 +167,72 @@ impl SharedFd {
     /// The ring slot of the multishot op armed on this fd, if any.
     #[inline]
     pub(crate) fn armed(&self) -> Option<u64> {
-        self.inner.state.borrow().armed.as_ref().map(|(k, _)| *k)
+        let key = self.inner.armed.get();
+        (key != NOT_ARMED).then_some(key)
     }
 
     /// Records (or clears) the multishot op armed on this fd by the driver
     /// whose token is `owner`.
     pub(crate) fn set_armed(&self, armed: Option<(u64, Weak<()>)>) {
-        self.inner.state.borrow_mut().armed = armed;
+        match armed {
+            Some((key, owner)) => {
+                debug_assert_ne!(key, NOT_ARMED);
+                self.inner.armed.set(key);
+                *self.inner.armed_owner.borrow_mut() = owner;
+            }
+            None => self.inner.armed.set(NOT_ARMED),
+        }
     }
 
     /// True when the poll driver registered this very fd.
     #[inline]
     pub(crate) fn registered(&self) -> bool {
-        self.inner.state.borrow().registered
+        self.inner.has(REGISTERED)
     }
 
     pub(crate) fn set_registered(&self) {
-        self.inner.state.borrow_mut().registered = true;
+        self.inner.set(REGISTERED, true);
     }
 
     /// Marks a socket whose reads may return fewer bytes than are queued
     /// (Unix streams): the poll driver then learns it is drained from
     /// `EAGAIN` only.
     pub(crate) fn set_reads_stop_short(&self) {
-        self.inner.state.borrow_mut().reads_stop_short = true;
+        self.inner.set(STOP_SHORT, true);
     }
 
     /// See [`set_reads_stop_short`](Self::set_reads_stop_short).
     #[inline]
     pub(crate) fn reads_stop_short(&self) -> bool {
-        self.inner.state.borrow().reads_stop_short
+        self.inner.has(STOP_SHORT)
     }
 
     /// True when dropped ops left something on this fd.
     #[inline]
     pub(crate) fn has_kept(&self) -> bool {
-        self.inner
-            .state
-            .borrow()
+        self.inner.has(KEPT) && self.look_kept()
+    }
+
+    #[cold]
+    fn look_kept(&self) -> bool {
+        let any = self
+            .inner
             .kept
+            .borrow()
             .as_deref()
-            .is_some_and(Kept::has_any)
+            .is_some_and(Kept::has_any);
+        if !any {
+            self.inner.set(KEPT, false);
+        }
+        any
     }
 
     /// What dropped ops left on this fd (made on first use).
     pub(crate) fn kept(&self) -> RefMut<'_, Kept> {
-        RefMut::map(self.inner.state.borrow_mut(), State::kept_mut)
+        self.inner.set(KEPT, true);
+        RefMut::map(self.inner.kept.borrow_mut(), |k| {
+            &mut **k.get_or_insert_with(Default::default)
+        })
     }
 
     /// Keeps a connection an abandoned accept got, and wakes accepts that
@@ -203,12 +249,6 @@ impl SharedFd {
     }
 }
 
-impl State {
-    fn kept_mut(&mut self) -> &mut Kept {
-        self.kept.get_or_insert_with(Default::default)
-    }
-}
-
 impl AsFd for SharedFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the fd stays open as long as any `SharedFd` clone lives.
@@ -218,14 +258,13 @@ impl AsFd for SharedFd {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let st = self.state.get_mut();
-        if st.released {
+        if self.has(RELEASED) {
             return;
         }
-        match st.armed.take() {
+        match self.armed.get() {
+            NOT_ARMED => crate::release::close(self.fd, None),
             // The armed op holds the socket in the kernel: close after it.
-            Some((key, owner)) => crate::release::close(self.fd, Some((key, &owner))),
-            None => crate::release::close(self.fd, None),
+            key => crate::release::close(self.fd, Some((key, &self.armed_owner.borrow()))),
         }
     }
 }

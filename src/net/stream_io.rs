@@ -6,25 +6,25 @@
 //! pooled receives — is the driver's, so a read dropped mid-flight (say by a
 //! timeout) loses nothing, whichever read method comes next.
 
-use std::io;
-
-use crate::buf::PooledBuf;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::{Recv, Send, SendMsg, Shutdown};
 use crate::op::pooled;
 
-pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    Op::new(Recv::new(fd, buf, false)).await
+// The single ops are plain functions returning the op's future: the
+// public `async fn`s that await them add the only state machine.
+
+pub(crate) fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> Op<Recv<B>> {
+    Op::new(Recv::new(fd, buf, false))
 }
 
-pub(crate) async fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    Op::new(Send::new(fd, buf)).await
+pub(crate) fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> Op<Send<B>> {
+    Op::new(Send::new(fd, buf))
 }
 
-pub(crate) async fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-    Op::new(SendMsg::new(fd, bufs, None)).await
+pub(crate) fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> Op<SendMsg<B>> {
+    Op::new(SendMsg::new(fd, bufs, None))
 }
 
 pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
@@ -35,10 +35,10 @@ pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), 
     crate::buf::loops::write_all(buf, |b| write(fd, b)).await
 }
 
-pub(crate) async fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> io::Result<()> {
-    Op::new(Shutdown::new(fd, how)).await
+pub(crate) fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> Op<Shutdown> {
+    Op::new(Shutdown::new(fd, how))
 }
 
-pub(crate) async fn recv_pooled(fd: &SharedFd) -> io::Result<Option<PooledBuf>> {
-    pooled::recv(fd, false).await
+pub(crate) fn recv_pooled(fd: &SharedFd) -> pooled::PooledRecv {
+    pooled::recv(fd, false)
 }

@@ -53,6 +53,16 @@ impl<T: OpCode> Op<T> {
         }
     }
 
+    /// An op on the runtime `core` (the current one, found already).
+    #[inline]
+    pub(crate) fn on(core: Rc<Core>, data: T) -> Op<T> {
+        Op {
+            core,
+            data: Some(data),
+            state: OpState::Idle,
+        }
+    }
+
     /// True while the op runs on the blocking pool (for tests).
     #[cfg(test)]
     pub(crate) fn on_blocking_pool(&self) -> bool {
@@ -85,7 +95,12 @@ impl<T: OpCode> Future for Op<T> {
 }
 
 impl<T: OpCode> Drop for Op<T> {
+    #[inline]
     fn drop(&mut self) {
+        // Most ops end finished: nothing of theirs is in the kernel.
+        if matches!(self.state, OpState::Done | OpState::Idle) {
+            return;
+        }
         let state = std::mem::replace(&mut self.state, OpState::Done);
         release_op(&self.core.owner, state, self.data.take());
     }

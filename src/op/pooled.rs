@@ -41,25 +41,53 @@ const OUT_LEN: usize = 16;
 const PAYLOAD_AT: usize = OUT_LEN + NAME_LEN;
 
 /// Receives into a pool buffer; `Ok(None)` at the end of a stream.
-pub(crate) async fn recv(fd: &SharedFd, datagram: bool) -> io::Result<Option<PooledBuf>> {
-    recv_op(fd, datagram)?.await
+pub(crate) fn recv(fd: &SharedFd, datagram: bool) -> PooledRecv {
+    match recv_op(fd, datagram) {
+        Ok(op) => PooledRecv::Op(op),
+        Err(e) => PooledRecv::Failed(Some(e)),
+    }
+}
+
+/// The future of [`recv`]: its op, or the error that kept it from being
+/// made (the pool could not be set up).
+pub(crate) enum PooledRecv {
+    Op(Op<RecvPooled>),
+    Failed(Option<io::Error>),
+}
+
+impl std::future::Future for PooledRecv {
+    type Output = io::Result<Option<PooledBuf>>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            PooledRecv::Op(op) => std::pin::Pin::new(op).poll(cx),
+            PooledRecv::Failed(e) => {
+                std::task::Poll::Ready(Err(e.take().expect("corio: polled after completion")))
+            }
+        }
+    }
 }
 
 /// The op of one pooled receive (an `Unpin` future that can be kept and
 /// polled again, for poll-level callers).
 pub(crate) fn recv_op(fd: &SharedFd, datagram: bool) -> io::Result<Op<RecvPooled>> {
-    let pool = context::current("a pooled receive")
-        .driver
-        .borrow_mut()
-        .pool()?;
-    Ok(Op::new(RecvPooled {
-        fd: fd.clone(),
-        pool,
-        datagram,
-        kept: None,
-        bid: None,
-        msg: None,
-    }))
+    let core = context::current("a pooled receive");
+    let pool = core.driver.borrow_mut().pool()?;
+    Ok(Op::on(
+        core,
+        RecvPooled {
+            fd: fd.clone(),
+            pool,
+            datagram,
+            kept: None,
+            bid: None,
+            msg: None,
+        },
+    ))
 }
 
 /// Where a multishot `RECVMSG` put a datagram in buffer `data` (`res` bytes

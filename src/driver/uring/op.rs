@@ -74,53 +74,18 @@ impl Ring {
                         // Pooled receives and multishot accepts take from the
                         // op armed on the fd; so does any accept while one is
                         // armed (its connections are for whoever accepts).
-                        let key = match armed {
-                            Some(key) => key,
-                            None => {
-                                if self.closed {
-                                    return Progress::Ready(Err(shut_down()), 0);
-                                }
-                                let sqe = op.sqe();
-                                let armed = op.arm().expect("corio: a multishot op arms");
-                                let key = self.slots.insert(Owner::Armed {
-                                    op: armed,
-                                    waiters: Vec::new(),
-                                });
-                                self.push(sqe, key);
-                                let fd = op.role().expect("role").fd;
-                                fd.set_armed(Some((key, self.owner.clone())));
-                                key
-                            }
-                        };
-                        *state = OpState::Armed(key);
-                    } else if let (Some(Kind::Read), Some(key)) = (kind, armed) {
-                        // A plain read on a socket whose pooled receives
-                        // armed a multishot receive: take that down; what it
-                        // received is kept for this read, which waits until
-                        // it has ended.
-                        let fd = op.role().expect("role").fd;
-                        fd.set_armed(None);
-                        fd.start_read();
-                        if let Ok(true) = self.slots.disarm(key, None) {
-                            self.cancel(key);
+                        match armed {
+                            Some(key) => *state = OpState::Armed(key),
+                            None => match self.arm(op) {
+                                Some(key) => *state = OpState::Armed(key),
+                                None => return Progress::Ready(Err(shut_down()), 0),
+                            },
                         }
+                    } else if let (Some(Kind::Read), Some(key)) = (kind, armed) {
+                        self.disarm_for_read(op, key);
                         return Progress::Restart;
                     } else {
-                        if kind == Some(Kind::Read) {
-                            op.role().expect("role").fd.start_read();
-                        }
-                        let Some(key) = self.submit_single(op, cx) else {
-                            if kind == Some(Kind::Read) {
-                                op.role().expect("role").fd.end_read();
-                            }
-                            return Progress::Ready(Err(shut_down()), 0);
-                        };
-                        if kind == Some(Kind::Accept) {
-                            // Woken if a dropped accept keeps a connection.
-                            op.role().expect("role").fd.kept().wait_accepted(cx.waker());
-                        }
-                        *state = OpState::Ring(key);
-                        return Progress::Pending;
+                        return self.start_single(state, op, kind, cx);
                     }
                 }
                 OpState::Retry => {
@@ -138,48 +103,29 @@ impl Ring {
                 OpState::Ring(key) | OpState::RingCancel(key) => {
                     let cancelling = matches!(state, OpState::RingCancel(_));
                     let op = data.as_mut().expect("corio: op data");
-                    let Some((res, flags, _)) = self.slots.pop(key) else {
-                        self.slots.set_waker(key, cx.waker());
-                        if let Some(role) = op.role().filter(|r| r.kind == Kind::Accept) {
-                            // A dropped accept may keep a connection while
-                            // this one waits: cancel this one to take it.
-                            let mut kept = role.fd.kept();
-                            if kept.has_accepted() {
-                                drop(kept);
-                                if !cancelling {
-                                    self.cancel(key);
-                                    *state = OpState::RingCancel(key);
-                                }
-                            } else {
-                                kept.wait_accepted(cx.waker());
-                            }
+                    let Some((res, flags, last)) = self.slots.take(key, cx.waker()) else {
+                        if op.role().is_some_and(|r| r.kind == Kind::Accept) {
+                            self.accept_waits(state, op, key, cx);
                         }
                         return Progress::Pending;
                     };
-                    if op.on_cqe(res, flags) == Step::More {
+                    if op.on_cqe(res, flags) == Step::More && !last {
                         continue;
                     }
-                    self.slots.orphan_rest(key);
-                    let role = op.role();
-                    let wait = op.wait();
+                    if !last {
+                        // Done before the kernel's last completion.
+                        self.slots.orphan_rest(key);
+                    }
                     if res == -libc::EAGAIN
-                        && let Wait::Ready(fd, interest) = wait
+                        && let Wait::Ready(fd, interest) = op.wait()
                         && !self.closed
                     {
                         // A socket in O_NONBLOCK mode: wait for readiness,
                         // then retry (a read keeps its turn meanwhile).
-                        self.stats.would_block();
-                        let mask = match interest {
-                            Interest::Readable => libc::POLLIN,
-                            Interest::Writable => libc::POLLOUT,
-                        };
-                        let sqe = opcode::PollAdd::new(types::Fd(fd.raw()), mask as u32).build();
-                        let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
-                        self.push(sqe, key);
-                        *state = OpState::RingPoll(key);
+                        *state = OpState::RingPoll(self.poll_readiness(fd.raw(), interest, cx));
                         return Progress::Pending;
                     }
-                    if let Some(role) = role.filter(|r| r.kind == Kind::Read) {
+                    if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
                         role.fd.end_read();
                     }
                     if cancelling && res == -libc::ECANCELED {
@@ -189,60 +135,165 @@ impl Ring {
                     return Progress::Ready(cqe_result(res), flags);
                 }
                 OpState::RingPoll(key) => {
-                    if self.slots.pop(key).is_none() {
-                        self.slots.set_waker(key, cx.waker());
+                    let Some((_, _, last)) = self.slots.take(key, cx.waker()) else {
                         return Progress::Pending;
+                    };
+                    if !last {
+                        self.slots.orphan_rest(key);
                     }
-                    self.slots.orphan_rest(key);
                     *state = OpState::Retry;
                 }
                 OpState::Armed(key) => {
                     let op = data.as_mut().expect("corio: op data");
-                    let role = op.role().expect("corio: a multishot op has a role");
-                    if role.fd.armed() != Some(key) {
+                    let fd = op.role().expect("corio: a multishot op has a role").fd;
+                    if fd.armed() != Some(key) {
                         // Taken down (a plain read came): start over.
                         return Progress::Restart;
                     }
-                    let Some((res, flags, drained)) = self.slots.pop(key) else {
-                        if self.slots.drained(key) {
-                            self.slots.remove(key);
-                            role.fd.set_armed(None);
-                            return Progress::Restart;
-                        }
-                        self.slots.set_waker(key, cx.waker());
+                    let Some((res, flags, last)) = self.slots.take(key, cx.waker()) else {
                         return Progress::Pending;
                     };
-                    if drained {
-                        self.slots.remove(key);
-                        role.fd.set_armed(None);
+                    if last {
+                        // The kernel ended it (freed with its last
+                        // completion): the next receive arms another.
+                        fd.set_armed(None);
                     }
-                    match -res {
-                        // Every pool buffer is leased out: re-armed once one
-                        // comes back.
-                        libc::ENOBUFS => {
-                            self.stats.enobufs();
-                            if let Some(pool) = &self.pool
-                                && !pool.has_free()
-                            {
-                                pool.wait_for_free(cx.waker());
-                                *state = OpState::Idle;
-                                return Progress::Pending;
-                            }
-                            return Progress::Restart;
-                        }
-                        // A socket in O_NONBLOCK mode: make it blocking and
-                        // re-arm.
-                        libc::EAGAIN => {
-                            self.stats.would_block();
-                            set_blocking(role.fd.raw());
-                            return Progress::Restart;
-                        }
-                        _ => return Progress::Ready(cqe_result(res), flags),
+                    if res >= 0 {
+                        return Progress::Ready(Ok(res as u32), flags);
                     }
+                    return self.armed_error(state, fd, res, cx);
                 }
                 OpState::Blocking(_) => return blocking::poll(state, data, cx, pool),
                 OpState::Done => unreachable!("corio: op polled after completion"),
             }
+        }
+    }
+
+    /// Submits a single-shot op (a read takes its fd's turn first).
+    #[inline]
+    fn start_single<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        op: &mut T,
+        kind: Option<Kind>,
+        cx: &mut Context<'_>,
+    ) -> Progress {
+        if kind == Some(Kind::Read) {
+            op.role().expect("role").fd.start_read();
+        }
+        let Some(key) = self.submit_single(op, cx) else {
+            if kind == Some(Kind::Read) {
+                op.role().expect("role").fd.end_read();
+            }
+            return Progress::Ready(Err(shut_down()), 0);
+        };
+        if kind == Some(Kind::Accept) {
+            // Woken if a dropped accept keeps a connection.
+            op.role().expect("role").fd.kept().wait_accepted(cx.waker());
+        }
+        *state = OpState::Ring(key);
+        Progress::Pending
+    }
+
+    /// Arms `op`'s multishot op on its fd; its slot, or `None` after
+    /// shutdown.
+    #[inline(never)]
+    fn arm<T: OpCode>(&mut self, op: &mut T) -> Option<u64> {
+        if self.closed {
+            return None;
+        }
+        let sqe = op.sqe();
+        let armed = op.arm().expect("corio: a multishot op arms");
+        let key = self.slots.insert(Owner::armed(armed));
+        self.push(sqe, key);
+        let fd = op.role().expect("role").fd;
+        fd.set_armed(Some((key, self.owner.clone())));
+        Some(key)
+    }
+
+    /// A plain read on a socket whose pooled receives armed a multishot
+    /// receive: that is taken down; what it received is kept for this read,
+    /// which waits until it has ended.
+    #[cold]
+    #[inline(never)]
+    fn disarm_for_read<T: OpCode>(&mut self, op: &mut T, key: u64) {
+        let fd = op.role().expect("role").fd;
+        fd.set_armed(None);
+        fd.start_read();
+        if let Ok(true) = self.slots.disarm(key, None) {
+            self.cancel(key);
+        }
+    }
+
+    /// An accept waits in the kernel: if a dropped accept keeps a
+    /// connection meanwhile, this one is cancelled to take it.
+    #[cold]
+    #[inline(never)]
+    fn accept_waits<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        op: &mut T,
+        key: u64,
+        cx: &mut Context<'_>,
+    ) {
+        let fd = op.role().expect("role").fd;
+        let mut kept = fd.kept();
+        if kept.has_accepted() {
+            drop(kept);
+            if !matches!(state, OpState::RingCancel(_)) {
+                self.cancel(key);
+                *state = OpState::RingCancel(key);
+            }
+        } else {
+            kept.wait_accepted(cx.waker());
+        }
+    }
+
+    /// Submits a readiness poll for `fd`; its slot.
+    #[cold]
+    #[inline(never)]
+    fn poll_readiness(&mut self, fd: i32, interest: Interest, cx: &mut Context<'_>) -> u64 {
+        self.stats.would_block();
+        let mask = match interest {
+            Interest::Readable => libc::POLLIN,
+            Interest::Writable => libc::POLLOUT,
+        };
+        let sqe = opcode::PollAdd::new(types::Fd(fd), mask as u32).build();
+        let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+        self.push(sqe, key);
+        key
+    }
+
+    /// A multishot op's completion carried an error.
+    #[cold]
+    #[inline(never)]
+    fn armed_error<T>(
+        &mut self,
+        state: &mut OpState<T>,
+        fd: &crate::fd::SharedFd,
+        res: i32,
+        cx: &mut Context<'_>,
+    ) -> Progress {
+        match -res {
+            // Every pool buffer is leased out: re-armed once one comes back.
+            libc::ENOBUFS => {
+                self.stats.enobufs();
+                if let Some(pool) = &self.pool
+                    && !pool.has_free()
+                {
+                    pool.wait_for_free(cx.waker());
+                    *state = OpState::Idle;
+                    return Progress::Pending;
+                }
+                Progress::Restart
+            }
+            // A socket in O_NONBLOCK mode: make it blocking and re-arm.
+            libc::EAGAIN => {
+                self.stats.would_block();
+                set_blocking(fd.raw());
+                Progress::Restart
+            }
+            _ => Progress::Ready(cqe_result(res), 0),
         }
     }
 }

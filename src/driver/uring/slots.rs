@@ -18,7 +18,7 @@ use std::task::Waker;
 use slab::Slab;
 
 use crate::driver::op::CQE_F_MORE;
-use crate::release::Released;
+use crate::release::Released as ReleasedOp;
 
 /// Who takes a slot's completions.
 pub(super) enum Owner {
@@ -26,16 +26,35 @@ pub(super) enum Owner {
     Future(Option<Waker>),
     /// A multishot op armed on an fd, whose value the driver keeps; ops of
     /// the fd's role take its completions and wait here.
-    Armed {
-        op: Box<dyn Released>,
-        waiters: Vec<Waker>,
-    },
+    Armed(Box<Armed>),
     /// Nobody: each completion goes to `op` (`None`: a readiness poll, which
     /// carries nothing). `close` is an fd to close after the last one.
-    Released {
-        op: Option<Box<dyn Released>>,
-        close: Option<RawFd>,
-    },
+    Released(Box<Released>),
+}
+
+/// An armed multishot op (boxed: rare, and it keeps slots small).
+pub(super) struct Armed {
+    pub(super) op: Box<dyn ReleasedOp>,
+    pub(super) waiters: Vec<Waker>,
+}
+
+/// A released op (boxed: rare, and it keeps slots small).
+pub(super) struct Released {
+    op: Option<Box<dyn ReleasedOp>>,
+    close: Option<RawFd>,
+}
+
+impl Owner {
+    pub(super) fn armed(op: Box<dyn ReleasedOp>) -> Owner {
+        Owner::Armed(Box::new(Armed {
+            op,
+            waiters: Vec::new(),
+        }))
+    }
+
+    fn released(op: Option<Box<dyn ReleasedOp>>, close: Option<RawFd>) -> Owner {
+        Owner::Released(Box::new(Released { op, close }))
+    }
 }
 
 /// Completions not taken yet; most ops have one, multishot ops more.
@@ -44,15 +63,18 @@ enum Cqes {
     #[default]
     Empty,
     One(i32, u32),
-    Many(VecDeque<(i32, u32)>),
+    // Boxed so a slot stays small: most ops never queue two completions.
+    #[allow(clippy::box_collection)]
+    Many(Box<VecDeque<(i32, u32)>>),
 }
 
 impl Cqes {
+    #[inline(always)]
     fn push(&mut self, res: i32, flags: u32) {
         match self {
             Cqes::Empty => *self = Cqes::One(res, flags),
             Cqes::One(r, f) => {
-                let mut q = VecDeque::with_capacity(4);
+                let mut q = Box::new(VecDeque::with_capacity(4));
                 q.push_back((*r, *f));
                 q.push_back((res, flags));
                 *self = Cqes::Many(q);
@@ -61,6 +83,7 @@ impl Cqes {
         }
     }
 
+    #[inline(always)]
     fn pop(&mut self) -> Option<(i32, u32)> {
         match self {
             Cqes::Empty => None,
@@ -73,6 +96,7 @@ impl Cqes {
         }
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         match self {
             Cqes::Empty => true,
@@ -84,9 +108,9 @@ impl Cqes {
 
 pub(super) struct Slot {
     generation: u32,
-    cqes: Cqes,
     /// The op's last completion has arrived.
     ended: bool,
+    cqes: Cqes,
     pub(super) owner: Owner,
 }
 
@@ -121,6 +145,7 @@ impl Slots {
     }
 
     /// A new slot; returns its key (the op's `user_data`).
+    #[inline]
     pub(super) fn insert(&mut self, owner: Owner) -> u64 {
         let generation = self.next_gen;
         // The high word u32::MAX is left to the driver's own tokens.
@@ -131,8 +156,8 @@ impl Slots {
         };
         let idx = self.slab.insert(Slot {
             generation,
-            cqes: Cqes::Empty,
             ended: false,
+            cqes: Cqes::Empty,
             owner,
         });
         debug_assert!(idx < u32::MAX as usize);
@@ -148,6 +173,7 @@ impl Slots {
             .filter(|s| s.generation == generation)
     }
 
+    #[inline]
     fn slot(&mut self, key: u64) -> &mut Slot {
         let slot = self.get(key);
         debug_assert!(slot.is_some(), "corio: no live op slot {key:#x}");
@@ -161,38 +187,36 @@ impl Slots {
         }
     }
 
-    /// Takes the oldest completion of slot `key`; with it, whether the slot
-    /// has nothing more to give (its last completion taken).
-    #[inline]
-    pub(super) fn pop(&mut self, key: u64) -> Option<(i32, u32, bool)> {
+    /// Takes the oldest completion of slot `key`; with it, whether that was
+    /// the slot's last (then the slot is freed), or `None` after recording
+    /// `waker` to be woken by the next one.
+    #[inline(always)]
+    pub(super) fn take(&mut self, key: u64, waker: &Waker) -> Option<(i32, u32, bool)> {
         let slot = self.slot(key);
-        let (res, flags) = slot.cqes.pop()?;
-        Some((res, flags, slot.ended && slot.cqes.is_empty()))
-    }
-
-    /// True when slot `key` has ended and every completion was taken.
-    pub(super) fn drained(&mut self, key: u64) -> bool {
-        let slot = self.slot(key);
-        slot.ended && slot.cqes.is_empty()
-    }
-
-    /// Records the waker of the future that owns slot `key`.
-    pub(super) fn set_waker(&mut self, key: u64, waker: &Waker) {
-        match &mut self.slot(key).owner {
-            Owner::Future(w) => match w {
-                Some(w) if w.will_wake(waker) => {}
-                _ => *w = Some(waker.clone()),
-            },
-            Owner::Armed { waiters, .. } => {
-                if !waiters.iter().any(|w| w.will_wake(waker)) {
-                    waiters.push(waker.clone());
+        let Some((res, flags)) = slot.cqes.pop() else {
+            match &mut slot.owner {
+                Owner::Future(w) => match w {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *w = Some(waker.clone()),
+                },
+                Owner::Armed(a) => {
+                    if !a.waiters.iter().any(|w| w.will_wake(waker)) {
+                        a.waiters.push(waker.clone());
+                    }
                 }
+                Owner::Released(_) => debug_assert!(false, "corio: waiting on a released op"),
             }
-            Owner::Released { .. } => debug_assert!(false, "corio: waiting on a released op"),
+            return None;
+        };
+        let last = slot.ended && slot.cqes.is_empty();
+        if last {
+            self.slab.remove(split(key).0);
         }
+        Some((res, flags, last))
     }
 
     /// A completion arrived for `key`.
+    #[inline]
     pub(super) fn complete(&mut self, key: u64, res: i32, flags: u32) -> After {
         let Some(slot) = self.get(key) else {
             debug_assert!(false, "corio: completion for no live op slot ({key:#x})");
@@ -207,20 +231,20 @@ impl Slots {
                     w.wake();
                 }
             }
-            Owner::Armed { waiters, .. } => {
+            Owner::Armed(a) => {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
-                for w in waiters.drain(..) {
+                for w in a.waiters.drain(..) {
                     w.wake();
                 }
             }
-            Owner::Released { op, close } => {
-                if let Some(op) = op {
+            Owner::Released(r) => {
+                if let Some(op) = &mut r.op {
                     op.completion(res, flags);
                 }
                 if last {
-                    let close = close.take();
-                    self.remove(key);
+                    let close = r.close.take();
+                    self.slab.remove(split(key).0);
                     return close.map_or(After::Nothing, After::Close);
                 }
             }
@@ -231,7 +255,7 @@ impl Slots {
     /// The future of slot `key` is gone; `op` is its value, if the kernel
     /// may still touch it. Completions already in are released now. True
     /// when the op is still in the kernel (the caller cancels it).
-    pub(super) fn release(&mut self, key: u64, mut op: Option<Box<dyn Released>>) -> bool {
+    pub(super) fn release(&mut self, key: u64, mut op: Option<Box<dyn ReleasedOp>>) -> bool {
         let Some(slot) = self.get(key) else {
             debug_assert!(false, "corio: released op slot {key:#x} is gone");
             return false;
@@ -245,20 +269,19 @@ impl Slots {
             self.remove(key);
             return false;
         }
-        slot.owner = Owner::Released { op, close: None };
+        slot.owner = Owner::released(op, None);
         true
     }
 
     /// The future of slot `key` took its final result while the kernel may
     /// still post completions: they are dropped as they come.
     pub(super) fn orphan_rest(&mut self, key: u64) {
-        if self.drained(key) {
-            self.remove(key);
-        } else {
-            self.slot(key).owner = Owner::Released {
-                op: None,
-                close: None,
-            };
+        if let Some(slot) = self.get(key) {
+            if slot.ended && slot.cqes.is_empty() {
+                self.remove(key);
+            } else {
+                slot.owner = Owner::released(None, None);
+            }
         }
     }
 
@@ -272,15 +295,10 @@ impl Slots {
             // Already ended and freed: nothing holds the fd.
             return close.map_or(Ok(false), Err);
         };
-        let owner = std::mem::replace(
-            &mut slot.owner,
-            Owner::Released {
-                op: None,
-                close: None,
-            },
-        );
+        let owner = std::mem::replace(&mut slot.owner, Owner::Future(None));
         let mut op = match owner {
-            Owner::Armed { op, waiters } => {
+            Owner::Armed(a) => {
+                let Armed { op, waiters } = *a;
                 for w in waiters {
                     w.wake();
                 }
@@ -299,10 +317,7 @@ impl Slots {
             self.remove(key);
             return close.map_or(Ok(false), Err);
         }
-        slot.owner = Owner::Released {
-            op: Some(op),
-            close,
-        };
+        slot.owner = Owner::released(Some(op), close);
         Ok(true)
     }
 
@@ -333,7 +348,7 @@ mod tests {
 
     struct Count(std::rc::Rc<std::cell::Cell<u32>>);
 
-    impl Released for Count {
+    impl ReleasedOp for Count {
         fn completion(&mut self, _res: i32, flags: u32) -> bool {
             self.0.set(self.0.get() + 1);
             flags & CQE_F_MORE == 0
@@ -374,9 +389,10 @@ mod tests {
         s.complete(k, 1, CQE_F_MORE);
         s.complete(k, 2, CQE_F_MORE);
         s.complete(k, 3, 0);
-        assert_eq!(s.pop(k), Some((1, CQE_F_MORE, false)));
-        assert_eq!(s.pop(k), Some((2, CQE_F_MORE, false)));
-        assert_eq!(s.pop(k), Some((3, 0, true)));
-        assert_eq!(s.pop(k), None);
+        let w = std::task::Waker::noop();
+        assert_eq!(s.take(k, w), Some((1, CQE_F_MORE, false)));
+        assert_eq!(s.take(k, w), Some((2, CQE_F_MORE, false)));
+        assert_eq!(s.take(k, w), Some((3, 0, true)));
+        assert!(s.get(k).is_none(), "freed with its last completion");
     }
 }
