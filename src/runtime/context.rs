@@ -4,14 +4,24 @@
 //! [`Core`] in a thread-local slot for their duration; `spawn`, ops and timers
 //! find their runtime through it. Nesting is refused: a second `block_on` on a
 //! thread that is already inside one panics with a message that says so.
+//! A second thread-local keeps a plain pointer to the same core: it has no
+//! destructor, so reading it (on every wake-up and every op) is a load, not
+//! a borrow behind a liveness check.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::core::Core;
 
 thread_local! {
+    /// Owns the current core (keeps it alive while installed).
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    /// The same core as a plain pointer (null when none is installed).
+    static FAST: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+}
+
+fn set_fast(core: Option<&Rc<Core>>) {
+    FAST.with(|f| f.set(core.map_or(std::ptr::null(), Rc::as_ptr)));
 }
 
 /// Restores the previous context when dropped.
@@ -39,6 +49,7 @@ pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
             );
         }
         let ring = core.kind == crate::driver::DriverKind::Uring;
+        set_fast(Some(&core));
         *c = Some(core);
         EnterGuard {
             prev: None,
@@ -52,6 +63,7 @@ pub(crate) fn enter(core: Rc<Core>) -> EnterGuard {
 pub(crate) fn swap(core: Rc<Core>) -> EnterGuard {
     let ring_closes =
         crate::release::set_ring_closes(core.kind == crate::driver::DriverKind::Uring);
+    set_fast(Some(&core));
     EnterGuard {
         prev: CURRENT.with(|c| c.borrow_mut().replace(core)),
         ring_closes,
@@ -62,6 +74,7 @@ impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
         crate::release::set_ring_closes(self.ring_closes);
+        set_fast(prev.as_ref());
         // Take the value out first so its drop runs without the borrow held.
         let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
         drop(old);
@@ -70,8 +83,12 @@ impl Drop for EnterGuard {
 
 /// Runs `f` with the current runtime, if this thread is inside one.
 #[inline]
-pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Rc<Core>>) -> R) -> R {
-    CURRENT.with(|c| f(c.borrow().as_ref()))
+pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
+    let p = FAST.with(Cell::get);
+    // SAFETY: `FAST` is non-null only while `CURRENT` holds an `Rc` of
+    // that very core (set and reset together above), so it points at a live
+    // `Core`; the reference does not outlive this call.
+    f(unsafe { p.as_ref() })
 }
 
 /// The current runtime.
@@ -82,11 +99,17 @@ pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Rc<Core>>) -> R) -> R {
 #[inline]
 #[track_caller]
 pub(crate) fn current(what: &str) -> Rc<Core> {
-    match CURRENT.with(|c| c.borrow().clone()) {
-        Some(core) => core,
-        None => panic!(
+    let p = FAST.with(Cell::get);
+    if p.is_null() {
+        panic!(
             "corio: {what} must be called from inside a corio runtime; \
              wrap the code in corio::run(async {{ ... }}) or Runtime::block_on"
-        ),
+        );
+    }
+    // SAFETY: as in `with_core`, `p` is the `Rc::as_ptr` of the core
+    // `CURRENT` owns: one more strong count makes a new, owned `Rc`.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Rc::from_raw(p)
     }
 }
