@@ -73,6 +73,8 @@ struct Entry {
 
 thread_local! {
     static QUEUE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// Entries in `QUEUE` (a plain cell, cheap to read every tick).
+    static QUEUED: Cell<usize> = const { Cell::new(0) };
     /// The runtime running on this thread closes fds with ops on its ring.
     static RING_CLOSES: Cell<bool> = const { Cell::new(false) };
 }
@@ -90,6 +92,7 @@ pub(crate) fn push(owner: &Weak<()>, release: Release) {
             release,
         })
     });
+    QUEUED.with(|n| n.set(n.get() + 1));
 }
 
 /// Closes `fd`, whose last handle went away: queued for the ring of the
@@ -104,12 +107,15 @@ pub(crate) fn close(fd: RawFd, after: Option<(u64, &Weak<()>)>) {
                 after: Some(key),
             },
         ),
-        None if RING_CLOSES.with(Cell::get) => QUEUE.with(|q| {
-            q.borrow_mut().push(Entry {
-                owner: None,
-                release: Release::Close { fd, after: None },
-            })
-        }),
+        None if RING_CLOSES.with(Cell::get) => {
+            QUEUE.with(|q| {
+                q.borrow_mut().push(Entry {
+                    owner: None,
+                    release: Release::Close { fd, after: None },
+                })
+            });
+            QUEUED.with(|n| n.set(n.get() + 1));
+        }
         None => close_now(fd),
     }
 }
@@ -137,6 +143,7 @@ pub(crate) fn take(owner: &Rc<()>, out: &mut Vec<Release>) {
         };
         if q.iter().all(mine) {
             out.extend(q.drain(..).map(|e| e.release));
+            QUEUED.with(|n| n.set(0));
             return;
         }
         // Removing in place keeps the order and the queue's capacity; the
@@ -154,6 +161,7 @@ pub(crate) fn take(owner: &Rc<()>, out: &mut Vec<Release>) {
                 _ => out.push(q.remove(i).release),
             }
         }
+        QUEUED.with(|n| n.set(q.len()));
     });
     // Outside the borrow: finishing may drop fds, which queue closes.
     for r in orphaned {
@@ -164,7 +172,7 @@ pub(crate) fn take(owner: &Rc<()>, out: &mut Vec<Release>) {
 /// True when nothing waits in this thread's queue.
 #[inline]
 pub(crate) fn is_empty() -> bool {
-    QUEUE.with(|q| q.borrow().is_empty())
+    QUEUED.with(Cell::get) == 0
 }
 
 /// Finishes a release whose driver is gone: its ring was torn down after

@@ -16,12 +16,22 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// A std client doing `n` round trips of 64 bytes (each a different byte).
 fn client(addr: SocketAddr, n: usize) -> thread::JoinHandle<io::Result<()>> {
+    client_pausing(addr, n, Duration::ZERO)
+}
+
+/// As [`client`], pausing `pause` before each round trip.
+fn client_pausing(
+    addr: SocketAddr,
+    n: usize,
+    pause: Duration,
+) -> thread::JoinHandle<io::Result<()>> {
     thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(LIMIT))?;
         let mut back = [0u8; 64];
         for i in 0..n {
+            thread::sleep(pause);
             let msg = [i as u8; 64];
             s.write_all(&msg)?;
             s.read_exact(&mut back)?;
@@ -34,10 +44,15 @@ fn client(addr: SocketAddr, n: usize) -> thread::JoinHandle<io::Result<()>> {
 /// Serves one echo connection on `rt` for a std client doing `n` round
 /// trips; returns what the runtime's counters did meanwhile.
 fn echo_round_trips(rt: &Runtime, n: usize) -> Stats {
+    echo_round_trips_pausing(rt, n, Duration::ZERO)
+}
+
+/// As [`echo_round_trips`], with a client that pauses before each round trip.
+fn echo_round_trips_pausing(rt: &Runtime, n: usize, pause: Duration) -> Stats {
     let before = rt.stats();
     let done = rt.block_on(async move {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = client(listener.local_addr().unwrap(), n);
+        let c = client_pausing(listener.local_addr().unwrap(), n, pause);
         let served = corio::time::timeout(LIMIT, async {
             let (s, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; 4096];
@@ -168,7 +183,10 @@ both_drivers! {
             .spin_before_park(Duration::from_millis(200))
             .build()
             .unwrap();
-        let d = echo_round_trips(&rt, 20);
+        // The client pauses 2 ms before each round trip, so the server runs
+        // out of work every time and its 200 ms spin is what catches the
+        // next message (on a loaded machine too).
+        let d = echo_round_trips_pausing(&rt, 20, Duration::from_millis(2));
         assert!(d.spin_hits >= 1, "a 200 ms spin caught nothing: {d}");
         let rt = support::runtime();
         let d = echo_round_trips(&rt, 20);

@@ -267,6 +267,7 @@ impl Driver {
 
     /// Finishes what the release queue holds for this driver, and the
     /// blocking jobs whose syscalls have returned.
+    #[inline]
     fn drain(&mut self) {
         if !release::is_empty() {
             let mut releases = std::mem::take(&mut self.releases);
@@ -282,10 +283,12 @@ impl Driver {
             self.releases = releases;
         }
         self.orphans.release_done(false);
-        let wakes = std::mem::take(&mut *self.wakes.borrow_mut());
-        for target in wakes {
-            if !self.send_wake(&target) {
-                target.unpark();
+        if !self.wakes.borrow().is_empty() {
+            let wakes = std::mem::take(&mut *self.wakes.borrow_mut());
+            for target in wakes {
+                if !self.send_wake(&target) {
+                    target.unpark();
+                }
             }
         }
     }

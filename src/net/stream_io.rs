@@ -6,6 +6,8 @@
 //! pooled receives — is the driver's, so a read dropped mid-flight (say by a
 //! timeout) loses nothing, whichever read method comes next.
 
+use std::future::Future;
+
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use crate::op::Op;
@@ -27,12 +29,18 @@ pub(crate) fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> Op<SendMsg<B>> {
     Op::new(SendMsg::new(fd, bufs, None))
 }
 
-pub(crate) async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
-    crate::buf::loops::read_exact(buf, |b| read(fd, b)).await
+pub(crate) fn read_exact<B: IoBufMut>(
+    fd: &SharedFd,
+    buf: B,
+) -> impl Future<Output = BufResult<(), B>> + '_ {
+    crate::buf::loops::read_exact(buf, |b| read(fd, b))
 }
 
-pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
-    crate::buf::loops::write_all(buf, |b| write(fd, b)).await
+pub(crate) fn write_all<B: IoBuf>(
+    fd: &SharedFd,
+    buf: B,
+) -> impl Future<Output = BufResult<(), B>> + '_ {
+    crate::buf::loops::write_all(buf, |b| write(fd, b))
 }
 
 pub(crate) fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> Op<Shutdown> {

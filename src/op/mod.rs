@@ -31,23 +31,21 @@ use crate::runtime::context;
 use crate::runtime::core::Core;
 
 /// Future of one operation.
+///
+/// Making one touches no runtime: the first poll finds the current one, so
+/// an op may be created outside a runtime and awaited inside.
 pub(crate) struct Op<T: OpCode> {
-    core: Rc<Core>,
+    core: Option<Rc<Core>>,
     data: Option<T>,
     state: OpState<T>,
 }
 
 impl<T: OpCode> Op<T> {
-    /// An op on the current runtime; started when first polled.
-    ///
-    /// # Panics
-    ///
-    /// Panics outside a corio runtime.
-    #[track_caller]
+    /// An op on the runtime it is first polled on.
     #[inline]
     pub(crate) fn new(data: T) -> Op<T> {
         Op {
-            core: context::current("an I/O operation"),
+            core: None,
             data: Some(data),
             state: OpState::Idle,
         }
@@ -57,7 +55,7 @@ impl<T: OpCode> Op<T> {
     #[inline]
     pub(crate) fn on(core: Rc<Core>, data: T) -> Op<T> {
         Op {
-            core,
+            core: Some(core),
             data: Some(data),
             state: OpState::Idle,
         }
@@ -78,12 +76,14 @@ impl<T: OpCode> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
-        let polled = this.core.driver.borrow_mut().poll_op(
-            &mut this.state,
-            &mut this.data,
-            cx,
-            &this.core.budget,
-        );
+        let core = match &this.core {
+            Some(core) => core,
+            None => this.core.insert(context::current("an I/O operation")),
+        };
+        let polled =
+            core.driver
+                .borrow_mut()
+                .poll_op(&mut this.state, &mut this.data, cx, &core.budget);
         match polled {
             Poll::Ready((res, flags)) => {
                 let data = this.data.take().expect("corio: Op polled after completion");
@@ -102,7 +102,10 @@ impl<T: OpCode> Drop for Op<T> {
             return;
         }
         let state = std::mem::replace(&mut self.state, OpState::Done);
-        release_op(&self.core.owner, state, self.data.take());
+        // Started, so polled on a runtime: `core` is set.
+        if let Some(core) = &self.core {
+            release_op(&core.owner, state, self.data.take());
+        }
     }
 }
 

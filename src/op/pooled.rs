@@ -40,19 +40,17 @@ const OUT_LEN: usize = 16;
 /// Where a datagram's payload starts in its buffer.
 const PAYLOAD_AT: usize = OUT_LEN + NAME_LEN;
 
-/// Receives into a pool buffer; `Ok(None)` at the end of a stream.
+/// Receives into a pool buffer; `Ok(None)` at the end of a stream. The op
+/// is made at the first poll (it needs the runtime's pool).
 pub(crate) fn recv(fd: &SharedFd, datagram: bool) -> PooledRecv {
-    match recv_op(fd, datagram) {
-        Ok(op) => PooledRecv::Op(op),
-        Err(e) => PooledRecv::Failed(Some(e)),
-    }
+    PooledRecv::Start(fd.clone(), datagram)
 }
 
-/// The future of [`recv`]: its op, or the error that kept it from being
-/// made (the pool could not be set up).
+/// The future of [`recv`].
 pub(crate) enum PooledRecv {
+    Start(SharedFd, bool),
     Op(Op<RecvPooled>),
-    Failed(Option<io::Error>),
+    Done,
 }
 
 impl std::future::Future for PooledRecv {
@@ -63,11 +61,19 @@ impl std::future::Future for PooledRecv {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        match self.get_mut() {
-            PooledRecv::Op(op) => std::pin::Pin::new(op).poll(cx),
-            PooledRecv::Failed(e) => {
-                std::task::Poll::Ready(Err(e.take().expect("corio: polled after completion")))
+        let this = self.get_mut();
+        if let PooledRecv::Start(fd, datagram) = this {
+            match recv_op(fd, *datagram) {
+                Ok(op) => *this = PooledRecv::Op(op),
+                Err(e) => {
+                    *this = PooledRecv::Done;
+                    return std::task::Poll::Ready(Err(e));
+                }
             }
+        }
+        match this {
+            PooledRecv::Op(op) => std::pin::Pin::new(op).poll(cx),
+            _ => panic!("corio: a pooled receive polled after it ended"),
         }
     }
 }

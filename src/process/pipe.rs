@@ -14,8 +14,8 @@ use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::pipe::{PipeRead, PipeWrite};
 
-async fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    Op::new(PipeRead::new(fd, buf)).await
+fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> Op<PipeRead<B>> {
+    Op::new(PipeRead::new(fd, buf))
 }
 
 async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
@@ -42,8 +42,8 @@ async fn read_to_end(fd: &SharedFd, mut buf: Vec<u8>) -> BufResult<usize, Vec<u8
     }
 }
 
-async fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    Op::new(PipeWrite::new(fd, buf)).await
+fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> Op<PipeWrite<B>> {
+    Op::new(PipeWrite::new(fd, buf))
 }
 
 async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {

@@ -138,9 +138,6 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
         // `self` and `TaskFuture` has no `Unpin` impl or `Drop` that moves it.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.key.is_none() {
-            this.key = context::with_core(|c| c.map(|c| c.register_task(cx.waker().clone())));
-        }
         if this.meta.aborted.load(Ordering::Acquire) {
             return Poll::Ready(Err(JoinError::cancelled()));
         }
@@ -159,7 +156,15 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         }
         match polled {
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Pending) => {
+                // A task that waits is registered, so shutdown can reach it
+                // (one that finishes in its first poll never needs it).
+                if this.key.is_none() {
+                    this.key =
+                        context::with_core(|c| c.map(|c| c.register_task(cx.waker().clone())));
+                }
+                Poll::Pending
+            }
             Err(payload) => Poll::Ready(Err(JoinError::panic(payload))),
         }
     }

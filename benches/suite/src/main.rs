@@ -24,6 +24,7 @@ mod app;
 #[path = "../../../examples/http_server/http.rs"]
 mod http;
 mod load;
+mod micro;
 mod report;
 mod rt;
 mod runner;
@@ -48,6 +49,7 @@ const USAGE: &str = "usage:
   corio-bench serve echo|http RUNTIME [--addr HOST:PORT] [--cpus LIST] [--threads N]
   corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S] [--max REQUESTS]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
+  corio-bench micro spawn|spawn-many|timer|nop|nop32 corio|tokio|glommio|monoio N
 RUNTIME: corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
          glommio compio tokio-uring (corio-compat: echo on tokio::io traits over corio::compat, HTTP
          with hyper; tokio-hyper: the same hyper service on tokio's current-thread runtime)";
@@ -133,6 +135,10 @@ fn main() -> ExitCode {
         }),
         Some("serve") if args.len() >= 3 => serve(&args[1], &args[2], &args[3..]),
         Some("load") if args.len() >= 2 => load(&args[1], &args[2..]),
+        Some("micro") if args.len() >= 4 => args[3]
+            .parse()
+            .map_err(|_| format!("bad count {:?}", args[3]))
+            .and_then(|n| micro::run(&args[1], &args[2], n)),
         Some("fileread") if args.len() >= 2 => fileread(&args[1], &args[2..]),
         _ => Err(USAGE.to_string()),
     };

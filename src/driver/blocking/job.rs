@@ -160,6 +160,7 @@ impl Orphans {
 
     /// Releases the jobs whose syscalls have returned; with `all`, every job
     /// (the pool has shut down, so none is in use).
+    #[inline]
     pub(crate) fn release_done(&mut self, all: bool) {
         if self.0.is_empty() {
             return;

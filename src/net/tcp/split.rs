@@ -1,5 +1,6 @@
 //! Owned read and write halves of a `TcpStream`.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -35,18 +36,18 @@ pub struct OwnedWriteHalf {
 
 impl OwnedReadHalf {
     /// See [`TcpStream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::read(&self.fd, buf)
     }
 
     /// See [`TcpStream::recv_pooled`].
-    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
-        stream_io::recv_pooled(&self.fd).await
+    pub fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> {
+        stream_io::recv_pooled(&self.fd)
     }
 
     /// See [`TcpStream::read_exact`].
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::read_exact(&self.fd, buf)
     }
 
     /// The remote address.
@@ -68,23 +69,23 @@ impl OwnedReadHalf {
 
 impl OwnedWriteHalf {
     /// See [`TcpStream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::write(&self.fd, buf)
     }
 
     /// See [`TcpStream::write_all`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all(&self.fd, buf)
     }
 
     /// See [`TcpStream::writev`].
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        stream_io::writev(&self.fd, bufs).await
+    pub fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        stream_io::writev(&self.fd, bufs)
     }
 
     /// See [`TcpStream::shutdown`].
-    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        stream_io::shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: std::net::Shutdown) -> impl Future<Output = io::Result<()>> {
+        stream_io::shutdown(&self.fd, how)
     }
 
     /// The local address.

@@ -1,5 +1,6 @@
 //! `TcpStream`: a connected TCP socket with owned-buffer I/O.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -96,8 +97,8 @@ impl TcpStream {
     /// The buffer's initialised length becomes at least the count read. Use
     /// [`IoBuf::slice`] to read into a part of a buffer. Cancel-safe: bytes
     /// that arrive for a dropped read are returned by the next one.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::read(&self.fd, buf)
     }
 
     /// Receives into a buffer of the runtime's pool and returns it as a
@@ -119,8 +120,8 @@ impl TcpStream {
     /// }
     /// # Ok::<_, std::io::Error>(()) }).unwrap();
     /// ```
-    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
-        stream_io::recv_pooled(&self.fd).await
+    pub fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> {
+        stream_io::recv_pooled(&self.fd)
     }
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the
@@ -128,8 +129,8 @@ impl TcpStream {
     ///
     /// Not cancel-safe: bytes already read into `buf` go with it when the
     /// future is dropped.
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::read_exact(&self.fd, buf)
     }
 
     /// Writes the initialised bytes of `buf`, like send(2); may write fewer.
@@ -137,30 +138,30 @@ impl TcpStream {
     /// Writing to a closed peer gives `BrokenPipe` (never `SIGPIPE`).
     ///
     /// Not cancel-safe: a write dropped mid-flight may have sent some bytes.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::write(&self.fd, buf)
     }
 
     /// Writes all initialised bytes of `buf`, looping over short writes.
     ///
     /// Not cancel-safe: a dropped `write_all` may have sent part of `buf`.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all(&self.fd, buf)
     }
 
     /// Writes several buffers with one sendmsg(2); may write fewer bytes than given.
     ///
     /// Not cancel-safe, as [`write`](Self::write).
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        stream_io::writev(&self.fd, bufs).await
+    pub fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        stream_io::writev(&self.fd, bufs)
     }
 
     /// Shuts down the read side, the write side or both, like shutdown(2).
     ///
     /// Cancel-safe in effect: shutdown(2) completes at once; a dropped call
     /// may or may not have shut the socket down.
-    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        stream_io::shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: std::net::Shutdown) -> impl Future<Output = io::Result<()>> {
+        stream_io::shutdown(&self.fd, how)
     }
 
     /// The remote address.

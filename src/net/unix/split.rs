@@ -1,5 +1,6 @@
 //! Owned read and write halves of a `UnixStream`.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -28,18 +29,18 @@ pub struct OwnedWriteHalf {
 
 impl OwnedReadHalf {
     /// See [`UnixStream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::read(&self.fd, buf)
     }
 
     /// See [`UnixStream::read_exact`].
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::read_exact(&self.fd, buf)
     }
 
     /// See [`UnixStream::recv_pooled`].
-    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
-        stream_io::recv_pooled(&self.fd).await
+    pub fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> {
+        stream_io::recv_pooled(&self.fd)
     }
 
     /// See [`UnixStream::recv_with_fds`].
@@ -75,18 +76,18 @@ impl OwnedReadHalf {
 
 impl OwnedWriteHalf {
     /// See [`UnixStream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::write(&self.fd, buf)
     }
 
     /// See [`UnixStream::write_all`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all(&self.fd, buf)
     }
 
     /// See [`UnixStream::writev`].
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        stream_io::writev(&self.fd, bufs).await
+    pub fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        stream_io::writev(&self.fd, bufs)
     }
 
     /// See [`UnixStream::send_with_fds`].
@@ -99,8 +100,8 @@ impl OwnedWriteHalf {
     }
 
     /// See [`UnixStream::shutdown`].
-    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        stream_io::shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: std::net::Shutdown) -> impl Future<Output = io::Result<()>> {
+        stream_io::shutdown(&self.fd, how)
     }
 
     /// The local address.

@@ -1,5 +1,6 @@
 //! `UnixStream`: a connected Unix stream socket with owned-buffer I/O.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -92,38 +93,38 @@ impl UnixStream {
     ///
     /// Fds the peer sent with these bytes are closed by the kernel: on a
     /// socket that receives fds, read with [`recv_with_fds`](Self::recv_with_fds).
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::read(&self.fd, buf)
     }
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the
     /// stream ends first.
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::read_exact(&self.fd, buf)
     }
 
     /// Receives into a buffer of the runtime's pool; `Ok(None)` once the
     /// peer has closed its side. See
     /// [`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled).
-    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
-        stream_io::recv_pooled(&self.fd).await
+    pub fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> {
+        stream_io::recv_pooled(&self.fd)
     }
 
     /// Writes the initialised bytes of `buf`, like send(2); may write fewer.
     /// Writing to a closed peer gives `BrokenPipe` (never `SIGPIPE`).
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        stream_io::write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::write(&self.fd, buf)
     }
 
     /// Writes all initialised bytes of `buf`, looping over short writes.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        stream_io::write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all(&self.fd, buf)
     }
 
     /// Writes several buffers with one sendmsg(2); may write fewer bytes
     /// than given.
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        stream_io::writev(&self.fd, bufs).await
+    pub fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        stream_io::writev(&self.fd, bufs)
     }
 
     /// Sends the initialised bytes of `buf` with `fds` attached
@@ -177,8 +178,8 @@ impl UnixStream {
     }
 
     /// Shuts down the read side, the write side or both, like shutdown(2).
-    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        stream_io::shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: std::net::Shutdown) -> impl Future<Output = io::Result<()>> {
+        stream_io::shutdown(&self.fd, how)
     }
 
     /// The peer's process, user and group ids (`SO_PEERCRED`).

@@ -98,11 +98,13 @@ impl<T: fmt::Debug, F: Flavor> fmt::Debug for Ref<'_, T, F> {
 }
 
 impl<T, F: Flavor> Chan<T, F> {
-    /// Counts a new version and wakes the receivers waiting for it.
-    fn bump(&self) {
+    /// Wakes the receivers waiting for a new version. The version itself
+    /// is counted by the sender while it still holds the value's write
+    /// lock: a receiver reads value and version under the read lock, so it
+    /// never pairs a new value with the old version (and sees it twice).
+    fn notify(&self) {
         let mut wakers = WakeList::default();
         let mut st = self.state.lock();
-        self.version.fetch_add(STEP);
         st.changed.grant_all(&mut wakers);
         drop(st);
         wakers.wake();
@@ -123,8 +125,13 @@ impl<T, F: Flavor> Sender<T, F> {
     /// Replaces the value even with no receiver left, notifies the
     /// receivers, and returns the old value.
     pub fn send_replace(&self, value: T) -> T {
-        let old = std::mem::replace(&mut *self.chan.value.write(), value);
-        self.chan.bump();
+        let old = {
+            let mut guard = self.chan.value.write();
+            let old = std::mem::replace(&mut *guard, value);
+            self.chan.version.fetch_add(STEP);
+            old
+        };
+        self.chan.notify();
         old
     }
 
@@ -139,9 +146,16 @@ impl<T, F: Flavor> Sender<T, F> {
     /// Changes the value in place; notifies the receivers only if `modify`
     /// returns true (it says whether it changed anything). Returns that.
     pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
-        let changed = modify(&mut self.chan.value.write());
+        let changed = {
+            let mut guard = self.chan.value.write();
+            let changed = modify(&mut guard);
+            if changed {
+                self.chan.version.fetch_add(STEP);
+            }
+            changed
+        };
         if changed {
-            self.chan.bump();
+            self.chan.notify();
         }
         changed
     }

@@ -12,6 +12,7 @@ pub mod compio;
 pub mod corio;
 pub mod glommio;
 pub mod hyper;
+pub mod limit;
 pub mod monoio;
 pub mod tokio;
 pub mod tokio_uring;
@@ -55,10 +56,12 @@ pub enum Runtime {
     Glommio,
     Compio,
     TokioUring,
+    /// A hand-written io_uring loop with no runtime: the limit.
+    Limit,
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 12] = [
+    pub const ALL: [Runtime; 13] = [
         Runtime::CorioUring,
         Runtime::CorioFixed,
         Runtime::CorioPool,
@@ -71,6 +74,7 @@ impl Runtime {
         Runtime::Glommio,
         Runtime::Compio,
         Runtime::TokioUring,
+        Runtime::Limit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +91,7 @@ impl Runtime {
             Runtime::Glommio => "glommio",
             Runtime::Compio => "compio",
             Runtime::TokioUring => "tokio-uring",
+            Runtime::Limit => "limit",
         }
     }
 
@@ -115,6 +120,7 @@ pub fn serve(
         Runtime::Glommio => per_thread(listeners, cpus, move |l| glommio::serve(app, l)),
         Runtime::Compio => per_thread(listeners, cpus, move |l| compio::serve(app, l)),
         Runtime::TokioUring => per_thread(listeners, cpus, move |l| tokio_uring::serve(app, l)),
+        Runtime::Limit => per_thread(listeners, cpus, move |l| limit::serve(app, l)),
         Runtime::CorioFixed => Err(io::Error::other("corio-fixed is a file-read mode only")),
         Runtime::CorioCompat => hyper::serve_corio(app, listeners),
         Runtime::TokioHyper => per_thread(listeners, cpus, move |l| hyper::serve_tokio(app, l)),
@@ -165,6 +171,9 @@ pub fn fileread(rt: Runtime, path: &str, qd: usize, secs: f64) -> io::Result<u64
         Runtime::Glommio => glommio::fileread(spec, qd),
         Runtime::Compio => compio::fileread(spec, qd),
         Runtime::TokioUring => tokio_uring::fileread(spec, qd),
+        Runtime::Limit => Err(io::Error::other(
+            "file reads: the limit has no file-read mode",
+        )),
     }
 }
 
