@@ -58,6 +58,8 @@ mod driver;
 mod fd;
 #[cfg(target_os = "linux")]
 pub mod fs;
+#[cfg(all(feature = "macros", target_os = "linux"))]
+pub mod guide;
 pub mod io;
 #[cfg(feature = "macros")]
 mod macros;
