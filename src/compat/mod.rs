@@ -34,7 +34,14 @@
 //! |---|---|
 //! | `tokio-io` | `tokio::io::{AsyncRead, AsyncBufRead, AsyncWrite}` (tokio without its runtime) |
 //! | `futures-io` | `futures_io::{AsyncRead, AsyncBufRead, AsyncWrite}` |
-//! | `hyper` | `hyper::rt::{Read, Write}`, plus [`hyper::CorioExecutor`] and [`hyper::CorioTimer`] |
+#![cfg_attr(
+    feature = "hyper",
+    doc = "| `hyper` | `hyper::rt::{Read, Write}`, plus [`hyper::CorioExecutor`] and [`hyper::CorioTimer`] |"
+)]
+#![cfg_attr(
+    not(feature = "hyper"),
+    doc = "| `hyper` | `hyper::rt::{Read, Write}`, plus `hyper::CorioExecutor` and `hyper::CorioTimer` |"
+)]
 //!
 //! Without any of them, the `poll_*` methods below are the whole interface
 //! (enough to write an adapter for another trait family). Everything runs on
