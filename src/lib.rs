@@ -34,6 +34,7 @@
 //!     }
 //! }
 //! ```
+#![doc(test(attr(deny(warnings))))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     clippy::undocumented_unsafe_blocks,

@@ -113,6 +113,20 @@ impl SignalKind {
 ///
 /// It is not `Send` (its eventfd read belongs to a runtime's thread);
 /// create one per task or shard that listens. Dropping it unregisters it.
+///
+/// ```
+/// use corio::process::Command;
+/// use corio::signal::{SignalKind, signal};
+///
+/// corio::run(async {
+///     let mut usr2 = signal(SignalKind::user_defined2())?;
+///     // Another process signals this one (`$PPID`: the shell's parent, us).
+///     Command::new("sh").args(["-c", "kill -USR2 $PPID"]).status().await?;
+///     assert_eq!(usr2.recv().await, Some(()));
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 pub struct Signal {
     signal: i32,
     key: usize,
