@@ -343,6 +343,21 @@ impl Child {
     }
 
     /// Kills the child (`SIGKILL`) and waits for it to end.
+    ///
+    /// ```
+    /// use corio::process::Command;
+    ///
+    /// corio::run(async {
+    ///     let mut child = Command::new("sleep").arg("60").spawn()?;
+    ///     assert!(child.try_wait()?.is_none()); // still running
+    ///     child.kill().await?;
+    ///     let status = child.wait().await?; // already reaped: returns at once
+    ///     assert!(!status.success());
+    ///     assert_eq!(child.id(), None);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn kill(&mut self) -> io::Result<()> {
         self.start_kill()?;
         self.wait().await.map(drop)

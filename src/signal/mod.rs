@@ -40,6 +40,21 @@ use crate::op::Op;
 use crate::op::eventfd::ReadCounter;
 
 /// A signal to listen for: a signal number with names for the common ones.
+///
+/// ```
+/// use corio::signal::{SignalKind, signal};
+///
+/// corio::run(async {
+///     // The usual ones by name, any other by number.
+///     let _term = signal(SignalKind::terminate())?;
+///     let _rt = signal(SignalKind::from_raw(libc::SIGRTMIN() + 1))?;
+///     // A signal that cannot be caught is refused.
+///     let err = signal(SignalKind::from_raw(libc::SIGKILL)).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalKind(i32);
 
