@@ -34,6 +34,23 @@
 //!     }
 //! }
 //! ```
+//!
+//! # Guides
+//!
+#![cfg_attr(
+    all(feature = "macros", target_os = "linux"),
+    doc = "New to corio? [`guide`] has a page for [asyncio users](guide::asyncio), one for \
+           [tokio users](guide::tokio), and one each on [buffers](guide::buffers), \
+           [cancellation](guide::cancellation) (what dropping each call's future does) and \
+           [performance experiments](guide::performance); every example in them is a test."
+)]
+#![cfg_attr(
+    not(all(feature = "macros", target_os = "linux")),
+    doc = "The guides (module `guide`: asyncio and tokio users, buffers, cancellation, \
+           performance) are built with the default feature `macros`."
+)]
+// Examples in the docs compile without warnings.
+#![doc(test(attr(deny(warnings))))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     clippy::undocumented_unsafe_blocks,
@@ -58,6 +75,8 @@ mod driver;
 mod fd;
 #[cfg(target_os = "linux")]
 pub mod fs;
+#[cfg(all(feature = "macros", target_os = "linux"))]
+pub mod guide;
 pub mod io;
 #[cfg(feature = "macros")]
 mod macros;

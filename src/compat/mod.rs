@@ -34,7 +34,14 @@
 //! |---|---|
 //! | `tokio-io` | `tokio::io::{AsyncRead, AsyncBufRead, AsyncWrite}` (tokio without its runtime) |
 //! | `futures-io` | `futures_io::{AsyncRead, AsyncBufRead, AsyncWrite}` |
-//! | `hyper` | `hyper::rt::{Read, Write}`, plus [`hyper::CorioExecutor`] and [`hyper::CorioTimer`] |
+#![cfg_attr(
+    feature = "hyper",
+    doc = "| `hyper` | `hyper::rt::{Read, Write}`, plus [`hyper::CorioExecutor`] and [`hyper::CorioTimer`] |"
+)]
+#![cfg_attr(
+    not(feature = "hyper"),
+    doc = "| `hyper` | `hyper::rt::{Read, Write}`, plus `hyper::CorioExecutor` and `hyper::CorioTimer` |"
+)]
 //!
 //! Without any of them, the `poll_*` methods below are the whole interface
 //! (enough to write an adapter for another trait family). Everything runs on
@@ -151,16 +158,29 @@ impl<T: sealed::Write> CompatWrite for T {}
 /// See the [module docs](self) for how reads and writes are done and what
 /// they copy.
 ///
-/// ```no_run
+/// ```
+/// use std::future::poll_fn;
+///
 /// use corio::compat::Compat;
-/// use corio::net::TcpListener;
+/// use corio::net::{TcpListener, TcpStream};
 ///
 /// corio::run(async {
-///     let listener = TcpListener::bind("127.0.0.1:7000")?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
 ///     let (stream, _) = listener.accept().await?;
-///     let io = Compat::new(stream);
-///     // hand `io` to hyper, tungstenite, a tokio codec, ...
-///     # drop(io);
+///     // Hand `io` to hyper, tungstenite, a tokio codec, ... (features
+///     // `hyper`, `tokio-io`, `futures-io`); by hand, it is polled:
+///     let mut io = Compat::new(stream);
+///     client.write_all(b"hello".as_slice()).await.0?;
+///     let mut buf = [0u8; 16];
+///     let n = poll_fn(|cx| io.poll_read(cx, &mut buf)).await?;
+///     assert_eq!(&buf[..n], b"hello");
+///     let n = poll_fn(|cx| io.poll_write(cx, b"world")).await?;
+///     poll_fn(|cx| io.poll_flush(cx)).await?; // the send is done
+///     let (res, reply) = client.read(Vec::with_capacity(16)).await;
+///     assert_eq!(&reply[..res?], &b"world"[..n]);
+///     // The stream comes back, with any bytes received and not read yet.
+///     let _stream: TcpStream = io.into_inner();
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();

@@ -28,18 +28,21 @@ use crate::op::fs::{
 ///
 /// [`close`]: File::close
 ///
-/// ```no_run
-/// use corio::fs::File;
+/// ```
+/// use corio::fs::{self, File};
 ///
 /// corio::run(async {
-///     let file = File::create("/tmp/corio-hello.txt").await?;
+///     let path = std::env::temp_dir().join(format!("corio-doc-file-{}", std::process::id()));
+///     let file = File::create_new(&path).await?; // read and write
 ///     let (res, _) = file.write_all_at(b"hello, world".as_slice(), 0).await;
 ///     res?;
 ///     file.sync_all().await?;
 ///
-///     let (res, buf) = file.read_at(vec![0u8; 5], 7).await;
+///     // No cursor: every read and write names its position.
+///     let (res, buf) = file.read_at(Vec::with_capacity(5), 7).await;
 ///     assert_eq!(&buf[..res?], b"world");
-///     file.close().await
+///     file.close().await?; // or drop it: closed once no op uses it
+///     fs::remove_file(&path).await
 /// })
 /// .unwrap();
 /// ```

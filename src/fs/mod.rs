@@ -19,15 +19,32 @@
 //! [`ReadDir::next_entry`] is cancel-safe in the sense of `select!` (no
 //! entry lost).
 //!
-//! ```no_run
+//! ```
 //! use corio::fs;
 //!
 //! corio::run(async {
-//!     fs::create_dir_all("/tmp/corio-demo/a/b").await?;
-//!     fs::write("/tmp/corio-demo/a/b/hello.txt", b"hello".as_slice()).await?;
-//!     let data = fs::read("/tmp/corio-demo/a/b/hello.txt").await?;
-//!     assert_eq!(data, b"hello");
-//!     fs::remove_file("/tmp/corio-demo/a/b/hello.txt").await
+//!     let dir = std::env::temp_dir().join(format!("corio-demo-{}", std::process::id()));
+//!     fs::create_dir_all(dir.join("a/b")).await?;
+//!     fs::write(dir.join("a/b/hello.txt"), b"hello".as_slice()).await?;
+//!     assert_eq!(fs::read(dir.join("a/b/hello.txt")).await?, b"hello");
+//!
+//!     fs::copy(dir.join("a/b/hello.txt"), dir.join("a/copy.txt")).await?;
+//!     fs::rename(dir.join("a/copy.txt"), dir.join("a/moved.txt")).await?;
+//!     assert_eq!(fs::metadata(dir.join("a/moved.txt")).await?.len(), 5);
+//!
+//!     let mut entries = fs::read_dir(dir.join("a")).await?;
+//!     let mut names = Vec::new();
+//!     while let Some(entry) = entries.next_entry().await? {
+//!         names.push(entry.file_name());
+//!     }
+//!     names.sort();
+//!     assert_eq!(names, ["b", "moved.txt"]);
+//!
+//!     fs::remove_file(dir.join("a/b/hello.txt")).await?;
+//!     fs::remove_file(dir.join("a/moved.txt")).await?;
+//!     fs::remove_dir(dir.join("a/b")).await?;
+//!     fs::remove_dir(dir.join("a")).await?;
+//!     fs::remove_dir(&dir).await
 //! })
 //! .unwrap();
 //! ```

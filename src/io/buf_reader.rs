@@ -39,20 +39,30 @@ const DEFAULT_MAX_LINE: usize = 64 * 1024;
 /// the dropped one was. The `BufReader` is also an [`OwnedWrite`] when its
 /// stream is, so one value can read lines and write replies.
 ///
-/// ```no_run
+/// ```
 /// use corio::io::{BufReader, OwnedWrite};
 /// use corio::net::TcpListener;
 ///
 /// corio::run(async {
-///     let listener = TcpListener::bind("127.0.0.1:9000")?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     # let addr = listener.local_addr()?;
+///     # let client = corio::spawn(async move {
+///     #     let s = corio::net::TcpStream::connect(addr).await?;
+///     #     s.write_all(b"hello\nworld\n".as_slice()).await.0?;
+///     #     s.shutdown(std::net::Shutdown::Write).await?;
+///     #     let (res, buf) = s.read_exact(vec![0u8; 12]).await;
+///     #     res.map(|()| buf)
+///     # });
 ///     let (stream, _) = listener.accept().await?;
 ///     let mut conn = BufReader::new(stream);
 ///     let mut line = String::new();
+///     // Upper-cases each line back to the client until it closes.
 ///     while conn.read_line(&mut line).await? != 0 {
 ///         let reply = line.to_uppercase().into_bytes();
 ///         conn.write_all(reply).await.0?;
 ///         line.clear();
 ///     }
+///     # assert_eq!(client.await??, b"HELLO\nWORLD\n");
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();

@@ -25,17 +25,28 @@ const DEFAULT_CAPACITY: usize = 8 * 1024;
 /// later write, flush or shutdown fails with `BrokenPipe` rather than send
 /// a stream with a hole in it. The same after a write to the stream fails.
 ///
-/// ```no_run
+/// ```
 /// use corio::io::{BufWriter, OwnedWrite};
-/// use corio::net::TcpStream;
+/// use corio::net::{TcpListener, TcpStream};
 ///
 /// corio::run(async {
-///     let stream = TcpStream::connect("127.0.0.1:9000").await?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let stream = TcpStream::connect(listener.local_addr()?).await?;
 ///     let mut out = BufWriter::new(stream);
 ///     for i in 0..100 {
 ///         out.write_all(format!("line {i}\n").into_bytes()).await.0?;
 ///     }
 ///     out.flush().await?; // one write for all 100 lines
+///     out.shutdown().await?;
+///
+///     let (peer, _) = listener.accept().await?;
+///     let mut lines = corio::io::BufReader::new(peer).lines();
+///     let mut count = 0;
+///     while let Some(line) = lines.next_line().await? {
+///         assert_eq!(line, format!("line {count}"));
+///         count += 1;
+///     }
+///     assert_eq!(count, 100);
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();

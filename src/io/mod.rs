@@ -58,10 +58,38 @@ use crate::buf::{BufResult, IoBuf, IoBufMut};
 /// [`TcpStream::read`](crate::net::TcpStream::read).
 ///
 /// Implemented for [`TcpStream`](crate::net::TcpStream) (and `&TcpStream`),
-/// [`OwnedReadHalf`](crate::net::OwnedReadHalf), `TlsStream` (feature `tls`)
-/// and [`BufReader`]. An implementation should be cancel-safe the way
-/// corio's streams are (bytes that arrive for a dropped read are returned
-/// by the next one): [`BufReader`] is cancel-safe as far as its stream is.
+/// [`OwnedReadHalf`](crate::net::OwnedReadHalf), `TlsStream` (feature `tls`),
+/// on Linux [`UnixStream`](crate::net::UnixStream) (and `&UnixStream`), its
+/// read half and a child's stdout and stderr, and for [`BufReader`] and
+/// [`BufWriter`] over any of them. An implementation should be cancel-safe
+/// the way corio's streams are (bytes that arrive for a dropped read are
+/// returned by the next one): [`BufReader`] is cancel-safe as far as its
+/// stream is.
+///
+/// Generic code takes `impl OwnedRead` (or `&mut R`) and works over all of
+/// them:
+///
+/// ```
+/// use corio::io::OwnedRead;
+/// use corio::net::UnixStream;
+///
+/// /// Reads a 2-byte big-endian length, then that many bytes.
+/// async fn read_frame(r: &mut impl OwnedRead) -> std::io::Result<Vec<u8>> {
+///     let (res, len) = r.read_exact(Vec::with_capacity(2)).await;
+///     res?;
+///     let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+///     let (res, body) = r.read_exact(Vec::with_capacity(len)).await;
+///     res.map(|()| body)
+/// }
+///
+/// corio::run(async {
+///     let (a, mut b) = UnixStream::pair()?;
+///     a.write_all(b"\x00\x05hello".as_slice()).await.0?;
+///     assert_eq!(read_frame(&mut b).await?, b"hello");
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 pub trait OwnedRead {
     /// Reads into `buf` from its start, up to its capacity; `Ok(0)` at end
     /// of stream. The buffer's initialised length becomes at least the
@@ -94,9 +122,35 @@ pub trait OwnedRead {
 /// [`TcpStream::write`](crate::net::TcpStream::write).
 ///
 /// Implemented for [`TcpStream`](crate::net::TcpStream) (and `&TcpStream`),
-/// [`OwnedWriteHalf`](crate::net::OwnedWriteHalf), `TlsStream` (feature `tls`)
-/// and [`BufWriter`]. Writes are not cancel-safe: a write dropped
+/// [`OwnedWriteHalf`](crate::net::OwnedWriteHalf), `TlsStream` (feature `tls`),
+/// on Linux [`UnixStream`](crate::net::UnixStream) (and `&UnixStream`), its
+/// write half and a child's stdin, and for [`BufWriter`] and [`BufReader`]
+/// over any of them. Writes are not cancel-safe: a write dropped
 /// mid-flight may have sent part of its buffer, and nobody learns how much.
+///
+/// ```
+/// use corio::io::{BufWriter, OwnedWrite};
+/// use corio::net::UnixStream;
+///
+/// /// Writes a 2-byte big-endian length, then the bytes.
+/// async fn write_frame(w: &mut impl OwnedWrite, body: Vec<u8>) -> std::io::Result<()> {
+///     let len = u16::try_from(body.len()).map_err(std::io::Error::other)?;
+///     w.write_all(len.to_be_bytes().to_vec()).await.0?;
+///     w.write_all(body).await.0
+/// }
+///
+/// corio::run(async {
+///     let (a, b) = UnixStream::pair()?;
+///     let mut out = BufWriter::new(a); // the two writes go out as one
+///     write_frame(&mut out, b"hello".to_vec()).await?;
+///     out.shutdown().await?; // flushes, then ends the stream
+///     let (res, got) = b.read_exact(Vec::with_capacity(7)).await;
+///     res?;
+///     assert_eq!(got, b"\x00\x05hello");
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 pub trait OwnedWrite {
     /// Writes the initialised bytes of `buf`; may write fewer.
     fn write<B: IoBuf>(&mut self, buf: B) -> impl Future<Output = BufResult<usize, B>>;

@@ -22,15 +22,23 @@ use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
 
 /// A UDP socket.
 ///
-/// ```no_run
+/// ```
 /// use corio::IoBuf;
 /// use corio::net::UdpSocket;
 ///
 /// corio::run(async {
-///     let sock = UdpSocket::bind("127.0.0.1:9000")?;
-///     let (res, buf) = sock.recv_from(vec![0u8; 1500]).await;
+///     let server = UdpSocket::bind("127.0.0.1:0")?;
+///     let client = UdpSocket::bind("127.0.0.1:0")?;
+///     client.send_to(b"ping".as_slice(), server.local_addr()?).await.0?;
+///
+///     // An echo: the datagram goes back where it came from.
+///     let (res, buf) = server.recv_from(vec![0u8; 1500]).await;
 ///     let (n, peer) = res?;
-///     sock.send_to(buf.slice(..n), peer).await.0?;
+///     server.send_to(buf.slice(..n), peer).await.0?;
+///
+///     let (res, buf) = client.recv_from(vec![0u8; 1500]).await;
+///     let (n, from) = res?;
+///     assert_eq!((&buf[..n], from), (&b"ping"[..], server.local_addr()?));
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();

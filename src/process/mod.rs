@@ -42,7 +42,7 @@ use crate::signal::SignalKind;
 
 /// A process to start, in the shape of std's and tokio's `Command`.
 ///
-/// ```no_run
+/// ```
 /// use corio::process::{Command, Stdio};
 ///
 /// corio::run(async {
@@ -52,6 +52,15 @@ use crate::signal::SignalKind;
 ///     res?;
 ///     let status = child.wait().await?;
 ///     println!("{} bytes, {status}", listing.len());
+///
+///     // All at once: run to the end, collect stdout and stderr.
+///     let out = Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).output().await?;
+///     assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+///     assert_eq!(out.status.code(), Some(3));
+///
+///     // A missing program fails at spawn.
+///     let err = Command::new("no-such-program-here").spawn().unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();
@@ -222,6 +231,28 @@ impl From<std::process::Command> for Command {
 /// A running (or ended) child process; see [`Command::spawn`].
 ///
 /// Its pipes are public fields, to `take()` into other tasks.
+///
+/// ```
+/// use corio::process::{Command, Stdio};
+///
+/// corio::run(async {
+///     let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+///     let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+///     // Write in one task while reading in this one: a pipe's buffer is small.
+///     let writer = corio::spawn(async move {
+///         let mut stdin = stdin;
+///         stdin.write_all(vec![b'x'; 1 << 20]).await.0?;
+///         stdin.shutdown().await // cat sees the end of its input
+///     });
+///     let (res, echoed) = stdout.read_to_end(Vec::new()).await;
+///     res?;
+///     writer.await??;
+///     assert_eq!(echoed.len(), 1 << 20);
+///     assert!(child.wait().await?.success());
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 #[derive(Debug)]
 pub struct Child {
     /// The child's stdin, if it was `Stdio::piped()`.
@@ -312,6 +343,21 @@ impl Child {
     }
 
     /// Kills the child (`SIGKILL`) and waits for it to end.
+    ///
+    /// ```
+    /// use corio::process::Command;
+    ///
+    /// corio::run(async {
+    ///     let mut child = Command::new("sleep").arg("60").spawn()?;
+    ///     assert!(child.try_wait()?.is_none()); // still running
+    ///     child.kill().await?;
+    ///     let status = child.wait().await?; // already reaped: returns at once
+    ///     assert!(!status.success());
+    ///     assert_eq!(child.id(), None);
+    ///     Ok::<_, std::io::Error>(())
+    /// })
+    /// .unwrap();
+    /// ```
     pub async fn kill(&mut self) -> io::Result<()> {
         self.start_kill()?;
         self.wait().await.map(drop)

@@ -267,7 +267,7 @@ impl Drop for Registration<'_> {
 ///         }
 ///     }
 /// }
-/// # Ok::<_, std::io::Error>(()) });
+/// # Ok::<_, std::io::Error>(()) }).unwrap();
 /// ```
 pub fn is_shutting_down() -> bool {
     context::with_core(|c| c.is_some_and(|c| c.shared.drain.started()))

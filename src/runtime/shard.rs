@@ -3,7 +3,7 @@
 //! How it works: [`Builder::run`](crate::Builder::run) starts one thread per
 //! shard (see `run.rs`); each builds its own runtime (its own executor and
 //! driver, so its own io_uring instance) and runs the entry closure with its
-//! [`ShardId`]. Every shard's core knows the set ([`ShardSet`]: each shard's
+//! [`ShardId`]. Every shard's core knows the set (`ShardSet`: each shard's
 //! shared part). [`spawn_on`] creates a task whose schedule function targets
 //! another shard's remote queue: the `Send` future travels there and runs on
 //! that shard's thread; waking a parked shard goes through its ring (an

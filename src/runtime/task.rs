@@ -187,6 +187,23 @@ impl<F> Drop for TaskFuture<'_, F> {
 /// Resolves to `Ok(output)`, or `Err(JoinError)` when the task panicked or was
 /// aborted. It is `Send` when the output is, so it can be awaited from another
 /// thread. Dropping it detaches the task.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// corio::run(async {
+///     let quick = corio::spawn(async { 1 + 1 });
+///     assert_eq!(quick.await.unwrap(), 2);
+///
+///     let slow = corio::spawn(corio::time::sleep(Duration::from_secs(3600)));
+///     slow.abort(); // may be called from any thread
+///     assert!(slow.await.unwrap_err().is_cancelled());
+///
+///     // A panicking task does not take the runtime down: its handle says so.
+///     let bad = corio::spawn(async { Vec::<u8>::new()[0] });
+///     assert!(bad.await.unwrap_err().is_panic());
+/// });
+/// ```
 pub struct JoinHandle<T> {
     task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskMeta>>,
     /// The task's metadata, inside the task allocation `task` keeps alive.

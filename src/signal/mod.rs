@@ -40,6 +40,21 @@ use crate::op::Op;
 use crate::op::eventfd::ReadCounter;
 
 /// A signal to listen for: a signal number with names for the common ones.
+///
+/// ```
+/// use corio::signal::{SignalKind, signal};
+///
+/// corio::run(async {
+///     // The usual ones by name, any other by number.
+///     let _term = signal(SignalKind::terminate())?;
+///     let _rt = signal(SignalKind::from_raw(libc::SIGRTMIN() + 1))?;
+///     // A signal that cannot be caught is refused.
+///     let err = signal(SignalKind::from_raw(libc::SIGKILL)).unwrap_err();
+///     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignalKind(i32);
 
@@ -113,6 +128,20 @@ impl SignalKind {
 ///
 /// It is not `Send` (its eventfd read belongs to a runtime's thread);
 /// create one per task or shard that listens. Dropping it unregisters it.
+///
+/// ```
+/// use corio::process::Command;
+/// use corio::signal::{SignalKind, signal};
+///
+/// corio::run(async {
+///     let mut usr2 = signal(SignalKind::user_defined2())?;
+///     // Another process signals this one (`$PPID`: the shell's parent, us).
+///     Command::new("sh").args(["-c", "kill -USR2 $PPID"]).status().await?;
+///     assert_eq!(usr2.recv().await, Some(()));
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 pub struct Signal {
     signal: i32,
     key: usize,

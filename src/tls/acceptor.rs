@@ -31,7 +31,7 @@ use super::{DEFAULT_HANDSHAKE_TIMEOUT, TlsStream, Transport};
 ///         let acceptor = acceptor.clone();
 ///         corio::spawn(async move {
 ///             match acceptor.accept(tcp).await {
-///                 Ok(tls) => { /* serve `tls` */ }
+///                 Ok(_tls) => { /* serve `_tls` */ }
 ///                 Err(e) => eprintln!("handshake failed: {e}"),
 ///             }
 ///         });

@@ -15,14 +15,18 @@ use crate::runtime::drain;
 
 /// A TCP socket server, listening for connections.
 ///
-/// ```no_run
+/// ```
 /// use corio::net::TcpListener;
 ///
 /// corio::run(async {
-///     let listener = TcpListener::bind("127.0.0.1:8000")?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?; // port 0: any free port
+///     let addr = listener.local_addr()?;
+///     # let client = corio::spawn(corio::net::TcpStream::connect(addr));
 ///     let (stream, peer) = listener.accept().await?;
-///     println!("connection from {peer}");
+///     println!("connection from {peer} to {addr}");
 ///     stream.write_all(b"hello\n".as_slice()).await.0?;
+///     # let (res, buf) = client.await??.read(Vec::with_capacity(8)).await;
+///     # assert_eq!(&buf[..res?], b"hello\n");
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();
@@ -111,14 +115,15 @@ impl TcpListener {
     /// fails as [`accept`](Self::accept) does.
     ///
     /// ```no_run
-    /// # corio::run(async {
+    /// # async fn serve() -> std::io::Result<()> {
     /// let listener = corio::net::TcpListener::bind("127.0.0.1:9000")?;
     /// let mut incoming = listener.incoming();
     /// loop {
     ///     let stream = incoming.next().await?;
     ///     corio::spawn(async move { drop(stream) });
     /// }
-    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// # }
+    /// # corio::run(serve()).unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming::new(&self.fd)

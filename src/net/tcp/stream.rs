@@ -24,15 +24,26 @@ use crate::net::stream_io;
 /// for two tasks. Every method that moves data takes an owned buffer and
 /// returns it with the result.
 ///
-/// ```no_run
-/// use corio::net::TcpStream;
+/// ```
+/// use corio::net::{TcpListener, TcpStream};
 ///
 /// corio::run(async {
-///     let stream = TcpStream::connect("127.0.0.1:8000").await?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     corio::spawn(async move {
+///         // The other end: answers "pong".
+///         let (peer, _) = listener.accept().await?;
+///         let (res, _) = peer.read(Vec::with_capacity(64)).await;
+///         res?;
+///         peer.write_all(b"pong".as_slice()).await.0
+///     });
+///
+///     let stream = TcpStream::connect(addr).await?;
 ///     let (res, _) = stream.write_all(b"ping".as_slice()).await;
 ///     res?;
-///     let (res, buf) = stream.read(vec![0u8; 1024]).await;
-///     println!("got {:?}", &buf[..res?]);
+///     // The buffer goes in by value and comes back with the count.
+///     let (res, buf) = stream.read(Vec::with_capacity(1024)).await;
+///     assert_eq!(&buf[..res?], b"pong");
 ///     Ok::<_, std::io::Error>(())
 /// })
 /// .unwrap();
@@ -79,6 +90,7 @@ impl TcpStream {
     ///     Duration::from_millis(250),
     /// )
     /// .await?;
+    /// stream.set_nodelay(true)?;
     /// # Ok::<_, std::io::Error>(()) }).unwrap();
     /// ```
     pub async fn connect_timeout(

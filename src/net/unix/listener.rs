@@ -23,14 +23,19 @@ use crate::runtime::drain;
 /// once you know it is stale — for example when connecting to it fails
 /// with `ConnectionRefused` (see `examples/unix_echo.rs`).
 ///
-/// ```no_run
+/// ```
 /// use corio::net::UnixListener;
 ///
 /// corio::run(async {
-///     let listener = UnixListener::bind("/tmp/corio-doc.sock")?;
+///     let path = std::env::temp_dir().join(format!("corio-doc-l-{}.sock", std::process::id()));
+///     let listener = UnixListener::bind(&path)?;
+///     # let client = corio::spawn(corio::net::UnixStream::connect(path.clone()));
 ///     let (stream, _peer) = listener.accept().await?;
 ///     stream.write_all(b"hello\n".as_slice()).await.0?;
-///     Ok::<_, std::io::Error>(())
+///     # let (res, buf) = client.await??.read(Vec::with_capacity(8)).await;
+///     # assert_eq!(&buf[..res?], b"hello\n");
+///     drop(listener);
+///     std::fs::remove_file(&path) // the file outlives the listener
 /// })
 /// .unwrap();
 /// ```

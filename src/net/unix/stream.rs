@@ -22,15 +22,23 @@ use crate::op::net::Connect;
 /// ([`send_with_fds`](Self::send_with_fds), [`recv_with_fds`](Self::recv_with_fds))
 /// and the peer's credentials ([`peer_cred`](Self::peer_cred)).
 ///
-/// ```no_run
-/// use corio::net::UnixStream;
+/// ```
+/// use corio::net::{UnixListener, UnixStream};
 ///
 /// corio::run(async {
-///     let stream = UnixStream::connect("/tmp/corio-doc.sock").await?;
-///     stream.write_all(b"ping".as_slice()).await.0?;
-///     let (res, buf) = stream.read(vec![0u8; 1024]).await;
-///     println!("got {:?}", &buf[..res?]);
-///     Ok::<_, std::io::Error>(())
+///     let path = std::env::temp_dir().join(format!("corio-doc-{}.sock", std::process::id()));
+///     let listener = UnixListener::bind(&path)?;
+///     corio::spawn(async move {
+///         let (peer, _) = listener.accept().await?;
+///         peer.write_all(b"pong".as_slice()).await.0
+///     });
+///
+///     let stream = UnixStream::connect(&path).await?;
+///     let (res, buf) = stream.read(Vec::with_capacity(1024)).await;
+///     assert_eq!(&buf[..res?], b"pong");
+///     // Which process is at the other end (here: this one).
+///     assert_eq!(stream.peer_cred()?.pid(), std::process::id() as i32);
+///     std::fs::remove_file(&path) // corio never removes a socket file itself
 /// })
 /// .unwrap();
 /// ```
