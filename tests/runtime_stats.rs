@@ -14,12 +14,8 @@ use corio::{Builder, DriverKind, IoBuf, Runtime};
 /// Bound for every wait in this file: a hang fails the test instead.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// A std client doing `n` round trips of 64 bytes (each a different byte).
-fn client(addr: SocketAddr, n: usize) -> thread::JoinHandle<io::Result<()>> {
-    client_pausing(addr, n, Duration::ZERO)
-}
-
-/// As [`client`], pausing `pause` before each round trip.
+/// A std client doing `n` round trips of 64 bytes (each a different byte),
+/// pausing `pause` before each.
 fn client_pausing(
     addr: SocketAddr,
     n: usize,
