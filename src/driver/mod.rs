@@ -441,6 +441,16 @@ impl Driver {
         }
     }
 
+    /// `io_uring_enter` faults injected so far (`EAGAIN`, `EBUSY`, `EINTR`,
+    /// short submits); zeros on the poll driver.
+    pub(crate) fn injected_faults(&self) -> [u64; 4] {
+        match &self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => d.injected_faults(),
+            Backend::Poll(_) => [0; 4],
+        }
+    }
+
     /// Pretends the kernel lacks `opcode` (tests of the blocking fallback).
     #[cfg(test)]
     pub(crate) fn forget_opcode(&mut self, opcode: u8) {

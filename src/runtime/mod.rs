@@ -154,6 +154,14 @@ impl Runtime {
         self.core.ring_flags
     }
 
+    /// Faults injected into `io_uring_enter` so far by
+    /// [`Builder::enter_faults`] (testing only): `EAGAIN`, `EBUSY`, `EINTR`
+    /// and short submits.
+    #[doc(hidden)]
+    pub fn injected_enter_faults(&self) -> [u64; 4] {
+        self.core.driver.borrow().injected_faults()
+    }
+
     /// A [`Handle`] to this runtime: `Send + Sync`, for spawning from other
     /// threads and for a graceful [`shutdown`](Handle::shutdown).
     pub fn handle(&self) -> Handle {

@@ -187,6 +187,9 @@ impl Ring {
             (sq.len() as u32, sq.cq_overflow() || sq.taskrun(), sqpoll)
         };
         self.stats.enter();
+        // [reliability] Test-only fault injection (`faults.rs`); one branch
+        // on a `None` unless the builder asked for it.
+        let (to_submit, want) = self.inject_fault(to_submit, want)?;
         let mut flags = sqpoll_flags;
         if want > 0 || sq_flags_need {
             flags |= ENTER_GETEVENTS;

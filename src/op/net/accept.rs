@@ -98,10 +98,12 @@ unsafe impl OpCode for Accept {
     }
 
     fn release(&mut self, res: io::Result<u32>, _flags: u32) {
-        if let Ok(raw) = res {
+        match res {
             // The listener keeps it for its next accept (and closes it if
             // the listener itself is gone).
-            self.fd.stash_accepted(owned(raw));
+            Ok(raw) => self.fd.stash_accepted(owned(raw)),
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => restart_accepts(&self.fd),
+            Err(_) => {}
         }
     }
 }
@@ -120,7 +122,24 @@ impl Released for ArmedAccept {
             if let Some(listener) = self.listener.upgrade() {
                 listener.stash_accepted(conn);
             }
+        } else if res == -libc::ECANCELED
+            && let Some(listener) = self.listener.upgrade()
+        {
+            restart_accepts(&listener);
         }
         flags & CQE_F_MORE == 0
+    }
+}
+
+/// An accept whose future is gone came back cancelled. The kernel wakes one
+/// waiting accept per new connection; when the cancel landed after such a
+/// wake-up but before the accept ran (with `DEFER_TASKRUN` that is until the
+/// runtime next enters the kernel), the connection stays queued and no
+/// other accept is woken for it. So every accept waiting on the listener
+/// starts over: the first to go to the kernel again finds the connection.
+fn restart_accepts(listener: &SharedFd) {
+    let waiters = listener.kept().restart_accepts();
+    for w in waiters {
+        w.wake();
     }
 }
