@@ -182,4 +182,5 @@ pub(crate) fn finish_orphaned(release: Release) {
 pub(crate) fn close_now(fd: RawFd) {
     // SAFETY: the caller owned `fd` and no op uses it any more.
     unsafe { libc::close(fd) };
+    crate::freed::note_closed();
 }

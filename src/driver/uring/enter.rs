@@ -92,6 +92,9 @@ impl Ring {
             crate::release::close_now(fd);
         } else {
             self.push_untracked(opcode::Close::new(types::Fd(fd)).build());
+            // [reliability] Ops queued from now on go after this close: a
+            // listener out of fds may try again (`freed.rs`).
+            crate::freed::note_closed();
         }
     }
 
