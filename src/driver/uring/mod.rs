@@ -136,7 +136,8 @@ impl Ring {
                 "corio: the submission queue needs at least one entry",
             ));
         }
-        let (ring, flags) = setup::build_ring(cfg)?;
+        let (ring, flags) =
+            setup::build_ring(cfg).map_err(|e| setup::explain_memlock(e, "io_uring_setup"))?;
         if !ring.params().is_feature_nodrop() || !ring.params().is_feature_ext_arg() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
