@@ -116,6 +116,9 @@ mod tests {
         let already = watch.wait(&Waker::from(flag.clone()));
         note_closed();
         assert!(watch.freed(), "a close while watching is seen");
-        assert!(already || flag.0.load(Ordering::SeqCst), "the waiter was woken");
+        assert!(
+            already || flag.0.load(Ordering::SeqCst),
+            "the waiter was woken"
+        );
     }
 }

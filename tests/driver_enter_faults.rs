@@ -147,7 +147,10 @@ fn every_op_survives_enter_faults_of_every_kind() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(16u64);
     for seed in 1..=seeds {
-        let _dog = support::watchdog(Duration::from_secs(60), format!("enter faults, seed {seed}"));
+        let _dog = support::watchdog(
+            Duration::from_secs(60),
+            format!("enter faults, seed {seed}"),
+        );
         let rt = b.clone().enter_faults(seed, 3).build().unwrap();
         load(&rt, 2_000, 64 * 1024);
         let injected = rt.injected_enter_faults();

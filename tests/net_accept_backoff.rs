@@ -59,7 +59,9 @@ async fn naive_loop_then_free<'a>(mut accept: impl FnMut() -> Accept<'a>) {
     let start = Instant::now();
     let mut errors = 0u64;
     while start.elapsed() < LOOP {
-        let e = accept().await.expect_err("no fd is free: the accept must fail");
+        let e = accept()
+            .await
+            .expect_err("no fd is free: the accept must fail");
         assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e:?}");
         errors += 1;
     }
@@ -83,7 +85,9 @@ async fn naive_loop_then_free<'a>(mut accept: impl FnMut() -> Accept<'a>) {
     accept().await.expect_err("still no fd");
     drop(spare);
     let freed = Instant::now();
-    accept().await.expect("an fd was freed: the accept must succeed");
+    accept()
+        .await
+        .expect("an fd was freed: the accept must succeed");
     let latency = freed.elapsed();
     eprintln!("served {latency:?} after the runtime closed an fd");
     assert!(
@@ -150,7 +154,9 @@ child_test!(tcp_incoming_backs_off_under_emfile, {
     naive_loop_then_free(|| {
         Box::pin(async {
             // The Stream impl, as a `while let` loop would use it.
-            let s = StreamExt::next(&mut *incoming.borrow_mut()).await.unwrap()?;
+            let s = StreamExt::next(&mut *incoming.borrow_mut())
+                .await
+                .unwrap()?;
             *got.borrow_mut() = Some(s);
             Ok(())
         })
@@ -162,7 +168,13 @@ child_test!(tcp_incoming_backs_off_under_emfile, {
 });
 
 /// A Unix listener on a fresh path, and a client connected to it.
-fn unix_pair(tag: &str) -> (UnixListener, std::os::unix::net::UnixStream, std::path::PathBuf) {
+fn unix_pair(
+    tag: &str,
+) -> (
+    UnixListener,
+    std::os::unix::net::UnixStream,
+    std::path::PathBuf,
+) {
     let path = std::env::temp_dir().join(format!(
         "corio-backoff-{tag}-{:?}-{}.sock",
         support::driver(),

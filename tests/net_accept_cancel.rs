@@ -21,10 +21,7 @@ use corio::time::{sleep, timeout};
 /// Polls `fut` once with the task's own context; true when it is pending.
 async fn pending_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> bool {
     let mut fut = Some(fut);
-    std::future::poll_fn(|cx| {
-        Poll::Ready(fut.take().unwrap().poll(cx).is_pending())
-    })
-    .await
+    std::future::poll_fn(|cx| Poll::Ready(fut.take().unwrap().poll(cx).is_pending())).await
 }
 
 both_drivers! {
@@ -75,6 +72,34 @@ fn a_dropped_accept_woken_for_a_connection_leaves_it_to_the_next_unix() {
             std::fs::remove_file(&path).unwrap();
         }
         let _ = std::fs::remove_dir(&dir);
+    });
+}
+}
+
+both_drivers! {
+fn an_incoming_gets_the_connection_a_dropped_accept_kept() {
+    support::run(async {
+        for round in 0..20 {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            // A single accept waits in the kernel, and an `incoming()`
+            // waits on a multishot accept; a client connects, and the
+            // single accept, dropped, keeps its connection (or not: then
+            // the multishot accept gets it).
+            let mut single = Box::pin(listener.accept());
+            assert!(pending_once(single.as_mut()).await);
+            let mut incoming = listener.incoming();
+            let mut next = Box::pin(incoming.next());
+            assert!(pending_once(next.as_mut()).await);
+            sleep(Duration::from_millis(2)).await;
+            let _client = std::net::TcpStream::connect(addr).unwrap();
+            sleep(Duration::from_millis(2)).await;
+            drop(single);
+            timeout(Duration::from_secs(5), next)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: the kept connection never reached incoming()"))
+                .unwrap();
+        }
     });
 }
 }

@@ -65,7 +65,11 @@ impl AsyncWriteOnce for &TcpStream {
     async fn once(&mut self, how: u32) -> io::Result<()> {
         match how {
             0 => self.write(vec![1u8; 4096]).await.0.map(drop),
-            1 => self.writev(vec![vec![2u8; 1024], vec![3u8; 512]]).await.0.map(drop),
+            1 => self
+                .writev(vec![vec![2u8; 1024], vec![3u8; 512]])
+                .await
+                .0
+                .map(drop),
             _ => self.write_all(vec![4u8; 8192]).await.0,
         }
     }
@@ -75,7 +79,11 @@ impl AsyncWriteOnce for &UnixStream {
     async fn once(&mut self, how: u32) -> io::Result<()> {
         match how {
             0 => self.write(vec![1u8; 4096]).await.0.map(drop),
-            1 => self.writev(vec![vec![2u8; 1024], vec![3u8; 512]]).await.0.map(drop),
+            1 => self
+                .writev(vec![vec![2u8; 1024], vec![3u8; 512]])
+                .await
+                .0
+                .map(drop),
             _ => self.write_all(vec![4u8; 8192]).await.0,
         }
     }
@@ -86,7 +94,9 @@ child_test!(writes_to_a_reset_peer_fail_without_sigpipe, {
     support::run(async {
         for _ in 0..3 {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let c = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+            let c = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
             let (peer, _) = listener.accept().await.unwrap();
             // SO_LINGER 0: closing sends a reset.
             socket2::SockRef::from(&peer)
@@ -208,7 +218,9 @@ fn one_runtime() {
         let h = corio::spawn(async { corio::time::sleep(Duration::ZERO).await });
         h.await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let c = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (s, _) = listener.accept().await.unwrap();
         c.write_all(b"x".as_slice()).await.0.unwrap();
         let lease = s.recv_pooled().await.unwrap().unwrap();
@@ -306,7 +318,10 @@ child_test!(buffer_registration_under_a_64_kib_memlock_limit, {
     let explained = |e: &io::Error| {
         assert_eq!(e.kind(), ErrorKind::OutOfMemory, "{e:?}");
         let msg = e.to_string();
-        assert!(msg.contains("RLIMIT_MEMLOCK") && msg.contains("64 KiB"), "{msg}");
+        assert!(
+            msg.contains("RLIMIT_MEMLOCK") && msg.contains("64 KiB"),
+            "{msg}"
+        );
     };
     match Builder::new().driver(support::driver()).build() {
         Ok(_) => eprintln!("a default runtime fits in 64 KiB"),
@@ -331,7 +346,9 @@ child_test!(buffer_registration_under_a_64_kib_memlock_limit, {
     };
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let c = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (s, _) = listener.accept().await.unwrap();
         c.write_all(b"hello".as_slice()).await.0.unwrap();
         match s.recv_pooled().await {

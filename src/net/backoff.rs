@@ -102,8 +102,7 @@ impl AcceptBackoff {
             *sleep = None;
             return Poll::Ready(());
         };
-        let mut ready =
-            ep.watch.freed() || Instant::now() >= ep.until || ep.watch.wait(cx.waker());
+        let mut ready = ep.watch.freed() || Instant::now() >= ep.until || ep.watch.wait(cx.waker());
         if !ready {
             let timer = sleep.get_or_insert_with(|| sleep_until(ep.until));
             if timer.deadline() != ep.until {
@@ -143,7 +142,13 @@ mod tests {
         b.record(&err(libc::EMFILE));
         assert!(b.active());
         let mut delays = Vec::new();
-        for code in [libc::ENFILE, libc::ENOBUFS, libc::ENOMEM, libc::EMFILE, libc::EMFILE] {
+        for code in [
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EMFILE,
+            libc::EMFILE,
+        ] {
             b.record(&err(code));
             let ep = b.0.take().unwrap();
             delays.push(ep.delay.as_millis());

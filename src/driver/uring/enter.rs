@@ -116,6 +116,12 @@ impl Ring {
                 }
             }
             Release::Unregister(token) => self.unregister_buffers(&token),
+            // [reliability] A listener's accepts start over (op/net/accept.rs).
+            Release::Rearm { key } => {
+                if let Ok(true) = self.slots.disarm(key, None) {
+                    self.cancel(key);
+                }
+            }
             Release::Job(job) => {
                 debug_assert!(false, "corio: blocking jobs are the driver's");
                 drop(job);

@@ -114,7 +114,10 @@ mod tests {
         }
         let mut f = EnterFaults::new(1, 2);
         for _ in 0..1_000 {
-            assert!(!matches!(f.pick(0), Some(Fault::Short(_))), "nothing to cut short");
+            assert!(
+                !matches!(f.pick(0), Some(Fault::Short(_))),
+                "nothing to cut short"
+            );
         }
     }
 }
