@@ -120,7 +120,7 @@ async fn echo(s: TcpStream, seed: u64) {
     loop {
         k += 1;
         let read = s.read(vec![0u8; 1 + (k as usize * 37) % 1500]);
-        let (res, buf) = if k % 3 == 0 {
+        let (res, buf) = if k.is_multiple_of(3) {
             match timeout(Duration::from_micros(50), read).await {
                 Ok(r) => r,
                 Err(_) => continue,

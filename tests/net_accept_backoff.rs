@@ -12,13 +12,11 @@
 
 mod support;
 
-use std::future::Future;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use corio::net::{TcpListener, UdpSocket, UnixListener};
+use corio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use corio::stream::StreamExt;
 
 const CHILD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,11 +44,51 @@ fn exhaust_fds() {
     assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
 }
 
-type Accept<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + 'a>>;
+/// One accept by some method, keeping the connection it gets.
+trait AcceptOnce {
+    async fn accept(&mut self) -> io::Result<()>;
+}
+
+struct TcpAccept<'a>(&'a TcpListener, Option<TcpStream>);
+
+impl AcceptOnce for TcpAccept<'_> {
+    async fn accept(&mut self) -> io::Result<()> {
+        self.1 = Some(self.0.accept().await?.0);
+        Ok(())
+    }
+}
+
+struct TcpIncoming<'a>(corio::net::Incoming<'a>, Option<TcpStream>);
+
+impl AcceptOnce for TcpIncoming<'_> {
+    async fn accept(&mut self) -> io::Result<()> {
+        // The Stream impl, as a `while let` loop would use it.
+        self.1 = Some(StreamExt::next(&mut self.0).await.unwrap()?);
+        Ok(())
+    }
+}
+
+struct UnixAccept<'a>(&'a UnixListener, Option<UnixStream>);
+
+impl AcceptOnce for UnixAccept<'_> {
+    async fn accept(&mut self) -> io::Result<()> {
+        self.1 = Some(self.0.accept().await?.0);
+        Ok(())
+    }
+}
+
+struct UnixIncoming<'a>(corio::net::unix::Incoming<'a>, Option<UnixStream>);
+
+impl AcceptOnce for UnixIncoming<'_> {
+    async fn accept(&mut self) -> io::Result<()> {
+        self.1 = Some(self.0.next().await?);
+        Ok(())
+    }
+}
 
 /// The naive loop: `accept` retried at once on every error, for `LOOP`;
 /// then a freed fd; returns nothing, asserts everything.
-async fn naive_loop_then_free<'a>(mut accept: impl FnMut() -> Accept<'a>) {
+async fn naive_loop_then_free(acceptor: &mut impl AcceptOnce) {
     // An fd the runtime owns and will close: freeing it is what should wake
     // the waiting accept.
     let spare = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -59,7 +97,8 @@ async fn naive_loop_then_free<'a>(mut accept: impl FnMut() -> Accept<'a>) {
     let start = Instant::now();
     let mut errors = 0u64;
     while start.elapsed() < LOOP {
-        let e = accept()
+        let e = acceptor
+            .accept()
             .await
             .expect_err("no fd is free: the accept must fail");
         assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e:?}");
@@ -82,10 +121,11 @@ async fn naive_loop_then_free<'a>(mut accept: impl FnMut() -> Accept<'a>) {
     // The back-off is at its longest (100 ms) now. Fail once more, free an
     // fd through the runtime at once: the next accept must not wait for the
     // back-off to end.
-    accept().await.expect_err("still no fd");
+    acceptor.accept().await.expect_err("still no fd");
     drop(spare);
     let freed = Instant::now();
-    accept()
+    acceptor
+        .accept()
         .await
         .expect("an fd was freed: the accept must succeed");
     let latency = freed.elapsed();
@@ -132,38 +172,18 @@ macro_rules! child_test {
 child_test!(tcp_accept_backs_off_under_emfile, {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = tcp_client(listener.local_addr().unwrap());
-    let got = std::cell::RefCell::new(None);
-    naive_loop_then_free(|| {
-        Box::pin(async {
-            let (s, _) = listener.accept().await?;
-            *got.borrow_mut() = Some(s);
-            Ok(())
-        })
-    })
-    .await;
-    let s = got.borrow_mut().take().unwrap();
-    echo_one_tcp(s).await;
+    let mut acceptor = TcpAccept(&listener, None);
+    naive_loop_then_free(&mut acceptor).await;
+    echo_one_tcp(acceptor.1.take().unwrap()).await;
     client.join().unwrap();
 });
 
 child_test!(tcp_incoming_backs_off_under_emfile, {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = tcp_client(listener.local_addr().unwrap());
-    let incoming = std::cell::RefCell::new(listener.incoming());
-    let got = std::cell::RefCell::new(None);
-    naive_loop_then_free(|| {
-        Box::pin(async {
-            // The Stream impl, as a `while let` loop would use it.
-            let s = StreamExt::next(&mut *incoming.borrow_mut())
-                .await
-                .unwrap()?;
-            *got.borrow_mut() = Some(s);
-            Ok(())
-        })
-    })
-    .await;
-    let s = got.borrow_mut().take().unwrap();
-    echo_one_tcp(s).await;
+    let mut acceptor = TcpIncoming(listener.incoming(), None);
+    naive_loop_then_free(&mut acceptor).await;
+    echo_one_tcp(acceptor.1.take().unwrap()).await;
     client.join().unwrap();
 });
 
@@ -188,16 +208,9 @@ fn unix_pair(
 
 child_test!(unix_accept_backs_off_under_emfile, {
     let (listener, client, path) = unix_pair("accept");
-    let got = std::cell::RefCell::new(None);
-    naive_loop_then_free(|| {
-        Box::pin(async {
-            let (s, _) = listener.accept().await?;
-            *got.borrow_mut() = Some(s);
-            Ok(())
-        })
-    })
-    .await;
-    let s = got.borrow_mut().take().unwrap();
+    let mut acceptor = UnixAccept(&listener, None);
+    naive_loop_then_free(&mut acceptor).await;
+    let s = acceptor.1.take().unwrap();
     s.write_all(b"y".as_slice()).await.0.unwrap();
     let mut b = [0u8; 1];
     (&client).read_exact(&mut b).unwrap();
@@ -208,17 +221,9 @@ child_test!(unix_accept_backs_off_under_emfile, {
 
 child_test!(unix_incoming_backs_off_under_emfile, {
     let (listener, client, path) = unix_pair("incoming");
-    let incoming = std::cell::RefCell::new(listener.incoming());
-    let got = std::cell::RefCell::new(None);
-    naive_loop_then_free(|| {
-        Box::pin(async {
-            let s = incoming.borrow_mut().next().await?;
-            *got.borrow_mut() = Some(s);
-            Ok(())
-        })
-    })
-    .await;
-    let s = got.borrow_mut().take().unwrap();
+    let mut acceptor = UnixIncoming(listener.incoming(), None);
+    naive_loop_then_free(&mut acceptor).await;
+    let s = acceptor.1.take().unwrap();
     s.write_all(b"z".as_slice()).await.0.unwrap();
     let mut b = [0u8; 1];
     (&client).read_exact(&mut b).unwrap();

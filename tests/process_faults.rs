@@ -172,6 +172,8 @@ child_test!(a_forked_child_cannot_use_its_parents_runtime, {
     let addr = listener.local_addr().unwrap();
     // An accept waits in the kernel (or the epoll set) while the process
     // forks.
+    // The handle leaves `block_on` on purpose, to be awaited after the fork.
+    #[allow(clippy::async_yields_async)]
     let accept = rt.block_on(async move {
         let h = corio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
         corio::time::sleep(Duration::from_millis(5)).await;
