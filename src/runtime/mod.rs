@@ -55,6 +55,14 @@ use crate::driver::Driver;
 /// It is not `Send`: tasks need not be `Send`, and the ring is tied to the
 /// thread that built it. Use [`run`] for the common case.
 ///
+/// It also belongs to the process that built it. A child made by `fork(2)`
+/// shares the parent's io_uring queues (and epoll set) but not its threads:
+/// using the parent's runtime there (`block_on`, any I/O) panics with a
+/// message saying so, before anything shared is touched, and dropping it
+/// leaves the parent's queues alone. Build a new runtime in the child, or
+/// `exec`. (`std::process::Command` and `corio::process` exec at once and
+/// are not concerned.)
+///
 /// ```
 /// let rt = corio::Runtime::new().unwrap();
 /// let out = rt.block_on(async {
