@@ -73,6 +73,7 @@ pub mod compat;
 mod driver;
 #[cfg_attr(not(corio_uring), allow(dead_code))]
 mod fd;
+mod freed;
 #[cfg(target_os = "linux")]
 pub mod fs;
 #[cfg(all(feature = "macros", target_os = "linux"))]

@@ -52,6 +52,10 @@ pub(crate) enum Release {
     Job(Box<dyn Orphan>),
     /// The registered buffers owned by this token went away: unregister them.
     Unregister(Weak<()>),
+    /// Take down the multishot op armed in this ring slot (cancel it; what
+    /// it still gets goes to its release hook), so the fd's next op arms a
+    /// fresh one.
+    Rearm { key: u64 },
 }
 
 impl std::fmt::Debug for Release {
@@ -61,6 +65,7 @@ impl std::fmt::Debug for Release {
             Release::Op { key, .. } => write!(f, "Op({key:#x})"),
             Release::Job(_) => f.write_str("Job"),
             Release::Unregister(_) => f.write_str("Unregister"),
+            Release::Rearm { key } => write!(f, "Rearm({key:#x})"),
         }
     }
 }
@@ -182,7 +187,7 @@ pub(crate) fn finish_orphaned(release: Release) {
         Release::Close { fd, .. } => close_now(fd),
         Release::Op { op, .. } => drop(op),
         Release::Job(job) => job.release(),
-        Release::Unregister(_) => {}
+        Release::Unregister(_) | Release::Rearm { .. } => {}
     }
 }
 
@@ -190,4 +195,5 @@ pub(crate) fn finish_orphaned(release: Release) {
 pub(crate) fn close_now(fd: RawFd) {
     // SAFETY: the caller owned `fd` and no op uses it any more.
     unsafe { libc::close(fd) };
+    crate::freed::note_closed();
 }

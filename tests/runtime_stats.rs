@@ -15,12 +15,8 @@ use corio::{Builder, DriverKind, IoBuf, Runtime};
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// A std client doing `n` round trips of 64 bytes (each a different byte),
-/// pausing `pause` before each.
-fn client_pausing(
-    addr: SocketAddr,
-    n: usize,
-    pause: Duration,
-) -> thread::JoinHandle<io::Result<()>> {
+/// waiting `pause` before each.
+fn client(addr: SocketAddr, n: usize, pause: Duration) -> thread::JoinHandle<io::Result<()>> {
     thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
@@ -40,15 +36,15 @@ fn client_pausing(
 /// Serves one echo connection on `rt` for a std client doing `n` round
 /// trips; returns what the runtime's counters did meanwhile.
 fn echo_round_trips(rt: &Runtime, n: usize) -> Stats {
-    echo_round_trips_pausing(rt, n, Duration::ZERO)
+    echo_round_trips_paced(rt, n, Duration::ZERO)
 }
 
-/// As [`echo_round_trips`], with a client that pauses before each round trip.
-fn echo_round_trips_pausing(rt: &Runtime, n: usize, pause: Duration) -> Stats {
+/// As [`echo_round_trips`], the client waiting `pause` before each send.
+fn echo_round_trips_paced(rt: &Runtime, n: usize, pause: Duration) -> Stats {
     let before = rt.stats();
     let done = rt.block_on(async move {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = client_pausing(listener.local_addr().unwrap(), n, pause);
+        let c = client(listener.local_addr().unwrap(), n, pause);
         let served = corio::time::timeout(LIMIT, async {
             let (s, _) = listener.accept().await.unwrap();
             let mut buf = vec![0u8; 4096];
@@ -179,10 +175,12 @@ both_drivers! {
             .spin_before_park(Duration::from_millis(200))
             .build()
             .unwrap();
-        // The client pauses 2 ms before each round trip, so the server runs
-        // out of work every time and its 200 ms spin is what catches the
-        // next message (on a loaded machine too).
-        let d = echo_round_trips_pausing(&rt, 20, Duration::from_millis(2));
+        // The client waits 2 ms before each send, so the data arrives
+        // while the server spins. Sending at once, it raced the server to
+        // the spin: on a loaded machine the data could be in before every
+        // spin began (a spin counts a hit only for work that came during
+        // it), and the test failed now and then.
+        let d = echo_round_trips_paced(&rt, 20, Duration::from_millis(2));
         assert!(d.spin_hits >= 1, "a 200 ms spin caught nothing: {d}");
         let rt = support::runtime();
         let d = echo_round_trips(&rt, 20);

@@ -35,6 +35,8 @@ pub(crate) struct DriverConfig {
     /// The receive pool: (buffer count, buffer size).
     pub(crate) pool: (u16, usize),
     pub(crate) max_blocking_threads: usize,
+    /// Tests only: inject `io_uring_enter` faults (seed, about one in n).
+    pub(crate) enter_faults: Option<(u64, u32)>,
 }
 
 impl Default for DriverConfig {
@@ -53,6 +55,7 @@ impl Default for DriverConfig {
             max_completions_per_tick: usize::MAX,
             pool: (1024, 4096),
             max_blocking_threads: 64,
+            enter_faults: None,
         }
     }
 }

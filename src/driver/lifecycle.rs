@@ -80,6 +80,8 @@ impl Driver {
         cx: &mut Context<'_>,
         budget: &Cell<u32>,
     ) -> Poll<(io::Result<u32>, u32)> {
+        // [reliability] A forked child must not touch the parent's ring.
+        self.check_fork();
         let first = matches!(state, OpState::Idle);
         if first && !budget_left(budget) {
             // Spent: yield before taking anything, so a future dropped

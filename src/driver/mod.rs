@@ -16,6 +16,7 @@
 
 mod blocking;
 pub(crate) mod config;
+mod fork;
 mod lifecycle;
 pub(crate) mod op;
 mod poll;
@@ -68,6 +69,8 @@ pub(crate) struct Driver {
     /// MSG_RING wake-ups other code on this thread asked for; sent with the
     /// next submit.
     wakes: Rc<std::cell::RefCell<Vec<Unparker>>>,
+    /// The fork generation this driver was built in (`fork.rs`).
+    fork_gen: u32,
 }
 
 /// Wakes a parked runtime from any thread.
@@ -137,6 +140,16 @@ impl Driver {
             pool_config: cfg.pool,
             releases: Vec::new(),
             wakes: Rc::default(),
+            fork_gen: fork::generation(),
+        }
+    }
+
+    /// Panics in a forked child, before anything shared with the parent
+    /// is touched (`fork.rs`).
+    #[inline]
+    pub(crate) fn check_fork(&self) {
+        if fork::forked(self.fork_gen) {
+            fork::refuse();
         }
     }
 
@@ -254,6 +267,7 @@ impl Driver {
         if let Some(p) = &self.pool {
             return Ok(p.clone());
         }
+        self.check_fork();
         let (count, size) = self.pool_config;
         let ring = self.kind() == DriverKind::Uring;
         let pool = Pool::new(count, size, ring)?;
@@ -295,6 +309,7 @@ impl Driver {
 
     /// Submits and reaps without waiting.
     pub(crate) fn submit_and_reap(&mut self) {
+        self.check_fork();
         self.drain();
         match &mut self.backend {
             #[cfg(corio_uring)]
@@ -307,6 +322,7 @@ impl Driver {
     /// holds completions back (io_uring); on the poll driver, a turn with a
     /// zero timeout.
     pub(crate) fn reap_ready(&mut self) {
+        self.check_fork();
         if !release::is_empty() {
             self.drain();
         }
@@ -326,6 +342,7 @@ impl Driver {
         parked: &AtomicBool,
         runnable: impl Fn() -> bool,
     ) {
+        self.check_fork();
         self.drain();
         let timeout = if runnable() {
             Some(Duration::ZERO)
@@ -353,6 +370,10 @@ impl Driver {
     /// Sends the MSG_RING wake-ups still queued, if any (the thread is
     /// leaving `block_on`: no next tick would).
     pub(crate) fn flush_wakes(&mut self) {
+        if fork::forked(self.fork_gen) {
+            // Leaving `block_on`, perhaps unwinding from `check_fork`'s panic.
+            return;
+        }
         self.drain();
         match &mut self.backend {
             #[cfg(corio_uring)]
@@ -365,6 +386,10 @@ impl Driver {
     /// away: releases are finished, ops in the kernel cancelled, and the
     /// driver waits (up to 10 s) until the kernel has returned every buffer.
     pub(crate) fn shutdown(&mut self) {
+        if fork::forked(self.fork_gen) {
+            // The parent's ring and epoll set are not ours to cancel on.
+            return;
+        }
         self.drain();
         #[cfg(corio_uring)]
         if let Backend::Uring(d) = &mut self.backend {
@@ -386,6 +411,10 @@ impl Driver {
     /// Shuts the blocking pool down and releases every orphaned job (no
     /// pool thread runs any more).
     pub(crate) fn shutdown_blocking(&mut self) {
+        if fork::forked(self.fork_gen) {
+            // The pool's threads were not forked: there is nobody to join.
+            return;
+        }
         self.blocking.shutdown();
         self.drain();
         self.orphans.release_done(true);
@@ -408,6 +437,7 @@ impl Driver {
         iovecs: &[libc::iovec],
         token: Weak<()>,
     ) -> io::Result<()> {
+        self.check_fork();
         match &mut self.backend {
             #[cfg(corio_uring)]
             // SAFETY: forwarded from the caller.
@@ -441,6 +471,16 @@ impl Driver {
                 let _ = opcode;
                 false
             }
+        }
+    }
+
+    /// `io_uring_enter` faults injected so far (`EAGAIN`, `EBUSY`, `EINTR`,
+    /// short submits); zeros on the poll driver.
+    pub(crate) fn injected_faults(&self) -> [u64; 4] {
+        match &self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => d.injected_faults(),
+            Backend::Poll(_) => [0; 4],
         }
     }
 

@@ -30,6 +30,14 @@ pub(crate) struct Kept {
     /// Accepts waiting in the kernel, woken when a connection is kept, so
     /// one already waiting takes it instead of waiting for another client.
     pub(super) accept_waiters: Vec<Waker>,
+    /// A dropped accept was cancelled, and may have taken with it the
+    /// wake-up of a connection now queued on the listener: the kernel wakes
+    /// one waiting accept per connection, and a cancel that lands after the
+    /// wake but before the accept ran (deferred task work) completes it with
+    /// `ECANCELED`, leaving the connection queued and the other accepts
+    /// asleep. Accepts waiting in the kernel then start over, and the first
+    /// to start clears it.
+    accept_restart: bool,
     /// Reads waiting for the one in flight to end.
     pub(super) read_waiters: Vec<Waker>,
 }
@@ -48,6 +56,7 @@ impl Kept {
             || self.read_end.is_some()
             || !self.datagrams.is_empty()
             || !self.accepted.is_empty()
+            || self.accept_restart
     }
 
     /// Fills `buf` (from its start) with kept bytes, or reports the error
@@ -112,14 +121,28 @@ impl Kept {
         self.datagrams.pop_front()
     }
 
-    /// True when a connection is kept.
+    /// True when an accept waiting in the kernel should start over: a
+    /// connection is kept for it to take, or a cancelled accept may have
+    /// taken the wake-up of a queued one.
     pub(crate) fn has_accepted(&self) -> bool {
-        !self.accepted.is_empty()
+        !self.accepted.is_empty() || self.accept_restart
     }
 
-    /// The oldest connection a dropped accept got.
+    /// The oldest connection a dropped accept got. An accept starting (over)
+    /// calls it, so it also ends a restart [`restart_accepts`] asked for:
+    /// this accept goes to the kernel afresh and finds what is queued.
+    ///
+    /// [`restart_accepts`]: Self::restart_accepts
     pub(crate) fn take_accepted(&mut self) -> Option<OwnedFd> {
+        self.accept_restart = false;
         self.accepted.pop_front()
+    }
+
+    /// A dropped accept came back cancelled: the accepts waiting in the
+    /// kernel start over (see `accept_restart`). Returns them to wake.
+    pub(crate) fn restart_accepts(&mut self) -> Vec<Waker> {
+        self.accept_restart = true;
+        std::mem::take(&mut self.accept_waiters)
     }
 
     /// Wakes `waker` when a dropped accept keeps a connection.
@@ -167,5 +190,15 @@ mod tests {
         let e = k.take_bytes(&mut vec![0u8; 4]).unwrap().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
         assert!(!k.has_any());
+    }
+
+    #[test]
+    fn a_cancelled_accept_restarts_the_waiting_ones_once() {
+        let mut k = Kept::default();
+        k.wait_accepted(std::task::Waker::noop());
+        assert_eq!(k.restart_accepts().len(), 1);
+        assert!(k.has_any() && k.has_accepted());
+        assert!(k.take_accepted().is_none());
+        assert!(!k.has_any() && !k.has_accepted(), "the first start ends it");
     }
 }

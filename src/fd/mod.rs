@@ -184,6 +184,12 @@ impl SharedFd {
         }
     }
 
+    /// [reliability] Takes the multishot op armed on this fd off it (the
+    /// fd's next op arms a new one); returns its slot and driver token.
+    pub(crate) fn take_armed(&self) -> Option<(u64, Weak<()>)> {
+        self.inner.state.borrow_mut().armed.take()
+    }
+
     /// True when the poll driver registered this very fd.
     #[inline]
     pub(crate) fn registered(&self) -> bool {

@@ -9,6 +9,7 @@
 //! `connect` and `send_to` take a [`ToSocketAddrs`]: literal addresses are
 //! used at once, host names are resolved on the blocking pool.
 
+mod backoff;
 mod lookup;
 mod socket;
 mod stream_io;

@@ -287,6 +287,19 @@ impl Builder {
         self
     }
 
+    /// Testing the driver (not for production): on io_uring, about one
+    /// `io_uring_enter` in `one_in` is replaced, on a schedule seeded by
+    /// `seed`, by what a kernel may answer instead of a full submit —
+    /// `EAGAIN`, `EBUSY` or `EINTR` with nothing submitted, or a short submit
+    /// and no wait. The runtime must lose no op and no completion through
+    /// them; [`Runtime::injected_enter_faults`] counts them. The poll driver
+    /// ignores it.
+    #[doc(hidden)]
+    pub fn enter_faults(mut self, seed: u64, one_in: u32) -> Self {
+        self.cfg.enter_faults = Some((seed, one_in));
+        self
+    }
+
     /// Builds the runtime on the calling thread.
     ///
     /// Fails when the requested driver cannot be set up (for `Uring`: the

@@ -55,6 +55,14 @@ use crate::driver::Driver;
 /// It is not `Send`: tasks need not be `Send`, and the ring is tied to the
 /// thread that built it. Use [`run`] for the common case.
 ///
+/// It also belongs to the process that built it. A child made by `fork(2)`
+/// shares the parent's io_uring queues (and epoll set) but not its threads:
+/// using the parent's runtime there (`block_on`, any I/O) panics with a
+/// message saying so, before anything shared is touched, and dropping it
+/// leaves the parent's queues alone. Build a new runtime in the child, or
+/// `exec`. (`std::process::Command` and `corio::process` exec at once and
+/// are not concerned.)
+///
 /// ```
 /// let rt = corio::Runtime::new().unwrap();
 /// let out = rt.block_on(async {
@@ -152,6 +160,14 @@ impl Runtime {
     /// sizes); `None` on the poll driver.
     pub fn ring_flags(&self) -> Option<RingFlags> {
         self.core.ring_flags
+    }
+
+    /// Faults injected into `io_uring_enter` so far by
+    /// [`Builder::enter_faults`] (testing only): `EAGAIN`, `EBUSY`, `EINTR`
+    /// and short submits.
+    #[doc(hidden)]
+    pub fn injected_enter_faults(&self) -> [u64; 4] {
+        self.core.driver.borrow().injected_faults()
     }
 
     /// A [`Handle`] to this runtime: `Send + Sync`, for spawning from other

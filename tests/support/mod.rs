@@ -238,3 +238,57 @@ impl Drop for DropFlag {
         self.0.set(true);
     }
 }
+
+/// Ends the whole test process (exit code 3) with `what` on stderr unless
+/// dropped within `limit`: a hang (a lost completion, say) then fails with
+/// the seed or schedule that caused it instead of waiting for ever.
+pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+/// Starts a [`Watchdog`].
+pub fn watchdog(limit: Duration, what: impl Into<String>) -> Watchdog {
+    let what = what.into();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            eprintln!("watchdog: {what} still running after {limit:?}: hung");
+            std::process::exit(3);
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Dropping the sender ends the watchdog's wait.
+        self.0.take();
+    }
+}
+
+/// This process's resident set size in KiB (`VmRSS` of /proc/self/status).
+pub fn rss_kib() -> u64 {
+    proc_status("VmRSS:")
+}
+
+/// This process's thread count (`Threads` of /proc/self/status).
+pub fn threads() -> u64 {
+    proc_status("Threads:")
+}
+
+fn proc_status(key: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/self/status"))
+}
+
+/// CPU time (user + system) this process has used so far.
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes one rusage into the zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF is always valid.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}

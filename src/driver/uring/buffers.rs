@@ -77,7 +77,10 @@ impl Ring {
         unsafe {
             self.ring
                 .submitter()
-                .register_buf_ring_with_flags(addr, pool.count(), 0, 0)?
+                .register_buf_ring_with_flags(addr, pool.count(), 0, 0)
+                .map_err(|e| {
+                    super::setup::explain_memlock(e, "registering the receive pool's buffer ring")
+                })?
         };
         self.pool = Some(pool.clone());
         Ok(())
@@ -119,7 +122,10 @@ impl Ring {
                 io::ErrorKind::ResourceBusy,
                 "corio: the ring already has registered buffers",
             )),
-            Err(e) => Err(e),
+            Err(e) => Err(super::setup::explain_memlock(
+                e,
+                "registering fixed buffers (IORING_REGISTER_BUFFERS)",
+            )),
         }
     }
 

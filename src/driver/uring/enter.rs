@@ -92,6 +92,9 @@ impl Ring {
             crate::release::close_now(fd);
         } else {
             self.push_untracked(opcode::Close::new(types::Fd(fd)).build());
+            // [reliability] Ops queued from now on go after this close: a
+            // listener out of fds may try again (`freed.rs`).
+            crate::freed::note_closed();
         }
     }
 
@@ -113,6 +116,12 @@ impl Ring {
                 }
             }
             Release::Unregister(token) => self.unregister_buffers(&token),
+            // [reliability] A listener's accepts start over (op/net/accept.rs).
+            Release::Rearm { key } => {
+                if let Ok(true) = self.slots.disarm(key, None) {
+                    self.cancel(key);
+                }
+            }
             Release::Job(job) => {
                 debug_assert!(false, "corio: blocking jobs are the driver's");
                 drop(job);
@@ -187,6 +196,9 @@ impl Ring {
             (sq.len() as u32, sq.cq_overflow() || sq.taskrun(), sqpoll)
         };
         self.stats.enter();
+        // [reliability] Test-only fault injection (`faults.rs`); one branch
+        // on a `None` unless the builder asked for it.
+        let (to_submit, want) = self.inject_fault(to_submit, want)?;
         let mut flags = sqpoll_flags;
         if want > 0 || sq_flags_need {
             flags |= ENTER_GETEVENTS;

@@ -11,6 +11,7 @@
 
 mod buffers;
 mod enter;
+mod faults;
 mod op;
 pub(crate) mod probe;
 pub(crate) mod setup;
@@ -57,6 +58,8 @@ pub(crate) struct Ring {
     /// The driver's token, recorded on fds whose multishot op this ring
     /// keeps armed.
     owner: Weak<()>,
+    /// Injected `io_uring_enter` faults (tests only; `faults.rs`).
+    faults: Option<Box<faults::EnterFaults>>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -133,7 +136,8 @@ impl Ring {
                 "corio: the submission queue needs at least one entry",
             ));
         }
-        let (ring, flags) = setup::build_ring(cfg)?;
+        let (ring, flags) =
+            setup::build_ring(cfg).map_err(|e| setup::explain_memlock(e, "io_uring_setup"))?;
         if !ring.params().is_feature_nodrop() || !ring.params().is_feature_ext_arg() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -165,6 +169,9 @@ impl Ring {
             setup,
             max_cqes: cfg.max_completions_per_tick,
             owner,
+            faults: cfg
+                .enter_faults
+                .map(|(seed, one_in)| Box::new(faults::EnterFaults::new(seed, one_in))),
         };
         Ok((driver, unparker))
     }

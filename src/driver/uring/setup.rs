@@ -159,6 +159,35 @@ pub(crate) fn is_knob_refusal(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|r| r.is::<KnobRefused>())
 }
 
+/// `e` from io_uring memory the kernel pins (the ring, a provided-buffer
+/// ring, registered buffers), explained when it is `ENOMEM`: for a process
+/// without `CAP_IPC_LOCK` that memory counts against `RLIMIT_MEMLOCK`,
+/// which containers often set low (64 KiB is common).
+pub(crate) fn explain_memlock(e: io::Error, what: &str) -> io::Error {
+    if e.raw_os_error() != Some(libc::ENOMEM) {
+        return e;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `lim`.
+    let limit = match unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } {
+        0 if lim.rlim_cur == libc::RLIM_INFINITY => "unlimited".to_string(),
+        0 => format!("{} KiB", lim.rlim_cur / 1024),
+        _ => "unknown".to_string(),
+    };
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "corio: {what} failed: {e}. The kernel counts this memory against \
+             RLIMIT_MEMLOCK (`ulimit -l`, {limit} here) for processes without \
+             CAP_IPC_LOCK: raise the limit, ask for less (Builder::entries, \
+             Builder::buffer_pool, a smaller FixedBufPool) or use the poll driver"
+        ),
+    )
+}
+
 /// Sets up the ring `b` asks for; returns it and the flags it got.
 pub(crate) fn build_ring(b: &DriverConfig) -> io::Result<(IoUring, Flags)> {
     let spec = |flags| Spec {

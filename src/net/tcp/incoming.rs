@@ -12,7 +12,6 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,6 +24,7 @@ use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::Accept;
 use crate::runtime::drain::refuse_accept;
+use crate::time::Sleep;
 
 /// Connections accepted by a listener; see [`TcpListener::incoming`].
 ///
@@ -44,18 +44,19 @@ use crate::runtime::drain::refuse_accept;
 /// # Ok::<_, std::io::Error>(()) }).unwrap();
 /// ```
 pub struct Incoming<'a> {
-    fd: SharedFd,
+    listener: &'a TcpListener,
     /// The accept `poll_next` waits on, kept between polls.
     pending: Option<Op<Accept>>,
-    _listener: PhantomData<&'a TcpListener>,
+    /// The listener's back-off timer, while `poll_next` waits on it.
+    sleep: Option<Sleep>,
 }
 
-impl Incoming<'_> {
-    pub(super) fn new(fd: &SharedFd) -> Self {
+impl<'a> Incoming<'a> {
+    pub(super) fn new(listener: &'a TcpListener) -> Self {
         Incoming {
-            fd: fd.clone(),
+            listener,
             pending: None,
-            _listener: PhantomData,
+            sleep: None,
         }
     }
 
@@ -84,12 +85,16 @@ impl Stream for Incoming<'_> {
         if let Err(e) = refuse_accept() {
             return Poll::Ready(Some(Err(e)));
         }
-        let fd = &this.fd;
+        let listener = this.listener;
+        if this.pending.is_none() {
+            std::task::ready!(listener.backoff.poll_wait(cx, &mut this.sleep));
+        }
         let op = this
             .pending
-            .get_or_insert_with(|| Op::new(Accept::new(fd, true)));
+            .get_or_insert_with(|| Op::new(Accept::new(&listener.fd, true)));
         let res = std::task::ready!(Pin::new(op).poll(cx));
         this.pending = None;
+        listener.backoff.record(&res);
         Poll::Ready(Some(res.map(stream)))
     }
 }

@@ -8,6 +8,7 @@ use socket2::{SockRef, Type};
 
 use super::{Incoming, TcpStream};
 use crate::fd::SharedFd;
+use crate::net::backoff::AcceptBackoff;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
 use crate::op::net::Accept;
@@ -33,7 +34,9 @@ use crate::runtime::drain;
 /// ```
 #[derive(Debug)]
 pub struct TcpListener {
-    fd: SharedFd,
+    pub(super) fd: SharedFd,
+    /// Set while accepts fail for lack of fds (`net/backoff.rs`).
+    pub(super) backoff: AcceptBackoff,
 }
 
 impl TcpListener {
@@ -73,9 +76,7 @@ impl TcpListener {
             }
             s.bind(&(*a).into())?;
             s.listen(1024)?;
-            Ok(TcpListener {
-                fd: SharedFd::new(OwnedFd::from(s)),
-            })
+            Ok(TcpListener::from_fd(SharedFd::new(OwnedFd::from(s))))
         })
     }
 
@@ -83,8 +84,13 @@ impl TcpListener {
     ///
     /// Cancel-safe: if this future is dropped after the kernel accepted a
     /// connection, the connection is returned by the next `accept` on this
-    /// listener (or closed when the listener is dropped). Errors such as
-    /// `EMFILE` are returned as they are; back off before retrying.
+    /// listener (or closed when the listener is dropped).
+    ///
+    /// Errors are returned as they are. After one that means the process is
+    /// out of fds or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the
+    /// listener's next accept first waits until the runtime closes an fd or
+    /// a short back-off passes (1 ms, doubling with each such error in a row,
+    /// at most 100 ms), so a loop that retries at once does not spin.
     ///
     /// Once the runtime is shutting down ([`Handle::shutdown`]), `accept`
     /// fails at once, also when it was already waiting, and
@@ -94,7 +100,13 @@ impl TcpListener {
     /// [`Handle::shutdown`]: crate::runtime::Handle::shutdown
     /// [`is_shutting_down`]: crate::runtime::is_shutting_down
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, peer) = drain::accept(Op::new(Accept::new(&self.fd, false))).await?;
+        let res = drain::accept(async {
+            self.backoff.wait().await;
+            Op::new(Accept::new(&self.fd, false)).await
+        })
+        .await;
+        self.backoff.record(&res);
+        let (fd, peer) = res?;
         let stream = TcpStream::from_fd(SharedFd::new(fd));
         let peer = match peer.and_then(|p| p.as_socket()) {
             Some(p) => p,
@@ -107,7 +119,8 @@ impl TcpListener {
     /// that stays armed while the [`Incoming`] lives.
     ///
     /// Errors (e.g. `EMFILE`) are returned by [`Incoming::next`] and end the
-    /// multishot op; the next call re-arms it, so back off first.
+    /// multishot op; the next call re-arms it, after the same back-off as
+    /// [`accept`](Self::accept)'s.
     /// [`Incoming`] is also a [`Stream`](crate::stream::Stream) (that never
     /// ends). Connections
     /// accepted after the `Incoming` is dropped go to the listener's next
@@ -126,7 +139,7 @@ impl TcpListener {
     /// # corio::run(serve()).unwrap();
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
-        Incoming::new(&self.fd)
+        Incoming::new(self)
     }
 
     /// The local address this listener is bound to.
@@ -136,8 +149,13 @@ impl TcpListener {
 
     /// Wraps a listening std socket (blocking or not).
     pub fn from_std(listener: std::net::TcpListener) -> TcpListener {
+        TcpListener::from_fd(SharedFd::new(OwnedFd::from(listener)))
+    }
+
+    fn from_fd(fd: SharedFd) -> TcpListener {
         TcpListener {
-            fd: SharedFd::new(OwnedFd::from(listener)),
+            fd,
+            backoff: AcceptBackoff::default(),
         }
     }
 

@@ -8,6 +8,7 @@ use socket2::{Domain, SockRef, Socket, Type};
 
 use super::{SocketAddr, UnixStream};
 use crate::fd::SharedFd;
+use crate::net::backoff::AcceptBackoff;
 use crate::net::tcp::busy;
 use crate::op::Op;
 use crate::op::net::Accept;
@@ -42,6 +43,8 @@ use crate::runtime::drain;
 #[derive(Debug)]
 pub struct UnixListener {
     fd: SharedFd,
+    /// Set while accepts fail for lack of fds (`net/backoff.rs`).
+    backoff: AcceptBackoff,
 }
 
 impl UnixListener {
@@ -76,9 +79,7 @@ impl UnixListener {
         let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
         s.bind(addr.as_sock())?;
         s.listen(1024)?;
-        Ok(UnixListener {
-            fd: SharedFd::new(OwnedFd::from(s)),
-        })
+        Ok(UnixListener::from_fd(SharedFd::new(OwnedFd::from(s))))
     }
 
     /// Accepts a new connection, like accept4(2), with the client's address
@@ -86,10 +87,11 @@ impl UnixListener {
     ///
     /// Cancel-safe: a connection accepted for a dropped `accept` is returned
     /// by the next one on this listener (or closed with the listener).
-    /// Errors such as `EMFILE` are returned as they are; back off before
-    /// retrying.
+    /// Errors are returned as they are; after `EMFILE`, `ENFILE`, `ENOBUFS`
+    /// or `ENOMEM` the next accept backs off as
+    /// [`TcpListener::accept`](crate::net::TcpListener::accept) describes.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (fd, peer) = drain::accept(Op::new(Accept::new(&self.fd, false))).await?;
+        let (fd, peer) = self.accept_op(false).await?;
         let stream = UnixStream::from_fd(SharedFd::new(fd));
         let peer = match peer {
             Some(p) => SocketAddr::from_sock(p)?,
@@ -106,6 +108,17 @@ impl UnixListener {
         Incoming { listener: self }
     }
 
+    /// One accept after the back-off, if any; records its result.
+    async fn accept_op(&self, multishot: bool) -> io::Result<(OwnedFd, Option<socket2::SockAddr>)> {
+        let res = drain::accept(async {
+            self.backoff.wait().await;
+            Op::new(Accept::new(&self.fd, multishot)).await
+        })
+        .await;
+        self.backoff.record(&res);
+        res
+    }
+
     /// The address this listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         SocketAddr::from_sock(SockRef::from(self).local_addr()?)
@@ -113,8 +126,13 @@ impl UnixListener {
 
     /// Wraps a listening std socket (blocking or not).
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> UnixListener {
+        UnixListener::from_fd(SharedFd::new(OwnedFd::from(listener)))
+    }
+
+    fn from_fd(fd: SharedFd) -> UnixListener {
         UnixListener {
-            fd: SharedFd::new(OwnedFd::from(listener)),
+            fd,
+            backoff: AcceptBackoff::default(),
         }
     }
 
@@ -137,7 +155,7 @@ pub struct Incoming<'a> {
 impl Incoming<'_> {
     /// The next connection.
     pub async fn next(&mut self) -> io::Result<UnixStream> {
-        let (fd, _) = drain::accept(Op::new(Accept::new(&self.listener.fd, true))).await?;
+        let (fd, _) = self.listener.accept_op(true).await?;
         Ok(UnixStream::from_fd(SharedFd::new(fd)))
     }
 }

@@ -98,10 +98,12 @@ unsafe impl OpCode for Accept {
     }
 
     fn release(&mut self, res: io::Result<u32>, _flags: u32) {
-        if let Ok(raw) = res {
+        match res {
             // The listener keeps it for its next accept (and closes it if
             // the listener itself is gone).
-            self.fd.stash_accepted(owned(raw));
+            Ok(raw) => keep(&self.fd, owned(raw)),
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => restart_accepts(&self.fd, true),
+            Err(_) => {}
         }
     }
 }
@@ -118,9 +120,52 @@ impl Released for ArmedAccept {
         if res >= 0 {
             let conn = owned(res as u32);
             if let Some(listener) = self.listener.upgrade() {
-                listener.stash_accepted(conn);
+                keep(&listener, conn);
             }
+        } else if res == -libc::ECANCELED
+            && let Some(listener) = self.listener.upgrade()
+        {
+            // Taken down (by a restart, or with its listener): single
+            // accepts start over; a multishot op armed since stays, or
+            // restarts would take each other down for ever.
+            restart_accepts(&listener, false);
         }
         flags & CQE_F_MORE == 0
+    }
+}
+
+/// Keeps a connection a dropped accept got, for the listener's next accept.
+/// An `incoming()` waiting on a multishot accept armed on the listener
+/// waits for that op, not for kept connections: the op is taken down, so
+/// the `incoming()` starts over and takes the kept one.
+fn keep(listener: &SharedFd, conn: OwnedFd) {
+    listener.stash_accepted(conn);
+    take_down_multishot(listener);
+}
+
+/// Takes the multishot accept armed on `listener` down, if there is one:
+/// the driver cancels it (what it still accepts is kept), and the next
+/// multishot accept arms a fresh one.
+fn take_down_multishot(listener: &SharedFd) {
+    if let Some((key, owner)) = listener.take_armed() {
+        crate::release::push(&owner, crate::release::Release::Rearm { key });
+    }
+}
+
+/// An accept whose future is gone came back cancelled. The kernel wakes one
+/// waiting accept per new connection; when the cancel landed after such a
+/// wake-up but before the accept ran (with `DEFER_TASKRUN` that is until the
+/// runtime next enters the kernel), the connection stays queued and no
+/// other accept is woken for it. So every accept waiting on the listener
+/// starts over: the first to go to the kernel again finds the connection.
+/// With `multishot`, a multishot accept armed on the listener (an
+/// `incoming()`) is taken down too, and its next op arms a fresh one.
+fn restart_accepts(listener: &SharedFd, multishot: bool) {
+    if multishot {
+        take_down_multishot(listener);
+    }
+    let waiters = listener.kept().restart_accepts();
+    for w in waiters {
+        w.wake();
     }
 }
