@@ -184,10 +184,11 @@ impl SharedFd {
         }
     }
 
-    /// [reliability] Takes the multishot op armed on this fd off it (the
-    /// fd's next op arms a new one); returns its slot and driver token.
+    /// Takes the multishot op armed on this fd off it (the fd's next op
+    /// arms a new one); returns its slot and driver token.
     pub(crate) fn take_armed(&self) -> Option<(u64, Weak<()>)> {
-        self.inner.state.borrow_mut().armed.take()
+        let key = self.inner.armed.replace(NOT_ARMED);
+        (key != NOT_ARMED).then(|| (key, self.inner.armed_owner.take()))
     }
 
     /// True when the poll driver registered this very fd.
