@@ -23,6 +23,7 @@ mod app;
 /// answers with the same code.
 #[path = "../../../examples/http_server/http.rs"]
 mod http;
+mod instr;
 mod load;
 mod micro;
 mod report;
@@ -41,7 +42,8 @@ use rt::{App, Runtime};
 const USAGE: &str = "usage:
   corio-bench all [--secs S] [--warmup S] [--repeats N] [--file-secs S] [--only LIST] [--runtimes LIST]
                   [--quiet-wait S] [--quiet-budget S] [--server-cpu N] [--load-cpu N] [--out FILE] [--svg FILE]
-      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls
+      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls, instr
+                  (instr: instructions per request under valgrind, not in the default run)
       --runtimes: comma-separated runtime names (default: all)
       --quiet-wait, --quiet-budget: before each run, wait up to S seconds (default 15; 300 in all)
                                     for the machine to be idle
@@ -50,7 +52,7 @@ const USAGE: &str = "usage:
   corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S] [--max REQUESTS]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
   corio-bench micro spawn|spawn-many|timer|nop|nop32 corio|tokio|glommio|monoio N
-RUNTIME: corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
+RUNTIME: limit corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
          glommio compio tokio-uring (corio-compat: echo on tokio::io traits over corio::compat, HTTP
          with hyper; tokio-hyper: the same hyper service on tokio's current-thread runtime)";
 

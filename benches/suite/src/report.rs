@@ -314,6 +314,8 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> (String, String
         let _ = writeln!(m);
     }
 
+    crate::instr::render(&mut m, res);
+
     if !res.files.is_empty() {
         let _ = writeln!(m, "## File random reads\n");
         let _ = writeln!(

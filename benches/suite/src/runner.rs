@@ -37,7 +37,7 @@ pub struct Cfg {
     pub runtimes: Vec<String>,
     pub out: PathBuf,
     pub svg: PathBuf,
-    exe: PathBuf,
+    pub exe: PathBuf,
     /// `wrk --version`'s first line, if wrk is installed.
     pub wrk: Option<String>,
     /// Whether `perf stat` can count syscall tracepoints here.
@@ -137,6 +137,7 @@ pub struct Results {
     pub cases: Vec<NetCase>,
     pub samples: Vec<Sample>,
     pub syscalls: Vec<SyscallRow>,
+    pub instr: Vec<crate::instr::InstrRow>,
     pub files: Vec<FileSample>,
     pub failures: Vec<String>,
     pub started: Option<Instant>,
@@ -172,7 +173,8 @@ fn contender(rt: Runtime, threads: usize) -> Contender {
 }
 
 /// The single-core runtimes of the echo and HTTP scenarios.
-const ONE_CORE: [Runtime; 8] = [
+const ONE_CORE: [Runtime; 9] = [
+    Runtime::Limit,
     Runtime::CorioUring,
     Runtime::CorioPool,
     Runtime::CorioPoll,
@@ -184,7 +186,8 @@ const ONE_CORE: [Runtime; 8] = [
 ];
 
 /// The echo scenarios' runtimes: the single-core ones, and the compat layer.
-const ECHO: [Runtime; 9] = [
+const ECHO: [Runtime; 10] = [
+    Runtime::Limit,
     Runtime::CorioUring,
     Runtime::CorioPool,
     Runtime::CorioCompat,
@@ -209,8 +212,8 @@ const FILE: [Runtime; 8] = [
 ];
 
 /// Scenario ids `--only` accepts.
-const SCENARIOS: [&str; 7] = [
-    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls",
+const SCENARIOS: [&str; 8] = [
+    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls", "instr",
 ];
 
 fn cases(cfg: &Cfg) -> Vec<NetCase> {
@@ -424,6 +427,10 @@ pub fn all(o: &Opts, report_only: bool) -> io::Result<()> {
     }
     if want("file") {
         file_pass(&cfg, &mut res)?;
+    }
+    // Slow (valgrind): only when asked for by name.
+    if !report_only && cfg.only.iter().any(|x| x == "instr") {
+        crate::instr::pass(&cfg, &mut res, |rt| keeps(&cfg, rt));
     }
     res.load_after = sys::loadavg();
     let elapsed = res.started.map_or(0.0, |t| t.elapsed().as_secs_f64());

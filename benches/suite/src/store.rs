@@ -6,7 +6,7 @@
 //! file_secs quiet_wait quiet_budget` (the latest run, for `corio-bench report`),
 //! `net case label repeat requests rps p50 p99 cpu user cores background date`,
 //! `sys case label requests total name=count,... date` (counts per request),
-//! `file label qd repeat iops cpu date`.
+//! `file label qd repeat iops cpu date`, `instr app label requests ir_per_request date`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -69,6 +69,13 @@ pub fn save(path: &Path, cfg: &Cfg, res: &Results) -> io::Result<()> {
             r.date
         );
     }
+    for r in &res.instr {
+        let _ = writeln!(
+            out,
+            "instr\t{}\t{}\t{}\t{}\t{}",
+            r.app, r.label, r.requests, r.ir_per_req, r.date
+        );
+    }
     for f in &res.files {
         let _ = writeln!(
             out,
@@ -89,6 +96,7 @@ pub fn merge(path: &Path, res: &mut Results) {
     let mut samples = Vec::new();
     let mut syscalls = Vec::new();
     let mut files = Vec::new();
+    let mut instr = Vec::new();
     let mut kept: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut note = |scenario: &str, date: &str, label: &str| {
         let i = match kept.iter().position(|(s, d, _)| s == scenario && d == date) {
@@ -162,6 +170,23 @@ pub fn merge(path: &Path, res: &mut Results) {
                     date: f[6].to_string(),
                 });
             }
+            Some("instr") if f.len() == 6 => {
+                let Some(app) = crate::instr::app_id(f[1]) else {
+                    continue;
+                };
+                let label = f[2];
+                if res.instr.iter().any(|r| r.app == app && r.label == label) {
+                    continue;
+                }
+                note("instr", f[5], label);
+                instr.push(crate::instr::InstrRow {
+                    app,
+                    label: label.to_string(),
+                    requests: num(3).unwrap_or(0.0) as u64,
+                    ir_per_req: num(4).unwrap_or(f64::NAN),
+                    date: f[5].to_string(),
+                });
+            }
             Some("file") if f.len() == 7 => {
                 let (label, qd) = (f[1], num(2).unwrap_or(0.0) as usize);
                 if res.files.iter().any(|r| r.label == label && r.qd == qd) {
@@ -187,6 +212,8 @@ pub fn merge(path: &Path, res: &mut Results) {
     res.syscalls = syscalls;
     files.append(&mut res.files);
     res.files = files;
+    instr.append(&mut res.instr);
+    res.instr = instr;
     res.kept = kept;
 }
 
