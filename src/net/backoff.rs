@@ -96,19 +96,24 @@ impl AcceptBackoff {
 
     /// Ready when the next accept may go: no back-off, an fd was freed
     /// since the last failure, or the delay has passed. `sleep` is the
-    /// caller's timer for this wait (made when needed).
-    pub(crate) fn poll_wait(&self, cx: &mut Context<'_>, sleep: &mut Option<Sleep>) -> Poll<()> {
+    /// caller's timer for this wait, made (boxed: a back-off is rare, and an
+    /// accept future should stay small) only when the wait must sleep.
+    pub(crate) fn poll_wait(
+        &self,
+        cx: &mut Context<'_>,
+        sleep: &mut Option<Box<Sleep>>,
+    ) -> Poll<()> {
         let Some(ep) = self.0.take() else {
             *sleep = None;
             return Poll::Ready(());
         };
         let mut ready = ep.watch.freed() || Instant::now() >= ep.until || ep.watch.wait(cx.waker());
         if !ready {
-            let timer = sleep.get_or_insert_with(|| sleep_until(ep.until));
+            let timer = sleep.get_or_insert_with(|| Box::new(sleep_until(ep.until)));
             if timer.deadline() != ep.until {
                 timer.reset(ep.until);
             }
-            ready = Pin::new(timer).poll(cx).is_ready();
+            ready = Pin::new(&mut **timer).poll(cx).is_ready();
         }
         self.0.set(Some(ep));
         if ready {

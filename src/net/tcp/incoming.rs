@@ -48,7 +48,7 @@ pub struct Incoming<'a> {
     /// The accept `poll_next` waits on, kept between polls.
     pending: Option<Op<Accept>>,
     /// The listener's back-off timer, while `poll_next` waits on it.
-    sleep: Option<Sleep>,
+    sleep: Option<Box<Sleep>>,
 }
 
 impl<'a> Incoming<'a> {

@@ -100,11 +100,13 @@ impl TcpListener {
     /// [`Handle::shutdown`]: crate::runtime::Handle::shutdown
     /// [`is_shutting_down`]: crate::runtime::is_shutting_down
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let res = drain::accept(async {
+        let res = {
+            // The back-off wait (no more than 100 ms) comes before the
+            // shutdown check, in its own state: the future stays the size
+            // of the accept op.
             self.backoff.wait().await;
-            Op::new(Accept::new(&self.fd, false)).await
-        })
-        .await;
+            drain::accept(Op::new(Accept::new(&self.fd, false))).await
+        };
         self.backoff.record(&res);
         let (fd, peer) = res?;
         let stream = TcpStream::from_fd(SharedFd::new(fd));

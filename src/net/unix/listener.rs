@@ -110,11 +110,13 @@ impl UnixListener {
 
     /// One accept after the back-off, if any; records its result.
     async fn accept_op(&self, multishot: bool) -> io::Result<(OwnedFd, Option<socket2::SockAddr>)> {
-        let res = drain::accept(async {
+        let res = {
+            // The back-off wait (no more than 100 ms) comes before the
+            // shutdown check, in its own state: the future stays the size
+            // of the accept op.
             self.backoff.wait().await;
-            Op::new(Accept::new(&self.fd, multishot)).await
-        })
-        .await;
+            drain::accept(Op::new(Accept::new(&self.fd, multishot))).await
+        };
         self.backoff.record(&res);
         res
     }
