@@ -7,11 +7,22 @@
 //! A second thread-local keeps a plain pointer to the same core: it has no
 //! destructor, so reading it (on every wake-up and every op) is a load, not
 //! a borrow behind a liveness check.
+//!
+//! Scheduling lives here too, since it asks "is this the thread's own
+//! runtime?": a task woken on its runtime's thread goes straight to the
+//! local queue; woken elsewhere it goes to the remote queue, and the thread
+//! is signalled only if it is parked in the kernel (by a MSG_RING from the
+//! waking thread's own ring when it has one, else an eventfd write).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use super::core::Core;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::core::{Core, Runnable, Shared};
+use super::stats::{RingFlags, Stats};
+use crate::driver::DriverKind;
 
 thread_local! {
     /// Owns the current core (keeps it alive while installed).
@@ -112,4 +123,95 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
         Rc::increment_strong_count(p);
         Rc::from_raw(p)
     }
+}
+
+/// Scheduling onto a runtime from this thread: the local queue when the
+/// runtime is this thread's own, else its remote queue and a wake-up.
+impl Shared {
+    /// Queues a woken task: locally when on the runtime's own thread, else remotely.
+    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable) {
+        let runnable = with_core(|core| match core {
+            Some(core) if Arc::ptr_eq(&core.shared, self) => {
+                core.queue.borrow_mut().push_back(runnable);
+                None
+            }
+            _ => Some(runnable),
+        });
+        if let Some(runnable) = runnable {
+            if self.closed.load(Ordering::SeqCst) {
+                // SAFETY-relevant: after shutdown every task of this runtime
+                // is closed and never scheduled again, so this is a `Send`
+                // task from `spawn_on`; dropping it here is sound, and its
+                // handle yields a cancelled JoinError.
+                drop(runnable);
+                return;
+            }
+            // The queue is never closed, so push cannot fail; if it somehow did,
+            // dropping the runnable here would drop a !Send future on the wrong
+            // thread, so leak it instead.
+            if let Err(e) = self.remote.push(runnable) {
+                std::mem::forget(e.into_inner());
+            }
+            self.remote_wakeups.fetch_add(1, Ordering::Relaxed);
+            self.unpark();
+        }
+    }
+
+    /// Wakes the runtime's thread if it is parked in the kernel: through a
+    /// MSG_RING sent by the calling thread's own ring when it runs a corio
+    /// io_uring runtime and the target accepts them (the SQE goes out with
+    /// the caller's next submit, which it reaches at the end of its tick or
+    /// when it leaves `block_on`), else with an eventfd write.
+    pub(crate) fn unpark(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            if self.unparker.by_ring() && self.wake_from_current_ring() {
+                return;
+            }
+            self.unparker.unpark();
+        }
+    }
+
+    /// Queues a MSG_RING wake-up for the current thread's runtime to send,
+    /// if it is another io_uring runtime (it goes out with that runtime's
+    /// next submit; sent there, or by an eventfd write when the ring cannot).
+    fn wake_from_current_ring(&self) -> bool {
+        with_core(|core| {
+            let Some(core) = core else { return false };
+            if core.kind != DriverKind::Uring || std::ptr::eq(Arc::as_ptr(&core.shared), self) {
+                return false;
+            }
+            core.wakes.borrow_mut().push(self.unparker.clone());
+            true
+        })
+    }
+}
+
+/// The counters of the runtime this code runs on (in a sharded runtime,
+/// this shard's).
+///
+/// # Panics
+///
+/// Panics outside a corio runtime.
+///
+/// ```
+/// corio::run(async {
+///     corio::nop().await.unwrap();
+///     let s = corio::runtime::stats();
+///     assert!(s.tasks_polled >= 1);
+/// });
+/// ```
+#[track_caller]
+pub fn stats() -> Stats {
+    current("corio::runtime::stats").stats()
+}
+
+/// The io_uring setup of the runtime this code runs on; `None` on the poll
+/// driver.
+///
+/// # Panics
+///
+/// Panics outside a corio runtime.
+#[track_caller]
+pub fn ring_flags() -> Option<RingFlags> {
+    current("corio::runtime::ring_flags").ring_flags
 }

@@ -3,12 +3,14 @@
 //! How it works: a [`Core`] lives on the runtime's thread (`Rc`) and holds the
 //! local run queue, the driver, the timer store and the registry of live tasks.
 //! The [`Shared`] part (`Arc`) is what other threads may touch: the remote run
-//! queue and the unpark signal. A task woken on its own thread goes straight to
-//! the local queue; woken elsewhere it goes to the remote queue, and the thread
-//! is signalled only if it is parked in the kernel.
+//! queue and the unpark signal. The types a core holds that other files act
+//! on (task metadata, the shard set) are defined here too, so this file
+//! imports nothing above it; scheduling a woken task (`Shared::schedule`)
+//! is in `context.rs`, as it looks at the thread's current runtime.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,14 +20,54 @@ use std::time::Duration;
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
-use super::context;
 use super::stats::{RingFlags, Stats};
 use super::timers::TimerStore;
 use crate::driver::stats::Counters;
 use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 
 /// The task handle type the executor queues.
-pub(crate) type Runnable = async_task::Runnable<super::task::TaskMeta>;
+pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+
+/// Per-task metadata stored in the task allocation.
+#[derive(Debug, Default)]
+pub(crate) struct TaskMeta {
+    pub(crate) aborted: AtomicBool,
+}
+
+/// The index of a shard in a sharded runtime (0 for a plain runtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId(pub(crate) usize);
+
+impl ShardId {
+    /// The shard with this index.
+    pub fn new(index: usize) -> ShardId {
+        ShardId(index)
+    }
+
+    /// This shard's index, `0..count`.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shard {}", self.0)
+    }
+}
+
+/// The shards of one `Builder::run`, as each shard's core sees them.
+#[derive(Debug)]
+pub(crate) struct ShardSet {
+    pub(crate) shards: Vec<Arc<Shared>>,
+}
+
+/// Where a core sits in its shard set.
+#[derive(Debug)]
+pub(crate) struct ShardCtx {
+    pub(crate) id: usize,
+    pub(crate) set: Arc<ShardSet>,
+}
 
 /// State of one runtime, owned by its thread.
 pub(crate) struct Core {
@@ -45,7 +87,7 @@ pub(crate) struct Core {
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
     /// This runtime's place among the shards of a `Builder::run`.
-    pub(crate) shard: std::cell::OnceCell<super::shard::ShardCtx>,
+    pub(crate) shard: std::cell::OnceCell<ShardCtx>,
     /// Threads for blocking work (the driver's pool).
     pub(crate) blocking: BlockingPool,
     /// MSG_RING wake-ups for the driver to send with its next submit.
@@ -86,65 +128,6 @@ pub(crate) struct Shared {
     /// Graceful shutdown (`Handle::shutdown`), startable from any thread:
     /// see `drain.rs`. [system helper]
     pub(crate) drain: super::drain::Drain,
-}
-
-impl Shared {
-    /// Queues a woken task: locally when on the runtime's own thread, else remotely.
-    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable) {
-        let runnable = context::with_core(|core| match core {
-            Some(core) if Arc::ptr_eq(&core.shared, self) => {
-                core.queue.borrow_mut().push_back(runnable);
-                None
-            }
-            _ => Some(runnable),
-        });
-        if let Some(runnable) = runnable {
-            if self.closed.load(Ordering::SeqCst) {
-                // SAFETY-relevant: after shutdown every task of this runtime
-                // is closed and never scheduled again, so this is a `Send`
-                // task from `spawn_on`; dropping it here is sound, and its
-                // handle yields a cancelled JoinError.
-                drop(runnable);
-                return;
-            }
-            // The queue is never closed, so push cannot fail; if it somehow did,
-            // dropping the runnable here would drop a !Send future on the wrong
-            // thread, so leak it instead.
-            if let Err(e) = self.remote.push(runnable) {
-                std::mem::forget(e.into_inner());
-            }
-            self.remote_wakeups.fetch_add(1, Ordering::Relaxed);
-            self.unpark();
-        }
-    }
-
-    /// Wakes the runtime's thread if it is parked in the kernel: through a
-    /// MSG_RING sent by the calling thread's own ring when it runs a corio
-    /// io_uring runtime and the target accepts them (the SQE goes out with
-    /// the caller's next submit, which it reaches at the end of its tick or
-    /// when it leaves `block_on`), else with an eventfd write.
-    pub(crate) fn unpark(&self) {
-        if self.parked.swap(false, Ordering::SeqCst) {
-            if self.unparker.by_ring() && self.wake_from_current_ring() {
-                return;
-            }
-            self.unparker.unpark();
-        }
-    }
-
-    /// Queues a MSG_RING wake-up for the current thread's runtime to send,
-    /// if it is another io_uring runtime (it goes out with that runtime's
-    /// next submit; sent there, or by an eventfd write when the ring cannot).
-    fn wake_from_current_ring(&self) -> bool {
-        context::with_core(|core| {
-            let Some(core) = core else { return false };
-            if core.kind != DriverKind::Uring || std::ptr::eq(Arc::as_ptr(&core.shared), self) {
-                return false;
-            }
-            core.wakes.borrow_mut().push(self.unparker.clone());
-            true
-        })
-    }
 }
 
 impl Core {

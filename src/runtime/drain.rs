@@ -17,16 +17,12 @@
 //!
 //! [`Handle::shutdown`]: super::Handle::shutdown
 
-use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::task::Waker;
 use std::time::Instant;
 
 use slab::Slab;
-
-use super::context;
-use super::core::Core;
 
 const RUNNING: u8 = 0;
 const DRAINING: u8 = 1;
@@ -104,6 +100,44 @@ impl Drain {
         }
     }
 
+    /// Runs at the end of each executor tick while a drain is on; true
+    /// when the main future must be polled (the drain started, was
+    /// cancelled or ended). The runtime lends what the drain looks at:
+    /// waking every task once, dropping them all at the deadline, how many
+    /// live, and whether its queues are empty.
+    pub(crate) fn step(
+        &self,
+        wake_tasks: impl FnOnce(),
+        drop_tasks: impl FnOnce(),
+        live_tasks: impl FnOnce() -> usize,
+        queues_empty: impl FnOnce() -> bool,
+    ) -> bool {
+        if self.cancelled() {
+            return false;
+        }
+        let mut wake_main = false;
+        if !self.noticed.swap(true, Ordering::SeqCst) {
+            // Every task sees the drain once (accepts fail, loops look at
+            // `is_shutting_down`); pending ops just stay pending.
+            wake_tasks();
+            wake_main = true;
+        }
+        if self.deadline().is_some_and(|d| Instant::now() >= d) {
+            drop_tasks();
+            self.state.store(CANCELLED, Ordering::SeqCst);
+            self.finish();
+            return true;
+        }
+        if self.finished() {
+            return wake_main;
+        }
+        if live_tasks() <= self.background.load(Ordering::SeqCst) && queues_empty() {
+            self.finish();
+            return true;
+        }
+        wake_main
+    }
+
     pub(crate) fn started_waiters(&self) -> &WaitList {
         &self.started_waiters
     }
@@ -151,76 +185,4 @@ impl WaitList {
             w.wake();
         }
     }
-}
-
-/// Runs at the end of each executor tick while a drain is on; true when the
-/// main future must be polled (the drain started, was cancelled or ended).
-pub(crate) fn tick(core: &Core, drop_tasks: impl FnOnce(&Core)) -> bool {
-    let drain = &core.shared.drain;
-    if drain.cancelled() {
-        return false;
-    }
-    let mut wake_main = false;
-    if !drain.noticed.swap(true, Ordering::SeqCst) {
-        // Every task sees the drain once (accepts fail, loops look at
-        // `is_shutting_down`); pending ops just stay pending.
-        let wakers: Vec<Waker> = core.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
-        for w in wakers {
-            w.wake();
-        }
-        wake_main = true;
-    }
-    if drain.deadline().is_some_and(|d| Instant::now() >= d) {
-        drop_tasks(core);
-        drain.state.store(CANCELLED, Ordering::SeqCst);
-        drain.finish();
-        return true;
-    }
-    if drain.finished() {
-        return wake_main;
-    }
-    let idle = core.tasks.borrow().len() <= drain.background.load(Ordering::SeqCst)
-        && core.queue.borrow().is_empty()
-        && core.shared.remote.is_empty();
-    if idle {
-        drain.finish();
-        return true;
-    }
-    wake_main
-}
-
-/// The error an accept returns once its runtime shuts down.
-pub(crate) fn shutting_down() -> io::Error {
-    io::Error::other(
-        "corio: the runtime is shutting down; no new connections are accepted \
-         (corio::runtime::is_shutting_down() tells this error apart)",
-    )
-}
-
-/// `Err` when the current runtime is shutting down: listeners call it
-/// before accepting (and when woken while an accept waits).
-#[inline]
-pub(crate) fn refuse_accept() -> io::Result<()> {
-    if context::with_core(|c| c.is_some_and(|c| c.shared.drain.started())) {
-        return Err(shutting_down());
-    }
-    Ok(())
-}
-
-/// Runs an accept unless the runtime is shutting down, and gives it up when
-/// a shutdown starts while it waits (a shutdown wakes every task). What the
-/// dropped accept still gets is kept for the listener, and closed with it.
-pub(crate) async fn accept<T>(
-    accept: impl std::future::Future<Output = io::Result<T>>,
-) -> io::Result<T> {
-    refuse_accept()?;
-    let mut accept = std::pin::pin!(accept);
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(res) = accept.as_mut().poll(cx) {
-            return std::task::Poll::Ready(res);
-        }
-        refuse_accept()?;
-        std::task::Poll::Pending
-    })
-    .await
 }

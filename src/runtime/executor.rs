@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use super::context;
 use super::core::{Core, Shared};
-use super::{context, drain};
 
 /// Waker of the future passed to `block_on`.
 struct MainWaker {
@@ -75,7 +75,7 @@ pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         }
         run_tasks(core);
         fire_timers(core);
-        if core.shared.drain.started() && drain::tick(core, drop_all_tasks) {
+        if core.shared.drain.started() && drain_tick(core, drop_all_tasks) {
             main.woken.store(true, Ordering::SeqCst);
         }
         if core.queue.borrow().is_empty() && !main.woken.load(Ordering::SeqCst) {
@@ -214,4 +214,22 @@ fn drop_all_tasks(core: &Core) {
         }
         std::thread::yield_now();
     }
+}
+
+/// The drain's step at the end of a tick (see [`Drain::step`]); true when
+/// the main future must be polled.
+///
+/// [`Drain::step`]: super::drain::Drain::step
+fn drain_tick(core: &Core, drop_tasks: impl FnOnce(&Core)) -> bool {
+    core.shared.drain.step(
+        || {
+            let wakers: Vec<Waker> = core.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+            for w in wakers {
+                w.wake();
+            }
+        },
+        || drop_tasks(core),
+        || core.tasks.borrow().len(),
+        || core.queue.borrow().is_empty() && core.shared.remote.is_empty(),
+    )
 }

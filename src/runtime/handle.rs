@@ -19,8 +19,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::core::Shared;
+use super::core::{ShardId, ShardSet};
 use super::drain::WaitList;
-use super::shard::{ShardId, ShardSet};
 use super::task::spawn_onto;
 use super::{JoinHandle, Runtime, context};
 

@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::{fmt, io};
 
-use super::Builder;
+use super::builder::Builder;
 use super::core::Shared;
+use super::core::{ShardCtx, ShardId, ShardSet};
 use super::handle::Handle;
-use super::shard::{ShardCtx, ShardId, ShardSet};
 
 /// Coordinates the end of a `run`: shards keep serving (tasks, `spawn_on`)
 /// until every entry future has returned, and all stop after a panic.

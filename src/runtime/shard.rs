@@ -9,37 +9,12 @@
 //! that shard's thread; waking a parked shard goes through its ring (an
 //! eventfd read kept in flight, or MSG_RING), never a busy poll.
 
-use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
+pub use super::core::ShardId;
 pub use super::run::{RunError, Shards};
-
-use super::core::Shared;
 use super::task::spawn_onto;
 use super::{JoinHandle, context};
-
-/// The index of a shard in a sharded runtime (0 for a plain runtime).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ShardId(pub(crate) usize);
-
-impl ShardId {
-    /// The shard with this index.
-    pub fn new(index: usize) -> ShardId {
-        ShardId(index)
-    }
-
-    /// This shard's index, `0..count`.
-    pub fn index(self) -> usize {
-        self.0
-    }
-}
-
-impl fmt::Display for ShardId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "shard {}", self.0)
-    }
-}
 
 /// Which shard the current task runs on, and how many there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,19 +33,6 @@ impl Shard {
     pub fn count(&self) -> usize {
         self.count
     }
-}
-
-/// The shards of one `Builder::run`, as each shard's core sees them.
-#[derive(Debug)]
-pub(crate) struct ShardSet {
-    pub(crate) shards: Vec<Arc<Shared>>,
-}
-
-/// Where a core sits in its shard set.
-#[derive(Debug)]
-pub(crate) struct ShardCtx {
-    pub(crate) id: usize,
-    pub(crate) set: Arc<ShardSet>,
 }
 
 /// The shard the calling task runs on.

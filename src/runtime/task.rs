@@ -14,18 +14,12 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use super::core::Shared;
+use super::core::{Shared, TaskMeta};
 use super::{context, ctxvar};
 use std::sync::Arc;
-
-/// Per-task metadata stored in the task allocation.
-#[derive(Debug, Default)]
-pub(crate) struct TaskMeta {
-    aborted: AtomicBool,
-}
 
 /// Spawns a task on the current runtime.
 ///

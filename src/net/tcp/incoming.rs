@@ -23,7 +23,7 @@ use super::{TcpListener, TcpStream};
 use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::Accept;
-use crate::runtime::drain::refuse_accept;
+use crate::runtime::refuse::refuse_accept;
 use crate::time::Sleep;
 
 /// Connections accepted by a listener; see [`TcpListener::incoming`].

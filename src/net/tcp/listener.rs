@@ -12,7 +12,7 @@ use crate::net::backoff::AcceptBackoff;
 use crate::net::socket::{each_addr, new_socket, resolve};
 use crate::op::Op;
 use crate::op::net::Accept;
-use crate::runtime::drain;
+use crate::runtime::refuse;
 
 /// A TCP socket server, listening for connections.
 ///
@@ -105,7 +105,7 @@ impl TcpListener {
             // shutdown check, in its own state: the future stays the size
             // of the accept op.
             self.backoff.wait().await;
-            drain::accept(Op::new(Accept::new(&self.fd, false))).await
+            refuse::accept(Op::new(Accept::new(&self.fd, false))).await
         };
         self.backoff.record(&res);
         let (fd, peer) = res?;

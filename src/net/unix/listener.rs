@@ -12,7 +12,7 @@ use crate::net::backoff::AcceptBackoff;
 use crate::net::tcp::busy;
 use crate::op::Op;
 use crate::op::net::Accept;
-use crate::runtime::drain;
+use crate::runtime::refuse;
 
 /// A Unix stream socket server, listening for connections on a path or a
 /// Linux abstract name.
@@ -115,7 +115,7 @@ impl UnixListener {
             // shutdown check, in its own state: the future stays the size
             // of the accept op.
             self.backoff.wait().await;
-            drain::accept(Op::new(Accept::new(&self.fd, multishot))).await
+            refuse::accept(Op::new(Accept::new(&self.fd, multishot))).await
         };
         self.backoff.record(&res);
         res
