@@ -63,8 +63,7 @@ fn curl_https_picks_http2_or_http1_by_alpn() {
     assert_eq!(text(&out), "Hello, world!\n 1.1Hello, world!\n 1.1");
     let upload = format!("https://{}/upload", server.addr);
     let data: Vec<u8> = (0..1_000_000u64).map(pattern).collect();
-    let name = format!("corio-upload-{}-{:?}", std::process::id(), support::driver());
-    let path = std::env::temp_dir().join(name);
+    let path = support::unique_temp_path("corio-upload");
     std::fs::write(&path, &data).unwrap();
     let file = format!("@{}", path.display());
     let out = curl(&["-k", "--data-binary", &file, &upload]).unwrap();

@@ -20,6 +20,7 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::pin::pin;
@@ -103,6 +104,23 @@ const ABORTS: usize = 5;
 const READ_ERRORS: usize = 6;
 const WRITE_ERRORS: usize = 7;
 const EOFS: usize = 8;
+
+/// Where each side of each channel of the running seed is (channel, side →
+/// what it awaits), for the watchdog's message when a seed hangs.
+static PHASES: std::sync::Mutex<BTreeMap<(u64, &str), String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn phase(ch: u64, side: &'static str, what: impl FnOnce() -> String) {
+    PHASES.lock().unwrap().insert((ch, side), what());
+}
+
+fn phases() -> String {
+    let phases = PHASES.lock().unwrap();
+    phases
+        .iter()
+        .map(|((ch, side), what)| format!("\n  channel {ch} {side}: {what}"))
+        .collect()
+}
 
 fn tally(what: usize, n: u64) {
     TALLY.with(|t| t.borrow_mut()[what] += n);
@@ -276,6 +294,7 @@ async fn write_side(
         let n = (1 + rng.below(3_000) as usize).min(total - at);
         let chunk: Vec<u8> = (at..at + n).map(|i| pattern(ch, i)).collect();
         sent.attempted.set(at + n);
+        phase(ch, "writer", || format!("write_all {n} at {at} of {total}"));
         if let Err(e) = s.write_all(chunk).await {
             assert!(
                 matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
@@ -291,6 +310,7 @@ async fn write_side(
             sleep(Duration::from_micros(rng.below(300))).await;
         }
     }
+    phase(ch, "writer", || format!("end {end:?}"));
     match end {
         End::HalfClose => {
             match s.shutdown_write().await {
@@ -314,6 +334,7 @@ async fn write_side(
             sent.finished.set(true);
         }
     }
+    phase(ch, "writer", || "done".into());
     drop(s);
 }
 
@@ -332,7 +353,12 @@ async fn read_side(
             break Got::Stopped;
         }
         let how = how(&mut rng);
-        let res = match rng.below(3) {
+        let kind = rng.below(3);
+        let have = got.borrow().len();
+        phase(ch, "reader", || {
+            format!("read kind {kind} ({how:?}) after {have} bytes")
+        });
+        let res = match kind {
             0 => run(how, s.read(1 + rng.below(2_000) as usize)).await,
             // Not cancel-safe (a partial fill dies with the future): awaited.
             1 => Some(s.read_exact(1 + rng.below(500) as usize).await),
@@ -345,7 +371,7 @@ async fn read_side(
             Some(Err(e)) => break Got::Error(e),
         }
     };
-    let _ = ch;
+    phase(ch, "reader", || "done".into());
     done.set(true);
     drop(s);
     end
@@ -378,10 +404,14 @@ async fn stream_channel(ch: u64, unix: bool, mut rng: Rng, live: Live, seed: u64
     let client = corio::spawn(async move {
         let _g = g;
         loop {
-            match run(how(&mut crng), l.connect()).await {
+            let how = how(&mut crng);
+            phase(ch, "client", || format!("connect ({how:?})"));
+            match run(how, l.connect()).await {
                 None => continue,
                 Some(Ok(s)) => {
+                    phase(ch, "client", || "tag write".into());
                     s.write_all(vec![0xAB]).await.expect("tag");
+                    phase(ch, "client", || "connected".into());
                     return s;
                 }
                 Some(Err(e)) => panic!("channel {ch}: connect: {e:?}"),
@@ -391,10 +421,15 @@ async fn stream_channel(ch: u64, unix: bool, mut rng: Rng, live: Live, seed: u64
     let mut arng = rng.fork();
     let server = loop {
         let multishot = arng.chance(3);
-        let Some(res) = run(how(&mut arng), listener.accept(multishot)).await else {
+        let how = how(&mut arng);
+        phase(ch, "acceptor", || {
+            format!("accept (multishot {multishot}, {how:?})")
+        });
+        let Some(res) = run(how, listener.accept(multishot)).await else {
             continue;
         };
         let s = res.expect("accept");
+        phase(ch, "acceptor", || "tag read".into());
         // An abandoned connect shows as end of stream (or a reset) here.
         match s.read_exact(1).await {
             Ok(tag) => {
@@ -413,8 +448,14 @@ async fn stream_channel(ch: u64, unix: bool, mut rng: Rng, live: Live, seed: u64
             }
         }
     };
+    phase(ch, "acceptor", || {
+        "accepted; awaiting the client task".into()
+    });
     let client = client.await.expect("client task");
     drop(listener);
+    phase(ch, "acceptor", || {
+        format!("done; client writes {client_writes}, {end:?}, {total} bytes")
+    });
     let (w, r) = if client_writes {
         (client, server)
     } else {
@@ -537,16 +578,22 @@ async fn datagram_channel(ch: u64, unix: bool, mut rng: Rng, live: Live) {
                     }
                     sleep(Duration::from_micros(50)).await;
                 }
+                phase(ch, "sender", || format!("send {seq} of {count}"));
                 let mut d = seq.to_be_bytes().to_vec();
                 d.extend((0..srng.below(900) as usize).map(|i| pattern(ch, i + seq as usize)));
                 a.send(d).await.expect("send");
             }
+            phase(ch, "sender", || "done".into());
         }
     });
     let mut next = 0u32;
     while next < count {
         let how = how(&mut rng);
-        let got = match rng.below(2) {
+        let kind = rng.below(2);
+        phase(ch, "receiver", || {
+            format!("recv {next} of {count}: kind {kind} ({how:?})")
+        });
+        let got = match kind {
             0 => run(how, b.recv(1_000)).await,
             _ => run(how, b.recv_pooled()).await,
         };
@@ -631,6 +678,15 @@ fn one_seed(seed: u64) {
     drop(rt);
 }
 
+/// How long one seed may take: `CORIO_FAULT_WATCHDOG_SECS`, else 30 s.
+fn watchdog_limit() -> Duration {
+    let secs = std::env::var("CORIO_FAULT_WATCHDOG_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
 /// The seeds to run: `CORIO_FAULT_SEED` alone, or `CORIO_FAULT_SEEDS` of
 /// them (default 200).
 fn seeds() -> Vec<u64> {
@@ -655,10 +711,9 @@ fn random_fault_schedules_keep_every_invariant() {
     let started = std::time::Instant::now();
     let seeds = seeds();
     for &seed in &seeds {
-        let _dog = support::watchdog(
-            Duration::from_secs(30),
-            format!("fault schedule seed {seed} ({driver}); replay with CORIO_FAULT_SEED={seed}"),
-        );
+        PHASES.lock().unwrap().clear();
+        let what = format!("fault schedule seed {seed} ({driver}); replay with CORIO_FAULT_SEED={seed}");
+        let _dog = support::watchdog_with(watchdog_limit(), move || what.clone() + &phases());
         let res = std::panic::catch_unwind(|| one_seed(seed));
         if let Err(p) = res {
             eprintln!("fault schedule seed {seed} ({driver}) failed; replay with CORIO_FAULT_SEED={seed}");

@@ -52,10 +52,10 @@ fn a_dropped_accept_woken_for_a_connection_leaves_it_to_the_next_tcp() {
 both_drivers! {
 fn a_dropped_accept_woken_for_a_connection_leaves_it_to_the_next_unix() {
     support::run(async {
-        let dir = std::env::temp_dir().join(format!("corio-accept-cancel-{}", std::process::id()));
+        let dir = support::unique_temp_path("corio-accept-cancel");
         let _ = std::fs::create_dir(&dir);
         for round in 0..20 {
-            let path = dir.join(format!("{}-{round}.sock", support::driver() as u8));
+            let path = dir.join(format!("{round}.sock"));
             let _ = std::fs::remove_file(&path);
             let listener = UnixListener::bind(&path).unwrap();
             let mut first = Box::pin(listener.accept());

@@ -281,11 +281,26 @@ impl Driver {
 
     /// Finishes what the release queue holds for this driver, and the
     /// blocking jobs whose syscalls have returned.
+    ///
+    /// Finishing a release can queue another: the last op holding a socket
+    /// drops its fd, whose close is queued. Those are finished in the same
+    /// drain, before the thread parks: left for the next drain, a close the
+    /// peer waits for (its end of stream) would wait for a completion that
+    /// only the close itself can cause.
     #[inline]
     fn drain(&mut self) {
-        if !release::is_empty() {
+        loop {
+            self.orphans.release_done(false);
+            if release::is_empty() {
+                break;
+            }
             let mut releases = std::mem::take(&mut self.releases);
             release::take(&self.token, &mut releases);
+            if releases.is_empty() {
+                // What is left belongs to other drivers on this thread.
+                self.releases = releases;
+                break;
+            }
             for r in releases.drain(..) {
                 match (r, &mut self.backend) {
                     (Release::Job(job), _) => self.orphans.push(job),
@@ -296,7 +311,6 @@ impl Driver {
             }
             self.releases = releases;
         }
-        self.orphans.release_done(false);
         if !self.wakes.borrow().is_empty() {
             let wakes = std::mem::take(&mut *self.wakes.borrow_mut());
             for target in wakes {

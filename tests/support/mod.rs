@@ -114,6 +114,15 @@ pub fn uring_available() -> bool {
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A temp-dir path no other test (nor the other driver's variant of this
+/// one: with `--cfg corio_no_uring` both run on the poll driver at once)
+/// uses: `<tmp>/<prefix>-<pid>-<n>`.
+pub fn unique_temp_path(prefix: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()))
+}
+
 /// Serialises the tests of one binary that count the whole process's fds
 /// (the `uring` and `poll` variants of a test otherwise run at once).
 ///
@@ -247,10 +256,56 @@ pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
 /// Starts a [`Watchdog`].
 pub fn watchdog(limit: Duration, what: impl Into<String>) -> Watchdog {
     let what = what.into();
+    watchdog_with(limit, move || what.clone())
+}
+
+/// A [`Watchdog`] whose message is made when it fires (to include the
+/// state the hung code reached).
+pub fn watchdog_with(limit: Duration, what: impl Fn() -> String + Send + 'static) -> Watchdog {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: {what} still running after {limit:?}: hung");
+            // Straight to fd 2: `eprintln!` in a test thread is captured by
+            // the harness and lost with the exit below.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: {} still running after {limit:?}: hung",
+                what()
+            );
+            // `CORIO_WATCHDOG_GDB=1`: every thread's stack first (gdb must
+            // be installed), to see where the hung code waits.
+            if std::env::var_os("CORIO_WATCHDOG_GDB").is_some() {
+                // The kernel's view of every ring first (heads, tails,
+                // pending work), before a tracer disturbs the waits.
+                for entry in std::fs::read_dir("/proc/self/fd")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let link = std::fs::read_link(entry.path()).unwrap_or_default();
+                    if link.to_string_lossy().contains("io_uring") {
+                        let name = entry.file_name();
+                        let info = std::fs::read_to_string(
+                            std::path::Path::new("/proc/self/fdinfo").join(&name),
+                        )
+                        .unwrap_or_default();
+                        let _ = writeln!(std::io::stderr(), "fdinfo {name:?}:\n{info}");
+                    }
+                }
+                let pid = std::process::id().to_string();
+                let _ = std::process::Command::new("gdb")
+                    .args(["-p", &std::process::id().to_string(), "-batch"])
+                    .args(["-ex", "thread apply all bt 8"])
+                    .args(["-ex", "thread 2"])
+                    .args(["-ex", "frame function corio::runtime::executor::park"])
+                    .args(["-ex", "print *core"])
+                    .stdout(std::process::Stdio::inherit())
+                    .status();
+                let _ = std::process::Command::new("timeout")
+                    .args(["2", "strace", "-f", "-tt", "-p", &pid])
+                    .status();
+            }
             std::process::exit(3);
         }
     });
