@@ -35,10 +35,15 @@ asan() {
   # halt_on_error: the first report fails the test binary. The test
   # binaries re-run themselves for child-process tests: those are checked
   # too, and their failure fails the parent test.
+  # The example binaries first: the tests that run them as processes look
+  # for them next to the test binaries (`cargo test --examples` builds them
+  # as test harnesses, not as the programs).
+  RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
+    cargo +nightly build --target "$TARGET" --examples
   ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0" \
   RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
   CARGO_TARGET_DIR=target/asan \
-    cargo +nightly test --target "$TARGET" --lib --tests --examples
+    cargo +nightly test --target "$TARGET" --lib --tests
 }
 
 loom() {
