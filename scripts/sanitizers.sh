@@ -43,7 +43,7 @@ asan() {
   ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0" \
   RUSTFLAGS="-Zsanitizer=address" RUSTDOCFLAGS="-Zsanitizer=address" \
   CARGO_TARGET_DIR=target/asan \
-    cargo +nightly test --target "$TARGET" --lib --tests
+    cargo +nightly test --no-fail-fast --target "$TARGET" --lib --tests
 }
 
 loom() {
