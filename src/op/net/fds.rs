@@ -20,6 +20,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::MsgParts;
+use super::cmsg::{self, attach};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::op::syscall_result;
 use crate::fd::{SharedFd, copy_into};
@@ -30,26 +31,12 @@ pub(crate) const MAX_FDS: usize = 253;
 
 const FD_SIZE: usize = std::mem::size_of::<RawFd>();
 
-/// A control buffer with room for `fds` fds, aligned for `cmsghdr`; its
-/// heap address is stable.
+/// A control area with room for `fds` fds (none for 0).
 fn control_buf(fds: usize) -> Box<[usize]> {
     if fds == 0 {
         return Box::default();
     }
-    // SAFETY: CMSG_SPACE only computes a size.
-    let bytes = unsafe { libc::CMSG_SPACE((fds * FD_SIZE) as u32) } as usize;
-    vec![0usize; bytes.div_ceil(std::mem::size_of::<usize>())].into_boxed_slice()
-}
-
-/// Points `msg` at `control` (or at nothing when it is empty).
-fn attach(msg: &mut libc::msghdr, control: &mut [usize]) {
-    if control.is_empty() {
-        msg.msg_control = std::ptr::null_mut();
-        msg.msg_controllen = 0;
-    } else {
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(control) as _;
-    }
+    cmsg::control_buf(cmsg::space(fds * FD_SIZE))
 }
 
 /// Sends a buffer's initialised bytes with fds attached.

@@ -1,0 +1,274 @@
+//! UDP with control messages: pktinfo, TOS/ECN, timestamps, truncation,
+//! bad control data, GSO (`send_segments`, with and without the fallback)
+//! and GRO, on both drivers, loopback only.
+
+mod support;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use corio::net::UdpSocket;
+use corio::net::udp::{Cmsg, RecvMeta};
+use corio::time::timeout;
+
+/// Hang guard for a single receive that must succeed.
+const GUARD: Duration = Duration::from_secs(5);
+
+const SEG: usize = 1200;
+
+/// `n` segments of `SEG` bytes, each starting with its number.
+fn segments(n: usize) -> Vec<u8> {
+    (0..n * SEG)
+        .map(|i| (i / SEG * 7 + i % 251) as u8)
+        .collect()
+}
+
+async fn recv_meta(sock: &UdpSocket, cap: usize) -> (RecvMeta, Vec<u8>) {
+    let (res, buf) = timeout(GUARD, sock.recv_msg(Vec::with_capacity(cap)))
+        .await
+        .expect("a datagram within the guard");
+    (res.unwrap(), buf)
+}
+
+fn bind_v6() -> Option<UdpSocket> {
+    match UdpSocket::bind("[::1]:0") {
+        Ok(s) => Some(s),
+        Err(e) => {
+            println!("SKIP: cannot bind [::1]: {e}");
+            None
+        }
+    }
+}
+
+both_drivers! {
+fn pktinfo_tos_and_timestamps_v4() {
+    support::run(async {
+        let rx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        rx.set_recv_pktinfo(true).unwrap();
+        rx.set_recv_tos(true).unwrap();
+        rx.set_recv_timestamps(true).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let tx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let tx_port = tx.local_addr().unwrap().port();
+        let before = SystemTime::now() - Duration::from_secs(60);
+        for i in 0..20u8 {
+            // The destination and the source both chosen per datagram.
+            let dst = Ipv4Addr::new(127, 0, 0, 10 + i);
+            let src = Ipv4Addr::new(127, 0, 1, 10 + i);
+            let cmsgs = [
+                Cmsg::PktInfo { src: src.into(), ifindex: 0 },
+                Cmsg::Tos(0x2e << 2 | (i % 4)),
+            ];
+            let to = SocketAddr::from((dst, port));
+            let (res, _) = tx.send_msg(vec![i; 100], Some(to), &cmsgs).await;
+            assert_eq!(res.unwrap(), 100);
+            let (meta, buf) = recv_meta(&rx, 1500).await;
+            assert_eq!((meta.len, &buf[..]), (100, &[i; 100][..]));
+            assert_eq!(meta.from, SocketAddr::from((src, tx_port)));
+            assert_eq!(meta.dst, Some(IpAddr::V4(dst)));
+            assert!(meta.ifindex.unwrap() > 0, "loopback has an index");
+            assert_eq!(meta.tos, Some(0x2e << 2 | (i % 4)));
+            assert_eq!(meta.ecn(), Some(i % 4));
+            assert!(meta.timestamp.unwrap() > before);
+            assert!(!meta.truncated && !meta.control_truncated);
+            assert_eq!(meta.segment_size, None);
+        }
+    });
+}
+}
+
+both_drivers! {
+fn pktinfo_and_traffic_class_v6() {
+    support::run(async {
+        let Some(rx) = bind_v6() else { return };
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        rx.set_recv_pktinfo(true).unwrap();
+        rx.set_recv_tos(true).unwrap();
+        let to = rx.local_addr().unwrap();
+        let cmsgs = [
+            Cmsg::PktInfo { src: Ipv6Addr::LOCALHOST.into(), ifindex: 0 },
+            Cmsg::Tos(0b11),
+        ];
+        let (res, _) = tx.send_msg(b"six".as_slice(), Some(to), &cmsgs).await;
+        assert_eq!(res.unwrap(), 3);
+        let (meta, buf) = recv_meta(&rx, 64).await;
+        assert_eq!(&buf[..], b"six");
+        assert_eq!(meta.from, tx.local_addr().unwrap());
+        assert_eq!(meta.dst, Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(meta.ecn(), Some(3));
+        // Options off: no metadata.
+        rx.set_recv_pktinfo(false).unwrap();
+        rx.set_recv_tos(false).unwrap();
+        tx.send_msg(b"x".as_slice(), Some(to), &[]).await.0.unwrap();
+        let (meta, _) = recv_meta(&rx, 64).await;
+        assert_eq!((meta.dst, meta.tos, meta.timestamp), (None, None, None));
+    });
+}
+}
+
+both_drivers! {
+fn a_long_datagram_is_reported_truncated() {
+    support::run(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(rx.local_addr().unwrap()).await.unwrap();
+        tx.send_msg(vec![5u8; 1000], None, &[]).await.0.unwrap();
+        let (meta, buf) = recv_meta(&rx, 100).await;
+        assert_eq!((meta.len, buf.len()), (100, 100));
+        assert!(meta.truncated);
+    });
+}
+}
+
+both_drivers! {
+fn bad_control_data_is_refused() {
+    support::run(async {
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = v4.local_addr().unwrap();
+        let to = Some(addr);
+        let v6_src = [Cmsg::PktInfo { src: Ipv6Addr::LOCALHOST.into(), ifindex: 0 }];
+        let (res, buf) = v4.send_msg(vec![1u8; 10], to, &v6_src).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(buf, vec![1u8; 10], "the buffer comes back");
+        let many = vec![Cmsg::Tos(0); 100];
+        let (res, _) = v4.send_msg(vec![1u8; 10], to, &many).await;
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("too large"), "{err}");
+        if let Some(v6) = bind_v6() {
+            let v4_src = [Cmsg::PktInfo { src: Ipv4Addr::LOCALHOST.into(), ifindex: 0 }];
+            let to = Some(v6.local_addr().unwrap());
+            let (res, _) = v6.send_msg(vec![1u8; 10], to, &v4_src).await;
+            assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+        // GSO arguments.
+        let (res, _) = v4.send_segments(vec![0u8; 100], 0, addr).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        let (res, _) = v4.send_segments(vec![0u8; 65 * 10], 10, addr).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        // Nothing was sent by any of them.
+        let got = timeout(Duration::from_millis(50), v4.recv_msg(vec![0u8; 64])).await;
+        assert!(got.is_err(), "no datagram");
+    });
+}
+}
+
+/// Sends 10 segments of 1,200 bytes to a plain receiver and checks that
+/// they arrive as 10 datagrams; with `gso` off, through the fallback.
+async fn segments_arrive_as_datagrams(gso: bool) {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.set_gso(gso);
+    let data = segments(10);
+    for round in 0..3 {
+        let (res, back) = tx
+            .send_segments(data.clone(), SEG, rx.local_addr().unwrap())
+            .await;
+        assert_eq!(res.unwrap(), data.len(), "round {round}");
+        assert_eq!(back, data);
+        for (i, want) in data.chunks(SEG).enumerate() {
+            let (meta, buf) = recv_meta(&rx, 65536).await;
+            assert_eq!(meta.len, SEG, "datagram {i} of round {round}");
+            assert_eq!(&buf[..], want);
+            assert_eq!(meta.segment_size, None);
+        }
+    }
+    // A short last segment.
+    let short = segments(3)[..2 * SEG + 17].to_vec();
+    let (res, _) = tx
+        .send_segments(short.clone(), SEG, rx.local_addr().unwrap())
+        .await;
+    assert_eq!(res.unwrap(), short.len());
+    for want in short.chunks(SEG) {
+        let (res, buf) = timeout(GUARD, rx.recv_from(vec![0u8; 2048])).await.unwrap();
+        assert_eq!(&buf[..res.unwrap().0], want);
+    }
+    assert_eq!(tx.gso(), gso, "loopback takes GSO");
+}
+
+both_drivers! {
+fn gso_segments_arrive_as_datagrams() {
+    support::run(segments_arrive_as_datagrams(true));
+}
+}
+
+both_drivers! {
+fn gso_fallback_sends_one_datagram_per_segment() {
+    support::run(segments_arrive_as_datagrams(false));
+}
+}
+
+/// Receives with GRO until `total` bytes came, checking that each
+/// coalesced receive reports the segment size; returns the bytes in order.
+async fn gro_receive(rx: &UdpSocket, total: usize) -> (Vec<u8>, usize) {
+    let mut got = Vec::new();
+    let mut coalesced = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < total {
+        assert!(Instant::now() < deadline, "stalled at {} bytes", got.len());
+        let (meta, buf) = recv_meta(rx, 65536).await;
+        if meta.len > SEG {
+            assert_eq!(meta.segment_size, Some(SEG));
+            coalesced += 1;
+        }
+        for seg in meta.segments(&buf) {
+            assert!(seg.len() <= SEG);
+            got.extend_from_slice(seg);
+        }
+    }
+    (got, coalesced)
+}
+
+both_drivers! {
+fn gro_reports_the_segment_size_and_reassembles() {
+    support::run(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if let Err(e) = rx.set_gro(true) {
+            println!("SKIP: UDP_GRO refused: {e}");
+            return;
+        }
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let data = segments(20);
+        let to = rx.local_addr().unwrap();
+        let mut want = Vec::new();
+        for _ in 0..5 {
+            tx.send_segments(data.clone(), SEG, to).await.0.unwrap();
+            want.extend_from_slice(&data);
+        }
+        let (got, coalesced) = gro_receive(&rx, want.len()).await;
+        assert_eq!(got, want);
+        // On loopback a GSO send reaches a GRO socket whole.
+        assert!(coalesced > 0, "no coalesced receive");
+    });
+}
+}
+
+both_drivers! {
+fn dropped_gro_receives_keep_every_segment() {
+    support::run(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if rx.set_gro(true).is_err() {
+            println!("SKIP: UDP_GRO refused");
+            return;
+        }
+        let fds = support::open_fds();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let data = segments(8);
+        for _ in 0..100 {
+            // Receives dropped after one poll, before and after the data
+            // is there: on io_uring they are in the kernel and may complete
+            // after their future is gone (their bytes are then kept).
+            let _ = timeout(Duration::ZERO, rx.recv_msg(Vec::with_capacity(65536))).await;
+            tx.send_segments(data.clone(), SEG, to).await.0.unwrap();
+            let _ = timeout(Duration::ZERO, rx.recv_msg(Vec::with_capacity(65536))).await;
+            let (got, _) = gro_receive(&rx, data.len()).await;
+            assert_eq!(got, data, "bytes lost or out of order");
+        }
+        drop(tx);
+        corio::nop().await.unwrap();
+        assert_eq!(support::open_fds(), fds, "an fd leaked");
+    });
+}
+}
