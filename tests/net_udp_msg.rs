@@ -24,6 +24,12 @@ fn segments(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Runs `f` on the variant's driver, one test at a time (one counts fds).
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    let _serial = support::serial();
+    support::run(f)
+}
+
 async fn recv_meta(sock: &UdpSocket, cap: usize) -> (RecvMeta, Vec<u8>) {
     let (res, buf) = timeout(GUARD, sock.recv_msg(Vec::with_capacity(cap)))
         .await
@@ -43,7 +49,7 @@ fn bind_v6() -> Option<UdpSocket> {
 
 both_drivers! {
 fn pktinfo_tos_and_timestamps_v4() {
-    support::run(async {
+    run(async {
         let rx = UdpSocket::bind("0.0.0.0:0").unwrap();
         rx.set_recv_pktinfo(true).unwrap();
         rx.set_recv_tos(true).unwrap();
@@ -80,7 +86,7 @@ fn pktinfo_tos_and_timestamps_v4() {
 
 both_drivers! {
 fn pktinfo_and_traffic_class_v6() {
-    support::run(async {
+    run(async {
         let Some(rx) = bind_v6() else { return };
         let tx = UdpSocket::bind("[::1]:0").unwrap();
         rx.set_recv_pktinfo(true).unwrap();
@@ -109,7 +115,7 @@ fn pktinfo_and_traffic_class_v6() {
 
 both_drivers! {
 fn a_long_datagram_is_reported_truncated() {
-    support::run(async {
+    run(async {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         tx.connect(rx.local_addr().unwrap()).await.unwrap();
@@ -123,7 +129,7 @@ fn a_long_datagram_is_reported_truncated() {
 
 both_drivers! {
 fn bad_control_data_is_refused() {
-    support::run(async {
+    run(async {
         let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = v4.local_addr().unwrap();
         let to = Some(addr);
@@ -189,13 +195,13 @@ async fn segments_arrive_as_datagrams(gso: bool) {
 
 both_drivers! {
 fn gso_segments_arrive_as_datagrams() {
-    support::run(segments_arrive_as_datagrams(true));
+    run(segments_arrive_as_datagrams(true));
 }
 }
 
 both_drivers! {
 fn gso_fallback_sends_one_datagram_per_segment() {
-    support::run(segments_arrive_as_datagrams(false));
+    run(segments_arrive_as_datagrams(false));
 }
 }
 
@@ -222,7 +228,7 @@ async fn gro_receive(rx: &UdpSocket, total: usize) -> (Vec<u8>, usize) {
 
 both_drivers! {
 fn gro_reports_the_segment_size_and_reassembles() {
-    support::run(async {
+    run(async {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         if let Err(e) = rx.set_gro(true) {
             println!("SKIP: UDP_GRO refused: {e}");
@@ -246,7 +252,7 @@ fn gro_reports_the_segment_size_and_reassembles() {
 
 both_drivers! {
 fn dropped_gro_receives_keep_every_segment() {
-    support::run(async {
+    run(async {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         if rx.set_gro(true).is_err() {
             println!("SKIP: UDP_GRO refused");
@@ -269,6 +275,85 @@ fn dropped_gro_receives_keep_every_segment() {
         drop(tx);
         corio::nop().await.unwrap();
         assert_eq!(support::open_fds(), fds, "an fd leaked");
+    });
+}
+}
+
+both_drivers! {
+fn pooled_receives_report_source_and_metadata() {
+    run(async {
+        let rx = UdpSocket::bind("0.0.0.0:0").unwrap();
+        rx.set_recv_pktinfo(true).unwrap();
+        rx.set_recv_tos(true).unwrap();
+        let port = rx.local_addr().unwrap().port();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..50u8 {
+            let dst = Ipv4Addr::new(127, 0, 0, 1 + i);
+            let to = SocketAddr::from((dst, port));
+            let len = 1 + i as usize * 70;
+            tx.send_msg(vec![i; len], Some(to), &[Cmsg::Tos(i % 4)]).await.0.unwrap();
+            let (buf, meta) = timeout(GUARD, rx.recv_pooled_msg()).await.unwrap().unwrap();
+            assert_eq!((meta.len, &buf[..]), (len, &vec![i; len][..]));
+            assert_eq!(meta.from, tx.local_addr().unwrap());
+            assert_eq!(meta.dst, Some(IpAddr::V4(dst)));
+            assert_eq!(meta.ecn(), Some(i % 4));
+            assert!(!meta.truncated);
+        }
+        // A datagram longer than a pool buffer's payload room is cut.
+        tx.send_to(vec![9u8; 5000], ("127.0.0.1", port)).await.0.unwrap();
+        let (buf, meta) = timeout(GUARD, rx.recv_pooled_msg()).await.unwrap().unwrap();
+        assert!(meta.truncated && buf.len() < 4096 && buf.iter().all(|&b| b == 9));
+    });
+}
+}
+
+both_drivers! {
+fn pooled_gro_receives_reassemble() {
+    let _serial = support::serial();
+    let rt = support::builder().buffer_pool(64, 65536).build().unwrap();
+    rt.block_on(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if rx.set_gro(true).is_err() {
+            println!("SKIP: UDP_GRO refused");
+            return;
+        }
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let data = segments(20);
+        tx.send_segments(data.clone(), SEG, rx.local_addr().unwrap()).await.0.unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < data.len() {
+            assert!(Instant::now() < deadline, "stalled at {} bytes", got.len());
+            let (buf, meta) = timeout(GUARD, rx.recv_pooled_msg()).await.unwrap().unwrap();
+            if meta.len > SEG {
+                assert_eq!(meta.segment_size, Some(SEG));
+            }
+            meta.segments(&buf).for_each(|s| got.extend_from_slice(s));
+        }
+        assert_eq!(got, data);
+    });
+}
+}
+
+both_drivers! {
+fn pooled_and_plain_receives_mixed_and_dropped_keep_sources() {
+    run(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let senders: Vec<_> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        for i in 0..300usize {
+            let tx = &senders[i % 3];
+            // Dropped after one poll, each kind: what they get is kept.
+            match i % 3 {
+                0 => drop(timeout(Duration::ZERO, rx.recv_pooled_msg()).await),
+                1 => drop(timeout(Duration::ZERO, rx.recv_msg(vec![0u8; 64])).await),
+                _ => drop(timeout(Duration::ZERO, rx.recv_from(vec![0u8; 64])).await),
+            }
+            tx.send_to(vec![i as u8; 1 + i % 40], to).await.0.unwrap();
+            let (buf, meta) = timeout(GUARD, rx.recv_pooled_msg()).await.unwrap().unwrap();
+            assert_eq!(&buf[..], &vec![i as u8; 1 + i % 40][..], "datagram {i}");
+            assert_eq!(meta.from, tx.local_addr().unwrap());
+        }
     });
 }
 }

@@ -135,6 +135,17 @@ pub struct RecvMeta {
 impl RecvMeta {
     /// Metadata of `len` bytes from `from`, with what `control` says.
     pub(super) fn new(len: usize, from: SocketAddr, control: &Control) -> RecvMeta {
+        Self::from_parts(len, from, control.flags, control.messages())
+    }
+
+    /// Metadata of `len` bytes from `from`, with message flags `flags` and
+    /// the control messages `messages`.
+    pub(super) fn from_parts<'a>(
+        len: usize,
+        from: SocketAddr,
+        flags: libc::c_int,
+        messages: impl Iterator<Item = (libc::c_int, libc::c_int, &'a [u8])>,
+    ) -> RecvMeta {
         let mut meta = RecvMeta {
             len,
             from,
@@ -143,10 +154,10 @@ impl RecvMeta {
             tos: None,
             timestamp: None,
             segment_size: None,
-            truncated: control.flags & libc::MSG_TRUNC != 0,
-            control_truncated: control.flags & libc::MSG_CTRUNC != 0,
+            truncated: flags & libc::MSG_TRUNC != 0,
+            control_truncated: flags & libc::MSG_CTRUNC != 0,
         };
-        for (level, ty, data) in control.messages() {
+        for (level, ty, data) in messages {
             meta.fill(level, ty, data);
         }
         meta

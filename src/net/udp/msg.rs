@@ -14,11 +14,12 @@ use std::net::SocketAddr;
 
 use super::meta::{Cmsg, RecvMeta};
 use super::{Gso, UdpSocket};
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::net::tcp::sock_addr;
 use crate::op::Op;
-use crate::op::net::cmsg::{RawCmsg, SO_TIMESTAMPNS, UDP_GRO, UDP_SEGMENT, encode};
+use crate::op::net::cmsg::{RawCmsg, SO_TIMESTAMPNS, UDP_GRO, UDP_SEGMENT, encode, messages};
 use crate::op::net::{RecvMsg, SendMsg};
+use crate::op::pooled_layout::parse;
 
 /// Room for every control message a receive reports: IPv6 pktinfo, TOS,
 /// a timestamp and the GRO segment size, with room to spare.
@@ -116,6 +117,33 @@ impl UdpSocket {
             Ok(RecvMeta::new(n, from, &control))
         });
         (res, buf)
+    }
+
+    /// Receives one datagram into a buffer of the runtime's pool, with its
+    /// metadata: [`recv_msg`](Self::recv_msg) without a buffer of your own.
+    /// On io_uring it takes its datagram from the multishot `RECVMSG` armed
+    /// on the socket (as [`recv_pooled`](Self::recv_pooled)), whose
+    /// completions carry the source and control messages in the pool
+    /// buffer, before the payload; the lease derefs to the payload. Room
+    /// for the payload is the pool's buffer size less 272 bytes; a longer
+    /// datagram (or GRO run) is cut and reported
+    /// [`truncated`](RecvMeta::truncated).
+    ///
+    /// Cancel-safe, as [`recv_from`](Self::recv_from).
+    pub async fn recv_pooled_msg(&self) -> io::Result<(PooledBuf, RecvMeta)> {
+        let got = crate::op::pooled::recv(&self.fd, true).await?;
+        let buf = got.unwrap_or_else(|| PooledBuf::owned(Vec::new()));
+        let meta = match parse(buf.header()) {
+            Some(p) => {
+                let from = match p.from {
+                    Some(from) => sock_addr(from)?,
+                    None => self.peer_addr()?,
+                };
+                RecvMeta::from_parts(buf.len(), from, p.flags, messages(p.control))
+            }
+            None => RecvMeta::from_parts(buf.len(), self.peer_addr()?, 0, messages(&[])),
+        };
+        Ok((buf, meta))
     }
 
     /// Reports each datagram's destination address and interface in

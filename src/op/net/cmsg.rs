@@ -146,26 +146,9 @@ impl Control {
         unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len) }
     }
 
-    /// Each message as (level, type, data); a malformed length ends the walk.
+    /// Each message as (level, type, data); see [`messages`].
     pub(crate) fn messages(&self) -> impl Iterator<Item = (libc::c_int, libc::c_int, &[u8])> {
-        let bytes = self.bytes();
-        let mut off = 0;
-        std::iter::from_fn(move || {
-            if off + HEADER > bytes.len() {
-                return None;
-            }
-            // SAFETY: `HEADER` bytes from `off` are in `bytes`; the read
-            // needs no alignment.
-            let header =
-                unsafe { std::ptr::read_unaligned(bytes[off..].as_ptr().cast::<libc::cmsghdr>()) };
-            let len = header.cmsg_len as usize;
-            if len < data_offset() || off + len > bytes.len() {
-                return None;
-            }
-            let data = &bytes[off + data_offset()..off + len];
-            off += space(len - data_offset());
-            Some((header.cmsg_level, header.cmsg_type, data))
-        })
+        messages(self.bytes())
     }
 
     /// The segment size of a coalesced (GRO) receive (`UDP_GRO`).
@@ -174,6 +157,28 @@ impl Control {
             (level == libc::SOL_UDP && ty == UDP_GRO).then(|| read_int(data) as usize)
         })
     }
+}
+
+/// Each control message in `bytes` (as the kernel wrote them; no alignment
+/// needed) as (level, type, data); a malformed length ends the walk.
+pub(crate) fn messages(bytes: &[u8]) -> impl Iterator<Item = (libc::c_int, libc::c_int, &[u8])> {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        if off + HEADER > bytes.len() {
+            return None;
+        }
+        // SAFETY: `HEADER` bytes from `off` are in `bytes`; the read needs
+        // no alignment.
+        let header =
+            unsafe { std::ptr::read_unaligned(bytes[off..].as_ptr().cast::<libc::cmsghdr>()) };
+        let len = header.cmsg_len as usize;
+        if len < data_offset() || off + len > bytes.len() {
+            return None;
+        }
+        let data = &bytes[off + data_offset()..off + len];
+        off += space(len - data_offset());
+        Some((header.cmsg_level, header.cmsg_type, data))
+    })
 }
 
 /// `UDP_SEGMENT` (Linux 4.18): the GSO segment size of a send.
