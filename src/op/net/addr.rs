@@ -89,10 +89,6 @@ pub(crate) struct MsgParts {
 }
 
 impl MsgParts {
-    pub(crate) fn new(iovecs: Vec<libc::iovec>) -> Box<MsgParts> {
-        Self::with_control(iovecs, Box::default())
-    }
-
     /// With a control area (messages to send, or room for a receive's).
     pub(crate) fn with_control(iovecs: Vec<libc::iovec>, control: Box<[usize]>) -> Box<MsgParts> {
         // SAFETY: msghdr is plain data; all-zero is a valid empty header.
