@@ -357,3 +357,40 @@ fn pooled_and_plain_receives_mixed_and_dropped_keep_sources() {
     });
 }
 }
+
+both_drivers! {
+fn segment_cmsg_on_v6_and_dropped_sends_leak_nothing() {
+    run(async {
+        let fds = support::open_fds();
+        let Some(rx) = bind_v6() else { return };
+        let tx = UdpSocket::bind("[::1]:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        // GSO through the general call, on IPv6.
+        let data = segments(3);
+        let seg = [Cmsg::Segment(SEG as u16), Cmsg::Tos(1)];
+        let (res, _) = tx.send_msg(data.clone(), Some(to), &seg).await;
+        assert_eq!(res.unwrap(), data.len());
+        for want in data.chunks(SEG) {
+            let (meta, buf) = recv_meta(&rx, 2048).await;
+            assert_eq!(&buf[..meta.len], want);
+        }
+        // Sends and receives dropped at every stage: nothing leaks.
+        for i in 0..500usize {
+            match i % 3 {
+                0 => drop(timeout(Duration::ZERO, tx.send_msg(vec![1u8; 64], Some(to), &seg)).await),
+                1 => drop(timeout(Duration::ZERO, tx.send_segments(segments(4), SEG, to)).await),
+                _ => drop(timeout(Duration::ZERO, rx.recv_msg(vec![0u8; 65536])).await),
+            }
+        }
+        drop((tx, rx));
+        // The sockets close once their cancelled ops complete.
+        for _ in 0..200 {
+            if support::open_fds() == fds {
+                break;
+            }
+            corio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(support::open_fds(), fds, "an fd leaked");
+    });
+}
+}
