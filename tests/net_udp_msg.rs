@@ -394,3 +394,29 @@ fn segment_cmsg_on_v6_and_dropped_sends_leak_nothing() {
     });
 }
 }
+
+both_drivers! {
+fn gro_runs_taken_by_a_pooled_receive_and_kept_stay_datagrams() {
+    let _serial = support::serial();
+    let rt = support::builder().buffer_pool(64, 65536).build().unwrap();
+    rt.block_on(async {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if rx.set_gro(true).is_err() {
+            println!("SKIP: UDP_GRO refused");
+            return;
+        }
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let data = segments(8);
+        for _ in 0..50 {
+            // On io_uring the dropped pooled receive leaves a multishot
+            // RECVMSG armed: the run lands in a pool buffer, and the plain
+            // receives below take the op down and get it as kept datagrams.
+            drop(timeout(Duration::ZERO, rx.recv_pooled_msg()).await);
+            tx.send_segments(data.clone(), SEG, to).await.0.unwrap();
+            let (got, _) = gro_receive(&rx, data.len()).await;
+            assert_eq!(got, data, "bytes lost or out of order");
+        }
+    });
+}
+}

@@ -19,6 +19,7 @@
 use std::io;
 use std::rc::Rc;
 
+use super::net::cmsg::gro_segment;
 use super::net::drained_by_read;
 use super::pooled_layout::{PAYLOAD_AT, owned_datagram, parse, recvmsg_into, recvmsg_template};
 use crate::buf::PooledBuf;
@@ -237,7 +238,9 @@ impl Released for ArmedRecv {
             match (&lease, res) {
                 (Some(data), _) if self.datagram => {
                     if let Some(p) = parse(data) {
-                        kept.stash_datagram(data[p.payload].to_vec(), p.from);
+                        // A coalesced (GRO) run is kept as its datagrams.
+                        let segment = gro_segment(p.control);
+                        kept.stash_datagrams(&data[p.payload], p.from, segment);
                     }
                 }
                 (Some(data), _) => kept.stash_bytes(data),

@@ -153,9 +153,7 @@ impl Control {
 
     /// The segment size of a coalesced (GRO) receive (`UDP_GRO`).
     pub(crate) fn gro_segment(&self) -> Option<usize> {
-        self.messages().find_map(|(level, ty, data)| {
-            (level == libc::SOL_UDP && ty == UDP_GRO).then(|| read_int(data) as usize)
-        })
+        gro_segment(self.bytes())
     }
 }
 
@@ -178,6 +176,14 @@ pub(crate) fn messages(bytes: &[u8]) -> impl Iterator<Item = (libc::c_int, libc:
         let data = &bytes[off + data_offset()..off + len];
         off += space(len - data_offset());
         Some((header.cmsg_level, header.cmsg_type, data))
+    })
+}
+
+/// The segment size of a coalesced (GRO) receive in control bytes
+/// (`UDP_GRO`).
+pub(crate) fn gro_segment(bytes: &[u8]) -> Option<usize> {
+    messages(bytes).find_map(|(level, ty, data)| {
+        (level == libc::SOL_UDP && ty == UDP_GRO).then(|| read_int(data) as usize)
     })
 }
 

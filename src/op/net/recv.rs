@@ -217,16 +217,8 @@ unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
             let from = self.received(n);
             // SAFETY: `n` bytes at the buffer's start are initialised.
             let data = unsafe { std::slice::from_raw_parts(self.buf.stable_ptr(), n as usize) };
-            let segment = self.parts.take_control().gro_segment().filter(|&s| s > 0);
-            let mut kept = self.fd.kept();
-            match segment {
-                Some(size) if size < data.len() => {
-                    for d in data.chunks(size) {
-                        kept.stash_datagram(d.to_vec(), from.clone());
-                    }
-                }
-                _ => kept.stash_datagram(data.to_vec(), from),
-            }
+            let segment = self.parts.take_control().gro_segment();
+            self.fd.kept().stash_datagrams(data, from, segment);
         }
     }
 }
