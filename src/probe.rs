@@ -40,6 +40,9 @@ pub struct Probe {
     pub features: Vec<Support>,
     /// The io_uring opcodes corio uses, and whether the kernel has them.
     pub opcodes: Vec<Support>,
+    /// UDP socket options corio's UDP API relies on (GSO, GRO, received
+    /// metadata), each tried on a UDP socket; empty off Linux.
+    pub udp: Vec<Support>,
     /// `RLIMIT_NOFILE`: open files (every socket and file is one).
     pub nofile: Limit,
     /// `RLIMIT_MEMLOCK`: locked memory (rings and registered buffers count
@@ -81,11 +84,84 @@ pub fn probe() -> Probe {
         setup_flags,
         features,
         opcodes,
+        udp: udp_options(),
         // SAFETY: getrlimit writes one rlimit to a valid pointer.
         nofile: limit(|r| unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, r) }),
         // SAFETY: as above.
         memlock: limit(|r| unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, r) }),
     }
+}
+
+/// Which UDP options this kernel takes, each tried on a fresh socket.
+fn udp_options() -> Vec<Support> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+
+        use crate::op::net::cmsg::{SO_TIMESTAMPNS, UDP_GRO, UDP_SEGMENT};
+        let Ok(sock) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+            return Vec::new();
+        };
+        let fd = sock.as_raw_fd();
+        let set = |level, name| {
+            let one: libc::c_int = 1;
+            let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: passes a valid pointer to an int and its size.
+            unsafe { libc::setsockopt(fd, level, name, (&one as *const libc::c_int).cast(), len) }
+        };
+        let get = |level, name| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: passes a valid pointer to an int and its size.
+            unsafe {
+                libc::getsockopt(
+                    fd,
+                    level,
+                    name,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            }
+        };
+        let entry = |name, res: libc::c_int, note: &str| Support {
+            name,
+            supported: res == 0,
+            note: if res == 0 {
+                note.to_string()
+            } else {
+                format!("refused: {}", std::io::Error::last_os_error())
+            },
+        };
+        vec![
+            entry(
+                "UDP_SEGMENT",
+                get(libc::SOL_UDP, UDP_SEGMENT),
+                "GSO: UdpSocket::send_segments in one sendmsg (one send per segment when missing; 4.18)",
+            ),
+            entry(
+                "UDP_GRO",
+                set(libc::SOL_UDP, UDP_GRO),
+                "GRO: UdpSocket::set_gro, segment size in RecvMeta (5.0)",
+            ),
+            entry(
+                "IP_PKTINFO",
+                set(libc::IPPROTO_IP, libc::IP_PKTINFO),
+                "UdpSocket::set_recv_pktinfo, Cmsg::PktInfo",
+            ),
+            entry(
+                "IP_RECVTOS",
+                set(libc::IPPROTO_IP, libc::IP_RECVTOS),
+                "UdpSocket::set_recv_tos (TOS/ECN in RecvMeta)",
+            ),
+            entry(
+                "SO_TIMESTAMPNS",
+                set(libc::SOL_SOCKET, SO_TIMESTAMPNS),
+                "UdpSocket::set_recv_timestamps",
+            ),
+        ]
+    }
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
 }
 
 fn kernel_release() -> String {
@@ -149,6 +225,7 @@ impl fmt::Display for Probe {
             ("setup flags", &self.setup_flags),
             ("features", &self.features),
             ("opcodes", &self.opcodes),
+            ("UDP options", &self.udp),
         ];
         for (title, items) in sections {
             if items.is_empty() {

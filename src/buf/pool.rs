@@ -272,8 +272,9 @@ enum Lease {
         off: u32,
         len: u32,
     },
-    /// Bytes kept on the socket by a dropped plain read, handed out as is.
-    Owned(Vec<u8>),
+    /// Bytes kept on the socket by a dropped plain read, handed out from
+    /// `off` (after a datagram's header).
+    Owned(Vec<u8>, u32),
 }
 
 impl PooledBuf {
@@ -291,8 +292,27 @@ impl PooledBuf {
     }
 
     pub(crate) fn owned(data: Vec<u8>) -> PooledBuf {
+        Self::owned_at(data, 0)
+    }
+
+    /// Owned bytes whose data start at `off` (at most their length).
+    pub(crate) fn owned_at(data: Vec<u8>, off: usize) -> PooledBuf {
+        let off = off.min(data.len()) as u32;
         PooledBuf {
-            inner: Lease::Owned(data),
+            inner: Lease::Owned(data, off),
+        }
+    }
+
+    /// The bytes before the data (a datagram's header: see
+    /// `op/pooled_layout.rs`).
+    pub(crate) fn header(&self) -> &[u8] {
+        match &self.inner {
+            Lease::Pool { pool, bid, off, .. } => {
+                // SAFETY: as in `deref`: the lease owns buffer `bid`, and
+                // `off` lies inside it.
+                unsafe { std::slice::from_raw_parts(pool.buf_ptr(*bid), *off as usize) }
+            }
+            Lease::Owned(v, off) => &v[..*off as usize],
         }
     }
 
@@ -300,7 +320,7 @@ impl PooledBuf {
     pub fn buffer_id(&self) -> Option<u16> {
         match &self.inner {
             Lease::Pool { bid, .. } => Some(*bid),
-            Lease::Owned(_) => None,
+            Lease::Owned(..) => None,
         }
     }
 }
@@ -324,7 +344,7 @@ impl Deref for PooledBuf {
                     std::slice::from_raw_parts(pool.buf_ptr(*bid).add(*off as usize), *len as usize)
                 }
             }
-            Lease::Owned(v) => v,
+            Lease::Owned(v, off) => &v[*off as usize..],
         }
     }
 }

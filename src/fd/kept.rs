@@ -116,6 +116,24 @@ impl Kept {
         self.datagrams.push_back((data, from));
     }
 
+    /// Keeps what a dropped receive got: one datagram, or with `segment`
+    /// (the size GRO reported) the datagrams a coalesced run holds.
+    pub(crate) fn stash_datagrams(
+        &mut self,
+        data: &[u8],
+        from: Option<SockAddr>,
+        segment: Option<usize>,
+    ) {
+        match segment {
+            Some(size) if size > 0 && size < data.len() => {
+                for d in data.chunks(size) {
+                    self.stash_datagram(d.to_vec(), from.clone());
+                }
+            }
+            _ => self.stash_datagram(data.to_vec(), from),
+        }
+    }
+
     /// The oldest datagram a dropped receive got.
     pub(crate) fn take_datagram(&mut self) -> Option<(Vec<u8>, Option<SockAddr>)> {
         self.datagrams.pop_front()

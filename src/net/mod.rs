@@ -14,7 +14,7 @@ mod lookup;
 mod socket;
 mod stream_io;
 mod tcp;
-mod udp;
+pub mod udp;
 #[cfg(target_os = "linux")]
 pub mod unix;
 

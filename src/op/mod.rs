@@ -16,6 +16,7 @@ pub(crate) mod net;
 #[cfg(target_os = "linux")]
 pub(crate) mod pipe;
 pub(crate) mod pooled;
+pub(crate) mod pooled_layout;
 #[cfg(target_os = "linux")]
 pub(crate) mod process;
 

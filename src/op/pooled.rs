@@ -17,28 +17,18 @@
 //! pool's free list only when the socket is readable.
 
 use std::io;
-use std::ops::Range;
 use std::rc::Rc;
 
-use socket2::SockAddr;
-
+use super::net::cmsg::gro_segment;
 use super::net::drained_by_read;
+use super::pooled_layout::{PAYLOAD_AT, owned_datagram, parse, recvmsg_into, recvmsg_template};
 use crate::buf::PooledBuf;
 use crate::buf::pool::Pool;
 use crate::driver::op::{CQE_F_MORE, cqe_buffer, syscall_result};
 use crate::fd::{SharedFd, WeakFd};
-use crate::op::net::sock_addr_from;
 use crate::op::{Interest, Kind, Op, OpCode, Role, Sqe, Wait, uring};
 use crate::release::Released;
 use crate::runtime::context;
-
-/// Address room in each datagram's buffer (`msg_namelen` of the multishot
-/// `RECVMSG`): a whole `sockaddr_storage`.
-const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_storage>();
-/// `struct io_uring_recvmsg_out`, at the start of each such buffer.
-const OUT_LEN: usize = 16;
-/// Where a datagram's payload starts in its buffer.
-const PAYLOAD_AT: usize = OUT_LEN + NAME_LEN;
 
 /// Receives into a pool buffer; `Ok(None)` at the end of a stream. The op
 /// is made at the first poll (it needs the runtime's pool).
@@ -96,47 +86,13 @@ pub(crate) fn recv_op(fd: &SharedFd, datagram: bool) -> io::Result<Op<RecvPooled
     ))
 }
 
-/// Where a multishot `RECVMSG` put a datagram in buffer `data` (`res` bytes
-/// long): the payload's range and the source.
-fn parse_recvmsg(data: &[u8]) -> Option<(Range<usize>, Option<SockAddr>)> {
-    if data.len() < PAYLOAD_AT {
-        return None;
-    }
-    let word = |i: usize| u32::from_ne_bytes(data[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
-    let (namelen, payloadlen) = (word(0) as usize, word(2) as usize);
-    let end = PAYLOAD_AT + payloadlen.min(data.len() - PAYLOAD_AT);
-    let from = (namelen > 0).then(|| {
-        // SAFETY: sockaddr_storage is plain data; all-zero is valid.
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let n = namelen.min(NAME_LEN);
-        // SAFETY: `n` bytes of the name area fit in the storage.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data[OUT_LEN..].as_ptr(),
-                (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
-                n,
-            )
-        };
-        sock_addr_from(&storage, n as libc::socklen_t)
-    });
-    Some((PAYLOAD_AT..end, from))
-}
-
-/// The `msghdr` a multishot `RECVMSG` is armed with (its `msg_namelen` and
-/// `msg_controllen` lay out each buffer).
-fn recvmsg_template() -> Box<libc::msghdr> {
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
-    let mut msg: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-    msg.msg_namelen = NAME_LEN as libc::socklen_t;
-    msg
-}
-
 /// One pooled receive.
 pub(crate) struct RecvPooled {
     fd: SharedFd,
     pool: Rc<Pool>,
     datagram: bool,
-    /// What `recover` took from the socket's kept data.
+    /// What `recover` took from the socket's kept data (a datagram laid
+    /// out as a pooled one).
     kept: Option<Vec<u8>>,
     /// The pool buffer the poll driver's attempt filled.
     bid: Option<u16>,
@@ -166,9 +122,9 @@ unsafe impl OpCode for RecvPooled {
     fn recover(&mut self) -> Option<io::Result<u32>> {
         let mut kept = self.fd.kept();
         if self.datagram {
-            let (data, _) = kept.take_datagram()?;
+            let (data, from) = kept.take_datagram()?;
             let n = data.len() as u32;
-            self.kept = Some(data);
+            self.kept = Some(owned_datagram(&data, from.as_ref()));
             return Some(Ok(n));
         }
         match kept.take_all_bytes()? {
@@ -207,9 +163,18 @@ unsafe impl OpCode for RecvPooled {
             .take()
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOBUFS))?;
         let (ptr, len) = self.pool.buf_mut(bid);
-        // SAFETY: buffer `bid` is ours until recycled: `len` writable bytes.
-        let r = unsafe { libc::recv(self.fd.raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
-        match syscall_result(r) {
+        let res = if self.datagram {
+            // SAFETY: buffer `bid` is ours until recycled: `len` writable
+            // bytes, and nothing else refers to them meanwhile.
+            recvmsg_into(self.fd.raw(), unsafe {
+                std::slice::from_raw_parts_mut(ptr, len)
+            })
+        } else {
+            // SAFETY: buffer `bid` is ours until recycled: `len` writable bytes.
+            let r = unsafe { libc::recv(self.fd.raw(), ptr.cast(), len, libc::MSG_DONTWAIT) };
+            syscall_result(r)
+        };
+        match res {
             Ok(n) if n > 0 || self.datagram => {
                 self.bid = Some(bid);
                 Ok(n)
@@ -227,20 +192,20 @@ unsafe impl OpCode for RecvPooled {
 
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output {
         if let Some(data) = self.kept {
-            return Ok((!data.is_empty() || self.datagram).then(|| PooledBuf::owned(data)));
+            if self.datagram {
+                return Ok(Some(PooledBuf::owned_at(data, PAYLOAD_AT)));
+            }
+            return Ok((!data.is_empty()).then(|| PooledBuf::owned(data)));
         }
         let n = res? as usize;
-        if let Some(bid) = self.bid {
-            return Ok(Some(PooledBuf::from_pool(self.pool, bid, 0, n)));
-        }
-        let Some(bid) = cqe_buffer(flags) else {
+        let Some(bid) = self.bid.or_else(|| cqe_buffer(flags)) else {
             // No buffer: the end of a stream (or an empty datagram).
             return Ok(self.datagram.then(|| PooledBuf::owned(Vec::new())));
         };
         if !self.datagram {
             return Ok(Some(PooledBuf::from_pool(self.pool, bid, 0, n)));
         }
-        let range = parse_recvmsg(&self.pool.buf(bid)[..n]).map(|(r, _)| r);
+        let range = parse(&self.pool.buf(bid)[..n]).map(|p| p.payload);
         let range = range.unwrap_or(0..0);
         Ok(Some(PooledBuf::from_pool(
             self.pool,
@@ -272,8 +237,10 @@ impl Released for ArmedRecv {
             let mut kept = fd.kept();
             match (&lease, res) {
                 (Some(data), _) if self.datagram => {
-                    if let Some((range, from)) = parse_recvmsg(data) {
-                        kept.stash_datagram(data[range].to_vec(), from);
+                    if let Some(p) = parse(data) {
+                        // A coalesced (GRO) run is kept as its datagrams.
+                        let segment = gro_segment(p.control);
+                        kept.stash_datagrams(&data[p.payload], p.from, segment);
                     }
                 }
                 (Some(data), _) => kept.stash_bytes(data),

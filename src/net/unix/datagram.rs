@@ -126,7 +126,7 @@ impl UnixDatagram {
     /// A datagram longer than the buffer is truncated.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (res, buf) = Op::new(RecvMsg::new(&self.fd, buf)).await;
-        let res = res.and_then(|(n, from)| match from {
+        let res = res.and_then(|(n, from, _)| match from {
             Some(from) => SocketAddr::from_sock(from).map(|a| (n, a)),
             // An unbound sender, or a datagram kept by a dropped `recv` of
             // a connected socket (whose peer sent it).

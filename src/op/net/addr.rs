@@ -2,6 +2,8 @@
 
 use socket2::{SockAddr, SockAddrStorage};
 
+use super::cmsg::{self, Control};
+
 /// Storage the kernel writes a peer address into (boxed by its owner, so
 /// its address is stable).
 pub(crate) struct AddrBuf {
@@ -77,19 +79,47 @@ pub(crate) fn sock_addr_from(storage: &libc::sockaddr_storage, len: libc::sockle
     unsafe { SockAddr::new(out, len) }
 }
 
-/// The boxed `msghdr` of a sendmsg/recvmsg and what it points at.
+/// The boxed `msghdr` of a sendmsg/recvmsg and what it points at: the
+/// iovecs and the control area (empty, and not allocated, when the op
+/// carries no control messages).
 pub(crate) struct MsgParts {
     pub(crate) msg: libc::msghdr,
     iovecs: Vec<libc::iovec>,
+    control: Box<[usize]>,
 }
 
 impl MsgParts {
-    pub(crate) fn new(iovecs: Vec<libc::iovec>) -> Box<MsgParts> {
+    /// With a control area (messages to send, or room for a receive's).
+    pub(crate) fn with_control(iovecs: Vec<libc::iovec>, control: Box<[usize]>) -> Box<MsgParts> {
         // SAFETY: msghdr is plain data; all-zero is a valid empty header.
         let msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        let mut parts = Box::new(MsgParts { msg, iovecs });
+        let mut parts = Box::new(MsgParts {
+            msg,
+            iovecs,
+            control,
+        });
         parts.msg.msg_iov = parts.iovecs.as_mut_ptr();
         parts.msg.msg_iovlen = parts.iovecs.len() as _;
+        parts.reattach();
         parts
+    }
+
+    /// Points the header at the whole control area again and clears the
+    /// flags (before each receive).
+    pub(crate) fn reattach(&mut self) {
+        if !self.control.is_empty() {
+            cmsg::attach(&mut self.msg, &mut self.control);
+        }
+        self.msg.msg_flags = 0;
+    }
+
+    /// Takes what a receive wrote into the control area, and its flags.
+    pub(crate) fn take_control(&mut self) -> Control {
+        #[allow(clippy::unnecessary_cast)] // socklen_t on some targets
+        let len = self.msg.msg_controllen as usize;
+        let flags = self.msg.msg_flags;
+        self.msg.msg_control = std::ptr::null_mut();
+        self.msg.msg_controllen = 0;
+        Control::new(std::mem::take(&mut self.control), len, flags)
     }
 }

@@ -20,6 +20,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::MsgParts;
+use super::cmsg;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::op::syscall_result;
 use crate::fd::{SharedFd, copy_into};
@@ -30,26 +31,12 @@ pub(crate) const MAX_FDS: usize = 253;
 
 const FD_SIZE: usize = std::mem::size_of::<RawFd>();
 
-/// A control buffer with room for `fds` fds, aligned for `cmsghdr`; its
-/// heap address is stable.
+/// A control area with room for `fds` fds (none for 0).
 fn control_buf(fds: usize) -> Box<[usize]> {
     if fds == 0 {
         return Box::default();
     }
-    // SAFETY: CMSG_SPACE only computes a size.
-    let bytes = unsafe { libc::CMSG_SPACE((fds * FD_SIZE) as u32) } as usize;
-    vec![0usize; bytes.div_ceil(std::mem::size_of::<usize>())].into_boxed_slice()
-}
-
-/// Points `msg` at `control` (or at nothing when it is empty).
-fn attach(msg: &mut libc::msghdr, control: &mut [usize]) {
-    if control.is_empty() {
-        msg.msg_control = std::ptr::null_mut();
-        msg.msg_controllen = 0;
-    } else {
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(control) as _;
-    }
+    cmsg::control_buf(cmsg::space(fds * FD_SIZE))
 }
 
 /// Sends a buffer's initialised bytes with fds attached.
@@ -57,7 +44,6 @@ pub(crate) struct SendFds<B> {
     fd: SharedFd,
     buf: B,
     parts: Box<MsgParts>,
-    _control: Box<[usize]>,
     /// Copies of the fds passed, open until the kernel is done with the op.
     _fds: Vec<OwnedFd>,
 }
@@ -71,9 +57,7 @@ impl<B: IoBuf> SendFds<B> {
             iov_base: buf.stable_ptr() as *mut _,
             iov_len: buf.bytes_init(),
         };
-        let mut parts = MsgParts::new(vec![iov]);
-        let mut control = control_buf(fds.len());
-        attach(&mut parts.msg, &mut control);
+        let parts = MsgParts::with_control(vec![iov], control_buf(fds.len()));
         if !fds.is_empty() {
             // SAFETY: the control buffer has room for one header and
             // `fds.len()` ints (CMSG_SPACE), so the first header is in it.
@@ -92,7 +76,6 @@ impl<B: IoBuf> SendFds<B> {
             fd: fd.clone(),
             buf,
             parts,
-            _control: control,
             _fds: fds,
         }
     }
@@ -133,7 +116,6 @@ pub(crate) struct RecvFds<B> {
     fd: SharedFd,
     buf: B,
     parts: Box<MsgParts>,
-    control: Box<[usize]>,
     /// A datagram socket: results are kept as whole datagrams.
     datagram: bool,
 }
@@ -149,47 +131,33 @@ impl<B: IoBufMut> RecvFds<B> {
         RecvFds {
             fd: fd.clone(),
             buf,
-            parts: MsgParts::new(vec![iov]),
-            control: control_buf(max_fds),
+            parts: MsgParts::with_control(vec![iov], control_buf(max_fds)),
             datagram,
         }
     }
 
     /// Prepares the header for a receive.
     fn ready(&mut self) {
-        attach(&mut self.parts.msg, &mut self.control);
-        self.parts.msg.msg_flags = 0;
+        self.parts.reattach();
     }
 
     /// The fds in the control data the kernel wrote, and whether it had to
     /// truncate it.
     fn take_fds(&mut self) -> (Vec<OwnedFd>, bool) {
-        let msg = &mut self.parts.msg;
-        let truncated = msg.msg_flags & libc::MSG_CTRUNC != 0;
+        // Taken once: the op gives up its control area here.
+        let control = self.parts.take_control();
+        let truncated = control.flags & libc::MSG_CTRUNC != 0;
         let mut fds = Vec::new();
-        if msg.msg_control.is_null() || msg.msg_controllen == 0 {
-            return (fds, truncated);
-        }
-        // SAFETY: the kernel wrote `msg_controllen` bytes of well-formed
-        // control messages into the control buffer `msg` points at; the
-        // CMSG macros stay within that length, and each SCM_RIGHTS message
-        // holds fds the kernel installed for us, which we now own (each is
-        // taken once: the length is cleared below).
-        unsafe {
-            let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let header = libc::CMSG_LEN(0) as usize;
-                    let n = ((*cmsg).cmsg_len as usize).saturating_sub(header) / FD_SIZE;
-                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    for i in 0..n {
-                        fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                    }
+        for (level, ty, data) in control.messages() {
+            if level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS {
+                for raw in data.chunks_exact(FD_SIZE) {
+                    let raw = RawFd::from_ne_bytes(raw.try_into().expect("an fd's bytes"));
+                    // SAFETY: the kernel installed this fd for us with the
+                    // SCM_RIGHTS message; we now own it, and take it once.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                 }
-                cmsg = libc::CMSG_NXTHDR(msg, cmsg);
             }
         }
-        msg.msg_controllen = 0;
         (fds, truncated)
     }
 

@@ -11,6 +11,7 @@
 
 mod accept;
 mod addr;
+pub(crate) mod cmsg;
 mod connect;
 #[cfg(target_os = "linux")]
 mod fds;

@@ -1,10 +1,11 @@
 //! Receiving into an owned buffer: like recv(2), and like recvmsg(2) with
-//! the source address.
+//! the source address and, when asked for, control messages.
 
 use std::io;
 
 use socket2::SockAddr;
 
+use super::cmsg::{Control, control_buf};
 use super::{AddrBuf, MsgParts};
 use crate::buf::{BufResult, IoBufMut};
 use crate::driver::op::syscall_result;
@@ -111,7 +112,10 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     }
 }
 
-/// Receives one datagram and its source.
+/// Receives one datagram, its source and (with a control area) its control
+/// messages and flags. A datagram kept for a dropped receive comes back
+/// without control messages; a coalesced (GRO) one is kept as the datagrams
+/// it coalesced.
 pub(crate) struct RecvMsg<B> {
     fd: SharedFd,
     buf: B,
@@ -120,12 +124,17 @@ pub(crate) struct RecvMsg<B> {
 }
 
 impl<B: IoBufMut> RecvMsg<B> {
-    pub(crate) fn new(fd: &SharedFd, mut buf: B) -> Self {
+    pub(crate) fn new(fd: &SharedFd, buf: B) -> Self {
+        Self::with_control(fd, buf, 0)
+    }
+
+    /// With room for `control` bytes of control messages.
+    pub(crate) fn with_control(fd: &SharedFd, mut buf: B, control: usize) -> Self {
         let iov = libc::iovec {
             iov_base: buf.stable_mut_ptr().cast(),
             iov_len: buf.bytes_total(),
         };
-        let mut parts = MsgParts::new(vec![iov]);
+        let mut parts = MsgParts::with_control(vec![iov], control_buf(control));
         let mut addr = AddrBuf::new();
         parts.msg.msg_name = addr.ptr().cast();
         parts.msg.msg_namelen = addr.len;
@@ -141,6 +150,7 @@ impl<B: IoBufMut> RecvMsg<B> {
     fn ready(&mut self) {
         self.addr.reset();
         self.parts.msg.msg_namelen = self.addr.len;
+        self.parts.reattach();
     }
 
     /// The kernel wrote `n` bytes and the source.
@@ -155,7 +165,7 @@ impl<B: IoBufMut> RecvMsg<B> {
 // SAFETY: the msghdr, its iovec and the address storage are boxed and owned
 // by the op, and the iovec points into the owned buffer (`IoBufMut`).
 unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
-    type Output = BufResult<(usize, Option<SockAddr>), B>;
+    type Output = BufResult<(usize, Option<SockAddr>, Control), B>;
 
     fn wait(&self) -> Wait<'_> {
         Wait::Ready(&self.fd, Interest::Readable)
@@ -177,6 +187,8 @@ unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
             None => self.addr.clear(),
         }
         self.parts.msg.msg_namelen = self.addr.len;
+        self.parts.msg.msg_controllen = 0;
+        self.parts.msg.msg_flags = 0;
         Some(Ok(n as u32))
     }
 
@@ -195,7 +207,7 @@ unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {
         let res = res.map(|n| {
             let from = self.received(n);
-            (n as usize, from)
+            (n as usize, from, self.parts.take_control())
         });
         (res, self.buf)
     }
@@ -205,7 +217,8 @@ unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
             let from = self.received(n);
             // SAFETY: `n` bytes at the buffer's start are initialised.
             let data = unsafe { std::slice::from_raw_parts(self.buf.stable_ptr(), n as usize) };
-            self.fd.kept().stash_datagram(data.to_vec(), from);
+            let segment = self.parts.take_control().gro_segment();
+            self.fd.kept().stash_datagrams(data, from, segment);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Sending from an owned buffer: like send(2), and like sendmsg(2) for
-//! several buffers or a destination, both with `MSG_NOSIGNAL`.
+//! several buffers, a destination or control messages, both with
+//! `MSG_NOSIGNAL`.
 
 use std::io;
 
@@ -72,6 +73,16 @@ pub(crate) struct SendMsg<B> {
 
 impl<B: IoBuf> SendMsg<B> {
     pub(crate) fn new(fd: &SharedFd, bufs: Vec<B>, addr: Option<SockAddr>) -> Self {
+        Self::with_control(fd, bufs, addr, Box::default())
+    }
+
+    /// With control messages laid out by `cmsg::encode`.
+    pub(crate) fn with_control(
+        fd: &SharedFd,
+        bufs: Vec<B>,
+        addr: Option<SockAddr>,
+        control: Box<[usize]>,
+    ) -> Self {
         let iovecs = bufs
             .iter()
             .map(|b| libc::iovec {
@@ -79,7 +90,7 @@ impl<B: IoBuf> SendMsg<B> {
                 iov_len: b.bytes_init(),
             })
             .collect();
-        let mut parts = MsgParts::new(iovecs);
+        let mut parts = MsgParts::with_control(iovecs, control);
         let addr = addr.map(Box::new);
         if let Some(a) = &addr {
             parts.msg.msg_name = a.as_ptr() as *mut _;

@@ -1,10 +1,20 @@
-//! `UdpSocket`: datagrams with owned buffers.
+//! UDP: [`UdpSocket`], datagrams with owned buffers, and the typed control
+//! messages of [`send_msg`](UdpSocket::send_msg) and
+//! [`recv_msg`](UdpSocket::recv_msg) ([`Cmsg`], [`RecvMeta`]).
 //!
 //! How it works: `send`/`recv` map to io_uring send/recv ops, `send_to` and
-//! `recv_from` to sendmsg/recvmsg with a boxed address. A datagram that
-//! arrives for a receive whose future was dropped is kept on the socket and
-//! returned by the next receive.
+//! `recv_from` to sendmsg/recvmsg with a boxed address, `send_msg`,
+//! `recv_msg` and `send_segments` (GSO) to sendmsg/recvmsg with a control
+//! area too (`msg.rs`, `meta.rs`). A datagram that arrives for a receive
+//! whose future was dropped is kept on the socket and returned by the next
+//! receive.
 
+#[cfg(target_os = "linux")]
+mod meta;
+#[cfg(target_os = "linux")]
+mod msg;
+
+use std::cell::Cell;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -19,6 +29,21 @@ use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
 use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
+
+#[cfg(target_os = "linux")]
+pub use meta::{Cmsg, RecvMeta};
+#[cfg(target_os = "linux")]
+pub use msg::{MAX_GSO_PAYLOAD, MAX_SEGMENTS};
+
+/// Whether `send_segments` uses GSO on a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gso {
+    /// Not asked yet whether the kernel knows `UDP_SEGMENT`.
+    Unknown,
+    On,
+    /// Turned off, or refused by the kernel: one send per segment.
+    Off,
+}
 
 /// A UDP socket.
 ///
@@ -46,9 +71,17 @@ use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
 #[derive(Debug)]
 pub struct UdpSocket {
     fd: SharedFd,
+    gso: Cell<Gso>,
 }
 
 impl UdpSocket {
+    fn new(fd: OwnedFd) -> UdpSocket {
+        UdpSocket {
+            fd: SharedFd::new(fd),
+            gso: Cell::new(Gso::Unknown),
+        }
+    }
+
     /// Binds a socket to `addr` (port 0 picks a free port). A host name is
     /// resolved by std's resolver, which blocks.
     pub fn bind(addr: impl std::net::ToSocketAddrs) -> io::Result<UdpSocket> {
@@ -69,9 +102,7 @@ impl UdpSocket {
                 s.set_reuse_port(true)?;
             }
             s.bind(&(*a).into())?;
-            Ok(UdpSocket {
-                fd: SharedFd::new(OwnedFd::from(s)),
-            })
+            Ok(UdpSocket::new(OwnedFd::from(s)))
         })
     }
 
@@ -113,7 +144,7 @@ impl UdpSocket {
     /// returned by the next one.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (res, buf) = Op::new(RecvMsg::new(&self.fd, buf)).await;
-        let res = res.and_then(|(n, from)| match from {
+        let res = res.and_then(|(n, from, _)| match from {
             Some(from) => sock_addr(from).map(|a| (n, a)),
             // Kept by a dropped `recv` of a connected socket: its peer.
             None => self.peer_addr().map(|p| (n, p)),
@@ -137,7 +168,8 @@ impl UdpSocket {
 
     /// Receives one datagram from the connected peer into a buffer of the
     /// runtime's pool (see [`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled));
-    /// a datagram longer than the pool's buffer size is truncated.
+    /// a datagram longer than the pool's buffer size less 272 bytes (its
+    /// source and control messages go first) is truncated.
     pub async fn recv_pooled(&self) -> io::Result<PooledBuf> {
         let got = crate::op::pooled::recv(&self.fd, true).await?;
         Ok(got.unwrap_or_else(|| PooledBuf::owned(Vec::new())))
@@ -205,9 +237,7 @@ impl UdpSocket {
 
     /// Wraps a std socket (blocking or not).
     pub fn from_std(socket: std::net::UdpSocket) -> UdpSocket {
-        UdpSocket {
-            fd: SharedFd::new(OwnedFd::from(socket)),
-        }
+        UdpSocket::new(OwnedFd::from(socket))
     }
 
     /// Returns the std socket; `ResourceBusy` if an op still uses it.
