@@ -11,7 +11,7 @@ use std::future::Future;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
 use crate::op::Op;
-use crate::op::net::{Recv, Send, SendMsg, Shutdown};
+use crate::op::net::{Recv, Send, SendMsg, SendZc, Shutdown};
 use crate::op::pooled;
 
 // The single ops are plain functions returning the op's future: the
@@ -23,6 +23,17 @@ pub(crate) fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> Op<Recv<B>> {
 
 pub(crate) fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> Op<Send<B>> {
     Op::new(Send::new(fd, buf))
+}
+
+pub(crate) fn send_zc<B: IoBuf>(fd: &SharedFd, buf: B) -> Op<SendZc<B>> {
+    Op::new(SendZc::new(fd, buf))
+}
+
+pub(crate) fn write_all_zc<B: IoBuf>(
+    fd: &SharedFd,
+    buf: B,
+) -> impl Future<Output = BufResult<(), B>> + '_ {
+    crate::buf::loops::write_all(buf, |b| send_zc(fd, b))
 }
 
 pub(crate) fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> Op<SendMsg<B>> {

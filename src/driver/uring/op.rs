@@ -44,7 +44,10 @@ impl Ring {
         }
         let sqe = op.sqe();
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
-        self.push(sqe, key);
+        match op.linked() {
+            None => self.push(sqe, key),
+            Some(link) => self.push_linked(sqe, key, link),
+        }
         Some(key)
     }
 
@@ -61,6 +64,7 @@ impl Ring {
                     let op = data.as_mut().expect("corio: op data");
                     if let Some(code) = op.optional_opcode()
                         && !self.supports(code)
+                        && !op.downgrade()
                     {
                         // The kernel lacks the opcode: run the syscall on
                         // the blocking pool, as the poll driver does.
@@ -112,6 +116,7 @@ impl Ring {
                     if op.on_cqe(res, flags) == Step::More && !last {
                         continue;
                     }
+                    let res = op.final_res(res);
                     if !last {
                         // Done before the kernel's last completion.
                         self.slots.orphan_rest(key);

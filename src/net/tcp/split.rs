@@ -78,6 +78,27 @@ impl OwnedWriteHalf {
         stream_io::write_all(&self.fd, buf)
     }
 
+    /// See [`TcpStream::send_file`].
+    #[cfg(target_os = "linux")]
+    pub async fn send_file(
+        &self,
+        file: &crate::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        super::send_file::send_file(&self.fd, file, offset, len).await
+    }
+
+    /// See [`TcpStream::send_zc`].
+    pub fn send_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::send_zc(&self.fd, buf)
+    }
+
+    /// See [`TcpStream::write_all_zc`].
+    pub fn write_all_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all_zc(&self.fd, buf)
+    }
+
     /// See [`TcpStream::writev`].
     pub fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> impl Future<Output = BufResult<usize, Vec<B>>> {
         stream_io::writev(&self.fd, bufs)

@@ -161,6 +161,74 @@ impl TcpStream {
         stream_io::write_all(&self.fd, buf)
     }
 
+    /// Writes the initialised bytes of `buf` without copying them into the
+    /// kernel, like send(2) with `MSG_ZEROCOPY` (`IORING_OP_SEND_ZC`); may
+    /// write fewer.
+    ///
+    /// The network card reads the pages of `buf` itself, so the future
+    /// completes (and gives the buffer back) only once the kernel's
+    /// notification says it is done with them. If the future is dropped the
+    /// driver keeps the buffer until then. Zero-copy pays off for large
+    /// buffers sent to a real network device; on loopback the kernel copies
+    /// anyway and a plain [`write`](Self::write) costs less. Where the kernel
+    /// lacks SEND_ZC (Linux < 6.0), on the poll driver, or with
+    /// [`Builder::disable_opcodes`](crate::Builder::disable_opcodes)`(["SEND_ZC"])`
+    /// it is a plain send.
+    ///
+    /// Not cancel-safe, as [`write`](Self::write).
+    pub fn send_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::send_zc(&self.fd, buf)
+    }
+
+    /// Writes all initialised bytes of `buf` with zero-copy sends
+    /// ([`send_zc`](Self::send_zc)), looping over short ones.
+    ///
+    /// ```no_run
+    /// # corio::run(async {
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let (res, _buf) = stream.write_all_zc(vec![7u8; 1 << 20]).await;
+    /// res?;
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Not cancel-safe: a dropped `write_all_zc` may have sent part of `buf`
+    /// (the buffer itself is freed only once the kernel is done with it).
+    pub fn write_all_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all_zc(&self.fd, buf)
+    }
+
+    /// Sends up to `len` bytes of `file` starting at `offset`, without
+    /// copying them through user space; the count sent, fewer than `len`
+    /// only when the file ends first (0 for an offset at or past its end).
+    ///
+    /// On io_uring it splices (`IORING_OP_SPLICE`, Linux 5.7) from the file
+    /// into a pipe the runtime keeps for reuse and from the pipe into the
+    /// socket; on the poll driver, or where the kernel lacks SPLICE (or
+    /// [`Builder::disable_opcodes`](crate::Builder::disable_opcodes)`(["SPLICE"])`),
+    /// it is sendfile(2) (on the blocking pool for io_uring). An offset +
+    /// length past `i64::MAX` is `InvalidInput`; an error after some bytes
+    /// were sent is returned as the error.
+    ///
+    /// ```no_run
+    /// # corio::run(async {
+    /// let file = corio::fs::File::open("index.html").await?;
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let sent = stream.send_file(&file, 0, u64::MAX >> 1).await?;
+    /// println!("{sent} bytes");
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Not cancel-safe: a dropped `send_file` may have sent part of the range.
+    #[cfg(target_os = "linux")]
+    pub async fn send_file(
+        &self,
+        file: &crate::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        super::send_file::send_file(&self.fd, file, offset, len).await
+    }
+
     /// Writes several buffers with one sendmsg(2); may write fewer bytes than given.
     ///
     /// Not cancel-safe, as [`write`](Self::write).
