@@ -75,6 +75,8 @@ async fn ranges(dir: &TempDir) {
 
 both_drivers! {
     fn send_file_sends_every_range_intact() {
+        // Every test here takes the lock: one of them counts fds.
+        let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "send_file ranges");
         let dir = TempDir::new("send-file");
         support::run(ranges(&dir));
@@ -83,6 +85,8 @@ both_drivers! {
 
 both_drivers! {
     fn send_file_falls_back_to_sendfile_when_splice_is_off() {
+        // Every test here takes the lock: one of them counts fds.
+        let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "send_file fallback");
         let dir = TempDir::new("send-file-off");
         let rt = builder().disable_opcodes(["SPLICE"]).build().unwrap();
@@ -92,6 +96,7 @@ both_drivers! {
 
 both_drivers! {
     fn send_file_refuses_offsets_past_i64_max() {
+        let _serial = serial();
         let dir = TempDir::new("send-file-bad");
         let path = dir.path().join("f");
         std::fs::write(&path, b"x").unwrap();
@@ -106,6 +111,7 @@ both_drivers! {
 
 both_drivers! {
     fn a_dropped_send_file_leaks_nothing_and_the_pipe_is_not_reused_dirty() {
+        // Every test here takes the lock: one of them counts fds.
         let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "dropped send_file");
         let dir = TempDir::new("send-file-drop");

@@ -65,6 +65,8 @@ async fn integrity() {
 
 both_drivers! {
     fn write_all_zc_delivers_every_size_intact() {
+        // Every test here takes the lock: one of them counts fds.
+        let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "zero-copy integrity");
         support::run(integrity());
     }
@@ -72,6 +74,8 @@ both_drivers! {
 
 both_drivers! {
     fn write_all_zc_falls_back_to_plain_sends_when_turned_off() {
+        // Every test here takes the lock: one of them counts fds.
+        let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "zero-copy fallback");
         let rt = builder().disable_opcodes(["SEND_ZC"]).build().unwrap();
         rt.block_on(integrity());
@@ -80,6 +84,8 @@ both_drivers! {
 
 both_drivers! {
     fn the_write_half_sends_zero_copy() {
+        // Every test here takes the lock: one of them counts fds.
+        let _serial = serial();
         support::run(async {
             let (tx, rx) = pair().await;
             let (_r, w) = tx.into_split();
@@ -97,6 +103,7 @@ both_drivers! {
 
 both_drivers! {
     fn a_dropped_write_all_zc_keeps_its_buffer_until_the_kernel_is_done() {
+        // Every test here takes the lock: one of them counts fds.
         let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "dropped zero-copy sends");
         let base = open_fds();
@@ -142,6 +149,7 @@ async fn read_to_end(s: &TcpStream) -> (io::Result<()>, Vec<u8>) {
 
 #[test]
 fn disable_opcodes_refuses_unknown_names() {
+    let _serial = serial();
     let err = corio::Builder::new()
         .disable_opcodes(["SEND_ZC", "NOT_AN_OPCODE"])
         .build()
@@ -165,6 +173,7 @@ fn cqes_per_send(rt: corio::Runtime) -> u64 {
 
 #[test]
 fn on_io_uring_a_zero_copy_send_ends_with_its_notification() {
+    let _serial = serial();
     let Some(rt) = support::uring_runtime() else {
         return;
     };

@@ -99,7 +99,7 @@ impl Ring {
     }
 
     /// Asks the kernel to cancel the op `key` (its completion still comes).
-    pub(super) fn cancel(&mut self, key: u64) {
+    pub(crate) fn cancel(&mut self, key: u64) {
         if self.closed {
             return;
         }

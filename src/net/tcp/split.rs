@@ -40,6 +40,15 @@ impl OwnedReadHalf {
         stream_io::read(&self.fd, buf)
     }
 
+    /// See [`TcpStream::read_timeout`].
+    pub async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: std::time::Duration,
+    ) -> BufResult<usize, B> {
+        stream_io::read_timeout(&self.fd, buf, timeout).await
+    }
+
     /// See [`TcpStream::recv_pooled`].
     pub fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> {
         stream_io::recv_pooled(&self.fd)

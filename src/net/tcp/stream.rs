@@ -113,6 +113,42 @@ impl TcpStream {
         stream_io::read(&self.fd, buf)
     }
 
+    /// Like [`read`](Self::read), but gives up after `timeout` with
+    /// `ErrorKind::TimedOut` (and the buffer back).
+    ///
+    /// On io_uring the deadline is the kernel's: the receive and an
+    /// `IORING_OP_LINK_TIMEOUT` go in as one linked SQE pair, with no
+    /// user-space timer. Elsewhere (the poll driver, kernels without
+    /// LINK_TIMEOUT, [`Builder::disable_opcodes`](crate::Builder::disable_opcodes)`(["LINK_TIMEOUT"])`)
+    /// a timer races the read. Either way data that arrives at the deadline
+    /// is never lost: if the read got it, that result wins; otherwise the
+    /// socket still holds it for the next read. A timed-out socket stays
+    /// usable.
+    ///
+    /// ```no_run
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// # corio::run(async {
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let (res, buf) = stream.read_timeout(Vec::with_capacity(4096), Duration::from_secs(5)).await;
+    /// match res {
+    ///     Ok(n) => println!("{:?}", &buf[..n]),
+    ///     Err(e) if e.kind() == ErrorKind::TimedOut => println!("idle for 5 s"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Cancel-safe, as [`read`](Self::read).
+    pub async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        stream_io::read_timeout(&self.fd, buf, timeout).await
+    }
+
     /// Receives into a buffer of the runtime's pool and returns it as a
     /// lease; `Ok(None)` once the peer has closed its side.
     ///

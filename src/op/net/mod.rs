@@ -15,6 +15,7 @@ mod connect;
 #[cfg(target_os = "linux")]
 mod fds;
 mod recv;
+mod recv_timeout;
 mod send;
 mod send_zc;
 #[cfg(target_os = "linux")]
@@ -26,6 +27,7 @@ pub(crate) use connect::{Connect, Shutdown};
 #[cfg(target_os = "linux")]
 pub(crate) use fds::{MAX_FDS, RecvFds, SendFds};
 pub(crate) use recv::{Recv, RecvMsg, drained_by_read};
+pub(crate) use recv_timeout::{RecvTimeout, link_timeout_opcode, timed_out};
 pub(crate) use send::{Send, SendMsg};
 pub(crate) use send_zc::SendZc;
 #[cfg(target_os = "linux")]
