@@ -193,3 +193,17 @@ fn on_io_uring_a_zero_copy_send_ends_with_its_notification() {
         .unwrap();
     assert_eq!(cqes_per_send(off), 1, "a plain send");
 }
+
+#[test]
+fn the_probe_lists_the_opcodes_with_fallbacks() {
+    let _serial = serial();
+    let p = corio::probe();
+    if !support::uring_available() {
+        eprintln!("skipped: io_uring is not available here");
+        return;
+    }
+    for name in ["SEND_ZC", "SPLICE", "LINK_TIMEOUT"] {
+        let s = p.opcodes.iter().find(|s| s.name == name);
+        assert!(s.is_some(), "{name} missing from corio::probe()");
+    }
+}
