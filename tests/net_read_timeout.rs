@@ -165,3 +165,25 @@ fn on_io_uring_the_deadline_is_one_sqe_pair() {
         assert_eq!(d.cancels, 0, "no ASYNC_CANCEL: the kernel's deadline");
     });
 }
+
+both_drivers! {
+    fn read_timeout_times_out_on_a_socket_in_nonblocking_mode() {
+        let _serial = serial();
+        let _dog = watchdog(Duration::from_secs(60), "read_timeout nonblocking");
+        support::run(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let std_a = std::net::TcpStream::connect(addr).unwrap();
+            std_a.set_nonblocking(true).unwrap();
+            let a = TcpStream::from_std(std_a);
+            let (b, _) = listener.accept().await.unwrap();
+            let (res, buf) = a
+                .read_timeout(Vec::with_capacity(8), Duration::from_millis(20))
+                .await;
+            assert_eq!(res.unwrap_err().kind(), ErrorKind::TimedOut);
+            b.write_all(b"x".as_slice()).await.0.unwrap();
+            let (res, buf) = a.read_timeout(buf, LONG).await;
+            assert_eq!(&buf[..res.unwrap()], b"x");
+        });
+    }
+}

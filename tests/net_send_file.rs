@@ -137,3 +137,27 @@ both_drivers! {
         assert!(open_fds() <= base, "fds leaked: {base} then {}", open_fds());
     }
 }
+
+both_drivers! {
+    fn send_file_works_on_a_socket_in_nonblocking_mode() {
+        let _serial = serial();
+        let _dog = watchdog(Duration::from_secs(60), "send_file nonblocking");
+        let dir = TempDir::new("send-file-nb");
+        let data = pattern(2 << 20);
+        let path = dir.path().join("f");
+        std::fs::write(&path, &data).unwrap();
+        support::run(async {
+            let file = File::open(&path).await.unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let std_tx = std::net::TcpStream::connect(addr).unwrap();
+            std_tx.set_nonblocking(true).unwrap();
+            let tx = TcpStream::from_std(std_tx);
+            let (rx, _) = listener.accept().await.unwrap();
+            let reader = corio::spawn(async move { read_to_end(&rx).await.unwrap() });
+            assert_eq!(tx.send_file(&file, 0, 2 << 20).await.unwrap(), 2 << 20);
+            drop(tx);
+            assert!(reader.await.unwrap() == data);
+        });
+    }
+}

@@ -207,3 +207,27 @@ fn the_probe_lists_the_opcodes_with_fallbacks() {
         assert!(s.is_some(), "{name} missing from corio::probe()");
     }
 }
+
+both_drivers! {
+    fn write_all_zc_works_on_a_socket_in_nonblocking_mode() {
+        let _serial = serial();
+        let _dog = watchdog(Duration::from_secs(60), "zero-copy nonblocking");
+        support::run(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let std_tx = std::net::TcpStream::connect(addr).unwrap();
+            std_tx.set_nonblocking(true).unwrap();
+            let tx = TcpStream::from_std(std_tx);
+            let (rx, _) = listener.accept().await.unwrap();
+            let len = 4 << 20;
+            let reader = corio::spawn(async move {
+                let (res, buf) = rx.read_exact(Vec::with_capacity(len)).await;
+                res.unwrap();
+                buf
+            });
+            let (res, back) = tx.write_all_zc(pattern(len, 9)).await;
+            res.unwrap();
+            assert!(reader.await.unwrap() == back);
+        });
+    }
+}

@@ -43,8 +43,15 @@ unsafe impl OpCode for Splice {
     type Output = io::Result<usize>;
 
     fn wait(&self) -> Wait<'_> {
-        // Only run without the ring (SPLICE missing): a blocking splice.
-        Wait::Blocking
+        if self.off_in < 0 {
+            // Pipe to socket: a socket in O_NONBLOCK mode may say EAGAIN;
+            // the ring then waits for it to be writable and retries.
+            Wait::Ready(&self.fd_out, Interest::Writable)
+        } else {
+            // File to pipe: a plain blocking splice where run without the
+            // ring (`send_file` uses sendfile(2) there instead).
+            Wait::Blocking
+        }
     }
 
     fn optional_opcode(&self) -> Option<u8> {
