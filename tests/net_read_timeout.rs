@@ -170,20 +170,31 @@ both_drivers! {
     fn read_timeout_times_out_on_a_socket_in_nonblocking_mode() {
         let _serial = serial();
         let _dog = watchdog(Duration::from_secs(60), "read_timeout nonblocking");
-        support::run(async {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let std_a = std::net::TcpStream::connect(addr).unwrap();
-            std_a.set_nonblocking(true).unwrap();
-            let a = TcpStream::from_std(std_a);
-            let (b, _) = listener.accept().await.unwrap();
-            let (res, buf) = a
-                .read_timeout(Vec::with_capacity(8), Duration::from_millis(20))
-                .await;
-            assert_eq!(res.unwrap_err().kind(), ErrorKind::TimedOut);
-            b.write_all(b"x".as_slice()).await.0.unwrap();
-            let (res, buf) = a.read_timeout(buf, LONG).await;
-            assert_eq!(&buf[..res.unwrap()], b"x");
-        });
+        let on = support::runtime();
+        let off = builder().disable_opcodes(["LINK_TIMEOUT"]).build().unwrap();
+        for rt in [on, off] {
+            rt.block_on(nonblocking());
+        }
+    }
+}
+
+/// A read with a timeout on a socket handed in with `O_NONBLOCK`: where it
+/// says `EAGAIN` (the poll driver; io_uring on kernels that pass it on) the
+/// readiness wait is bounded by the deadline too.
+async fn nonblocking() {
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let std_a = std::net::TcpStream::connect(addr).unwrap();
+        std_a.set_nonblocking(true).unwrap();
+        let a = TcpStream::from_std(std_a);
+        let (b, _) = listener.accept().await.unwrap();
+        let (res, buf) = a
+            .read_timeout(Vec::with_capacity(8), Duration::from_millis(20))
+            .await;
+        assert_eq!(res.unwrap_err().kind(), ErrorKind::TimedOut);
+        b.write_all(b"x".as_slice()).await.0.unwrap();
+        let (res, buf) = a.read_timeout(buf, LONG).await;
+        assert_eq!(&buf[..res.unwrap()], b"x");
     }
 }

@@ -126,12 +126,14 @@ impl Driver {
 }
 
 impl Driver {
-    /// Asks the kernel to cancel the op in `state` if it waits in the ring
-    /// (its future keeps waiting for the result); otherwise does nothing.
+    /// Asks the kernel to cancel the op in `state` if it waits in the ring,
+    /// or the readiness poll it waits on (its future keeps waiting for the
+    /// result); otherwise does nothing.
     pub(crate) fn cancel_op<T>(&mut self, state: &OpState<T>) {
         match (state, &mut self.backend) {
             #[cfg(corio_uring)]
-            (OpState::Ring(key), Backend::Uring(d)) => d.cancel(*key),
+            // A readiness wait cancelled ends the op with ECANCELED too.
+            (OpState::Ring(key) | OpState::RingPoll(key), Backend::Uring(d)) => d.cancel(*key),
             _ => {}
         }
     }
