@@ -231,3 +231,26 @@ both_drivers! {
         });
     }
 }
+
+/// Datagrams of several sizes with `send_to_zc`, each received whole.
+async fn datagrams() {
+    let a = corio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = corio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = b.local_addr().unwrap();
+    for (n, len) in [1usize, 1200, 8000, 60_000].into_iter().enumerate() {
+        let (res, back) = a.send_to_zc(pattern(len, n), to).await;
+        assert_eq!(res.unwrap(), len);
+        let (res, got) = b.recv_from(vec![0u8; 65_536]).await;
+        let (m, from) = res.unwrap();
+        assert_eq!(from, a.local_addr().unwrap());
+        assert!(got[..m] == back[..], "{len}-byte datagram intact");
+    }
+}
+
+both_drivers! {
+    fn send_to_zc_delivers_whole_datagrams() {
+        let _serial = serial();
+        support::run(datagrams());
+        builder().disable_opcodes(["SEND_ZC"]).build().unwrap().block_on(datagrams());
+    }
+}

@@ -15,6 +15,7 @@ mod socket;
 mod stream_io;
 mod tcp;
 mod udp;
+mod udp_zc;
 #[cfg(target_os = "linux")]
 pub mod unix;
 

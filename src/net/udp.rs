@@ -45,7 +45,7 @@ use crate::op::net::{Connect, Recv, RecvMsg, Send, SendMsg};
 /// ```
 #[derive(Debug)]
 pub struct UdpSocket {
-    fd: SharedFd,
+    pub(super) fd: SharedFd,
 }
 
 impl UdpSocket {

@@ -29,7 +29,7 @@ pub(crate) use fds::{MAX_FDS, RecvFds, SendFds};
 pub(crate) use recv::{Recv, RecvMsg, drained_by_read};
 pub(crate) use recv_timeout::{RecvTimeout, link_timeout_opcode, timed_out};
 pub(crate) use send::{Send, SendMsg};
-pub(crate) use send_zc::SendZc;
+pub(crate) use send_zc::{SendZc, send_zc_opcode};
 #[cfg(target_os = "linux")]
 pub(crate) use splice::{MAX_MOVE, SendFile, Splice, new_pipe, pipe_capacity, splice_opcode};
 

@@ -1,4 +1,5 @@
-//! Zero-copy send: like send(2) with `MSG_ZEROCOPY`, on `IORING_OP_SEND_ZC`.
+//! Zero-copy send: like send(2) / sendto(2) with `MSG_ZEROCOPY`, on
+//! `IORING_OP_SEND_ZC`.
 //!
 //! How it works: the kernel posts two completions. The first (with
 //! `IORING_CQE_F_MORE`) carries the send's result; the second (with
@@ -11,12 +12,20 @@
 
 use std::io;
 
+use socket2::SockAddr;
+
 use crate::buf::{BufResult, IoBuf};
 use crate::driver::op::{CQE_F_NOTIF, syscall_result};
 use crate::fd::SharedFd;
 use crate::op::{Interest, OpCode, Sqe, Wait, uring};
 
-/// Sends a buffer's initialised bytes without copying them (where it can).
+/// `IORING_OP_SEND_ZC`, for asking the driver whether the kernel has it.
+pub(crate) fn send_zc_opcode() -> u8 {
+    uring!(opcode::SendZc::CODE)
+}
+
+/// Sends a buffer's initialised bytes without copying them (where it can),
+/// to the connected peer or to an address.
 pub(crate) struct SendZc<B> {
     fd: SharedFd,
     buf: B,
@@ -24,6 +33,8 @@ pub(crate) struct SendZc<B> {
     zc: bool,
     /// The send's result, from the completion before the notification.
     res: i32,
+    /// The destination, for a datagram socket (boxed: the kernel reads it).
+    addr: Option<Box<SockAddr>>,
 }
 
 impl<B: IoBuf> SendZc<B> {
@@ -33,13 +44,22 @@ impl<B: IoBuf> SendZc<B> {
             buf,
             zc: true,
             res: 0,
+            addr: None,
+        }
+    }
+
+    /// A send to `addr` (a datagram socket's `send_to`).
+    pub(crate) fn to(fd: &SharedFd, buf: B, addr: SockAddr) -> SendZc<B> {
+        SendZc {
+            addr: Some(Box::new(addr)),
+            ..SendZc::new(fd, buf)
         }
     }
 }
 
-// SAFETY: the buffer's memory is stable and owned by the op (`IoBuf`); the
-// op ends only with the notification, after which the kernel no longer
-// reads it.
+// SAFETY: the buffer's memory is stable and owned by the op (`IoBuf`), the
+// destination address is boxed and owned by the op; the op ends only with
+// the notification, after which the kernel no longer reads them.
 unsafe impl<B: IoBuf> OpCode for SendZc<B> {
     type Output = BufResult<usize, B>;
 
@@ -60,13 +80,21 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
         uring!({
             let (fd, ptr) = (types::Fd(self.fd.raw()), self.buf.stable_ptr());
             let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+            let (dest, dest_len) = match &self.addr {
+                Some(a) => (a.as_ptr().cast::<libc::sockaddr>(), a.len()),
+                None => (std::ptr::null(), 0),
+            };
             if self.zc {
                 opcode::SendZc::new(fd, ptr, len)
                     .flags(libc::MSG_NOSIGNAL)
+                    .dest_addr(dest)
+                    .dest_addr_len(dest_len)
                     .build()
             } else {
                 opcode::Send::new(fd, ptr, len)
                     .flags(libc::MSG_NOSIGNAL)
+                    .dest_addr(dest)
+                    .dest_addr_len(dest_len)
                     .build()
             }
         })
@@ -75,13 +103,19 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
     fn attempt(&mut self) -> io::Result<u32> {
         let (ptr, len) = (self.buf.stable_ptr(), self.buf.bytes_init());
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        // SAFETY: the buffer is owned by the op and has `len` initialised bytes.
-        let res = unsafe { libc::send(self.fd.raw(), ptr.cast(), len, flags) };
+        let (dest, dest_len) = match &self.addr {
+            Some(a) => (a.as_ptr().cast::<libc::sockaddr>(), a.len()),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: the buffer is owned by the op and has `len` initialised
+        // bytes; the address (if any) is boxed and owned by the op.
+        let res = unsafe { libc::sendto(self.fd.raw(), ptr.cast(), len, flags, dest, dest_len) };
         syscall_result(res)
     }
 
     fn drained(&self, n: u32) -> bool {
-        (n as usize) < self.buf.bytes_init()
+        // A short stream send filled the socket's buffer.
+        self.addr.is_none() && (n as usize) < self.buf.bytes_init()
     }
 
     fn on_cqe(&mut self, res: i32, flags: u32) -> crate::driver::op::Step {
