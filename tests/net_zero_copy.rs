@@ -185,6 +185,15 @@ fn on_io_uring_a_zero_copy_send_ends_with_its_notification() {
         eprintln!("skipped: the kernel lacks IORING_OP_SEND_ZC");
         return;
     }
+    let udp = rt.block_on(async {
+        let a = corio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = corio::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let before = corio::runtime::stats().cqes_reaped;
+        let (res, _) = a.send_to_zc(vec![3u8; 1200], b.local_addr().unwrap()).await;
+        assert_eq!(res.unwrap(), 1200);
+        corio::runtime::stats().cqes_reaped - before
+    });
+    assert_eq!(udp, 2, "a datagram's result, then the notification");
     assert_eq!(cqes_per_send(rt), 2, "the result, then the notification");
     let off = corio::Builder::new()
         .driver(corio::DriverKind::Uring)
