@@ -37,7 +37,15 @@ pub(crate) struct DriverConfig {
     pub(crate) max_blocking_threads: usize,
     /// Tests only: inject `io_uring_enter` faults (seed, about one in n).
     pub(crate) enter_faults: Option<(u64, u32)>,
+    /// Optional opcodes (names from [`OPTIONAL_OPCODES`]) to treat as
+    /// missing: ops on them take their fallback.
+    pub(crate) opcodes_off: Vec<&'static str>,
 }
+
+/// The io_uring opcodes with a fallback, which `Builder::disable_opcodes`
+/// may turn off: zero-copy send (plain send), splice (sendfile(2) on the
+/// blocking pool), linked timeouts (a user-space timer).
+pub(crate) const OPTIONAL_OPCODES: &[&str] = &["SEND_ZC", "SPLICE", "LINK_TIMEOUT"];
 
 impl Default for DriverConfig {
     fn default() -> Self {
@@ -56,6 +64,7 @@ impl Default for DriverConfig {
             pool: (1024, 4096),
             max_blocking_threads: 64,
             enter_faults: None,
+            opcodes_off: Vec::new(),
         }
     }
 }

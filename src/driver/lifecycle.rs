@@ -125,6 +125,20 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Asks the kernel to cancel the op in `state` if it waits in the ring,
+    /// or the readiness poll it waits on (its future keeps waiting for the
+    /// result); otherwise does nothing.
+    pub(crate) fn cancel_op<T>(&mut self, state: &OpState<T>) {
+        match (state, &mut self.backend) {
+            #[cfg(corio_uring)]
+            // A readiness wait cancelled ends the op with ECANCELED too.
+            (OpState::Ring(key) | OpState::RingPoll(key), Backend::Uring(d)) => d.cancel(*key),
+            _ => {}
+        }
+    }
+}
+
 /// The future of an op in `state` went away (`data` is its value, if the
 /// future still had it): whatever the kernel may still touch goes to the
 /// release queue of the driver `owner`, to be finished there.

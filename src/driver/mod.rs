@@ -33,8 +33,8 @@ use std::time::Duration;
 use std::time::Instant;
 
 pub(crate) use self::blocking::BlockingPool;
-pub(crate) use self::config::DriverConfig;
 pub use self::config::DriverKind;
+pub(crate) use self::config::{DriverConfig, OPTIONAL_OPCODES};
 pub(crate) use self::lifecycle::{OpState, Progress, release_op};
 pub(crate) use self::op::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
 use self::stats::{Counters, RingFlags};
@@ -71,7 +71,13 @@ pub(crate) struct Driver {
     wakes: Rc<std::cell::RefCell<Vec<Unparker>>>,
     /// The fork generation this driver was built in (`fork.rs`).
     fork_gen: u32,
+    /// Empty pipes kept for reuse (`send_file` splices through one): read
+    /// end, write end. Closed with the driver.
+    pipes: Vec<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
 }
+
+/// Most empty pipes a driver keeps for reuse.
+const MAX_SPARE_PIPES: usize = 8;
 
 /// Wakes a parked runtime from any thread.
 #[derive(Debug, Clone)]
@@ -141,6 +147,7 @@ impl Driver {
             releases: Vec::new(),
             wakes: Rc::default(),
             fork_gen: fork::generation(),
+            pipes: Vec::new(),
         }
     }
 
@@ -277,6 +284,19 @@ impl Driver {
         }
         self.pool = Some(pool.clone());
         Ok(pool)
+    }
+
+    /// An empty pipe kept for reuse, if any: (read end, write end).
+    pub(crate) fn take_pipe(&mut self) -> Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+        self.pipes.pop()
+    }
+
+    /// Keeps an empty pipe for reuse (closes it when enough are kept). The
+    /// caller guarantees it is empty and no op uses it.
+    pub(crate) fn put_pipe(&mut self, pipe: (std::os::fd::OwnedFd, std::os::fd::OwnedFd)) {
+        if self.pipes.len() < MAX_SPARE_PIPES {
+            self.pipes.push(pipe);
+        }
     }
 
     /// Finishes what the release queue holds for this driver, and the

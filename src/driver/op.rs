@@ -65,6 +65,9 @@ pub(crate) enum Step {
 pub(crate) const CQE_F_BUFFER: u32 = 1 << 0;
 /// `IORING_CQE_F_MORE`: more completions of this op will follow.
 pub(crate) const CQE_F_MORE: u32 = 1 << 1;
+/// `IORING_CQE_F_NOTIF`: a zero-copy send's notification (the kernel is done
+/// with the buffer); its result is not the send's.
+pub(crate) const CQE_F_NOTIF: u32 = 1 << 3;
 
 impl Step {
     /// `More` when the completion's flags say more will come.
@@ -189,6 +192,23 @@ pub(crate) unsafe trait OpCode: 'static {
         None
     }
 
+    /// Where the kernel's probe lacks [`optional_opcode`](OpCode::optional_opcode)
+    /// (or it is turned off): an op with a plain equivalent on an opcode the
+    /// driver requires (SEND_ZC → SEND) switches to it and returns true; the
+    /// default (false) runs `attempt` on the blocking pool instead.
+    fn downgrade(&mut self) -> bool {
+        false
+    }
+
+    /// An SQE to submit linked after [`sqe`](OpCode::sqe)'s (which then
+    /// carries `IOSQE_IO_LINK`), say an `IORING_OP_LINK_TIMEOUT` bounding it.
+    /// Its own completion is the driver's and is not seen by the op; what it
+    /// points at must stay valid until the pair is submitted (the kernel
+    /// reads a link timeout's timespec at submission).
+    fn linked(&mut self) -> Option<Sqe> {
+        None
+    }
+
     /// One attempt of the syscall: non-blocking for [`Wait::Ready`] ops
     /// (`WouldBlock` means "wait and try again"), blocking for
     /// [`Wait::Blocking`] ones.
@@ -210,6 +230,14 @@ pub(crate) unsafe trait OpCode: 'static {
     fn on_cqe(&mut self, res: i32, flags: u32) -> Step {
         let _ = res;
         Step::from_flags(flags)
+    }
+
+    /// The op's final result given its last completion's `res`: that
+    /// result itself, except for ops whose last completion is only a
+    /// notification (a zero-copy send gives the result `on_cqe` recorded).
+    #[inline(always)]
+    fn final_res(&self, last: i32) -> i32 {
+        last
     }
 
     /// Turns the final result (a count or an fd, or the error) into the

@@ -101,6 +101,11 @@ impl File {
         File::from_owned(file.into())
     }
 
+    /// The file's shared fd (for ops of other families: `send_file`).
+    pub(crate) fn shared_fd(&self) -> &SharedFd {
+        &self.fd
+    }
+
     pub(crate) fn from_owned(fd: OwnedFd) -> File {
         File {
             fd: SharedFd::new(fd),

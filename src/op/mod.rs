@@ -62,6 +62,27 @@ impl<T: OpCode> Op<T> {
         }
     }
 
+    /// Cancels the op in place. Returns its value when nothing of it has
+    /// started (the future is then finished and must not be polled again);
+    /// otherwise `None`, after asking the kernel to cancel it: the future
+    /// still ends with the op's own result (the kernel's, if it came first;
+    /// `ECANCELED` if the cancel won), so nothing it got is lost.
+    pub(crate) fn cancel(&mut self) -> Option<T> {
+        match self.state {
+            OpState::Idle => {
+                self.state = OpState::Done;
+                self.data.take()
+            }
+            OpState::Done => None,
+            _ => {
+                if let Some(core) = &self.core {
+                    core.driver.borrow_mut().cancel_op(&self.state);
+                }
+                None
+            }
+        }
+    }
+
     /// True while the op runs on the blocking pool (for tests).
     #[cfg(test)]
     pub(crate) fn on_blocking_pool(&self) -> bool {

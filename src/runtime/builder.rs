@@ -10,7 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use super::Runtime;
-use crate::driver::{DriverConfig, DriverKind};
+use crate::driver::{DriverConfig, DriverKind, OPTIONAL_OPCODES};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -27,6 +27,8 @@ pub struct Builder {
     pub(crate) shards: Option<usize>,
     pub(crate) pin_cpus: bool,
     pub(crate) spin_before_park: Duration,
+    /// A name `disable_opcodes` did not know (reported by `build`).
+    pub(crate) bad_opcode: Option<String>,
 }
 
 impl Default for Builder {
@@ -45,6 +47,7 @@ impl Builder {
             shards: None,
             pin_cpus: false,
             spin_before_park: Duration::ZERO,
+            bad_opcode: None,
         }
     }
 
@@ -300,6 +303,27 @@ impl Builder {
         self
     }
 
+    /// Treats io_uring opcodes as missing even where the kernel has them,
+    /// so what uses them takes its fallback: `"SEND_ZC"` (zero-copy sends
+    /// become plain sends), `"SPLICE"` (`send_file` uses sendfile(2) on the
+    /// blocking pool), `"LINK_TIMEOUT"` (`read_timeout` races a user-space
+    /// timer). The poll driver uses none of them anyway. An unknown name
+    /// makes [`build`](Self::build) fail with `InvalidInput`.
+    ///
+    /// ```
+    /// let rt = corio::Builder::new().disable_opcodes(["SEND_ZC"]).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn disable_opcodes<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        for name in names {
+            match OPTIONAL_OPCODES.iter().find(|o| **o == name) {
+                Some(o) => self.cfg.opcodes_off.push(o),
+                None => self.bad_opcode = Some(name.to_string()),
+            }
+        }
+        self
+    }
+
     /// Builds the runtime on the calling thread.
     ///
     /// Fails when the requested driver cannot be set up (for `Uring`: the
@@ -330,6 +354,11 @@ impl Builder {
                 "corio: defer_taskrun(true) cannot be combined with sqpoll(..) \
                  (the kernel refuses IORING_SETUP_DEFER_TASKRUN with IORING_SETUP_SQPOLL)",
             );
+        }
+        if let Some(name) = &self.bad_opcode {
+            return invalid(&format!(
+                "corio: disable_opcodes: {name:?} is not one of {OPTIONAL_OPCODES:?}"
+            ));
         }
         if self.cfg.sqpoll_cpu.is_some() && self.cfg.sqpoll.is_none() {
             return invalid("corio: sqpoll_cpu(..) needs sqpoll(..)");

@@ -72,13 +72,34 @@ impl Ring {
         }
     }
 
+    /// Queues `sqe` (`user_data` = `key`) linked to `link`, whose
+    /// completion is untracked: both go into the queue together, so the
+    /// kernel never sees the chain cut by the end of a submission.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn push_linked(&mut self, sqe: squeue::Entry, key: u64, link: squeue::Entry) {
+        let free = |ring: &mut io_uring::IoUring| {
+            let sq = ring.submission();
+            sq.capacity() - sq.len()
+        };
+        // Bounded: a submit empties the queue (SQPOLL empties it soon).
+        for _ in 0..1000 {
+            if free(&mut self.ring) >= 2 {
+                break;
+            }
+            self.enter(0, None);
+        }
+        self.push(sqe.flags(squeue::Flags::IO_LINK), key);
+        self.push_untracked(link);
+    }
+
     fn push_untracked(&mut self, sqe: squeue::Entry) {
         self.untracked += 1;
         self.push(sqe, TOKEN_UNTRACKED);
     }
 
     /// Asks the kernel to cancel the op `key` (its completion still comes).
-    pub(super) fn cancel(&mut self, key: u64) {
+    pub(crate) fn cancel(&mut self, key: u64) {
         if self.closed {
             return;
         }

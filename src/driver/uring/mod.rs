@@ -144,7 +144,12 @@ impl Ring {
                 "corio: the kernel's io_uring lacks NODROP or EXT_ARG (Linux 5.11+ needed)",
             ));
         }
-        let opcodes = check_probe(&ring)?;
+        let mut opcodes = check_probe(&ring)?;
+        for name in &cfg.opcodes_off {
+            if let Some(code) = probe::opcode_named(name) {
+                opcodes[code as usize / 64] &= !(1 << (code % 64));
+            }
+        }
         let msg_ring = has_opcode(&opcodes, opcode::MsgRingData::CODE)
             && ring.params().is_feature_skip_cqe_on_success();
         let accept_msgs = cfg.msg_ring_wakeups.unwrap_or(MSG_RING_DEFAULT);

@@ -44,7 +44,10 @@ impl Ring {
         }
         let sqe = op.sqe();
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
-        self.push(sqe, key);
+        match op.linked() {
+            None => self.push(sqe, key),
+            Some(link) => self.push_linked(sqe, key, link),
+        }
         Some(key)
     }
 
@@ -61,6 +64,7 @@ impl Ring {
                     let op = data.as_mut().expect("corio: op data");
                     if let Some(code) = op.optional_opcode()
                         && !self.supports(code)
+                        && !op.downgrade()
                     {
                         // The kernel lacks the opcode: run the syscall on
                         // the blocking pool, as the poll driver does.
@@ -112,6 +116,7 @@ impl Ring {
                     if op.on_cqe(res, flags) == Step::More && !last {
                         continue;
                     }
+                    let res = op.final_res(res);
                     if !last {
                         // Done before the kernel's last completion.
                         self.slots.orphan_rest(key);
@@ -121,8 +126,11 @@ impl Ring {
                         && !self.closed
                     {
                         // A socket in O_NONBLOCK mode: wait for readiness,
-                        // then retry (a read keeps its turn meanwhile).
-                        *state = OpState::RingPoll(self.poll_readiness(fd.raw(), interest, cx));
+                        // then retry (a read keeps its turn meanwhile). An
+                        // op's linked timeout bounds the wait too.
+                        let raw = fd.raw();
+                        let link = op.linked();
+                        *state = OpState::RingPoll(self.poll_readiness(raw, interest, link, cx));
                         return Progress::Pending;
                     }
                     if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
@@ -135,11 +143,19 @@ impl Ring {
                     return Progress::Ready(cqe_result(res), flags);
                 }
                 OpState::RingPoll(key) => {
-                    let Some((_, _, last)) = self.slots.take(key, cx.waker()) else {
+                    let Some((res, _, last)) = self.slots.take(key, cx.waker()) else {
                         return Progress::Pending;
                     };
                     if !last {
                         self.slots.orphan_rest(key);
+                    }
+                    if res == -libc::ECANCELED && !self.closed {
+                        // The op's linked timeout fired while it waited.
+                        let op = data.as_ref().expect("corio: op data");
+                        if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
+                            role.fd.end_read();
+                        }
+                        return Progress::Ready(cqe_result(res), 0);
                     }
                     *state = OpState::Retry;
                 }
@@ -252,7 +268,13 @@ impl Ring {
     /// Submits a readiness poll for `fd`; its slot.
     #[cold]
     #[inline(never)]
-    fn poll_readiness(&mut self, fd: i32, interest: Interest, cx: &mut Context<'_>) -> u64 {
+    fn poll_readiness(
+        &mut self,
+        fd: i32,
+        interest: Interest,
+        link: Option<io_uring::squeue::Entry>,
+        cx: &mut Context<'_>,
+    ) -> u64 {
         self.stats.would_block();
         let mask = match interest {
             Interest::Readable => libc::POLLIN,
@@ -260,7 +282,10 @@ impl Ring {
         };
         let sqe = opcode::PollAdd::new(types::Fd(fd), mask as u32).build();
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
-        self.push(sqe, key);
+        match link {
+            None => self.push(sqe, key),
+            Some(link) => self.push_linked(sqe, key, link),
+        }
         key
     }
 

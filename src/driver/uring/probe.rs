@@ -40,10 +40,17 @@ const OPCODES: &[(&str, u8, &str)] = &[
     ("LINKAT", opcode::LinkAt::CODE, FALLBACK),
     ("FTRUNCATE", opcode::Ftruncate::CODE, FALLBACK),
     ("MSG_RING", opcode::MsgRingData::CODE, WAKE),
+    ("SEND_ZC", opcode::SendZc::CODE, ZC),
+    ("SPLICE", opcode::Splice::CODE, SPLICE),
+    ("LINK_TIMEOUT", opcode::LinkTimeout::CODE, LINK_TIMEOUT),
 ];
 const NEEDED: &str = "needed: without it Auto picks the poll driver";
 const FS: &str = "used by corio::fs";
 const FALLBACK: &str = "used by corio::fs; runs on the blocking pool when missing";
+const ZC: &str = "TcpStream::send_zc/write_all_zc (Linux 6.0); a plain send when missing";
+const SPLICE: &str = "TcpStream::send_file through a pipe (Linux 5.7); sendfile(2) when missing";
+const LINK_TIMEOUT: &str =
+    "TcpStream::read_timeout in one SQE pair (Linux 5.5); a user-space timer when missing";
 const WAKE: &str = "wakes other shards (msg_ring_wakeups); an eventfd write when missing";
 
 fn tiny(flags: Flags, sqpoll: Option<(u32, Option<u32>)>) -> std::io::Result<io_uring::IoUring> {
@@ -61,6 +68,11 @@ fn flag(name: &'static str, r: std::io::Result<io_uring::IoUring>, note: &str) -
         Ok(_) => (name, true, note.into()),
         Err(e) => (name, false, format!("refused: {e}")),
     }
+}
+
+/// The opcode named `name` in the table above.
+pub(crate) fn opcode_named(name: &str) -> Option<u8> {
+    OPCODES.iter().find(|o| o.0 == name).map(|o| o.1)
 }
 
 /// Setup flags, features and opcodes, from tiny rings.

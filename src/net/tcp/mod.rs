@@ -2,6 +2,8 @@
 
 mod incoming;
 mod listener;
+#[cfg(target_os = "linux")]
+mod send_file;
 mod split;
 mod stream;
 

@@ -40,6 +40,15 @@ impl OwnedReadHalf {
         stream_io::read(&self.fd, buf)
     }
 
+    /// See [`TcpStream::read_timeout`].
+    pub async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: std::time::Duration,
+    ) -> BufResult<usize, B> {
+        stream_io::read_timeout(&self.fd, buf, timeout).await
+    }
+
     /// See [`TcpStream::recv_pooled`].
     pub fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> {
         stream_io::recv_pooled(&self.fd)
@@ -76,6 +85,27 @@ impl OwnedWriteHalf {
     /// See [`TcpStream::write_all`].
     pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::write_all(&self.fd, buf)
+    }
+
+    /// See [`TcpStream::send_file`].
+    #[cfg(target_os = "linux")]
+    pub async fn send_file(
+        &self,
+        file: &crate::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        super::send_file::send_file(&self.fd, file, offset, len).await
+    }
+
+    /// See [`TcpStream::send_zc`].
+    pub fn send_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::send_zc(&self.fd, buf)
+    }
+
+    /// See [`TcpStream::write_all_zc`].
+    pub fn write_all_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all_zc(&self.fd, buf)
     }
 
     /// See [`TcpStream::writev`].

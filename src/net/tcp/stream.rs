@@ -113,6 +113,42 @@ impl TcpStream {
         stream_io::read(&self.fd, buf)
     }
 
+    /// Like [`read`](Self::read), but gives up after `timeout` with
+    /// `ErrorKind::TimedOut` (and the buffer back).
+    ///
+    /// On io_uring the deadline is the kernel's: the receive and an
+    /// `IORING_OP_LINK_TIMEOUT` go in as one linked SQE pair, with no
+    /// user-space timer. Elsewhere (the poll driver, kernels without
+    /// LINK_TIMEOUT, [`Builder::disable_opcodes`](crate::Builder::disable_opcodes)`(["LINK_TIMEOUT"])`)
+    /// a timer races the read. Either way data that arrives at the deadline
+    /// is never lost: if the read got it, that result wins; otherwise the
+    /// socket still holds it for the next read. A timed-out socket stays
+    /// usable.
+    ///
+    /// ```no_run
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// # corio::run(async {
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let (res, buf) = stream.read_timeout(Vec::with_capacity(4096), Duration::from_secs(5)).await;
+    /// match res {
+    ///     Ok(n) => println!("{:?}", &buf[..n]),
+    ///     Err(e) if e.kind() == ErrorKind::TimedOut => println!("idle for 5 s"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Cancel-safe, as [`read`](Self::read).
+    pub async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        stream_io::read_timeout(&self.fd, buf, timeout).await
+    }
+
     /// Receives into a buffer of the runtime's pool and returns it as a
     /// lease; `Ok(None)` once the peer has closed its side.
     ///
@@ -159,6 +195,74 @@ impl TcpStream {
     /// Not cancel-safe: a dropped `write_all` may have sent part of `buf`.
     pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::write_all(&self.fd, buf)
+    }
+
+    /// Writes the initialised bytes of `buf` without copying them into the
+    /// kernel, like send(2) with `MSG_ZEROCOPY` (`IORING_OP_SEND_ZC`); may
+    /// write fewer.
+    ///
+    /// The network card reads the pages of `buf` itself, so the future
+    /// completes (and gives the buffer back) only once the kernel's
+    /// notification says it is done with them. If the future is dropped the
+    /// driver keeps the buffer until then. Zero-copy pays off for large
+    /// buffers sent to a real network device; on loopback the kernel copies
+    /// anyway and a plain [`write`](Self::write) costs less. Where the kernel
+    /// lacks SEND_ZC (Linux < 6.0), on the poll driver, or with
+    /// [`Builder::disable_opcodes`](crate::Builder::disable_opcodes)`(["SEND_ZC"])`
+    /// it is a plain send.
+    ///
+    /// Not cancel-safe, as [`write`](Self::write).
+    pub fn send_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        stream_io::send_zc(&self.fd, buf)
+    }
+
+    /// Writes all initialised bytes of `buf` with zero-copy sends
+    /// ([`send_zc`](Self::send_zc)), looping over short ones.
+    ///
+    /// ```no_run
+    /// # corio::run(async {
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let (res, _buf) = stream.write_all_zc(vec![7u8; 1 << 20]).await;
+    /// res?;
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Not cancel-safe: a dropped `write_all_zc` may have sent part of `buf`
+    /// (the buffer itself is freed only once the kernel is done with it).
+    pub fn write_all_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        stream_io::write_all_zc(&self.fd, buf)
+    }
+
+    /// Sends up to `len` bytes of `file` starting at `offset`, without
+    /// copying them through user space; the count sent, fewer than `len`
+    /// only when the file ends first (0 for an offset at or past its end).
+    ///
+    /// On io_uring it splices (`IORING_OP_SPLICE`, Linux 5.7) from the file
+    /// into a pipe the runtime keeps for reuse and from the pipe into the
+    /// socket; on the poll driver, or where the kernel lacks SPLICE (or
+    /// [`Builder::disable_opcodes`](crate::Builder::disable_opcodes)`(["SPLICE"])`),
+    /// it is sendfile(2) (on the blocking pool for io_uring). An offset +
+    /// length past `i64::MAX` is `InvalidInput`; an error after some bytes
+    /// were sent is returned as the error.
+    ///
+    /// ```no_run
+    /// # corio::run(async {
+    /// let file = corio::fs::File::open("index.html").await?;
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let sent = stream.send_file(&file, 0, u64::MAX >> 1).await?;
+    /// println!("{sent} bytes");
+    /// # Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Not cancel-safe: a dropped `send_file` may have sent part of the range.
+    #[cfg(target_os = "linux")]
+    pub async fn send_file(
+        &self,
+        file: &crate::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        super::send_file::send_file(&self.fd, file, offset, len).await
     }
 
     /// Writes several buffers with one sendmsg(2); may write fewer bytes than given.

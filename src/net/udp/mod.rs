@@ -13,6 +13,8 @@
 mod meta;
 #[cfg(target_os = "linux")]
 mod msg;
+/// `send_to_zc`.
+mod zc;
 
 use std::cell::Cell;
 use std::io;

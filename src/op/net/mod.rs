@@ -16,7 +16,11 @@ mod connect;
 #[cfg(target_os = "linux")]
 mod fds;
 mod recv;
+mod recv_timeout;
 mod send;
+mod send_zc;
+#[cfg(target_os = "linux")]
+mod splice;
 
 pub(crate) use accept::Accept;
 pub(crate) use addr::{AddrBuf, MsgParts, sock_addr_from};
@@ -24,7 +28,11 @@ pub(crate) use connect::{Connect, Shutdown};
 #[cfg(target_os = "linux")]
 pub(crate) use fds::{MAX_FDS, RecvFds, SendFds};
 pub(crate) use recv::{Recv, RecvMsg, drained_by_read};
+pub(crate) use recv_timeout::{RecvTimeout, link_timeout_opcode, timed_out};
 pub(crate) use send::{Send, SendMsg};
+pub(crate) use send_zc::{SendZc, send_zc_opcode};
+#[cfg(target_os = "linux")]
+pub(crate) use splice::{MAX_MOVE, SendFile, Splice, new_pipe, pipe_capacity, splice_opcode};
 
 fn would_block() -> std::io::Error {
     std::io::Error::from(std::io::ErrorKind::WouldBlock)
