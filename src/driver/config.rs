@@ -37,6 +37,8 @@ pub(crate) struct DriverConfig {
     pub(crate) max_blocking_threads: usize,
     /// Tests only: inject `io_uring_enter` faults (seed, about one in n).
     pub(crate) enter_faults: Option<(u64, u32)>,
+    /// Per-op latency histograms (`latency.rs`).
+    pub(crate) op_latency: bool,
 }
 
 impl Default for DriverConfig {
@@ -56,6 +58,7 @@ impl Default for DriverConfig {
             pool: (1024, 4096),
             max_blocking_threads: 64,
             enter_faults: None,
+            op_latency: false,
         }
     }
 }

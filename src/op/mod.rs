@@ -89,7 +89,16 @@ impl<T: OpCode> Future for Op<T> {
                 let data = this.data.take().expect("corio: Op polled after completion");
                 Poll::Ready(data.complete(res, flags))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // Task tracking: the task now waits on this op.
+                if let Some(w) = &core.watch
+                    && w.track
+                    && let Some(data) = &this.data
+                {
+                    w.note_op(data.kind_name());
+                }
+                Poll::Pending
+            }
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
@@ -47,12 +47,20 @@ where
     let core = context::current("corio::spawn");
     // SAFETY: the task is queued on this thread's own runtime, so the future
     // (which need not be `Send`) is polled and dropped on this thread only.
-    unsafe { spawn_onto(core.shared.clone(), future, ctxvar::capture()) }
+    unsafe {
+        spawn_onto(
+            core.shared.clone(),
+            future,
+            ctxvar::capture(),
+            Location::caller(),
+        )
+    }
 }
 
 /// Spawns a detached task of the runtime's own (reaping a dropped child,
 /// say) on the current runtime. It does not hold a graceful shutdown up:
 /// the drain ends when only such tasks are left.
+#[track_caller]
 pub(crate) fn spawn_background<F: Future<Output = ()> + 'static>(future: F) {
     /// Counts the task as background while its future lives.
     struct Background(Arc<Shared>);
@@ -83,27 +91,27 @@ pub(crate) unsafe fn spawn_onto<F>(
     shared: Arc<Shared>,
     future: F,
     ctx: Option<ctxvar::Context>,
+    location: &'static Location<'static>,
 ) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let meta = TaskMeta::new(location, shared.track_tasks);
     let schedule = move |runnable| shared.schedule(runnable);
     // SAFETY: the future is `'static` and, per this function's contract,
     // only polled and dropped where it may be. Metadata and output live as
     // long as the task allocation (`'static`).
     let (runnable, task) = unsafe {
-        async_task::Builder::new()
-            .metadata(TaskMeta::default())
-            .spawn_unchecked(
-                move |meta: &TaskMeta| TaskFuture {
-                    future,
-                    meta,
-                    key: None,
-                    ctx,
-                },
-                schedule,
-            )
+        async_task::Builder::new().metadata(meta).spawn_unchecked(
+            move |meta: &TaskMeta| TaskFuture {
+                future,
+                meta,
+                key: None,
+                ctx,
+            },
+            schedule,
+        )
     };
     let waker = runnable.waker();
     let meta: *const TaskMeta = task.metadata();
@@ -154,8 +162,10 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                 // A task that waits is registered, so shutdown can reach it
                 // (one that finishes in its first poll never needs it).
                 if this.key.is_none() {
-                    this.key =
-                        context::with_core(|c| c.map(|c| c.register_task(cx.waker().clone())));
+                    let meta: *const TaskMeta = this.meta;
+                    this.key = context::with_core(|c| {
+                        c.map(|c| c.register_task(cx.waker().clone(), meta))
+                    });
                 }
                 Poll::Pending
             }

@@ -44,6 +44,9 @@ impl Ring {
         }
         let sqe = op.sqe();
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+        if let Some(clock) = &mut self.latency {
+            clock.times.start(key, op.kind_name());
+        }
         self.push(sqe, key);
         Some(key)
     }
