@@ -29,6 +29,7 @@ pub(crate) use crate::driver::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
 use crate::driver::{OpState, release_op};
 use crate::runtime::context;
 use crate::runtime::core::Core;
+use crate::trace;
 
 /// Future of one operation.
 ///
@@ -38,6 +39,9 @@ pub(crate) struct Op<T: OpCode> {
     core: Option<Rc<Core>>,
     data: Option<T>,
     state: OpState<T>,
+    /// With the `tracing` feature, when the op was first polled (zero-sized
+    /// without it).
+    clock: trace::OpClock,
 }
 
 impl<T: OpCode> Op<T> {
@@ -48,6 +52,7 @@ impl<T: OpCode> Op<T> {
             core: None,
             data: Some(data),
             state: OpState::Idle,
+            clock: trace::OpClock::new(),
         }
     }
 
@@ -58,6 +63,7 @@ impl<T: OpCode> Op<T> {
             core: Some(core),
             data: Some(data),
             state: OpState::Idle,
+            clock: trace::OpClock::new(),
         }
     }
 
@@ -80,6 +86,7 @@ impl<T: OpCode> Future for Op<T> {
             Some(core) => core,
             None => this.core.insert(context::current("an I/O operation")),
         };
+        this.clock.start();
         let polled =
             core.driver
                 .borrow_mut()
@@ -87,6 +94,13 @@ impl<T: OpCode> Future for Op<T> {
         match polled {
             Poll::Ready((res, flags)) => {
                 let data = this.data.take().expect("corio: Op polled after completion");
+                if trace::ON {
+                    let fd = match data.wait() {
+                        Wait::Ready(fd, _) => Some(fd.raw()),
+                        _ => data.role().map(|r| r.fd.raw()),
+                    };
+                    this.clock.done(data.kind_name(), fd, &res);
+                }
                 Poll::Ready(data.complete(res, flags))
             }
             Poll::Pending => {

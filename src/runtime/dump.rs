@@ -106,10 +106,10 @@ pub fn task_dump() -> TaskDump {
             // allocation (holding the metadata) is freed; the registry is
             // read on the task's own thread.
             let meta = unsafe { &**meta };
-            let track = meta.track.as_deref();
+            let track = meta.track();
             TaskInfo {
                 id: track.map(|t| t.id),
-                location: meta.location,
+                location: meta.location(),
                 idle: track
                     .and_then(|t| t.last_poll.get())
                     .map(|t| now.saturating_duration_since(t)),

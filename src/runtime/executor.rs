@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::context;
 use super::core::{Core, Shared};
+use crate::trace;
 
 /// Waker of the future passed to `block_on`.
 struct MainWaker {
@@ -61,6 +62,20 @@ pub(super) fn block_on<F: Future>(
     future: F,
     location: &'static Location<'static>,
 ) -> F::Output {
+    // The run loop comes in two copies: one that watches each poll (stall
+    // detection, task tracking) and one that does not even look.
+    if core.watch.is_some() {
+        run_loop::<F, true>(core, future, location)
+    } else {
+        run_loop::<F, false>(core, future, location)
+    }
+}
+
+fn run_loop<F: Future, const WATCH: bool>(
+    core: &Rc<Core>,
+    future: F,
+    location: &'static Location<'static>,
+) -> F::Output {
     let _guard = context::enter(core.clone());
     let _flush = FlushWakes(core);
     let main = Arc::new(MainWaker {
@@ -75,16 +90,16 @@ pub(super) fn block_on<F: Future>(
             core.budget.set(core.budget_max);
             core.counters.task_polled();
             let polled = match &core.watch {
-                None => future.as_mut().poll(&mut cx),
-                Some(w) => w.run_main(location, core.shard_index(), || {
+                Some(w) if WATCH => w.run_main(location, core.shard_index(), || {
                     future.as_mut().poll(&mut cx)
                 }),
+                _ => future.as_mut().poll(&mut cx),
             };
             if let Poll::Ready(out) = polled {
                 return out;
             }
         }
-        run_tasks(core);
+        run_tasks::<WATCH>(core);
         fire_timers(core);
         if core.shared.drain.started() && drain_tick(core, drop_all_tasks) {
             main.woken.store(true, Ordering::SeqCst);
@@ -98,7 +113,7 @@ pub(super) fn block_on<F: Future>(
 }
 
 /// Runs up to `tick_tasks` queued tasks, after pulling in remote wake-ups.
-fn run_tasks(core: &Core) {
+fn run_tasks<const WATCH: bool>(core: &Core) {
     drain_remote(core);
     for _ in 0..core.tick_tasks {
         let next = core.queue.borrow_mut().pop_front();
@@ -106,8 +121,8 @@ fn run_tasks(core: &Core) {
         core.budget.set(core.budget_max);
         core.counters.task_polled();
         match &core.watch {
-            None => drop(runnable.run()),
-            Some(w) => w.run(runnable, core.shard_index()),
+            Some(w) if WATCH => w.run(runnable, core.shard_index()),
+            _ => drop(runnable.run()),
         }
     }
 }
@@ -147,12 +162,14 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         wake_at = Some(wake_at.map_or(deadline, |t| t.min(deadline)));
     }
     let timeout = wake_at.map(|d| d.saturating_duration_since(Instant::now()));
+    trace::park(timeout);
     core.driver
         .borrow_mut()
         .park(timeout, &core.shared.parked, || {
             !core.queue.borrow().is_empty()
         });
     core.shared.parked.store(false, Ordering::SeqCst);
+    trace::unpark();
 }
 
 /// Looks for work without sleeping for up to `spin_before_park` (less if a

@@ -58,6 +58,7 @@ pub use task::{JoinError, JoinHandle, spawn, yield_now};
 use self::core::{Core, Shared};
 use self::timers::TimerStore;
 use crate::driver::Driver;
+use crate::trace;
 
 /// A corio runtime: one thread's executor and its driver (io_uring, or the
 /// poll fallback).
@@ -130,6 +131,13 @@ impl Runtime {
             spin: b.spin_before_park,
             watch: b.observe.watch(),
         });
+        trace::runtime_built(
+            &core.kind,
+            core.ring_flags
+                .as_ref()
+                .map(|f| f as &dyn std::fmt::Display),
+            core.fallback.as_deref(),
+        );
         Ok(Runtime {
             core,
             _not_send: PhantomData,

@@ -87,9 +87,9 @@ impl Watch {
     #[inline(never)]
     pub(crate) fn run(&self, runnable: async_task::Runnable<TaskMeta>, shard: usize) {
         let meta = runnable.metadata();
-        let location = meta.location;
+        let location = meta.location();
         let start = Instant::now();
-        if let Some(track) = &meta.track {
+        if let Some(track) = meta.track() {
             track.polled(start);
         }
         {
@@ -126,7 +126,7 @@ impl Watch {
         // runnable being run keeps its task allocation (and so its
         // metadata) alive; ops are polled on this thread only.
         if let Some(meta) = unsafe { p.as_ref() }
-            && let Some(track) = &meta.track
+            && let Some(track) = meta.track()
         {
             track.waiting.set(Some(kind));
         }

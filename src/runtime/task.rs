@@ -14,11 +14,11 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use super::core::{Shared, TaskMeta};
 use super::{context, ctxvar};
+use crate::trace;
 use std::sync::Arc;
 
 /// Spawns a task on the current runtime.
@@ -109,6 +109,7 @@ where
                 meta,
                 key: None,
                 ctx,
+                span: trace::TaskSpan::new(location),
             },
             schedule,
         )
@@ -131,6 +132,8 @@ struct TaskFuture<'a, F> {
     /// The task's context variables, the thread's current ones while it
     /// is polled.
     ctx: Option<ctxvar::Context>,
+    /// The task's `tracing` span (nothing without the feature).
+    span: trace::TaskSpan,
 }
 
 impl<F: Future> Future for TaskFuture<'_, F> {
@@ -140,11 +143,14 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
         // `self` and `TaskFuture` has no `Unpin` impl or `Drop` that moves it.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.meta.aborted.load(Ordering::Acquire) {
+        if this.meta.aborted() {
             return Poll::Ready(Err(JoinError::cancelled()));
         }
         // SAFETY: see above; `future` stays in place until the wrapper drops.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
+        let _span = this.span.enter(this.key.is_none(), || {
+            context::with_core(|c| c.map_or(0, |c| c.shard_index()))
+        });
         // A task's context is set only where some variable was (`in_use`).
         let swap = ctxvar::in_use();
         let outer = swap.then(|| ctxvar::replace(this.ctx.take()));
@@ -216,7 +222,7 @@ pub struct JoinHandle<T> {
 }
 
 // SAFETY: the task handle is `Send` when `T` is; `meta` points at an
-// `AtomicBool` (Sync) inside the task allocation, kept alive by `waker`.
+// `AtomicUsize` (Sync) inside the task allocation, kept alive by `waker`.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 // SAFETY: `&JoinHandle` only allows `abort` (atomic store + wake) and
 // `is_finished`, both thread-safe.
@@ -231,9 +237,7 @@ impl<T> JoinHandle<T> {
         if self.task.is_some() {
             // SAFETY: `self.waker` holds a reference to the task allocation,
             // so its metadata is alive.
-            unsafe { &*self.meta }
-                .aborted
-                .store(true, Ordering::Release);
+            unsafe { &*self.meta }.abort();
             self.waker.wake_by_ref();
         }
     }
@@ -264,9 +268,7 @@ impl AbortHandle {
     pub(crate) fn abort(&self) {
         // SAFETY: `self.waker` holds a reference to the task allocation, so
         // its metadata is alive.
-        unsafe { &*self.meta }
-            .aborted
-            .store(true, Ordering::Release);
+        unsafe { &*self.meta }.abort();
         self.waker.wake_by_ref();
     }
 }
