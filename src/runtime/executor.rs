@@ -62,20 +62,6 @@ pub(super) fn block_on<F: Future>(
     future: F,
     location: &'static Location<'static>,
 ) -> F::Output {
-    // The run loop comes in two copies: one that watches each poll (stall
-    // detection, task tracking) and one that does not even look.
-    if core.watch.is_some() {
-        run_loop::<F, true>(core, future, location)
-    } else {
-        run_loop::<F, false>(core, future, location)
-    }
-}
-
-fn run_loop<F: Future, const WATCH: bool>(
-    core: &Rc<Core>,
-    future: F,
-    location: &'static Location<'static>,
-) -> F::Output {
     let _guard = context::enter(core.clone());
     let _flush = FlushWakes(core);
     let main = Arc::new(MainWaker {
@@ -90,7 +76,7 @@ fn run_loop<F: Future, const WATCH: bool>(
             core.budget.set(core.budget_max);
             core.counters.task_polled();
             let polled = match &core.watch {
-                Some(w) if WATCH => w.run_main(location, core.shard_index(), || {
+                Some(w) => w.run_main(location, core.shard_index(), || {
                     future.as_mut().poll(&mut cx)
                 }),
                 _ => future.as_mut().poll(&mut cx),
@@ -99,7 +85,7 @@ fn run_loop<F: Future, const WATCH: bool>(
                 return out;
             }
         }
-        run_tasks::<WATCH>(core);
+        run_tasks(core);
         fire_timers(core);
         if core.shared.drain.started() && drain_tick(core, drop_all_tasks) {
             main.woken.store(true, Ordering::SeqCst);
@@ -113,7 +99,7 @@ fn run_loop<F: Future, const WATCH: bool>(
 }
 
 /// Runs up to `tick_tasks` queued tasks, after pulling in remote wake-ups.
-fn run_tasks<const WATCH: bool>(core: &Core) {
+fn run_tasks(core: &Core) {
     drain_remote(core);
     for _ in 0..core.tick_tasks {
         let next = core.queue.borrow_mut().pop_front();
@@ -121,7 +107,7 @@ fn run_tasks<const WATCH: bool>(core: &Core) {
         core.budget.set(core.budget_max);
         core.counters.task_polled();
         match &core.watch {
-            Some(w) if WATCH => w.run(runnable, core.shard_index()),
+            Some(w) => w.run(runnable, core.shard_index()),
             _ => drop(runnable.run()),
         }
     }
