@@ -27,7 +27,7 @@ pub(crate) struct TaskMeta {
 }
 
 impl TaskMeta {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(location: &'static Location<'static>, track: bool) -> TaskMeta {
         let word = if track {
             Box::into_raw(Track::new(location)) as usize | TRACKED

@@ -98,6 +98,7 @@ where
     F::Output: 'static,
 {
     let meta = TaskMeta::new(location, shared.track_tasks);
+    let span = trace::TaskSpan::new(location);
     let schedule = move |runnable| shared.schedule(runnable);
     // SAFETY: the future is `'static` and, per this function's contract,
     // only polled and dropped where it may be. Metadata and output live as
@@ -109,7 +110,7 @@ where
                 meta,
                 key: None,
                 ctx,
-                span: trace::TaskSpan::new(location),
+                span,
             },
             schedule,
         )
