@@ -180,7 +180,10 @@ pub(crate) unsafe trait OpCode: 'static {
 
     /// The op's label in latency histograms, task dumps and traces: the
     /// type's name without its path and generics (`Recv`, `Accept`, `Nop`).
-    fn kind_name(&self) -> &'static str {
+    fn kind_name() -> &'static str
+    where
+        Self: Sized,
+    {
         super::latency::short_type_name(std::any::type_name::<Self>())
     }
 

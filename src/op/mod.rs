@@ -29,6 +29,7 @@ pub(crate) use crate::driver::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
 use crate::driver::{OpState, release_op};
 use crate::runtime::context;
 use crate::runtime::core::Core;
+use crate::runtime::observe;
 use crate::trace;
 
 /// Future of one operation.
@@ -99,22 +100,27 @@ impl<T: OpCode> Future for Op<T> {
                         Wait::Ready(fd, _) => Some(fd.raw()),
                         _ => data.role().map(|r| r.fd.raw()),
                     };
-                    this.clock.done(data.kind_name(), fd, &res);
+                    this.clock.done(T::kind_name(), fd, &res);
                 }
                 Poll::Ready(data.complete(res, flags))
             }
             Poll::Pending => {
                 // Task tracking: the task now waits on this op.
-                if let Some(w) = &core.watch
-                    && w.track
-                    && let Some(data) = &this.data
-                {
-                    w.note_op(data.kind_name());
+                if observe::tracking() {
+                    note_pending::<T>();
                 }
                 Poll::Pending
             }
         }
     }
+}
+
+/// With task tracking on, records on the current task that it waits on
+/// this op (out of line: the check above is all an untracked op pays).
+#[cold]
+#[inline(never)]
+fn note_pending<T: OpCode>() {
+    observe::note_op(T::kind_name());
 }
 
 impl<T: OpCode> Drop for Op<T> {

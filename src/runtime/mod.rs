@@ -20,7 +20,7 @@ mod group;
 mod handle;
 mod latency;
 mod meta;
-mod observe;
+pub(crate) mod observe;
 pub(crate) mod refuse;
 mod run;
 pub mod shard;

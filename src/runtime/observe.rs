@@ -4,17 +4,18 @@
 //! them is on; a core without one pays a single branch per task poll
 //! (`core.watch` is `None`) and per op poll. With a `Watch`, the executor
 //! runs each task through [`Watch::run`]: it notes the poll's start (for
-//! the stall check and, with tracking, the task's "last polled" time) and
-//! which task is running, so an op that returns `Pending` can record on
-//! that task what it waits for ([`Watch::note_op`]). Everything here runs on
-//! the runtime's own thread.
+//! the stall check and, with tracking, the task's "last polled" time) and,
+//! for a tracked task, puts its `Track` in a thread-local, so an op that
+//! returns `Pending` can record on that task what it waits for
+//! ([`note_op`]); an op pays one thread-local load for the check. Everything
+//! here runs on the runtime's own thread.
 
 use std::cell::Cell;
 use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use super::meta::TaskMeta;
+use super::meta::{TaskMeta, Track};
 use super::stall::{self, Stall, StallHook};
 
 /// What the builder asks to observe (shared by the shards of a `run`).
@@ -50,7 +51,6 @@ impl ObserveConfig {
         Some(Box::new(Watch {
             stall,
             track: self.track_tasks,
-            current: Cell::new(std::ptr::null()),
         }))
     }
 }
@@ -60,8 +60,6 @@ pub(crate) struct Watch {
     stall: Option<Stall>,
     /// Task tracking (`Builder::track_tasks`) is on.
     pub(crate) track: bool,
-    /// The task being polled, null between polls.
-    current: Cell<*const TaskMeta>,
 }
 
 impl fmt::Debug for Watch {
@@ -73,12 +71,12 @@ impl fmt::Debug for Watch {
     }
 }
 
-/// Forgets the current task when its poll ends, even by unwinding.
-struct Current<'a>(&'a Cell<*const TaskMeta>);
+/// Forgets the tracked task when its poll ends, even by unwinding.
+struct Current;
 
-impl Drop for Current<'_> {
+impl Drop for Current {
     fn drop(&mut self) {
-        self.0.set(std::ptr::null());
+        TRACKED.with(|t| t.set(std::ptr::null()));
     }
 }
 
@@ -93,8 +91,9 @@ impl Watch {
             track.polled(start);
         }
         {
-            self.current.set(meta);
-            let _current = Current(&self.current);
+            let tracked: *const Track = meta.track().map_or(std::ptr::null(), |t| t);
+            TRACKED.with(|t| t.set(tracked));
+            let _current = Current;
             runnable.run();
         }
         if let Some(stall) = &self.stall {
@@ -117,18 +116,29 @@ impl Watch {
         }
         out
     }
+}
 
-    /// An op of the current task returned `Pending`: it now waits on `kind`.
-    #[inline(never)]
-    pub(crate) fn note_op(&self, kind: &'static str) {
-        let p = self.current.get();
-        // SAFETY: `current` is non-null only inside `run`, while the
-        // runnable being run keeps its task allocation (and so its
-        // metadata) alive; ops are polled on this thread only.
-        if let Some(meta) = unsafe { p.as_ref() }
-            && let Some(track) = meta.track()
-        {
-            track.waiting.set(Some(kind));
-        }
+thread_local! {
+    /// The tracked task being polled on this thread; null when none is (or
+    /// tracking is off).
+    static TRACKED: Cell<*const Track> = const { Cell::new(std::ptr::null()) };
+}
+
+/// True while a tracked task is polled on this thread (one thread-local
+/// load: all an op pays without tracking).
+#[inline]
+pub(crate) fn tracking() -> bool {
+    TRACKED.with(|t| !t.get().is_null())
+}
+
+/// An op of the task being polled returned `Pending`: it now waits on `kind`.
+#[cold]
+pub(crate) fn note_op(kind: &'static str) {
+    let p = TRACKED.with(Cell::get);
+    // SAFETY: `TRACKED` is non-null only inside `Watch::run`, while the
+    // runnable being run keeps its task allocation (and so its metadata and
+    // `Track`) alive; ops are polled on this thread only.
+    if let Some(track) = unsafe { p.as_ref() } {
+        track.waiting.set(Some(kind));
     }
 }

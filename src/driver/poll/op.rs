@@ -37,7 +37,7 @@ impl Poller {
             Wait::Never => {
                 let res = op.attempt();
                 if self.timed() {
-                    self.record_latency(op.kind_name(), None);
+                    self.record_latency(T::kind_name(), None);
                 }
                 return Progress::Ready(res, 0);
             }
@@ -70,7 +70,7 @@ impl Poller {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 res => {
                     if self.timed() {
-                        self.record_latency(op.kind_name(), Some((fd.raw(), interest)));
+                        self.record_latency(T::kind_name(), Some((fd.raw(), interest)));
                     }
                     return Progress::Ready(res, 0);
                 }

@@ -45,7 +45,7 @@ impl Ring {
         let sqe = op.sqe();
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
         if let Some(clock) = &mut self.latency {
-            clock.times.start(key, op.kind_name());
+            clock.times.start(key, T::kind_name());
         }
         self.push(sqe, key);
         Some(key)
