@@ -315,7 +315,7 @@ impl Builder {
     /// to `block_on` counts too, located where `block_on` was called.
     /// The environment variable `CORIO_STALL_MS` overrides this setting: a
     /// number of milliseconds, `0` for off, and any other value (say
-    /// `CORIO_STALL_MS=1`… or an empty one) for the default of 100 ms.
+    /// `CORIO_STALL_MS=on`, or an empty one) for the default of 100 ms.
     ///
     /// Off, it costs one branch per task poll; on, two clock reads per poll.
     ///
