@@ -97,6 +97,7 @@ pub mod sync;
 pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod trace;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
 #[cfg(feature = "macros")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use corio::Builder;
 
 /// The knob options, for usage messages.
-pub const USAGE: &str = "[--stats] [--coop on|off] [--defer on|off] [--single-issuer on|off] \
+pub const USAGE: &str = "[--stats] [--op-latency] [--stall MS] [--coop on|off] [--defer on|off] [--single-issuer on|off] \
      [--sqpoll IDLE_MS] [--sqpoll-cpu CPU] [--register-ring-fd on|off] [--spin MICROS] \
      [--max-cqes N]";
 
@@ -17,6 +17,10 @@ pub const USAGE: &str = "[--stats] [--coop on|off] [--defer on|off] [--single-is
 pub struct Knobs {
     /// Print the runtime's counters once a second.
     pub stats: bool,
+    /// Per-op latency histograms (printed with `--stats`).
+    op_latency: bool,
+    /// Stall detection threshold.
+    stall: Option<Duration>,
     coop: Option<bool>,
     defer: Option<bool>,
     single_issuer: Option<bool>,
@@ -39,11 +43,16 @@ impl Knobs {
             self.stats = true;
             return Ok(true);
         }
+        if arg == "--op-latency" {
+            self.op_latency = true;
+            return Ok(true);
+        }
         let (key, inline) = match arg.split_once('=') {
             Some((k, v)) => (k, Some(v.to_string())),
             None => (arg, None),
         };
-        const KEYS: [&str; 8] = [
+        const KEYS: [&str; 9] = [
+            "--stall",
             "--coop",
             "--defer",
             "--single-issuer",
@@ -77,6 +86,7 @@ impl Knobs {
             "--sqpoll" => self.sqpoll = Some(Duration::from_millis(number()?)),
             "--sqpoll-cpu" => self.sqpoll_cpu = Some(number()? as u32),
             "--spin" => self.spin = Some(Duration::from_micros(number()?)),
+            "--stall" => self.stall = Some(Duration::from_millis(number()?)),
             _ => self.max_cqes = Some(number()? as usize),
         }
         Ok(true)
@@ -84,6 +94,10 @@ impl Knobs {
 
     /// `b` with the knobs that were set.
     pub fn apply(&self, mut b: Builder) -> Builder {
+        b = b.op_latency(self.op_latency);
+        if let Some(v) = self.stall {
+            b = b.stall_threshold(v);
+        }
         if let Some(v) = self.coop {
             b = b.coop_taskrun(v);
         }
@@ -132,6 +146,16 @@ pub fn spawn_stats(label: String) {
             let now = corio::runtime::stats();
             println!("{label}last 1s: {}", now.since(&prev));
             prev = now;
+            // With `--op-latency`: each op kind's latency over the last second.
+            let lat = corio::runtime::op_latency();
+            if !lat.is_empty() {
+                let line: Vec<String> = lat
+                    .iter()
+                    .map(|l| format!("{} n={} p50={:?} p99={:?}", l.kind, l.count, l.p50, l.p99))
+                    .collect();
+                println!("{label}op latency 1s: {}", line.join(", "));
+                corio::runtime::reset_op_latency();
+            }
         }
     });
 }

@@ -10,7 +10,9 @@
 //! `--cert`/`--key`): the same request loop over a `corio::tls::TlsStream`.
 //! Try `curl -vk https://127.0.0.1:8080/`.
 //!
-//! `--stats` prints each shard's runtime counters once a second; the ring and
+//! `--stats` prints each shard's runtime counters once a second (with
+//! `--op-latency`, also each op kind's p50/p99 latency over that second);
+//! `--stall MS` reports task polls longer than MS on stderr; the ring and
 //! executor knobs (`--coop off`, `--spin 50`, ...) are listed by `--help`.
 //!
 //! Ctrl-C (or SIGTERM) shuts the server down gracefully: the listeners close

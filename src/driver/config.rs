@@ -40,6 +40,8 @@ pub(crate) struct DriverConfig {
     /// Optional opcodes (names from [`OPTIONAL_OPCODES`]) to treat as
     /// missing: ops on them take their fallback.
     pub(crate) opcodes_off: Vec<&'static str>,
+    /// Per-op latency histograms (`latency.rs`).
+    pub(crate) op_latency: bool,
 }
 
 /// The io_uring opcodes with a fallback, which `Builder::disable_opcodes`
@@ -65,6 +67,7 @@ impl Default for DriverConfig {
             max_blocking_threads: 64,
             enter_faults: None,
             opcodes_off: Vec::new(),
+            op_latency: false,
         }
     }
 }

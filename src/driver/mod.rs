@@ -17,6 +17,7 @@
 mod blocking;
 pub(crate) mod config;
 mod fork;
+pub(crate) mod latency;
 mod lifecycle;
 pub(crate) mod op;
 mod poll;
@@ -201,7 +202,8 @@ impl Driver {
 
     fn new_poll(cfg: &DriverConfig, fallback: Option<String>) -> io::Result<Selected> {
         let stats = Rc::new(Counters::default());
-        let (p, u) = poll::Poller::new(cfg.max_completions_per_tick, stats.clone())?;
+        let (p, u) =
+            poll::Poller::new(cfg.max_completions_per_tick, stats.clone(), cfg.op_latency)?;
         Ok(Selected {
             driver: Self::with_backend(cfg, Rc::new(()), stats, Backend::Poll(p)),
             unparker: Unparker::Poll(u),
@@ -266,6 +268,15 @@ impl Driver {
             #[cfg(corio_uring)]
             Backend::Uring(d) => Some(d.ring_flags()),
             Backend::Poll(_) => None,
+        }
+    }
+
+    /// Per-op latency histograms (`op_latency`), `None` when off.
+    pub(crate) fn latencies(&mut self) -> Option<&mut latency::Latencies> {
+        match &mut self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => d.latencies(),
+            Backend::Poll(d) => d.latencies(),
         }
     }
 

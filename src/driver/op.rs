@@ -181,6 +181,15 @@ pub(crate) unsafe trait OpCode: 'static {
         None
     }
 
+    /// The op's label in latency histograms, task dumps and traces: the
+    /// type's name without its path and generics (`Recv`, `Accept`, `Nop`).
+    fn kind_name() -> &'static str
+    where
+        Self: Sized,
+    {
+        super::latency::short_type_name(std::any::type_name::<Self>())
+    }
+
     /// The io_uring submission entry, built inside [`uring!`].
     fn sqe(&mut self) -> Sqe;
 

@@ -30,6 +30,8 @@ pub(crate) use crate::driver::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
 use crate::driver::{OpState, release_op};
 use crate::runtime::context;
 use crate::runtime::core::Core;
+use crate::runtime::observe;
+use crate::trace;
 
 /// Future of one operation.
 ///
@@ -39,6 +41,9 @@ pub(crate) struct Op<T: OpCode> {
     core: Option<Rc<Core>>,
     data: Option<T>,
     state: OpState<T>,
+    /// With the `tracing` feature, when the op was first polled (zero-sized
+    /// without it).
+    clock: trace::OpClock,
 }
 
 impl<T: OpCode> Op<T> {
@@ -49,6 +54,7 @@ impl<T: OpCode> Op<T> {
             core: None,
             data: Some(data),
             state: OpState::Idle,
+            clock: trace::OpClock::new(),
         }
     }
 
@@ -59,6 +65,7 @@ impl<T: OpCode> Op<T> {
             core: Some(core),
             data: Some(data),
             state: OpState::Idle,
+            clock: trace::OpClock::new(),
         }
     }
 
@@ -102,6 +109,7 @@ impl<T: OpCode> Future for Op<T> {
             Some(core) => core,
             None => this.core.insert(context::current("an I/O operation")),
         };
+        this.clock.start();
         let polled =
             core.driver
                 .borrow_mut()
@@ -109,11 +117,32 @@ impl<T: OpCode> Future for Op<T> {
         match polled {
             Poll::Ready((res, flags)) => {
                 let data = this.data.take().expect("corio: Op polled after completion");
+                if trace::ON {
+                    let fd = match data.wait() {
+                        Wait::Ready(fd, _) => Some(fd.raw()),
+                        _ => data.role().map(|r| r.fd.raw()),
+                    };
+                    this.clock.done(T::kind_name(), fd, &res);
+                }
                 Poll::Ready(data.complete(res, flags))
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // Task tracking: the task now waits on this op.
+                if observe::tracking() {
+                    note_pending::<T>();
+                }
+                Poll::Pending
+            }
         }
     }
+}
+
+/// With task tracking on, records on the current task that it waits on
+/// this op (out of line: the check above is all an untracked op pays).
+#[cold]
+#[inline(never)]
+fn note_pending<T: OpCode>() {
+    observe::note_op(T::kind_name());
 }
 
 impl<T: OpCode> Drop for Op<T> {

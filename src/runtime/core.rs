@@ -20,6 +20,7 @@ use std::time::Duration;
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
+use super::observe::Watch;
 use super::stats::{RingFlags, Stats};
 use super::timers::TimerStore;
 use crate::driver::stats::Counters;
@@ -28,11 +29,7 @@ use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 /// The task handle type the executor queues.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
-/// Per-task metadata stored in the task allocation.
-#[derive(Debug, Default)]
-pub(crate) struct TaskMeta {
-    pub(crate) aborted: AtomicBool,
-}
+pub(crate) use super::meta::TaskMeta;
 
 /// The index of a shard in a sharded runtime (0 for a plain runtime).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -81,8 +78,9 @@ pub(crate) struct Core {
     /// Why `Auto` fell back to the poll driver.
     pub(crate) fallback: Option<String>,
     pub(crate) timers: RefCell<TimerStore>,
-    /// Wakers of every live task, so shutdown can reach tasks nobody queued.
-    pub(crate) tasks: RefCell<Slab<Waker>>,
+    /// Wakers of every live task, so shutdown can reach tasks nobody queued,
+    /// and their metadata, for task dumps (valid while registered).
+    pub(crate) tasks: RefCell<Slab<(Waker, *const TaskMeta)>>,
     /// Ready results a task may still take before it must yield (rule 8).
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
@@ -100,6 +98,8 @@ pub(crate) struct Core {
     pub(crate) ring_flags: Option<RingFlags>,
     /// How long to look for work before parking.
     pub(crate) spin: Duration,
+    /// Stall detection and task tracking, when either is on.
+    pub(crate) watch: Option<Box<Watch>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     pub(crate) unparker: Unparker,
     /// Tasks woken from other threads (a `Stats` counter).
     pub(crate) remote_wakeups: AtomicU64,
+    /// Tasks spawned here get a `Track` (`Builder::track_tasks`).
+    pub(crate) track_tasks: bool,
     /// Graceful shutdown (`Handle::shutdown`), startable from any thread:
     /// see `drain.rs`. [system helper]
     pub(crate) drain: super::drain::Drain,
@@ -148,9 +150,15 @@ impl Core {
         true
     }
 
-    /// Registers a live task's waker; returns its key in the registry.
-    pub(crate) fn register_task(&self, waker: Waker) -> usize {
-        self.tasks.borrow_mut().insert(waker)
+    /// Registers a live task's waker and metadata; returns its key in the
+    /// registry.
+    pub(crate) fn register_task(&self, waker: Waker, meta: *const TaskMeta) -> usize {
+        self.tasks.borrow_mut().insert((waker, meta))
+    }
+
+    /// This core's shard index (0 for a plain runtime).
+    pub(crate) fn shard_index(&self) -> usize {
+        self.shard.get().map_or(0, |s| s.id)
     }
 
     /// Forgets a finished or dropped task.

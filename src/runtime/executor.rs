@@ -13,6 +13,7 @@
 //! no longer than its deadline.
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::context;
 use super::core::{Core, Shared};
+use crate::trace;
 
 /// Waker of the future passed to `block_on`.
 struct MainWaker {
@@ -55,7 +57,11 @@ impl Drop for FlushWakes<'_> {
     }
 }
 
-pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
+pub(super) fn block_on<F: Future>(
+    core: &Rc<Core>,
+    future: F,
+    location: &'static Location<'static>,
+) -> F::Output {
     let _guard = context::enter(core.clone());
     let _flush = FlushWakes(core);
     let main = Arc::new(MainWaker {
@@ -69,7 +75,13 @@ pub(super) fn block_on<F: Future>(core: &Rc<Core>, future: F) -> F::Output {
         if main.woken.swap(false, Ordering::SeqCst) {
             core.budget.set(core.budget_max);
             core.counters.task_polled();
-            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            let polled = match &core.watch {
+                Some(w) => w.run_main(location, core.shard_index(), || {
+                    future.as_mut().poll(&mut cx)
+                }),
+                _ => future.as_mut().poll(&mut cx),
+            };
+            if let Poll::Ready(out) = polled {
                 return out;
             }
         }
@@ -94,7 +106,10 @@ fn run_tasks(core: &Core) {
         let Some(runnable) = next else { break };
         core.budget.set(core.budget_max);
         core.counters.task_polled();
-        runnable.run();
+        match &core.watch {
+            Some(w) => w.run(runnable, core.shard_index()),
+            _ => drop(runnable.run()),
+        }
     }
 }
 
@@ -133,12 +148,14 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         wake_at = Some(wake_at.map_or(deadline, |t| t.min(deadline)));
     }
     let timeout = wake_at.map(|d| d.saturating_duration_since(Instant::now()));
+    trace::park(timeout);
     core.driver
         .borrow_mut()
         .park(timeout, &core.shared.parked, || {
             !core.queue.borrow().is_empty()
         });
     core.shared.parked.store(false, Ordering::SeqCst);
+    trace::unpark();
 }
 
 /// Looks for work without sleeping for up to `spin_before_park` (less if a
@@ -199,7 +216,12 @@ fn drop_all_tasks(core: &Core) {
     // repeat until no task is left.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let wakers: Vec<Waker> = core.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+        let wakers: Vec<Waker> = core
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, (w, _))| w.clone())
+            .collect();
         for w in wakers {
             w.wake();
         }
@@ -223,7 +245,12 @@ fn drop_all_tasks(core: &Core) {
 fn drain_tick(core: &Core, drop_tasks: impl FnOnce(&Core)) -> bool {
     core.shared.drain.step(
         || {
-            let wakers: Vec<Waker> = core.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+            let wakers: Vec<Waker> = core
+                .tasks
+                .borrow()
+                .iter()
+                .map(|(_, (w, _))| w.clone())
+                .collect();
             for w in wakers {
                 w.wake();
             }

@@ -114,6 +114,7 @@ impl Handle {
     /// The task starts when its runtime next runs (a plain [`Runtime`] runs
     /// only inside `block_on`); on a runtime that has shut down, the handle
     /// yields a cancelled [`JoinError`](crate::JoinError).
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -141,7 +142,7 @@ impl Handle {
         };
         // SAFETY: `F` is `Send`, so it may be polled and dropped on any
         // thread, and the task carries no context variables (`None`).
-        unsafe { spawn_onto(target.clone(), future, None) }
+        unsafe { spawn_onto(target.clone(), future, None, std::panic::Location::caller()) }
     }
 
     /// Starts a graceful shutdown of every runtime of this handle: from now

@@ -14,12 +14,17 @@ pub(crate) mod coop;
 pub(crate) mod core;
 mod ctxvar;
 pub(crate) mod drain;
+mod dump;
 mod executor;
 mod group;
 mod handle;
+mod latency;
+mod meta;
+pub(crate) mod observe;
 pub(crate) mod refuse;
 mod run;
 pub mod shard;
+mod stall;
 mod stats;
 mod task;
 pub(crate) mod timers;
@@ -41,8 +46,11 @@ pub use blocking::spawn_blocking;
 pub use builder::Builder;
 pub use context::{ring_flags, stats};
 pub use ctxvar::ContextVar;
+pub use dump::{TaskDump, TaskInfo, task_dump};
 pub use group::TaskGroup;
 pub use handle::{Handle, is_shutting_down, run_until_shutdown};
+pub use latency::{OpLatency, op_latency, reset_op_latency};
+pub use stall::StallReport;
 pub use stats::{RingFlags, Stats};
 pub(crate) use task::spawn_background;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
@@ -50,6 +58,7 @@ pub use task::{JoinError, JoinHandle, spawn, yield_now};
 use self::core::{Core, Shared};
 use self::timers::TimerStore;
 use crate::driver::Driver;
+use crate::trace;
 
 /// A corio runtime: one thread's executor and its driver (io_uring, or the
 /// poll fallback).
@@ -99,6 +108,7 @@ impl Runtime {
             closed: AtomicBool::new(false),
             unparker: selected.unparker,
             remote_wakeups: AtomicU64::new(0),
+            track_tasks: b.observe.track_tasks,
             drain: drain::Drain::default(),
         });
         let core = Rc::new(Core {
@@ -119,7 +129,15 @@ impl Runtime {
             shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
             spin: b.spin_before_park,
+            watch: b.observe.watch(),
         });
+        trace::runtime_built(
+            &core.kind,
+            core.ring_flags
+                .as_ref()
+                .map(|f| f as &dyn std::fmt::Display),
+            core.fallback.as_deref(),
+        );
         Ok(Runtime {
             core,
             _not_send: PhantomData,
@@ -158,6 +176,13 @@ impl Runtime {
         self.core.stats()
     }
 
+    /// This runtime's op latencies (see
+    /// [`corio::runtime::op_latency`](crate::runtime::op_latency)); empty
+    /// unless built with [`Builder::op_latency(true)`](Builder::op_latency).
+    pub fn op_latency(&self) -> Vec<OpLatency> {
+        latency::summary(&self.core)
+    }
+
     /// The io_uring setup this runtime got (flags after any fallback, queue
     /// sizes); `None` on the poll driver.
     pub fn ring_flags(&self) -> Option<RingFlags> {
@@ -188,7 +213,7 @@ impl Runtime {
     /// `block_on`); spawn the future and await its handle instead.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        executor::block_on(&self.core, future)
+        executor::block_on(&self.core, future, std::panic::Location::caller())
     }
 }
 

@@ -12,13 +12,13 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
 use super::core::{Shared, TaskMeta};
 use super::{context, ctxvar};
+use crate::trace;
 use std::sync::Arc;
 
 /// Spawns a task on the current runtime.
@@ -47,12 +47,20 @@ where
     let core = context::current("corio::spawn");
     // SAFETY: the task is queued on this thread's own runtime, so the future
     // (which need not be `Send`) is polled and dropped on this thread only.
-    unsafe { spawn_onto(core.shared.clone(), future, ctxvar::capture()) }
+    unsafe {
+        spawn_onto(
+            core.shared.clone(),
+            future,
+            ctxvar::capture(),
+            Location::caller(),
+        )
+    }
 }
 
 /// Spawns a detached task of the runtime's own (reaping a dropped child,
 /// say) on the current runtime. It does not hold a graceful shutdown up:
 /// the drain ends when only such tasks are left.
+#[track_caller]
 pub(crate) fn spawn_background<F: Future<Output = ()> + 'static>(future: F) {
     /// Counts the task as background while its future lives.
     struct Background(Arc<Shared>);
@@ -83,27 +91,29 @@ pub(crate) unsafe fn spawn_onto<F>(
     shared: Arc<Shared>,
     future: F,
     ctx: Option<ctxvar::Context>,
+    location: &'static Location<'static>,
 ) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let meta = TaskMeta::new(location, shared.track_tasks);
+    let span = trace::TaskSpan::new(location);
     let schedule = move |runnable| shared.schedule(runnable);
     // SAFETY: the future is `'static` and, per this function's contract,
     // only polled and dropped where it may be. Metadata and output live as
     // long as the task allocation (`'static`).
     let (runnable, task) = unsafe {
-        async_task::Builder::new()
-            .metadata(TaskMeta::default())
-            .spawn_unchecked(
-                move |meta: &TaskMeta| TaskFuture {
-                    future,
-                    meta,
-                    key: None,
-                    ctx,
-                },
-                schedule,
-            )
+        async_task::Builder::new().metadata(meta).spawn_unchecked(
+            move |meta: &TaskMeta| TaskFuture {
+                future,
+                meta,
+                key: None,
+                ctx,
+                span,
+            },
+            schedule,
+        )
     };
     let waker = runnable.waker();
     let meta: *const TaskMeta = task.metadata();
@@ -123,6 +133,8 @@ struct TaskFuture<'a, F> {
     /// The task's context variables, the thread's current ones while it
     /// is polled.
     ctx: Option<ctxvar::Context>,
+    /// The task's `tracing` span (nothing without the feature).
+    span: trace::TaskSpan,
 }
 
 impl<F: Future> Future for TaskFuture<'_, F> {
@@ -132,11 +144,14 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
         // `self` and `TaskFuture` has no `Unpin` impl or `Drop` that moves it.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.meta.aborted.load(Ordering::Acquire) {
+        if this.meta.aborted() {
             return Poll::Ready(Err(JoinError::cancelled()));
         }
         // SAFETY: see above; `future` stays in place until the wrapper drops.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
+        let _span = this.span.enter(this.key.is_none(), || {
+            context::with_core(|c| c.map_or(0, |c| c.shard_index()))
+        });
         // A task's context is set only where some variable was (`in_use`).
         let swap = ctxvar::in_use();
         let outer = swap.then(|| ctxvar::replace(this.ctx.take()));
@@ -154,8 +169,10 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                 // A task that waits is registered, so shutdown can reach it
                 // (one that finishes in its first poll never needs it).
                 if this.key.is_none() {
-                    this.key =
-                        context::with_core(|c| c.map(|c| c.register_task(cx.waker().clone())));
+                    let meta: *const TaskMeta = this.meta;
+                    this.key = context::with_core(|c| {
+                        c.map(|c| c.register_task(cx.waker().clone(), meta))
+                    });
                 }
                 Poll::Pending
             }
@@ -206,7 +223,7 @@ pub struct JoinHandle<T> {
 }
 
 // SAFETY: the task handle is `Send` when `T` is; `meta` points at an
-// `AtomicBool` (Sync) inside the task allocation, kept alive by `waker`.
+// `AtomicUsize` (Sync) inside the task allocation, kept alive by `waker`.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 // SAFETY: `&JoinHandle` only allows `abort` (atomic store + wake) and
 // `is_finished`, both thread-safe.
@@ -221,9 +238,7 @@ impl<T> JoinHandle<T> {
         if self.task.is_some() {
             // SAFETY: `self.waker` holds a reference to the task allocation,
             // so its metadata is alive.
-            unsafe { &*self.meta }
-                .aborted
-                .store(true, Ordering::Release);
+            unsafe { &*self.meta }.abort();
             self.waker.wake_by_ref();
         }
     }
@@ -254,9 +269,7 @@ impl AbortHandle {
     pub(crate) fn abort(&self) {
         // SAFETY: `self.waker` holds a reference to the task allocation, so
         // its metadata is alive.
-        unsafe { &*self.meta }
-            .aborted
-            .store(true, Ordering::Release);
+        unsafe { &*self.meta }.abort();
         self.waker.wake_by_ref();
     }
 }

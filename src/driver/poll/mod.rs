@@ -21,11 +21,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest as MioInterest, Poll, Token};
 
+use super::latency::Latencies;
 use super::op::Interest;
 use super::stats::Counters;
 use crate::fd::SharedFd;
@@ -45,6 +46,8 @@ struct FdSlot {
     write_closed: bool,
     readers: Vec<Waker>,
     writers: Vec<Waker>,
+    /// With `op_latency`: since when an op has waited for each direction.
+    waiting_since: [Option<Instant>; 2],
 }
 
 impl Default for FdSlot {
@@ -58,6 +61,7 @@ impl Default for FdSlot {
             write_closed: false,
             readers: Vec::new(),
             writers: Vec::new(),
+            waiting_since: [None; 2],
         }
     }
 }
@@ -68,6 +72,8 @@ pub(crate) struct Poller {
     events: Events,
     fds: Vec<FdSlot>,
     stats: Rc<Counters>,
+    /// Per-op latency (`Builder::op_latency`), boxed: usually off.
+    latency: Option<Box<Latencies>>,
 }
 
 impl std::fmt::Debug for Poller {
@@ -91,7 +97,11 @@ impl Unparker {
 
 impl Poller {
     /// A driver taking at most `max_events` events per turn (up to 1024).
-    pub(crate) fn new(max_events: usize, stats: Rc<Counters>) -> io::Result<(Poller, Unparker)> {
+    pub(crate) fn new(
+        max_events: usize,
+        stats: Rc<Counters>,
+        op_latency: bool,
+    ) -> io::Result<(Poller, Unparker)> {
         let poll = Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
         let driver = Poller {
@@ -99,6 +109,7 @@ impl Poller {
             events: Events::with_capacity(max_events.clamp(1, 1024)),
             fds: Vec::new(),
             stats,
+            latency: op_latency.then(Box::default),
         };
         Ok((driver, Unparker { waker }))
     }
@@ -151,6 +162,9 @@ impl Poller {
         }
         if !waiters.iter().any(|w| w.will_wake(waker)) {
             waiters.push(waker.clone());
+        }
+        if self.latency.is_some() {
+            slot.waiting_since[interest as usize].get_or_insert_with(Instant::now);
         }
         false
     }
@@ -213,6 +227,31 @@ fn set_nonblocking(fd: RawFd) {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         if flags >= 0 && flags & libc::O_NONBLOCK == 0 {
             libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
+
+impl Poller {
+    /// True with `op_latency` on.
+    #[inline]
+    pub(crate) fn timed(&self) -> bool {
+        self.latency.is_some()
+    }
+
+    /// The latency histograms, with `op_latency` on.
+    pub(crate) fn latencies(&mut self) -> Option<&mut Latencies> {
+        self.latency.as_deref_mut()
+    }
+
+    /// With `op_latency` on: an op of kind `kind` on `fd` (waiting for
+    /// `interest`, if it does) has its result; `None` for an op that never
+    /// waits.
+    #[cold]
+    pub(crate) fn record_latency(&mut self, kind: &'static str, wait: Option<(RawFd, Interest)>) {
+        let since =
+            wait.and_then(|(fd, interest)| self.slot(fd).waiting_since[interest as usize].take());
+        if let Some(hist) = &mut self.latency {
+            hist.record(kind, since.map_or(Duration::ZERO, |t| t.elapsed()));
         }
     }
 }

@@ -34,7 +34,13 @@ impl Poller {
         let op = data.as_mut().expect("corio: op data");
         let (fd, interest) = match op.wait() {
             Wait::Blocking => return blocking::poll(state, data, cx, blocking),
-            Wait::Never => return Progress::Ready(op.attempt(), 0),
+            Wait::Never => {
+                let res = op.attempt();
+                if self.timed() {
+                    self.record_latency(T::kind_name(), None);
+                }
+                return Progress::Ready(res, 0);
+            }
             Wait::Ready(fd, interest) => (fd.clone(), interest),
         };
         let pooled = op.role().is_some_and(|r| r.multishot);
@@ -62,7 +68,12 @@ impl Poller {
             match res {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stats.would_block(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                res => return Progress::Ready(res, 0),
+                res => {
+                    if self.timed() {
+                        self.record_latency(T::kind_name(), Some((fd.raw(), interest)));
+                    }
+                    return Progress::Ready(res, 0);
+                }
             }
         }
     }

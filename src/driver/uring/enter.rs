@@ -19,7 +19,7 @@ use io_uring::{opcode, squeue, types};
 use super::Ring;
 use super::slots::After;
 use super::wake::{TOKEN_MSG_SENT, TOKEN_MSG_WAKE, TOKEN_UNTRACKED, TOKEN_WAKE, Unparker};
-use crate::driver::op::cqe_buffer;
+use crate::driver::op::{CQE_F_MORE, cqe_buffer};
 use crate::release::Release;
 
 const ENTER_GETEVENTS: u32 = 1 << 0;
@@ -319,6 +319,7 @@ impl Ring {
                 stats,
                 wake,
                 untracked,
+                latency,
                 ..
             } = self;
             let mut cq = ring.completion();
@@ -359,6 +360,12 @@ impl Ring {
                             && let Some(pool) = pool
                         {
                             pool.note_taken();
+                        }
+                        if let Some(clock) = latency
+                            && flags & CQE_F_MORE == 0
+                            && let Some((kind, took)) = clock.times.end(key)
+                        {
+                            clock.hist.record(kind, took);
                         }
                         if let After::Close(fd) = slots.complete(key, res, flags) {
                             closes.push(fd);

@@ -30,6 +30,7 @@ use self::wake::Wake;
 use super::config::DriverConfig;
 use super::stats::{Counters, RingFlags};
 use crate::buf::pool::Pool;
+use crate::driver::latency::{Latencies, RingClock};
 
 /// The io_uring backend of one runtime.
 pub(crate) struct Ring {
@@ -60,6 +61,15 @@ pub(crate) struct Ring {
     owner: Weak<()>,
     /// Injected `io_uring_enter` faults (tests only; `faults.rs`).
     faults: Option<Box<faults::EnterFaults>>,
+    /// Per-op latency (`Builder::op_latency`), boxed: usually off.
+    latency: Option<Box<RingClock>>,
+}
+
+impl Ring {
+    /// The latency histograms, with `op_latency` on.
+    pub(crate) fn latencies(&mut self) -> Option<&mut Latencies> {
+        self.latency.as_mut().map(|l| &mut l.hist)
+    }
 }
 
 impl std::fmt::Debug for Ring {
@@ -177,6 +187,7 @@ impl Ring {
             faults: cfg
                 .enter_faults
                 .map(|(seed, one_in)| Box::new(faults::EnterFaults::new(seed, one_in))),
+            latency: cfg.op_latency.then(Box::default),
         };
         Ok((driver, unparker))
     }

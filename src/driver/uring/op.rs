@@ -44,6 +44,9 @@ impl Ring {
         }
         let sqe = op.sqe();
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+        if let Some(clock) = &mut self.latency {
+            clock.times.start(key, T::kind_name());
+        }
         match op.linked() {
             None => self.push(sqe, key),
             Some(link) => self.push_linked(sqe, key, link),

@@ -1,0 +1,144 @@
+//! Opt-in observation of a runtime's tasks: stall detection and task tracking.
+//!
+//! How it works: the builder's settings become a [`Watch`] only when one of
+//! them is on; a core without one pays a single branch per task poll
+//! (`core.watch` is `None`) and per op poll. With a `Watch`, the executor
+//! runs each task through [`Watch::run`]: it notes the poll's start (for
+//! the stall check and, with tracking, the task's "last polled" time) and,
+//! for a tracked task, puts its `Track` in a thread-local, so an op that
+//! returns `Pending` can record on that task what it waits for
+//! ([`note_op`]); an op pays one thread-local load for the check. Everything
+//! here runs on the runtime's own thread.
+
+use std::cell::Cell;
+use std::fmt;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use super::meta::{TaskMeta, Track};
+use super::stall::{self, Stall, StallHook};
+
+/// What the builder asks to observe (shared by the shards of a `run`).
+#[derive(Clone, Default)]
+pub(crate) struct ObserveConfig {
+    pub(crate) stall_threshold: Option<Duration>,
+    pub(crate) on_stall: Option<StallHook>,
+    pub(crate) track_tasks: bool,
+}
+
+impl fmt::Debug for ObserveConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObserveConfig")
+            .field("stall_threshold", &self.stall_threshold)
+            .field("on_stall", &self.on_stall.is_some())
+            .field("track_tasks", &self.track_tasks)
+            .finish()
+    }
+}
+
+impl ObserveConfig {
+    /// The per-core state, `None` when nothing is observed.
+    /// `CORIO_STALL_MS` overrides the stall threshold.
+    pub(crate) fn watch(&self) -> Option<Box<Watch>> {
+        let threshold = stall::env_threshold().unwrap_or(self.stall_threshold);
+        let stall = threshold.map(|threshold| Stall {
+            threshold,
+            hook: self.on_stall.clone(),
+        });
+        if stall.is_none() && !self.track_tasks {
+            return None;
+        }
+        Some(Box::new(Watch {
+            stall,
+            track: self.track_tasks,
+        }))
+    }
+}
+
+/// A core's observation state (only when something is observed).
+pub(crate) struct Watch {
+    stall: Option<Stall>,
+    /// Task tracking (`Builder::track_tasks`) is on.
+    pub(crate) track: bool,
+}
+
+impl fmt::Debug for Watch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("stall", &self.stall.as_ref().map(|s| s.threshold))
+            .field("track", &self.track)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Forgets the tracked task when its poll ends, even by unwinding.
+struct Current;
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        TRACKED.with(|t| t.set(std::ptr::null()));
+    }
+}
+
+impl Watch {
+    /// Runs one task poll, timed, with the task noted as the current one.
+    #[inline(never)]
+    pub(crate) fn run(&self, runnable: async_task::Runnable<TaskMeta>, shard: usize) {
+        let meta = runnable.metadata();
+        let location = meta.location();
+        let start = Instant::now();
+        if let Some(track) = meta.track() {
+            track.polled(start);
+        }
+        {
+            let tracked: *const Track = meta.track().map_or(std::ptr::null(), |t| t);
+            TRACKED.with(|t| t.set(tracked));
+            let _current = Current;
+            runnable.run();
+        }
+        if let Some(stall) = &self.stall {
+            stall.check(location, start.elapsed(), shard);
+        }
+    }
+
+    /// Runs `poll` (a poll of `block_on`'s future) timed.
+    #[inline(never)]
+    pub(crate) fn run_main<R>(
+        &self,
+        location: &'static Location<'static>,
+        shard: usize,
+        poll: impl FnOnce() -> R,
+    ) -> R {
+        let start = Instant::now();
+        let out = poll();
+        if let Some(stall) = &self.stall {
+            stall.check(location, start.elapsed(), shard);
+        }
+        out
+    }
+}
+
+thread_local! {
+    /// The tracked task being polled on this thread; null when none is (or
+    /// tracking is off).
+    static TRACKED: Cell<*const Track> = const { Cell::new(std::ptr::null()) };
+}
+
+/// True while a tracked task is polled on this thread (one thread-local
+/// load: all an op pays without tracking).
+#[inline]
+pub(crate) fn tracking() -> bool {
+    TRACKED.with(|t| !t.get().is_null())
+}
+
+/// An op of the task being polled returned `Pending`: it now waits on `kind`.
+#[cold]
+pub(crate) fn note_op(kind: &'static str) {
+    let p = TRACKED.with(Cell::get);
+    // SAFETY: `TRACKED` is non-null only inside `Watch::run`, while the
+    // runnable being run keeps its task allocation (and so its metadata and
+    // `Track`) alive; ops are polled on this thread only.
+    if let Some(track) = unsafe { p.as_ref() } {
+        track.waiting.set(Some(kind));
+    }
+}
