@@ -216,15 +216,7 @@ fn drop_all_tasks(core: &Core) {
     // repeat until no task is left.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let wakers: Vec<Waker> = core
-            .tasks
-            .borrow()
-            .iter()
-            .map(|(_, (w, _))| w.clone())
-            .collect();
-        for w in wakers {
-            w.wake();
-        }
+        wake_all_tasks(core);
         drain_remote(core);
         loop {
             let next = core.queue.borrow_mut().pop_front();
@@ -244,19 +236,23 @@ fn drop_all_tasks(core: &Core) {
 /// [`Drain::step`]: super::drain::Drain::step
 fn drain_tick(core: &Core, drop_tasks: impl FnOnce(&Core)) -> bool {
     core.shared.drain.step(
-        || {
-            let wakers: Vec<Waker> = core
-                .tasks
-                .borrow()
-                .iter()
-                .map(|(_, (w, _))| w.clone())
-                .collect();
-            for w in wakers {
-                w.wake();
-            }
-        },
+        || wake_all_tasks(core),
         || drop_tasks(core),
         || core.tasks.borrow().len(),
         || core.queue.borrow().is_empty() && core.shared.remote.is_empty(),
     )
+}
+
+/// Wakes every live task (the wakers are cloned first: a wake may run code
+/// that registers or drops tasks).
+fn wake_all_tasks(core: &Core) {
+    let wakers: Vec<Waker> = core
+        .tasks
+        .borrow()
+        .iter()
+        .map(|(_, (w, _))| w.clone())
+        .collect();
+    for w in wakers {
+        w.wake();
+    }
 }

@@ -7,9 +7,9 @@
 //! `Builder::disable_opcodes(["SEND_ZC"])`) it is the plain `send_to`.
 
 use super::UdpSocket;
+use crate::buf::{BufResult, IoBuf};
 use crate::net::ToSocketAddrs;
 use crate::net::lookup::resolve;
-use crate::buf::{BufResult, IoBuf};
 use crate::op::Op;
 use crate::op::net::{SendZc, send_zc_opcode};
 use crate::runtime::context;
