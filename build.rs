@@ -4,8 +4,8 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(corio_uring)");
     println!("cargo::rustc-check-cfg=cfg(corio_no_uring)");
-    // The loom models (tests/loom_*.rs) build with `--cfg loom`.
-    println!("cargo::rustc-check-cfg=cfg(loom)");
+    // The loom models (tests/loom_*.rs) build with `--cfg corio_loom`.
+    println!("cargo::rustc-check-cfg=cfg(corio_loom)");
     println!("cargo::rerun-if-env-changed=CARGO_CFG_CORIO_NO_URING");
     let linux = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
     let disabled = std::env::var_os("CARGO_CFG_CORIO_NO_URING").is_some();

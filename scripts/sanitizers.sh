@@ -9,7 +9,7 @@
 #           target/asan). Any report fails the run. Skipped, saying so, when
 #           no nightly toolchain can be had.
 # loom      The loom models of the cross-thread wake-up path and of the sync
-#           algorithms (tests/loom_*.rs, `--cfg loom`, target/loom).
+#           algorithms (tests/loom_*.rs, `--cfg corio_loom`, target/loom).
 # valgrind  A representative subset of the suite under valgrind memcheck:
 #           on the poll driver with every check; on io_uring without the
 #           uninitialised-value checks, since memcheck cannot see the kernel
@@ -48,7 +48,7 @@ asan() {
 
 loom() {
   echo "== loom: models of the wake-up path and the sync algorithms"
-  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+  RUSTFLAGS="--cfg corio_loom" CARGO_TARGET_DIR=target/loom \
     cargo test --release --test loom_wake --test loom_sync
 }
 

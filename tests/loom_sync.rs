@@ -7,10 +7,10 @@
 //!
 //! The models copy the algorithms with their atomic orderings and replace
 //! wakers with a flag and `park`/`unpark`. Built and run only with
-//! `RUSTFLAGS="--cfg loom"`:
-//! `RUSTFLAGS="--cfg loom" cargo test --release --test loom_sync`
+//! `RUSTFLAGS="--cfg corio_loom"`:
+//! `RUSTFLAGS="--cfg corio_loom" cargo test --release --test loom_sync`
 //! (scripts/sanitizers.sh does).
-#![cfg(loom)]
+#![cfg(corio_loom)]
 
 use std::collections::VecDeque;
 

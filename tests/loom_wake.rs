@@ -12,10 +12,10 @@
 //! and stands in for the queue, the eventfd and the kernel's wait with loom
 //! types.
 //!
-//! Built and run only with `RUSTFLAGS="--cfg loom"`:
-//! `RUSTFLAGS="--cfg loom" cargo test --release --test loom_wake`
+//! Built and run only with `RUSTFLAGS="--cfg corio_loom"`:
+//! `RUSTFLAGS="--cfg corio_loom" cargo test --release --test loom_wake`
 //! (scripts/sanitizers.sh does).
-#![cfg(loom)]
+#![cfg(corio_loom)]
 
 use std::collections::VecDeque;
 
