@@ -34,7 +34,10 @@ impl Waker {
     }
 
     fn wake(&self) {
-        self.woken.store(true, Ordering::SeqCst);
+        // An RMW, not a store: loom does not give `unpark`/`park` the
+        // happens-before edge std documents, so a woken thread's swap could
+        // miss a plain store (a false "deadlock"); an RMW reads the latest.
+        self.woken.swap(true, Ordering::SeqCst);
         self.thread.unpark();
     }
 
