@@ -72,9 +72,18 @@ pub(crate) struct Driver {
     wakes: Rc<std::cell::RefCell<Vec<Unparker>>>,
     /// The fork generation this driver was built in (`fork.rs`).
     fork_gen: u32,
-    /// Empty pipes kept for reuse (`send_file` splices through one): read
-    /// end, write end. Closed with the driver.
-    pipes: Vec<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+    /// Empty pipes kept for reuse (`send_file` splices through one).
+    /// Closed with the driver.
+    pipes: Vec<SparePipe>,
+}
+
+/// An empty pipe kept for reuse: read end, write end, and its capacity
+/// (asked once, when the pipe was made).
+#[derive(Debug)]
+pub(crate) struct SparePipe {
+    pub(crate) r: std::os::fd::OwnedFd,
+    pub(crate) w: std::os::fd::OwnedFd,
+    pub(crate) capacity: usize,
 }
 
 /// Most empty pipes a driver keeps for reuse.
@@ -297,14 +306,14 @@ impl Driver {
         Ok(pool)
     }
 
-    /// An empty pipe kept for reuse, if any: (read end, write end).
-    pub(crate) fn take_pipe(&mut self) -> Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    /// An empty pipe kept for reuse, if any.
+    pub(crate) fn take_pipe(&mut self) -> Option<SparePipe> {
         self.pipes.pop()
     }
 
     /// Keeps an empty pipe for reuse (closes it when enough are kept). The
     /// caller guarantees it is empty and no op uses it.
-    pub(crate) fn put_pipe(&mut self, pipe: (std::os::fd::OwnedFd, std::os::fd::OwnedFd)) {
+    pub(crate) fn put_pipe(&mut self, pipe: SparePipe) {
         if self.pipes.len() < MAX_SPARE_PIPES {
             self.pipes.push(pipe);
         }

@@ -10,6 +10,7 @@
 use std::io;
 use std::rc::Rc;
 
+use crate::driver::SparePipe;
 use crate::fd::SharedFd;
 use crate::fs::File;
 use crate::op::Op;
@@ -72,10 +73,14 @@ struct Pipe {
 impl Pipe {
     fn take(core: &Core) -> io::Result<Pipe> {
         let kept = core.driver.borrow_mut().take_pipe();
-        let (r, w) = match kept {
-            Some(p) => p,
-            None => new_pipe()?,
-        };
+        if let Some(SparePipe { r, w, capacity }) = kept {
+            return Ok(Pipe {
+                r: SharedFd::new(r),
+                w: SharedFd::new(w),
+                capacity,
+            });
+        }
+        let (r, w) = new_pipe()?;
         let w = SharedFd::new(w);
         let capacity = pipe_capacity(&w);
         Ok(Pipe {
@@ -88,7 +93,11 @@ impl Pipe {
     /// Gives the pipe (empty, no op on it) back for reuse.
     fn give_back(self, core: &Core) {
         if let (Ok(r), Ok(w)) = (self.r.try_release(), self.w.try_release()) {
-            core.driver.borrow_mut().put_pipe((r, w));
+            core.driver.borrow_mut().put_pipe(SparePipe {
+                r,
+                w,
+                capacity: self.capacity,
+            });
         }
     }
 }

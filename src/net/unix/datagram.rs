@@ -150,7 +150,8 @@ impl UnixDatagram {
 
     /// Receives one datagram into a buffer of the runtime's pool (see
     /// [`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled)); a
-    /// datagram longer than the pool's buffer size is truncated.
+    /// datagram longer than the pool's buffer size less 272 bytes (its
+    /// source and control messages go first) is truncated.
     pub async fn recv_pooled(&self) -> io::Result<PooledBuf> {
         let got = crate::op::pooled::recv(&self.fd, true).await?;
         Ok(got.unwrap_or_else(|| PooledBuf::owned(Vec::new())))
