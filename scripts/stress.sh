@@ -32,6 +32,9 @@ target_dir() {
   esac
 }
 
+# cargo_for/cargo_build CONFIG ARGS: `cargo test`/`cargo build` in that config.
+cargo_build() { CARGO_SUB=build cargo_for "$@"; }
+
 cargo_for() {
   local config="$1"; shift
   local flags=() rustflags=""
@@ -42,14 +45,19 @@ cargo_for() {
     release-nouring) flags=(--release); rustflags="--cfg corio_no_uring" ;;
     *) echo "unknown config: $config" >&2; exit 2 ;;
   esac
-  RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$(target_dir "$config")" \
-    cargo test "${flags[@]}" --lib --tests --no-fail-fast "$@"
+  if [ "${CARGO_SUB:-test}" = build ]; then
+    flags=(build "${flags[@]}")
+  else
+    flags=(test "${flags[@]}" --lib --tests --no-fail-fast)
+  fi
+  RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$(target_dir "$config")" cargo "${flags[@]}" "$@"
 }
 
 # One config's runs, one after another; prints "CONFIG N ok|FAILED: tests".
 runs() {
   local config="$1" n log failed
-  cargo_for "$config" --no-run >"$LOGS/$config-build.log" 2>&1 \
+  # The example tests run the example programs, which `--tests` does not build.
+  { cargo_build "$config" --examples && cargo_for "$config" --no-run; } >"$LOGS/$config-build.log" 2>&1 \
     || { echo "$config build FAILED (see $LOGS/$config-build.log)"; return; }
   for n in $(seq 1 "$RUNS"); do
     log="$LOGS/$config-$n.log"

@@ -8,9 +8,16 @@
 //! eventfd. The runtime raises `parked`, checks the remote queue (and its
 //! main future's flag) once more, and only then waits in the kernel for a
 //! completion — the eventfd read it keeps in flight — lowering `parked` as
-//! soon as the wait ends. The model keeps the atomics and their orderings
-//! and stands in for the queue, the eventfd and the kernel's wait with loom
-//! types.
+//! soon as the wait ends. Every access to `parked` and to the main future's
+//! flag but the one at the top of the loop is a read-modify-write, in the
+//! model as in the runtime: loom models SeqCst as acquire/release and lets
+//! an RMW read a value a concurrent plain store has overwritten (loom issues
+//! #254 and #282), so with plain stores it reports deadlocks no real
+//! execution has; with RMWs each flag has one chain of updates and the
+//! protocol holds under acquire/release, which loom checks. The model keeps
+//! the atomics and their orderings and stands in for the queue, the eventfd
+//! and the kernel's wait with loom types (the remote queue by a mutex: the
+//! real one is concurrent-queue's, whose push and emptiness check are SeqCst).
 //!
 //! Built and run only with `RUSTFLAGS="--cfg corio_loom"`:
 //! `RUSTFLAGS="--cfg corio_loom" cargo test --release --test loom_wake`
@@ -72,7 +79,7 @@ impl Shared {
 
     /// `MainWaker::wake_by_ref`.
     fn wake_main(&self) {
-        self.main_woken.store(true, Ordering::SeqCst);
+        self.main_woken.swap(true, Ordering::SeqCst);
         self.unpark();
     }
 }
@@ -93,13 +100,15 @@ fn runtime(shared: &Shared, tasks: usize, main_wake: bool) {
             return;
         }
         // `executor::park`.
-        shared.parked.store(true, Ordering::SeqCst);
-        if !shared.remote.lock().unwrap().is_empty() || shared.main_woken.load(Ordering::SeqCst) {
-            shared.parked.store(false, Ordering::SeqCst);
+        shared.parked.swap(true, Ordering::SeqCst);
+        if !shared.remote.lock().unwrap().is_empty()
+            || shared.main_woken.fetch_or(false, Ordering::SeqCst)
+        {
+            shared.parked.swap(false, Ordering::SeqCst);
             continue;
         }
         shared.eventfd.wait();
-        shared.parked.store(false, Ordering::SeqCst);
+        shared.parked.swap(false, Ordering::SeqCst);
     }
 }
 

@@ -6,7 +6,17 @@
 //! (no waiting) when anything is runnable, or `park` (submit and wait for a
 //! completion, the next timer or a remote wake-up) when nothing is. The
 //! `parked` flag is raised before the last check of the remote queue and the
-//! main future's flag, so a wake from another thread is never lost. With
+//! main future's flag, so a wake from another thread is never lost. Every
+//! write of `parked` and of the main future's flag, and that last check of
+//! the flag, is a read-modify-write: each flag then has one chain of
+//! updates, so the hand-off holds with acquire/release alone (a waker's
+//! swap either sees `parked` raised and signals, or is read by the
+//! runtime's raise, which then sees the waker's flag) instead of resting on
+//! the SeqCst store-then-load order — which loom cannot check (it models
+//! SeqCst as acquire/release, and lets an RMW read a store that a
+//! concurrent plain store overwrote: loom issues #254, #282).
+//! `tests/loom_wake.rs` models exactly this. On x86 a SeqCst store is an
+//! `xchg` already; only the flag check becomes a locked instruction. With
 //! `Builder::spin_before_park`, the thread first looks for completions and
 //! remote wake-ups for a while without sleeping. While a graceful shutdown
 //! is on (`drain.rs`), each tick also runs the drain's step and a park lasts
@@ -37,7 +47,7 @@ impl Wake for MainWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
+        self.woken.swap(true, Ordering::SeqCst);
         // Signals only a thread blocked in the kernel: the driver lowers
         // `parked` as soon as its wait returns, so completions it reaps
         // afterwards wake this future without a syscall.
@@ -135,9 +145,9 @@ fn park(core: &Core, main_woken: &AtomicBool) {
     if !core.spin.is_zero() && spin(core, main_woken) {
         return;
     }
-    core.shared.parked.store(true, Ordering::SeqCst);
-    if !core.shared.remote.is_empty() || main_woken.load(Ordering::SeqCst) {
-        core.shared.parked.store(false, Ordering::SeqCst);
+    core.shared.parked.swap(true, Ordering::SeqCst);
+    if !core.shared.remote.is_empty() || main_woken.fetch_or(false, Ordering::SeqCst) {
+        core.shared.parked.swap(false, Ordering::SeqCst);
         core.driver.borrow_mut().submit_and_reap();
         return;
     }
@@ -154,7 +164,7 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         .park(timeout, &core.shared.parked, || {
             !core.queue.borrow().is_empty()
         });
-    core.shared.parked.store(false, Ordering::SeqCst);
+    core.shared.parked.swap(false, Ordering::SeqCst);
     trace::unpark();
 }
 

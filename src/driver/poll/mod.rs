@@ -187,7 +187,7 @@ impl Poller {
         }
         let polled = self.poll.poll(&mut self.events, timeout);
         // Awake: wake-ups from here on need no signal through the waker.
-        parked.store(false, Ordering::SeqCst);
+        parked.swap(false, Ordering::SeqCst);
         if let Err(e) = polled {
             if e.kind() == io::ErrorKind::Interrupted {
                 return;

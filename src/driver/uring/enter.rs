@@ -194,14 +194,14 @@ impl Ring {
         if timeout == Some(Duration::ZERO) || !self.ring.completion().is_empty() {
             // A zero-timeout wait costs far more than a plain submit. Not
             // waiting: what the reap wakes needs no eventfd signal.
-            parked.store(false, Ordering::SeqCst);
+            parked.swap(false, Ordering::SeqCst);
             self.submit_and_reap();
             return;
         }
         self.stats.park();
         self.enter(1, timeout);
         // Awake: wake-ups from here on (the reap) need no eventfd signal.
-        parked.store(false, Ordering::SeqCst);
+        parked.swap(false, Ordering::SeqCst);
         self.reap_at_most(self.max_cqes);
     }
 
