@@ -204,16 +204,20 @@ fn ctrl_c_returns_on_sigint() {
         support::run_in_child("ctrl_c_returns_on_sigint", CHILD_TIMEOUT);
         return;
     }
-    support::run(async {
+    // SIG_DFL, or SIG_IGN when the tests were started as a background job
+    // of a non-interactive shell (which ignores SIGINT in such jobs).
+    let before = disposition(libc::SIGINT);
+    support::run(async move {
         let waiter = corio::spawn(ctrl_c());
-        // Until the task has run, SIGINT would still end the process.
-        while disposition(libc::SIGINT) == libc::SIG_DFL {
+        // Until the task has run, SIGINT would still end the process (or be
+        // ignored, and the waiter would wait for ever).
+        while disposition(libc::SIGINT) == before {
             sleep(Duration::from_millis(1)).await;
         }
         raise(libc::SIGINT);
         timeout(GUARD, waiter).await.unwrap().unwrap().unwrap();
     });
-    assert_eq!(disposition(libc::SIGINT), libc::SIG_DFL);
+    assert_eq!(disposition(libc::SIGINT), before);
 }
 }
 
