@@ -100,7 +100,11 @@ fn server(mode: &str, conns: usize, bytes: usize) {
         let rss = rss_kib();
         println!(
             "{:<12} {:>7} {:>6} {:>9} {:>14} {:>14}",
-            if u.incremental { "incremental" } else { "plain" },
+            if u.incremental {
+                "incremental"
+            } else {
+                "plain"
+            },
             conns,
             bytes,
             u.held,
@@ -114,7 +118,10 @@ fn server(mode: &str, conns: usize, bytes: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("--client") {
         return client(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap());
     }
