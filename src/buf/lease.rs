@@ -16,7 +16,11 @@ use super::pool::Pool;
 ///
 /// It derefs to the bytes received. Dropping it returns the buffer to the
 /// pool, where the next receive (on any socket) can use it; hold leases
-/// briefly, or copy out what you keep, so the pool does not run dry.
+/// briefly, or copy out what you keep, so the pool does not run dry. With
+/// an incremental ring (Linux 6.12+, see
+/// [`pool_usage`](crate::runtime::pool_usage)) several leases, of any
+/// connections, may lie in one pool buffer, each on its own bytes; the
+/// buffer goes back once the kernel has filled it and all are dropped.
 pub struct PooledBuf {
     inner: Lease,
 }
