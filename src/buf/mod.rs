@@ -13,10 +13,12 @@
 
 pub(crate) mod copy;
 mod io_buf;
+mod lease;
 pub(crate) mod loops;
 pub(crate) mod pool;
 mod slice;
 
 pub use io_buf::{BufResult, IoBuf, IoBufMut};
-pub use pool::PooledBuf;
+pub use lease::PooledBuf;
+pub use pool::PoolUsage;
 pub use slice::Slice;

@@ -8,11 +8,22 @@
 //! [`PooledBuf`] lease; dropping it gives the buffer back (on io_uring by
 //! appending it to the ring's tail) and wakes receives that had to stop
 //! because the pool ran dry.
+//!
+//! Two ring modes the driver may turn on when it registers the ring
+//! ([`RingMode`]): *bundles* (`IORING_RECVSEND_BUNDLE`, Linux 6.10), where
+//! one completion fills several buffers taken from consecutive ring entries,
+//! and *incremental* buffers (`IOU_PBUF_RING_INC`, Linux 6.12), where a
+//! receive uses only the bytes it needs and the kernel keeps writing later
+//! receives (of any socket) into the rest of the same buffer. [`Pool::split`]
+//! turns each completion into one piece per buffer (buffer id, offset,
+//! length); each piece becomes a lease. A buffer goes back to the ring once
+//! the kernel has moved past it *and* every lease on it is gone: per buffer
+//! the pool counts the pieces handed out (`refs`) and whether the kernel may
+//! still write it (`kernel`).
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::Waker;
@@ -73,12 +84,70 @@ enum Free {
     List(RefCell<Vec<u16>>),
 }
 
+/// How the kernel uses the provided-buffer ring (set by the driver when it
+/// registers the ring; both off on the poll driver).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RingMode {
+    /// Stream receives ask for bundles (several buffers per completion).
+    pub(crate) bundle: bool,
+    /// The ring was registered with `IOU_PBUF_RING_INC`.
+    pub(crate) inc: bool,
+}
+
+/// The largest buffer size incremental mode packs (offset, length) of a
+/// piece into a completion result for (see [`Pool::piece`]).
+pub(crate) const INC_MAX_SIZE: usize = 1 << 15;
+
+/// The receive pool of a runtime at one moment (see
+/// [`corio::runtime::pool_usage`](crate::runtime::pool_usage)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolUsage {
+    /// Buffers in the pool.
+    pub buffers: usize,
+    /// Bytes per buffer.
+    pub buffer_size: usize,
+    /// Buffers holding received data not yet released: queued for a
+    /// receive, or leased out as [`PooledBuf`](crate::PooledBuf)s. With an
+    /// incremental ring several connections' data share one buffer.
+    pub held: usize,
+    /// Pooled stream receives take several buffers per completion
+    /// (`IORING_RECVSEND_BUNDLE`, Linux 6.10).
+    pub bundles: bool,
+    /// The ring is incremental (`IOU_PBUF_RING_INC`, Linux 6.12): a
+    /// receive uses only the bytes it got of a buffer.
+    pub incremental: bool,
+}
+
+/// Where group 1's buffer ids start in its ring entries and completions
+/// (group 0's are below: at most 32768 buffers a pool).
+pub(crate) const GROUP1_BASE: u16 = 1 << 15;
+
+/// What the pool knows of one buffer.
+#[derive(Default)]
+struct BufState {
+    /// Ring position of its last publication (finds the buffers after it
+    /// in a bundle).
+    pos: Cell<u16>,
+    /// Bytes the kernel has filled since it was published (incremental).
+    used: Cell<u32>,
+    /// Pieces of it handed out (queued completions and leases).
+    refs: Cell<u32>,
+    /// The kernel may still write it (published, not yet moved past).
+    kernel: Cell<bool>,
+}
+
 /// The pool of one runtime.
 pub(crate) struct Pool {
     mem: Mapping,
     size: usize,
     count: u16,
     free: Free,
+    state: Box<[BufState]>,
+    mode: Cell<RingMode>,
+    /// The provided-buffer group of its ring (0, or 1 for datagrams when
+    /// group 0 is incremental).
+    group: u16,
     /// Buffers not in the ring or on the list (held by leases or queued
     /// completions).
     out: Cell<usize>,
@@ -99,7 +168,20 @@ impl fmt::Debug for Pool {
 impl Pool {
     /// `count` buffers of `size` bytes; `ring` puts them in a provided-buffer
     /// ring (the caller registers [`ring_addr`](Self::ring_addr)).
+    #[cfg(test)]
     pub(crate) fn new(count: u16, size: usize, ring: bool) -> io::Result<Rc<Pool>> {
+        Self::with_group(count, size, ring, 0)
+    }
+
+    /// A pool whose ring is provided-buffer group `group`; group 1's
+    /// buffers carry ids from [`GROUP1_BASE`] up in the ring, so a
+    /// completion's buffer id says which ring it came from.
+    pub(crate) fn with_group(
+        count: u16,
+        size: usize,
+        ring: bool,
+        group: u16,
+    ) -> io::Result<Rc<Pool>> {
         if count == 0 || !count.is_power_of_two() || count > 32768 || size == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -122,6 +204,9 @@ impl Pool {
             size,
             count,
             free,
+            state: (0..count).map(|_| BufState::default()).collect(),
+            mode: Cell::new(RingMode::default()),
+            group,
             out: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
         });
@@ -137,6 +222,20 @@ impl Pool {
     #[allow(dead_code)] // Registering the ring: io_uring builds only.
     pub(crate) fn count(&self) -> u16 {
         self.count
+    }
+
+    /// Its provided-buffer group.
+    pub(crate) fn group(&self) -> u16 {
+        self.group
+    }
+
+    /// The buffer id the kernel sees for buffer `bid`.
+    fn ring_bid(&self, bid: u16) -> u16 {
+        if self.group == 0 {
+            bid
+        } else {
+            bid + GROUP1_BASE
+        }
     }
 
     /// Size of each buffer.
@@ -170,35 +269,150 @@ impl Pool {
             return;
         };
         let t = tail.get();
-        let entry = RingEntry {
-            addr: self.buf_ptr(bid) as u64,
-            len: self.size as u32,
-            bid,
-            resv: 0,
-        };
+        let st = &self.state[bid as usize];
+        st.pos.set(t);
+        st.used.set(0);
+        st.kernel.set(true);
         // SAFETY: the slot index is masked into the ring's `count` entries.
         // Entry 0's `resv` field is the ring's shared tail: write the other
         // fields of that entry only, then publish the tail with a release
-        // store so the kernel sees the entry before the new tail.
+        // store so the kernel sees the entry before the new tail. The
+        // kernel is not reading this entry: it lies past the tail it knows
+        // (at most `count` buffers exist, so `t & mask` is not an entry it
+        // still owns).
         unsafe {
             let slot = entries.ptr.cast::<RingEntry>().add((t & mask) as usize);
-            std::ptr::addr_of_mut!((*slot).addr).write(entry.addr);
-            std::ptr::addr_of_mut!((*slot).len).write(entry.len);
-            std::ptr::addr_of_mut!((*slot).bid).write(entry.bid);
+            std::ptr::addr_of_mut!((*slot).addr).write(self.buf_ptr(bid) as u64);
+            std::ptr::addr_of_mut!((*slot).len).write(self.size as u32);
+            std::ptr::addr_of_mut!((*slot).bid).write(self.ring_bid(bid));
             let shared_tail = &*entries.ptr.add(14).cast::<AtomicU16>();
             shared_tail.store(t.wrapping_add(1), Ordering::Release);
         }
         tail.set(t.wrapping_add(1));
     }
 
-    /// The kernel (or a receive on the poll driver) took a buffer.
-    pub(crate) fn note_taken(&self) {
-        self.out.set(self.out.get() + 1);
+    /// The buffer id in the ring entry at position `pos`.
+    fn entry_bid(&self, pos: u16) -> u16 {
+        let Free::Ring { entries, mask, .. } = &self.free else {
+            unreachable!("bundles need a ring pool")
+        };
+        // SAFETY: the index is masked into the ring's `count` entries; the
+        // kernel never writes an entry's `bid` (incremental mode moves only
+        // `addr` and `len`), and we rewrite it only when publishing at
+        // `pos + count`, which cannot happen before the completion naming
+        // the buffer at `pos` is split (see `split`).
+        unsafe {
+            let slot = entries.ptr.cast::<RingEntry>().add((pos & mask) as usize);
+            std::ptr::addr_of!((*slot).bid).read_volatile()
+        }
+        .wrapping_sub(self.ring_bid(0))
+    }
+
+    /// How the kernel uses the ring.
+    pub(crate) fn mode(&self) -> RingMode {
+        self.mode.get()
+    }
+
+    /// Sets how the kernel uses the ring (when the driver registers it,
+    /// before any receive).
+    #[allow(dead_code)] // Registering the ring: io_uring builds only.
+    pub(crate) fn set_mode(&self, mode: RingMode) {
+        debug_assert!(!mode.inc || self.size <= INC_MAX_SIZE);
+        self.mode.set(mode);
+    }
+
+    /// Splits a completion that names buffer `first` (its id in this pool:
+    /// less [`GROUP1_BASE`] for group 1) and carries `res`
+    /// bytes into one piece per buffer, in order: `each(bid, res, last)`,
+    /// where `res` encodes the piece's place in its buffer (decode it with
+    /// [`piece`](Self::piece)) and `last` marks the final piece. `buf_more`
+    /// is the completion's `IORING_CQE_F_BUF_MORE`: the kernel keeps
+    /// writing the last buffer.
+    ///
+    /// A bundle's buffers are the ring entries after the one `first` was
+    /// published at: the kernel took them in ring order. Those entries are
+    /// intact here: completions are split in the order the kernel posts
+    /// them, so every buffer published after `first` and before this split
+    /// was out of the ring when the kernel took `first`, and at most
+    /// `count` publications separate `first`'s entry from its rewrite.
+    #[allow(dead_code)] // Ring pools: io_uring builds only.
+    pub(crate) fn split(
+        &self,
+        first: u16,
+        res: i32,
+        buf_more: bool,
+        mut each: impl FnMut(u16, i32, bool),
+    ) {
+        debug_assert!(res >= 0, "a completion with a buffer and an error");
+        let mode = self.mode.get();
+        let mut left = res.max(0) as usize;
+        let mut bid = first;
+        let mut pos = self.state[first as usize].pos.get();
+        loop {
+            let st = &self.state[bid as usize];
+            let off = st.used.get() as usize;
+            let len = left.min(self.size - off);
+            left -= len;
+            let last = left == 0 || !mode.bundle;
+            debug_assert!(last || mode.bundle, "a completion longer than its buffer");
+            st.refs.set(st.refs.get() + 1);
+            // Incremental: the kernel keeps the last buffer when it says so.
+            if mode.inc && last && buf_more {
+                st.used.set((off + len) as u32);
+            } else {
+                st.kernel.set(false);
+                self.out.set(self.out.get() + 1);
+            }
+            let res = if mode.inc {
+                ((off << 16) | len) as i32
+            } else {
+                len as i32
+            };
+            each(bid, res, last);
+            if last {
+                break;
+            }
+            pos = pos.wrapping_add(1);
+            bid = self.entry_bid(pos);
+            debug_assert_eq!(
+                self.state[bid as usize].pos.get(),
+                pos,
+                "a bundle's ring entries were rewritten"
+            );
+        }
+    }
+
+    /// Where a piece's bytes lie in its buffer: (offset, length), from the
+    /// `res` that [`split`](Self::split) gave it.
+    pub(crate) fn piece(&self, res: u32) -> (usize, usize) {
+        if self.mode.get().inc {
+            ((res >> 16) as usize, (res & 0xffff) as usize)
+        } else {
+            (0, res as usize)
+        }
     }
 
     /// A buffer is free (none held by leases or queued completions).
     pub(crate) fn has_free(&self) -> bool {
         self.out.get() < self.count as usize
+    }
+
+    /// Buffers holding data not yet released (queued completions and
+    /// leases): the pool memory a runtime's receivers hold.
+    pub(crate) fn held(&self) -> usize {
+        self.state.iter().filter(|s| s.refs.get() > 0).count()
+    }
+
+    /// What [`crate::runtime::pool_usage`] reports.
+    pub(crate) fn usage(&self) -> PoolUsage {
+        let mode = self.mode.get();
+        PoolUsage {
+            buffers: self.count as usize,
+            buffer_size: self.size,
+            held: self.held(),
+            bundles: mode.bundle,
+            incremental: mode.inc,
+        }
     }
 
     /// Takes a free buffer from the list (poll driver).
@@ -207,12 +421,21 @@ impl Pool {
             return None;
         };
         let bid = list.borrow_mut().pop()?;
-        self.note_taken();
+        self.out.set(self.out.get() + 1);
+        let st = &self.state[bid as usize];
+        st.refs.set(1);
         Some(bid)
     }
 
-    /// Gives buffer `bid` back and wakes receives waiting for one.
+    /// Drops one piece of buffer `bid`; once the kernel is past it and no
+    /// piece is left, gives it back and wakes receives waiting for one.
     pub(crate) fn recycle(&self, bid: u16) {
+        let st = &self.state[bid as usize];
+        debug_assert!(st.refs.get() > 0, "buffer {bid} recycled twice");
+        st.refs.set(st.refs.get().saturating_sub(1));
+        if st.refs.get() > 0 || st.kernel.get() {
+            return;
+        }
         match &self.free {
             Free::Ring { .. } => self.publish(bid),
             Free::List(list) => list.borrow_mut().push(bid),
@@ -227,6 +450,7 @@ impl Pool {
     /// Puts back a buffer a receive took but did not fill (no wake-ups).
     pub(crate) fn put_back(&self, bid: u16) {
         if let Free::List(list) = &self.free {
+            self.state[bid as usize].refs.set(0);
             list.borrow_mut().push(bid);
             self.out.set(self.out.get().saturating_sub(1));
         }
@@ -245,153 +469,24 @@ impl Pool {
         (self.buf_ptr(bid), self.size)
     }
 
-    /// The whole of buffer `bid`, which the caller holds (the kernel filled
-    /// it and no longer writes it).
-    pub(crate) fn buf(&self, bid: u16) -> &[u8] {
-        // SAFETY: `bid < count` and buffer `bid` is `size` bytes of the
-        // mapping (zeroed at first, so initialised); the caller holds it, so
-        // neither the kernel nor a lease writes it meanwhile.
-        unsafe { std::slice::from_raw_parts(self.buf_ptr(bid), self.size) }
-    }
-}
-
-/// A received buffer leased from the runtime's pool.
-///
-/// It derefs to the bytes received. Dropping it returns the buffer to the
-/// pool, where the next receive (on any socket) can use it; hold leases
-/// briefly, or copy out what you keep, so the pool does not run dry.
-pub struct PooledBuf {
-    inner: Lease,
-}
-
-enum Lease {
-    Pool {
-        pool: Rc<Pool>,
-        bid: u16,
-        /// Where the data starts in the buffer (after a datagram's header).
-        off: u32,
-        len: u32,
-    },
-    /// Bytes kept on the socket by a dropped plain read, handed out from
-    /// `off` (after a datagram's header).
-    Owned(Vec<u8>, u32),
-}
-
-impl PooledBuf {
-    /// A lease on buffer `bid`, whose data are `len` bytes at `off`.
-    pub(crate) fn from_pool(pool: Rc<Pool>, bid: u16, off: usize, len: usize) -> PooledBuf {
-        let len = len.min(pool.size.saturating_sub(off));
-        PooledBuf {
-            inner: Lease::Pool {
-                pool,
-                bid,
-                off: off as u32,
-                len: len as u32,
-            },
-        }
-    }
-
-    pub(crate) fn owned(data: Vec<u8>) -> PooledBuf {
-        Self::owned_at(data, 0)
-    }
-
-    /// Owned bytes whose data start at `off` (at most their length).
-    pub(crate) fn owned_at(data: Vec<u8>, off: usize) -> PooledBuf {
-        let off = off.min(data.len()) as u32;
-        PooledBuf {
-            inner: Lease::Owned(data, off),
-        }
-    }
-
-    /// The bytes before the data (a datagram's header: see
-    /// `op/pooled_layout.rs`).
-    pub(crate) fn header(&self) -> &[u8] {
-        match &self.inner {
-            Lease::Pool { pool, bid, off, .. } => {
-                // SAFETY: as in `deref`: the lease owns buffer `bid`, and
-                // `off` lies inside it.
-                unsafe { std::slice::from_raw_parts(pool.buf_ptr(*bid), *off as usize) }
-            }
-            Lease::Owned(v, off) => &v[..*off as usize],
-        }
-    }
-
-    /// The buffer id in the pool (`None` for bytes kept from a dropped read).
-    pub fn buffer_id(&self) -> Option<u16> {
-        match &self.inner {
-            Lease::Pool { bid, .. } => Some(*bid),
-            Lease::Owned(..) => None,
-        }
-    }
-}
-
-impl Deref for PooledBuf {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match &self.inner {
-            Lease::Pool {
-                pool,
-                bid,
-                off,
-                len,
-            } => {
-                // SAFETY: the lease owns buffer `bid` until dropped: neither
-                // the kernel nor another lease writes it, and `off + len`
-                // lies inside it (clamped in `from_pool`; the mapping is
-                // zeroed, so every byte is initialised).
-                unsafe {
-                    std::slice::from_raw_parts(pool.buf_ptr(*bid).add(*off as usize), *len as usize)
-                }
-            }
-            Lease::Owned(v, off) => &v[*off as usize..],
-        }
-    }
-}
-
-// SAFETY: a lease's bytes live in the pool's mapping (or in its own Vec's
-// heap buffer), which does not move with the lease and stays valid while
-// the lease (holding the pool) lives; nobody else writes them meanwhile.
-unsafe impl crate::buf::IoBuf for PooledBuf {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-impl AsRef<[u8]> for PooledBuf {
-    fn as_ref(&self) -> &[u8] {
-        self
-    }
-}
-
-impl Drop for PooledBuf {
-    fn drop(&mut self) {
-        if let Lease::Pool { pool, bid, .. } = &self.inner {
-            pool.recycle(*bid);
-        }
-    }
-}
-
-impl fmt::Debug for PooledBuf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PooledBuf")
-            .field("buffer_id", &self.buffer_id())
-            .field("len", &self.len())
-            .finish()
+    /// `len` bytes at `off` in buffer `bid`: a piece the caller holds (a
+    /// completion named it, so the kernel has written them and writes, if
+    /// at all, only past them: incremental mode hands later receives the
+    /// bytes after `off + len`).
+    pub(crate) fn bytes(&self, bid: u16, off: usize, len: usize) -> &[u8] {
+        let off = off.min(self.size);
+        let len = len.min(self.size - off);
+        // SAFETY: `bid < count` and `off + len` lies inside buffer `bid`,
+        // part of the mapping (zeroed at first, so initialised); the caller
+        // holds the piece, so nobody writes these bytes meanwhile.
+        unsafe { std::slice::from_raw_parts(self.buf_ptr(bid).add(off), len) }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buf::PooledBuf;
 
     #[test]
     fn list_pool_takes_and_recycles() {
@@ -399,11 +494,29 @@ mod tests {
         let ids: Vec<u16> = (0..4).map(|_| pool.take().unwrap()).collect();
         assert!(pool.take().is_none());
         assert!(!pool.has_free());
-        let lease = PooledBuf::from_pool(pool.clone(), ids[2], 0, 10);
+        let lease = PooledBuf::from_pool(pool.clone(), ids[2], 0, 0, 10);
         assert_eq!(lease.len(), 10);
         drop(lease);
         assert!(pool.has_free());
         assert_eq!(pool.take(), Some(ids[2]));
+    }
+
+    /// The pieces `split` makes of one completion: (bid, offset, length, last).
+    fn pieces(pool: &Pool, first: u16, res: i32, buf_more: bool) -> Vec<(u16, usize, usize, bool)> {
+        let mut v = Vec::new();
+        pool.split(first, res, buf_more, |bid, r, last| {
+            let (off, len) = pool.piece(r as u32);
+            v.push((bid, off, len, last));
+        });
+        v
+    }
+
+    fn shared_tail(pool: &Pool) -> u16 {
+        let Free::Ring { entries, .. } = &pool.free else {
+            panic!("not a ring pool")
+        };
+        // SAFETY: reading the shared tail of a ring we own.
+        unsafe { &*entries.ptr.add(14).cast::<AtomicU16>() }.load(Ordering::Acquire)
     }
 
     #[test]
@@ -413,17 +526,80 @@ mod tests {
             panic!("not a ring pool")
         };
         assert_eq!(tail.get(), 8);
-        // SAFETY: reading the shared tail of a ring we own.
-        let shared = unsafe { &*entries.ptr.add(14).cast::<AtomicU16>() };
-        assert_eq!(shared.load(Ordering::Acquire), 8);
-        pool.note_taken();
+        assert_eq!(shared_tail(&pool), 8);
+        assert_eq!(pieces(&pool, 5, 10, false), [(5, 0, 10, true)]);
+        assert_eq!(pool.held(), 1);
         pool.recycle(5);
-        assert_eq!(shared.load(Ordering::Acquire), 9);
+        assert_eq!(shared_tail(&pool), 9);
+        assert_eq!(pool.held(), 0);
         // Entry 8 & 7 = slot 0 was rewritten with buffer 5.
         // SAFETY: slot 0 lies inside the entries mapping.
         let e0 = unsafe { &*entries.ptr.cast::<RingEntry>() };
         assert_eq!(e0.bid, 5);
         assert_eq!(e0.addr, pool.buf_ptr(5) as u64);
+    }
+
+    #[test]
+    fn a_bundle_spans_the_ring_entries_after_its_first_buffer() {
+        let pool = Pool::new(4, 32, true).unwrap();
+        pool.set_mode(RingMode {
+            bundle: true,
+            inc: false,
+        });
+        // The kernel takes entries 0 and 1 (buffers 0, 1); 1 comes back and
+        // is published at position 4 (slot 0), after buffers 2 and 3.
+        assert_eq!(
+            pieces(&pool, 0, 40, false),
+            [(0, 0, 32, false), (1, 0, 8, true)]
+        );
+        pool.recycle(1);
+        pool.recycle(0);
+        // Ring order is now 2, 3, 1, 0: a bundle from 3 takes 3, 1, 0.
+        assert_eq!(
+            pieces(&pool, 3, 70, false),
+            [(3, 0, 32, false), (1, 0, 32, false), (0, 0, 6, true)]
+        );
+        assert!(pool.has_free());
+        assert_eq!(pool.held(), 3);
+        for bid in [0, 1, 3] {
+            pool.recycle(bid);
+        }
+        assert_eq!(pool.held(), 0);
+        assert_eq!(shared_tail(&pool), 9);
+    }
+
+    #[test]
+    fn incremental_pieces_share_a_buffer_until_the_kernel_moves_past_it() {
+        let pool = Pool::new(4, 32, true).unwrap();
+        pool.set_mode(RingMode {
+            bundle: true,
+            inc: true,
+        });
+        assert_eq!(pieces(&pool, 0, 5, true), [(0, 0, 5, true)]);
+        assert_eq!(pieces(&pool, 0, 7, true), [(0, 5, 7, true)]);
+        // The first lease goes: the kernel still writes buffer 0.
+        pool.recycle(0);
+        assert_eq!(shared_tail(&pool), 4);
+        // A bundle fills the rest of 0 and part of 1.
+        assert_eq!(
+            pieces(&pool, 0, 30, true),
+            [(0, 12, 20, false), (1, 0, 10, true)]
+        );
+        assert_eq!(pool.held(), 2);
+        pool.recycle(0);
+        assert_eq!(shared_tail(&pool), 4, "one piece of buffer 0 is still out");
+        pool.recycle(0);
+        assert_eq!(
+            shared_tail(&pool),
+            5,
+            "buffer 0 is back once its last piece is"
+        );
+        // The kernel leaves buffer 1 (no BUF_MORE): it comes back with its piece.
+        assert_eq!(pieces(&pool, 1, 3, false), [(1, 10, 3, true)]);
+        pool.recycle(1);
+        pool.recycle(1);
+        assert_eq!(shared_tail(&pool), 6);
+        assert_eq!(pool.held(), 0);
     }
 
     #[test]

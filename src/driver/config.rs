@@ -44,10 +44,18 @@ pub(crate) struct DriverConfig {
     pub(crate) op_latency: bool,
 }
 
-/// The io_uring opcodes with a fallback, which `Builder::disable_opcodes`
-/// may turn off: zero-copy send (plain send), splice (sendfile(2) on the
-/// blocking pool), linked timeouts (a user-space timer).
-pub(crate) const OPTIONAL_OPCODES: &[&str] = &["SEND_ZC", "SPLICE", "LINK_TIMEOUT"];
+/// The io_uring opcodes and features with a fallback, which
+/// `Builder::disable_opcodes` may turn off: zero-copy send (plain send),
+/// splice (sendfile(2) on the blocking pool), linked timeouts (a user-space
+/// timer), receive bundles (one buffer per completion), incremental buffer
+/// rings (a whole buffer per receive).
+pub(crate) const OPTIONAL_OPCODES: &[&str] = &[
+    "SEND_ZC",
+    "SPLICE",
+    "LINK_TIMEOUT",
+    "RECV_BUNDLE",
+    "PBUF_RING_INC",
+];
 
 impl Default for DriverConfig {
     fn default() -> Self {

@@ -64,6 +64,8 @@ pub(crate) struct Driver {
     orphans: blocking::Orphans,
     /// The receive pool, made on first use: (buffer count, buffer size).
     pool: Option<Rc<Pool>>,
+    /// The datagram receives' pool when `pool`'s ring is incremental.
+    dgram_pool: Option<Rc<Pool>>,
     pool_config: (u16, usize),
     /// Scratch for draining the release queue.
     releases: Vec<Release>,
@@ -153,6 +155,7 @@ impl Driver {
             blocking: BlockingPool::new(cfg.max_blocking_threads),
             orphans: blocking::Orphans::default(),
             pool: None,
+            dgram_pool: None,
             pool_config: cfg.pool,
             releases: Vec::new(),
             wakes: Rc::default(),
@@ -289,20 +292,46 @@ impl Driver {
         }
     }
 
+    /// The receive pool, if made.
+    pub(crate) fn pool_made(&self) -> Option<&Rc<Pool>> {
+        self.pool.as_ref()
+    }
+
     /// The receive pool, made (and registered with the ring) on first use.
-    pub(crate) fn pool(&mut self) -> io::Result<Rc<Pool>> {
-        if let Some(p) = &self.pool {
+    /// Datagram receives get a second, plain ring (group 1) when the first
+    /// is incremental: the kernel's multishot `RECVMSG` cannot write into
+    /// an incremental ring (it fails with `EFAULT` once a buffer's rest is
+    /// shorter than the message header).
+    pub(crate) fn pool(&mut self, datagram: bool) -> io::Result<Rc<Pool>> {
+        let pool = match &self.pool {
+            Some(p) => p.clone(),
+            None => {
+                let pool = self.make_pool(0)?;
+                self.pool = Some(pool.clone());
+                pool
+            }
+        };
+        if !datagram || !pool.mode().inc {
+            return Ok(pool);
+        }
+        if let Some(p) = &self.dgram_pool {
             return Ok(p.clone());
         }
+        let pool = self.make_pool(1)?;
+        self.dgram_pool = Some(pool.clone());
+        Ok(pool)
+    }
+
+    /// A pool for provided-buffer group `group`, registered on io_uring.
+    fn make_pool(&mut self, group: u16) -> io::Result<Rc<Pool>> {
         self.check_fork();
         let (count, size) = self.pool_config;
         let ring = self.kind() == DriverKind::Uring;
-        let pool = Pool::new(count, size, ring)?;
+        let pool = Pool::with_group(count, size, ring, group)?;
         #[cfg(corio_uring)]
         if let Backend::Uring(d) = &mut self.backend {
             d.register_pool(&pool)?;
         }
-        self.pool = Some(pool.clone());
         Ok(pool)
     }
 

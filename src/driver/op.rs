@@ -68,6 +68,11 @@ pub(crate) const CQE_F_MORE: u32 = 1 << 1;
 /// `IORING_CQE_F_NOTIF`: a zero-copy send's notification (the kernel is done
 /// with the buffer); its result is not the send's.
 pub(crate) const CQE_F_NOTIF: u32 = 1 << 3;
+/// `IORING_CQE_F_BUF_MORE`: the kernel keeps using the completion's last
+/// buffer (an incremental buffer ring).
+pub(crate) const CQE_F_BUF_MORE: u32 = 1 << 4;
+/// The buffer id's bits (`IORING_CQE_BUFFER_SHIFT` = 16).
+pub(crate) const CQE_BID_MASK: u32 = 0xffff_0000;
 
 impl Step {
     /// `More` when the completion's flags say more will come.

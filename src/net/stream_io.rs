@@ -11,8 +11,9 @@ use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::fd::SharedFd;
+use crate::fs::FixedBuf;
 use crate::op::net::{
     Recv, RecvTimeout, Send, SendMsg, SendZc, Shutdown, link_timeout_opcode, timed_out,
 };
@@ -77,6 +78,22 @@ pub(crate) fn write_all_zc<B: IoBuf>(
     buf: B,
 ) -> impl Future<Output = BufResult<(), B>> + '_ {
     crate::buf::loops::write_all(buf, |b| send_zc(fd, b))
+}
+
+/// A zero-copy send from a registered buffer (by index where this runtime's
+/// ring has it registered).
+pub(crate) fn send_zc_fixed(fd: &SharedFd, buf: Slice<FixedBuf>) -> Op<SendZc<Slice<FixedBuf>>> {
+    let index = buf.get_ref().ring_index();
+    Op::new(SendZc::fixed(fd, buf, index))
+}
+
+/// All of a registered buffer's bytes, by zero-copy sends naming it.
+pub(crate) fn write_all_zc_fixed(
+    fd: &SharedFd,
+    buf: FixedBuf,
+) -> impl Future<Output = BufResult<(), FixedBuf>> + '_ {
+    let index = buf.ring_index();
+    crate::buf::loops::write_all(buf, move |b| Op::new(SendZc::fixed(fd, b, index)))
 }
 
 pub(crate) fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> Op<SendMsg<B>> {

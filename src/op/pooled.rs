@@ -72,7 +72,7 @@ impl std::future::Future for PooledRecv {
 /// polled again, for poll-level callers).
 pub(crate) fn recv_op(fd: &SharedFd, datagram: bool) -> io::Result<Op<RecvPooled>> {
     let core = context::current("a pooled receive");
-    let pool = core.driver.borrow_mut().pool()?;
+    let pool = core.driver.borrow_mut().pool(datagram)?;
     Ok(Op::on(
         core,
         RecvPooled {
@@ -151,8 +151,16 @@ unsafe impl OpCode for RecvPooled {
             self.msg = Some(recvmsg_template());
         }
         uring!(match &self.msg {
-            Some(msg) => opcode::RecvMsgMulti::new(types::Fd(self.fd.raw()), &**msg, 0).build(),
-            None => opcode::RecvMulti::new(types::Fd(self.fd.raw()), 0).build(),
+            Some(msg) => {
+                opcode::RecvMsgMulti::new(types::Fd(self.fd.raw()), &**msg, self.pool.group())
+                    .build()
+            }
+            // One completion may fill several buffers (`Pool::split` hands
+            // them out one by one).
+            None if self.pool.mode().bundle => {
+                opcode::RecvMultiBundle::new(types::Fd(self.fd.raw()), self.pool.group()).build()
+            }
+            None => opcode::RecvMulti::new(types::Fd(self.fd.raw()), self.pool.group()).build(),
         })
     }
 
@@ -197,20 +205,26 @@ unsafe impl OpCode for RecvPooled {
             }
             return Ok((!data.is_empty()).then(|| PooledBuf::owned(data)));
         }
-        let n = res? as usize;
+        let res = res?;
         let Some(bid) = self.bid.or_else(|| cqe_buffer(flags)) else {
             // No buffer: the end of a stream (or an empty datagram).
             return Ok(self.datagram.then(|| PooledBuf::owned(Vec::new())));
         };
+        // The poll driver's attempt filled the buffer from its start.
+        let (start, n) = match self.bid {
+            Some(_) => (0, res as usize),
+            None => self.pool.piece(res),
+        };
         if !self.datagram {
-            return Ok(Some(PooledBuf::from_pool(self.pool, bid, 0, n)));
+            return Ok(Some(PooledBuf::from_pool(self.pool, bid, start, start, n)));
         }
-        let range = parse(&self.pool.buf(bid)[..n]).map(|p| p.payload);
+        let range = parse(self.pool.bytes(bid, start, n)).map(|p| p.payload);
         let range = range.unwrap_or(0..0);
         Ok(Some(PooledBuf::from_pool(
             self.pool,
             bid,
-            range.start,
+            start,
+            start + range.start,
             range.len(),
         )))
     }
@@ -231,8 +245,10 @@ struct ArmedRecv {
 impl Released for ArmedRecv {
     fn completion(&mut self, res: i32, flags: u32) -> bool {
         let last = flags & CQE_F_MORE == 0;
-        let lease = cqe_buffer(flags)
-            .map(|bid| PooledBuf::from_pool(self.pool.clone(), bid, 0, res.max(0) as usize));
+        let lease = cqe_buffer(flags).map(|bid| {
+            let (start, n) = self.pool.piece(res.max(0) as u32);
+            PooledBuf::from_pool(self.pool.clone(), bid, start, start, n)
+        });
         if let Some(fd) = self.fd.upgrade() {
             let mut kept = fd.kept();
             match (&lease, res) {

@@ -312,8 +312,13 @@ impl Builder {
     /// so what uses them takes its fallback: `"SEND_ZC"` (zero-copy sends
     /// become plain sends), `"SPLICE"` (`send_file` uses sendfile(2) on the
     /// blocking pool), `"LINK_TIMEOUT"` (`read_timeout` races a user-space
-    /// timer). The poll driver uses none of them anyway. An unknown name
-    /// makes [`build`](Self::build) fail with `InvalidInput`.
+    /// timer), and two features of the receive pool's buffer ring:
+    /// `"RECV_BUNDLE"` (pooled stream receives take one buffer per
+    /// completion instead of a bundle of several, `IORING_RECVSEND_BUNDLE`)
+    /// and `"PBUF_RING_INC"` (each receive uses up a whole pool buffer
+    /// instead of only the bytes it got, `IOU_PBUF_RING_INC`). The poll
+    /// driver uses none of them anyway. An unknown name makes
+    /// [`build`](Self::build) fail with `InvalidInput`.
     ///
     /// ```
     /// let rt = corio::Builder::new().disable_opcodes(["SEND_ZC"]).build().unwrap();

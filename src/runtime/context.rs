@@ -205,6 +205,21 @@ pub fn stats() -> Stats {
     current("corio::runtime::stats").stats()
 }
 
+/// The receive pool of the runtime this code runs on (this shard's), or
+/// `None` before its first pooled receive made it.
+///
+/// # Panics
+///
+/// Panics outside a corio runtime.
+#[track_caller]
+pub fn pool_usage() -> Option<crate::buf::PoolUsage> {
+    current("corio::runtime::pool_usage")
+        .driver
+        .borrow()
+        .pool_made()
+        .map(|p| p.usage())
+}
+
 /// The io_uring setup of the runtime this code runs on; `None` on the poll
 /// driver.
 ///

@@ -44,7 +44,7 @@ use slab::Slab;
 pub use crate::driver::DriverKind;
 pub use blocking::spawn_blocking;
 pub use builder::Builder;
-pub use context::{ring_flags, stats};
+pub use context::{pool_usage, ring_flags, stats};
 pub use ctxvar::ContextVar;
 pub use dump::{TaskDump, TaskInfo, task_dump};
 pub use group::TaskGroup;

@@ -2,7 +2,8 @@
 //! fixed buffers (`IORING_REGISTER_BUFFERS`), and the ring's own fd.
 //!
 //! How it works: the receive pool is registered as provided-buffer group 0
-//! the first time a pooled receive needs it; the ring keeps an `Rc` of it so
+//! the first time a pooled receive needs it (and a plain group 1 for
+//! datagrams when group 0 is incremental); the ring keeps an `Rc` of it so
 //! its memory outlives the registration. A ring has one table of fixed
 //! buffers: its owner is named by a token (a `FixedBufPool`'s), and a
 //! registration whose owner has gone is dropped before a new one is made.
@@ -14,7 +15,7 @@ use std::rc::{Rc, Weak};
 use io_uring::IoUring;
 
 use super::Ring;
-use crate::buf::pool::Pool;
+use crate::buf::pool::{Pool, RingMode};
 
 /// `struct io_uring_rsrc_update`.
 #[repr(C)]
@@ -25,6 +26,8 @@ struct RsrcUpdate {
 }
 
 const REGISTER_RING_FDS: u32 = 20;
+/// `IOU_PBUF_RING_INC`: buffers are consumed incrementally.
+const PBUF_RING_INC: u16 = 2;
 const UNREGISTER_RING_FDS: u32 = 21;
 
 /// Registers the ring's own fd (Linux 5.18+); returns its index, or -1.
@@ -68,21 +71,44 @@ pub(super) fn unregister_ring_fd(ring: &IoUring, index: i32) {
 }
 
 impl Ring {
-    /// Registers `pool` as provided-buffer group 0.
+    /// Registers `pool` as its provided-buffer group. Group 0 is
+    /// incremental (`IOU_PBUF_RING_INC`, Linux 6.12) where allowed and the
+    /// kernel takes it, with bundles where the kernel has them; group 1
+    /// (datagrams) is plain. The pool learns which.
     pub(crate) fn register_pool(&mut self, pool: &Rc<Pool>) -> io::Result<()> {
         let addr = pool.ring_addr().expect("a ring pool");
-        // SAFETY: `addr` is a page-aligned mapping of `count` ring entries
-        // that `pool` owns; the ring keeps an `Rc` of it so the memory
-        // outlives the registration (the ring goes away with the driver).
-        unsafe {
-            self.ring
-                .submitter()
-                .register_buf_ring_with_flags(addr, pool.count(), 0, 0)
-                .map_err(|e| {
-                    super::setup::explain_memlock(e, "registering the receive pool's buffer ring")
-                })?
+        let group = pool.group();
+        let mut mode = if group == 0 {
+            self.pool_mode
+        } else {
+            RingMode::default()
         };
-        self.pool = Some(pool.clone());
+        let register = |flags: u16| {
+            // SAFETY: `addr` is a page-aligned mapping of `count` ring
+            // entries that `pool` owns; the ring keeps an `Rc` of it so the
+            // memory outlives the registration (the ring goes away with the
+            // driver).
+            unsafe {
+                self.ring
+                    .submitter()
+                    .register_buf_ring_with_flags(addr, pool.count(), group, flags)
+            }
+        };
+        let mut res = register(if mode.inc { PBUF_RING_INC } else { 0 });
+        if mode.inc
+            && res
+                .as_ref()
+                .is_err_and(|e| e.raw_os_error() == Some(libc::EINVAL))
+        {
+            // Before Linux 6.12: a plain ring.
+            mode.inc = false;
+            res = register(0);
+        }
+        res.map_err(|e| {
+            super::setup::explain_memlock(e, "registering the receive pool's buffer ring")
+        })?;
+        pool.set_mode(mode);
+        self.pools[group as usize] = Some(pool.clone());
         Ok(())
     }
 

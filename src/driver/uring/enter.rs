@@ -19,7 +19,8 @@ use io_uring::{opcode, squeue, types};
 use super::Ring;
 use super::slots::After;
 use super::wake::{TOKEN_MSG_SENT, TOKEN_MSG_WAKE, TOKEN_UNTRACKED, TOKEN_WAKE, Unparker};
-use crate::driver::op::{CQE_F_MORE, cqe_buffer};
+use crate::buf::pool::GROUP1_BASE;
+use crate::driver::op::{CQE_BID_MASK, CQE_F_BUF_MORE, CQE_F_MORE, cqe_buffer};
 use crate::release::Release;
 
 const ENTER_GETEVENTS: u32 = 1 << 0;
@@ -315,7 +316,7 @@ impl Ring {
             let Ring {
                 ring,
                 slots,
-                pool,
+                pools,
                 stats,
                 wake,
                 untracked,
@@ -356,18 +357,30 @@ impl Ring {
                     }
                     key => {
                         stats.cqe(flags);
-                        if cqe_buffer(flags).is_some()
-                            && let Some(pool) = pool
-                        {
-                            pool.note_taken();
-                        }
                         if let Some(clock) = latency
                             && flags & CQE_F_MORE == 0
                             && let Some((kind, took)) = clock.times.end(key)
                         {
                             clock.hist.record(kind, took);
                         }
-                        if let After::Close(fd) = slots.complete(key, res, flags) {
+                        // Group 1's ids start at GROUP1_BASE.
+                        let group = cqe_buffer(flags).map(|b| (b >= GROUP1_BASE) as usize);
+                        if let Some(bid) = cqe_buffer(flags)
+                            && let Some(pool) = group.and_then(|g| pools[g].as_ref())
+                        {
+                            let bid = bid & !GROUP1_BASE;
+                            // One completion per buffer (a bundle fills
+                            // several); each but the last says more follow.
+                            let keep = flags & !(CQE_BID_MASK | CQE_F_MORE | CQE_F_BUF_MORE);
+                            let buf_more = flags & CQE_F_BUF_MORE != 0;
+                            pool.split(bid, res, buf_more, |bid, res, last| {
+                                let more = if last { flags & CQE_F_MORE } else { CQE_F_MORE };
+                                let flags = keep | more | (bid as u32) << 16;
+                                if let After::Close(fd) = slots.complete(key, res, flags) {
+                                    closes.push(fd);
+                                }
+                            });
+                        } else if let After::Close(fd) = slots.complete(key, res, flags) {
                             closes.push(fd);
                         }
                     }

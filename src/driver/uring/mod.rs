@@ -29,7 +29,7 @@ use self::slots::Slots;
 use self::wake::Wake;
 use super::config::DriverConfig;
 use super::stats::{Counters, RingFlags};
-use crate::buf::pool::Pool;
+use crate::buf::pool::{INC_MAX_SIZE, Pool, RingMode};
 use crate::driver::latency::{Latencies, RingClock};
 
 /// The io_uring backend of one runtime.
@@ -41,8 +41,11 @@ pub(crate) struct Ring {
     wake: Wake,
     /// Shut down: nothing new is submitted.
     closed: bool,
-    /// The receive pool registered as provided-buffer group 0, if any.
-    pool: Option<Rc<Pool>>,
+    /// The receive pools registered as provided-buffer groups 0 and 1.
+    pools: [Option<Rc<Pool>>; 2],
+    /// The ring modes the pool may get (kernel features not turned off);
+    /// `inc` is tried at registration.
+    pool_mode: RingMode,
     /// Index of the ring fd registered with `IORING_REGISTER_RING_FDS`
     /// (saves the kernel an fd lookup per enter), or -1.
     ring_index: i32,
@@ -160,6 +163,11 @@ impl Ring {
                 opcodes[code as usize / 64] &= !(1 << (code % 64));
             }
         }
+        let off = |name: &str| cfg.opcodes_off.contains(&name);
+        let pool_mode = RingMode {
+            bundle: ring.params().is_feature_recvsend_bundle() && !off("RECV_BUNDLE"),
+            inc: !off("PBUF_RING_INC") && cfg.pool.1 <= INC_MAX_SIZE,
+        };
         let msg_ring = has_opcode(&opcodes, opcode::MsgRingData::CODE)
             && ring.params().is_feature_skip_cqe_on_success();
         let accept_msgs = cfg.msg_ring_wakeups.unwrap_or(MSG_RING_DEFAULT);
@@ -176,7 +184,8 @@ impl Ring {
             untracked: 0,
             wake,
             closed: false,
-            pool: None,
+            pools: [None, None],
+            pool_mode,
             ring_index,
             opcodes,
             buffers: None,

@@ -306,14 +306,22 @@ impl Ring {
             // Every pool buffer is leased out: re-armed once one comes back.
             libc::ENOBUFS => {
                 self.stats.enobufs();
-                if let Some(pool) = &self.pool
-                    && !pool.has_free()
-                {
-                    pool.wait_for_free(cx.waker());
-                    *state = OpState::Idle;
-                    return Progress::Pending;
+                // The op's pool is one of the dry ones (a spurious wake-up
+                // from the other only re-arms once more).
+                let dry: Vec<_> = self
+                    .pools
+                    .iter()
+                    .flatten()
+                    .filter(|p| !p.has_free())
+                    .collect();
+                if dry.is_empty() {
+                    return Progress::Restart;
                 }
-                Progress::Restart
+                for pool in dry {
+                    pool.wait_for_free(cx.waker());
+                }
+                *state = OpState::Idle;
+                Progress::Pending
             }
             // A socket in O_NONBLOCK mode: make it blocking and re-arm.
             libc::EAGAIN => {

@@ -160,7 +160,7 @@ pub(crate) fn probe() -> (Vec<Entry>, Vec<Entry>, Vec<Entry>) {
         feat(
             "RECVSEND_BUNDLE",
             p.is_feature_recvsend_bundle(),
-            "bundled receives from a buffer ring",
+            "pooled stream receives take several buffers per completion (off: disable_opcodes([\"RECV_BUNDLE\"]))",
         ),
         feat(
             "MIN_TIMEOUT",

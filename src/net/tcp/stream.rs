@@ -10,8 +10,9 @@ use socket2::{SockRef, Type};
 
 use super::listener::{busy, sock_addr};
 use super::{OwnedReadHalf, OwnedWriteHalf};
-use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf};
+use crate::buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
 use crate::fd::SharedFd;
+use crate::fs::FixedBuf;
 use crate::net::ToSocketAddrs;
 use crate::net::lookup::resolve;
 use crate::net::socket::connect;
@@ -231,6 +232,50 @@ impl TcpStream {
     /// (the buffer itself is freed only once the kernel is done with it).
     pub fn write_all_zc<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::write_all_zc(&self.fd, buf)
+    }
+
+    /// [`send_zc`](Self::send_zc) from part of a registered buffer (a
+    /// [`FixedBuf`](crate::fs::FixedBuf) of a
+    /// [`FixedBufPool`](crate::fs::FixedBufPool)): on io_uring the SEND_ZC
+    /// names the buffer's index (`IORING_RECVSEND_FIXED_BUF`), so the kernel
+    /// skips pinning its pages for each send. Where the pool is not
+    /// registered with this runtime's ring, or SEND_ZC is missing or turned
+    /// off, or on the poll driver, it sends the same bytes as `send_zc`
+    /// does there. The buffer comes back only once the kernel is done with
+    /// it; if the future is dropped the driver keeps it until then.
+    ///
+    /// ```no_run
+    /// use corio::IoBuf;
+    /// # corio::run(async {
+    /// let pool = corio::fs::FixedBufPool::new(4, 64 << 10)?;
+    /// let mut buf = pool.get().unwrap();
+    /// buf.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    /// let stream = corio::net::TcpStream::connect("127.0.0.1:9000").await?;
+    /// let len = buf.len();
+    /// let (res, buf) = stream.send_zc_fixed(buf.slice(..len)).await;
+    /// let sent = res?;
+    /// # drop((sent, buf)); Ok::<_, std::io::Error>(()) }).unwrap();
+    /// ```
+    ///
+    /// Not cancel-safe, as [`write`](Self::write).
+    pub fn send_zc_fixed(
+        &self,
+        buf: Slice<FixedBuf>,
+    ) -> impl Future<Output = BufResult<usize, Slice<FixedBuf>>> {
+        stream_io::send_zc_fixed(&self.fd, buf)
+    }
+
+    /// Writes all of a registered buffer's bytes with
+    /// [`send_zc_fixed`](Self::send_zc_fixed), looping over short sends.
+    ///
+    /// Not cancel-safe: a dropped `write_all_zc_fixed` may have sent part of
+    /// `buf` (the buffer itself goes back to its pool only once the kernel
+    /// is done with it).
+    pub fn write_all_zc_fixed(
+        &self,
+        buf: FixedBuf,
+    ) -> impl Future<Output = BufResult<(), FixedBuf>> + '_ {
+        stream_io::write_all_zc_fixed(&self.fd, buf)
     }
 
     /// Sends up to `len` bytes of `file` starting at `offset`, without

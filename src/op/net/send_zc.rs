@@ -8,7 +8,11 @@
 //! goes back to the caller (or, once the future is gone, is freed by the
 //! driver) only after the notification. Where the kernel lacks SEND_ZC (or
 //! it is turned off) the op downgrades itself to a plain `IORING_OP_SEND`;
-//! the poll driver runs the plain non-blocking send(2).
+//! the poll driver runs the plain non-blocking send(2). A send from a
+//! registered (fixed) buffer names its index (`IORING_RECVSEND_FIXED_BUF`),
+//! sparing the kernel the page pinning per send; only SEND_ZC takes one on
+//! sockets (a plain SEND with it is `EINVAL` on TCP and UDP as of 6.18),
+//! so a downgraded op sends the same bytes without it.
 
 use std::io;
 
@@ -35,6 +39,8 @@ pub(crate) struct SendZc<B> {
     res: i32,
     /// The destination, for a datagram socket (boxed: the kernel reads it).
     addr: Option<Box<SockAddr>>,
+    /// The index of the registered buffer `buf` lies in.
+    fixed: Option<u16>,
 }
 
 impl<B: IoBuf> SendZc<B> {
@@ -45,6 +51,17 @@ impl<B: IoBuf> SendZc<B> {
             zc: true,
             res: 0,
             addr: None,
+            fixed: None,
+        }
+    }
+
+    /// A send from memory inside the ring's registered buffer `index`
+    /// (`None`: not registered with this runtime's ring, a plain zero-copy
+    /// send).
+    pub(crate) fn fixed(fd: &SharedFd, buf: B, index: Option<u16>) -> SendZc<B> {
+        SendZc {
+            fixed: index,
+            ..SendZc::new(fd, buf)
         }
     }
 
@@ -59,7 +76,9 @@ impl<B: IoBuf> SendZc<B> {
 
 // SAFETY: the buffer's memory is stable and owned by the op (`IoBuf`), the
 // destination address is boxed and owned by the op; the op ends only with
-// the notification, after which the kernel no longer reads them.
+// the notification, after which the kernel no longer reads them. A fixed
+// index names the registration the buffer's memory lies in (its owner made
+// sure of that, and the registration lives while the buffer does).
 unsafe impl<B: IoBuf> OpCode for SendZc<B> {
     type Output = BufResult<usize, B>;
 
@@ -86,6 +105,7 @@ unsafe impl<B: IoBuf> OpCode for SendZc<B> {
             };
             if self.zc {
                 opcode::SendZc::new(fd, ptr, len)
+                    .buf_index(self.fixed)
                     .flags(libc::MSG_NOSIGNAL)
                     .dest_addr(dest)
                     .dest_addr_len(dest_len)

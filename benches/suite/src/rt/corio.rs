@@ -23,6 +23,16 @@ pub enum Recv {
     Pooled,
 }
 
+/// A builder for `kind` with the optional io_uring features named in
+/// `CORIO_BENCH_DISABLE` (comma-separated `Builder::disable_opcodes` names,
+/// e.g. `RECV_BUNDLE,PBUF_RING_INC`) turned off, to count them.
+fn builder(kind: DriverKind) -> Builder {
+    let off = std::env::var("CORIO_BENCH_DISABLE").unwrap_or_default();
+    Builder::new()
+        .driver(kind)
+        .disable_opcodes(off.split(',').filter(|s| !s.is_empty()))
+}
+
 pub fn serve(
     kind: DriverKind,
     recv: Recv,
@@ -31,14 +41,13 @@ pub fn serve(
 ) -> io::Result<()> {
     if listeners.len() == 1 {
         let l = listeners.into_iter().next().expect("one listener");
-        let rt = Builder::new().driver(kind).build()?;
+        let rt = builder(kind).build()?;
         return rt.block_on(accept_loop(app, recv, TcpListener::from_std(l)));
     }
     let n = listeners.len();
     let listeners = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
     let results =
-        Builder::new()
-            .driver(kind)
+        builder(kind)
             .shards(n)
             .pin_cpus(true)
             .run(move |shard| {
