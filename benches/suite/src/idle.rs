@@ -2,12 +2,14 @@
 //!
 //! How it works: each runtime's echo server (the natural code of `rt/`: an
 //! accept loop spawning a task that loops receive + `write_all`) starts on
-//! its own; its RSS is read; this process then opens N connections (default
-//! 19,000), sends one byte on each and reads it back (so the server has
-//! accepted the connection, spawned its task and armed its next receive),
-//! waits for the server to settle and reads its RSS again. The figure is
-//! the RSS delta divided by N. Kernel socket memory is not in RSS and not
-//! counted. Not a timing: the machine's load does not move it.
+//! its own; this process opens N connections (default 19,000), sends one
+//! byte on each and reads it back (so the server has accepted the
+//! connection, spawned its task and armed its next receive). The server's
+//! RSS is read after the first `WARM` connections (one-time costs such as
+//! corio's 4 MiB receive pool, whose pages the first 1,024 receives touch,
+//! are then in) and after all N; the figure is the growth divided by the
+//! N - `WARM` connections in between. Kernel socket memory is not in RSS and
+//! not counted. Not a timing: the machine's load does not move it.
 //!
 //! The client side is this process (its own fd limit), so a server and its
 //! client each need N fds (ulimit -n 20000 here allows 19,000).
@@ -23,6 +25,8 @@ use crate::runner::{Cfg, Results};
 
 /// Connections held by default.
 pub const CONNS: usize = 19_000;
+/// Connections made before the first reading (not counted).
+pub const WARM: usize = 2_000;
 
 /// The runtimes measured (their echo servers).
 pub const RUNTIMES: [Runtime; 5] = [
@@ -63,10 +67,12 @@ fn rss(pid: u32) -> io::Result<u64> {
 }
 
 /// Measures `rt`'s echo server holding `conns` idle connections; returns
-/// (RSS before, RSS after) in bytes. `cpu`: the server's CPU.
+/// RSS (after `warm` connections, after `conns`) in bytes. `cpu`: the
+/// server's CPU.
 pub fn measure(
     exe: &std::path::Path,
     rt: Runtime,
+    warm: usize,
     conns: usize,
     cpu: usize,
 ) -> io::Result<(u64, u64)> {
@@ -88,11 +94,14 @@ pub fn measure(
         .strip_prefix("listening on ")
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| io::Error::other(format!("the server said {line:?}")))?;
-    std::thread::sleep(Duration::from_millis(300));
-    let before = rss(pid)?;
+    let mut before = rss(pid)?;
     let mut held = Vec::with_capacity(conns);
     let mut byte = [0u8; 1];
     for i in 0..conns {
+        if i == warm {
+            std::thread::sleep(Duration::from_millis(300));
+            before = rss(pid)?;
+        }
         let mut s = TcpStream::connect(addr)
             .map_err(|e| io::Error::new(e.kind(), format!("connection {i}: {e}")))?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -114,25 +123,26 @@ pub fn command(runtime: &str, o: &crate::Opts) -> Result<(), String> {
     if conns == 0 {
         return Err("--conns must be at least 1".into());
     }
+    let warm = WARM.min(conns / 2);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let (before, after) = measure(&exe, rt, conns, cpu).map_err(|e| e.to_string())?;
+    let (before, after) = measure(&exe, rt, warm, conns, cpu).map_err(|e| e.to_string())?;
     println!(
-        "{}: RSS {} KiB -> {} KiB with {conns} idle connections: {:.0} bytes each",
+        "{}: RSS {} KiB with {warm} connections -> {} KiB with {conns}: {:.0} bytes per idle connection",
         rt.name(),
         before / 1024,
         after / 1024,
-        after.saturating_sub(before) as f64 / conns as f64
+        after.saturating_sub(before) as f64 / (conns - warm) as f64
     );
     Ok(())
 }
 
 /// Runs the scenario for every runtime `cfg` keeps.
 pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(Runtime) -> bool) {
-    eprintln!("== memory per idle connection ({CONNS} connections)");
+    eprintln!("== memory per idle connection ({CONNS} connections, counted after {WARM})");
     for rt in RUNTIMES.into_iter().filter(|r| keeps(*r)) {
-        match measure(&cfg.exe, rt, CONNS, cfg.server_cpu) {
+        match measure(&cfg.exe, rt, WARM, CONNS, cfg.server_cpu) {
             Ok((before, after)) => {
-                let per = after.saturating_sub(before) as f64 / CONNS as f64;
+                let per = after.saturating_sub(before) as f64 / (CONNS - WARM) as f64;
                 eprintln!("  {:<28} {per:>8.0} B/conn", rt.name());
                 res.idle.push(IdleRow {
                     label: rt.name().to_string(),
@@ -159,8 +169,9 @@ pub fn render(m: &mut String, res: &Results) {
         m,
         "Each runtime's echo server (accept loop, a task per connection looping receive + \
          `write_all`, as in `rt/`) holding {CONNS} connections that each echoed one byte and went \
-         idle (`--only idle`, or `corio-bench idle RUNTIME`): server RSS growth divided by the \
-         connections. Kernel socket memory is not in RSS. corio-uring and tokio read into a 4 KiB \
+         idle (`--only idle`, or `corio-bench idle RUNTIME`): server RSS growth from the \
+         {WARM}th connection to the last, divided by the connections in between (one-time costs, \
+         such as corio's receive pool, are in before the first reading). Kernel socket memory is not in RSS. corio-uring and tokio read into a 4 KiB \
          buffer per connection; corio-pool receives with `recv_pooled` (no buffer held while idle).\n"
     );
     let _ = writeln!(m, "| runtime | bytes per idle connection | measured |");
