@@ -41,7 +41,6 @@ impl WeakFd {
     }
 }
 
-#[derive(Debug)]
 struct Inner {
     fd: RawFd,
     /// `READING`, `RELEASED`, `REGISTERED`, `STOP_SHORT`, `KEPT`,
@@ -50,10 +49,21 @@ struct Inner {
     /// Ring slot of the multishot op armed on the fd (`NOT_ARMED`: none).
     armed: Cell<u64>,
     /// The token of the driver that owns the armed op's ring.
-    armed_owner: RefCell<Weak<()>>,
+    armed_owner: Cell<Weak<()>>,
     /// What dropped ops left behind and who waits: rare, so kept out of
     /// line (an idle connection should cost little memory).
     kept: RefCell<Option<Box<Kept>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("fd", &self.fd)
+            .field("flags", &self.flags)
+            .field("armed", &self.armed)
+            .field("kept", &self.kept)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A read is in the kernel (owned by a future, or released), or the
@@ -96,7 +106,7 @@ impl SharedFd {
                 fd: fd.into_raw_fd(),
                 flags: Cell::new(0),
                 armed: Cell::new(NOT_ARMED),
-                armed_owner: RefCell::new(Weak::new()),
+                armed_owner: Cell::new(Weak::new()),
                 kept: RefCell::new(None),
             }),
         }
@@ -178,7 +188,7 @@ impl SharedFd {
             Some((key, owner)) => {
                 debug_assert_ne!(key, NOT_ARMED);
                 self.inner.armed.set(key);
-                *self.inner.armed_owner.borrow_mut() = owner;
+                self.inner.armed_owner.set(owner);
             }
             None => self.inner.armed.set(NOT_ARMED),
         }
@@ -271,7 +281,7 @@ impl Drop for Inner {
         match self.armed.get() {
             NOT_ARMED => crate::release::close(self.fd, None),
             // The armed op holds the socket in the kernel: close after it.
-            key => crate::release::close(self.fd, Some((key, &self.armed_owner.borrow()))),
+            key => crate::release::close(self.fd, Some((key, &self.armed_owner.take()))),
         }
     }
 }

@@ -127,9 +127,10 @@ impl<T: OpCode> Future for Op<T> {
                 Poll::Ready(data.complete(res, flags))
             }
             Poll::Pending => {
-                // Task tracking: the task now waits on this op.
-                if observe::tracking() {
-                    note_pending::<T>();
+                // Task tracking: the task now waits on this op (a field of
+                // the core in hand: no thread-local).
+                if !core.tracked.get().is_null() {
+                    note_pending::<T>(core);
                 }
                 Poll::Pending
             }
@@ -141,8 +142,8 @@ impl<T: OpCode> Future for Op<T> {
 /// this op (out of line: the check above is all an untracked op pays).
 #[cold]
 #[inline(never)]
-fn note_pending<T: OpCode>() {
-    observe::note_op(T::kind_name());
+fn note_pending<T: OpCode>(core: &Core) {
+    observe::note_op(&core.tracked, T::kind_name());
 }
 
 impl<T: OpCode> Drop for Op<T> {

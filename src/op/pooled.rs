@@ -138,11 +138,12 @@ unsafe impl OpCode for RecvPooled {
     }
 
     fn arm(&mut self) -> Option<Box<dyn Released>> {
+        // `sqe` made the datagram header before the driver arms the op.
+        debug_assert_eq!(self.msg.is_some(), self.datagram);
         Some(Box::new(ArmedRecv {
             fd: self.fd.downgrade(),
             pool: self.pool.clone(),
-            datagram: self.datagram,
-            _msg: self.msg.take(),
+            msg: self.msg.take(),
         }))
     }
 
@@ -237,9 +238,16 @@ unsafe impl OpCode for RecvPooled {
 struct ArmedRecv {
     fd: WeakFd,
     pool: Rc<Pool>,
-    datagram: bool,
-    /// The header the kernel reads for each datagram.
-    _msg: Option<Box<libc::msghdr>>,
+    /// The header the kernel reads for each datagram (`None` on a stream
+    /// socket, so it also tells which kind this is: no separate flag, the
+    /// value stays at 24 bytes for an idle connection).
+    msg: Option<Box<libc::msghdr>>,
+}
+
+impl ArmedRecv {
+    fn datagram(&self) -> bool {
+        self.msg.is_some()
+    }
 }
 
 impl Released for ArmedRecv {
@@ -252,7 +260,7 @@ impl Released for ArmedRecv {
         if let Some(fd) = self.fd.upgrade() {
             let mut kept = fd.kept();
             match (&lease, res) {
-                (Some(data), _) if self.datagram => {
+                (Some(data), _) if self.datagram() => {
                     if let Some(p) = parse(data) {
                         // A coalesced (GRO) run is kept as its datagrams.
                         let segment = gro_segment(p.control);
@@ -260,11 +268,11 @@ impl Released for ArmedRecv {
                     }
                 }
                 (Some(data), _) => kept.stash_bytes(data),
-                (None, 0) if !self.datagram => kept.stash_end(Ok(())),
+                (None, 0) if !self.datagram() => kept.stash_end(Ok(())),
                 // Cancelled, out of buffers, O_NONBLOCK: not the socket's end.
                 (None, e)
                     if e < 0
-                        && !self.datagram
+                        && !self.datagram()
                         && ![libc::ECANCELED, libc::ENOBUFS, libc::EAGAIN].contains(&-e) =>
                 {
                     kept.stash_end(Err(io::Error::from_raw_os_error(-e)));

@@ -20,6 +20,7 @@ use std::time::Duration;
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
+use super::meta::Track;
 use super::observe::Watch;
 use super::stats::{RingFlags, Stats};
 use super::timers::TimerStore;
@@ -100,6 +101,10 @@ pub(crate) struct Core {
     pub(crate) spin: Duration,
     /// Stall detection and task tracking, when either is on.
     pub(crate) watch: Option<Box<Watch>>,
+    /// The tracked task being polled (set by `Watch::run`); null when none
+    /// is or tracking is off. Here rather than in a thread-local: an op
+    /// already holds its core, so its `Pending` path checks a field it has.
+    pub(crate) tracked: Cell<*const Track>,
 }
 
 impl std::fmt::Debug for Core {

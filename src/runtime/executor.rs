@@ -111,15 +111,32 @@ pub(super) fn block_on<F: Future>(
 /// Runs up to `tick_tasks` queued tasks, after pulling in remote wake-ups.
 fn run_tasks(core: &Core) {
     drain_remote(core);
+    // Observation is checked once per tick, not once per task: without it
+    // the loop is the plain one.
+    match &core.watch {
+        None => {
+            for _ in 0..core.tick_tasks {
+                let next = core.queue.borrow_mut().pop_front();
+                let Some(runnable) = next else { break };
+                core.budget.set(core.budget_max);
+                core.counters.task_polled();
+                runnable.run();
+            }
+        }
+        Some(w) => run_watched(core, w),
+    }
+}
+
+/// `run_tasks` with stall detection or task tracking on.
+#[cold]
+#[inline(never)]
+fn run_watched(core: &Core, w: &super::observe::Watch) {
     for _ in 0..core.tick_tasks {
         let next = core.queue.borrow_mut().pop_front();
         let Some(runnable) = next else { break };
         core.budget.set(core.budget_max);
         core.counters.task_polled();
-        match &core.watch {
-            Some(w) => w.run(runnable, core.shard_index()),
-            _ => drop(runnable.run()),
-        }
+        w.run(runnable, core.shard_index(), &core.tracked);
     }
 }
 

@@ -130,6 +130,7 @@ impl Runtime {
             tick_tasks: b.tick_tasks,
             spin: b.spin_before_park,
             watch: b.observe.watch(),
+            tracked: std::cell::Cell::new(std::ptr::null()),
         });
         trace::runtime_built(
             &core.kind,

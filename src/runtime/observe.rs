@@ -5,10 +5,10 @@
 //! (`core.watch` is `None`) and per op poll. With a `Watch`, the executor
 //! runs each task through [`Watch::run`]: it notes the poll's start (for
 //! the stall check and, with tracking, the task's "last polled" time) and,
-//! for a tracked task, puts its `Track` in a thread-local, so an op that
-//! returns `Pending` can record on that task what it waits for
-//! ([`note_op`]); an op pays one thread-local load for the check. Everything
-//! here runs on the runtime's own thread.
+//! for a tracked task, puts its `Track` in its core (`Core::tracked`), so an
+//! op that returns `Pending` can record on that task what it waits for
+//! ([`note_op`]); an op pays one load from the core it already holds for the
+//! check. Everything here runs on the runtime's own thread.
 
 use std::cell::Cell;
 use std::fmt;
@@ -72,18 +72,23 @@ impl fmt::Debug for Watch {
 }
 
 /// Forgets the tracked task when its poll ends, even by unwinding.
-struct Current;
+struct Current<'a>(&'a Cell<*const Track>);
 
-impl Drop for Current {
+impl Drop for Current<'_> {
     fn drop(&mut self) {
-        TRACKED.with(|t| t.set(std::ptr::null()));
+        self.0.set(std::ptr::null());
     }
 }
 
 impl Watch {
     /// Runs one task poll, timed, with the task noted as the current one.
     #[inline(never)]
-    pub(crate) fn run(&self, runnable: async_task::Runnable<TaskMeta>, shard: usize) {
+    pub(crate) fn run(
+        &self,
+        runnable: async_task::Runnable<TaskMeta>,
+        shard: usize,
+        current: &Cell<*const Track>,
+    ) {
         let meta = runnable.metadata();
         let location = meta.location();
         let start = Instant::now();
@@ -92,8 +97,8 @@ impl Watch {
         }
         {
             let tracked: *const Track = meta.track().map_or(std::ptr::null(), |t| t);
-            TRACKED.with(|t| t.set(tracked));
-            let _current = Current;
+            current.set(tracked);
+            let _current = Current(current);
             runnable.run();
         }
         if let Some(stall) = &self.stall {
@@ -118,24 +123,11 @@ impl Watch {
     }
 }
 
-thread_local! {
-    /// The tracked task being polled on this thread; null when none is (or
-    /// tracking is off).
-    static TRACKED: Cell<*const Track> = const { Cell::new(std::ptr::null()) };
-}
-
-/// True while a tracked task is polled on this thread (one thread-local
-/// load: all an op pays without tracking).
-#[inline]
-pub(crate) fn tracking() -> bool {
-    TRACKED.with(|t| !t.get().is_null())
-}
-
 /// An op of the task being polled returned `Pending`: it now waits on `kind`.
 #[cold]
-pub(crate) fn note_op(kind: &'static str) {
-    let p = TRACKED.with(Cell::get);
-    // SAFETY: `TRACKED` is non-null only inside `Watch::run`, while the
+pub(crate) fn note_op(current: &Cell<*const Track>, kind: &'static str) {
+    let p = current.get();
+    // SAFETY: `Core::tracked` is non-null only inside `Watch::run`, while the
     // runnable being run keeps its task allocation (and so its metadata and
     // `Track`) alive; ops are polled on this thread only.
     if let Some(track) = unsafe { p.as_ref() } {

@@ -8,6 +8,7 @@
 //! corio-bench serve echo|http RUNTIME [--addr 127.0.0.1:0] [--cpus 1] [--threads 1]
 //! corio-bench load echo|http --addr HOST:PORT [--conns 64] [--size 64] [--secs 5] [--warmup 1]
 //! corio-bench fileread RUNTIME --file PATH [--qd 32] [--secs 3] [--cpus 1]
+//! corio-bench idle RUNTIME [--conns 19000] [--cpus 1]   # RSS per idle connection
 //! ```
 //!
 //! `all` runs every scenario (see `runner.rs`), pins servers and load to
@@ -23,6 +24,7 @@ mod app;
 /// answers with the same code.
 #[path = "../../../examples/http_server/http.rs"]
 mod http;
+mod idle;
 mod instr;
 mod load;
 mod micro;
@@ -42,8 +44,9 @@ use rt::{App, Runtime};
 const USAGE: &str = "usage:
   corio-bench all [--secs S] [--warmup S] [--repeats N] [--file-secs S] [--only LIST] [--runtimes LIST]
                   [--quiet-wait S] [--quiet-budget S] [--server-cpu N] [--load-cpu N] [--out FILE] [--svg FILE]
-      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls, instr
-                  (instr: instructions per request under valgrind, not in the default run)
+      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls, instr, idle
+                  (instr: instructions per request under valgrind; idle: RSS per idle connection,
+                  19,000 connections; neither is in the default run)
       --runtimes: comma-separated runtime names (default: all)
       --quiet-wait, --quiet-budget: before each run, wait up to S seconds (default 15; 300 in all)
                                     for the machine to be idle
@@ -51,6 +54,7 @@ const USAGE: &str = "usage:
   corio-bench serve echo|http RUNTIME [--addr HOST:PORT] [--cpus LIST] [--threads N]
   corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S] [--max REQUESTS]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
+  corio-bench idle RUNTIME [--conns N] [--cpus N]   (server RSS per idle echo connection)
   corio-bench micro spawn|spawn-many|timer|nop|nop32 corio|tokio|glommio|monoio N
 RUNTIME: limit corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
          glommio compio tokio-uring (corio-compat: echo on tokio::io traits over corio::compat, HTTP
@@ -142,6 +146,10 @@ fn main() -> ExitCode {
             .map_err(|_| format!("bad count {:?}", args[3]))
             .and_then(|n| micro::run(&args[1], &args[2], n)),
         Some("fileread") if args.len() >= 2 => fileread(&args[1], &args[2..]),
+        Some("idle") if args.len() >= 2 => Opts::parse(&args[2..]).and_then(|o| {
+            o.check(&["conns", "cpus"])?;
+            idle::command(&args[1], &o)
+        }),
         _ => Err(USAGE.to_string()),
     };
     match res {

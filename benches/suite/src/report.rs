@@ -315,6 +315,7 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> (String, String
     }
 
     crate::instr::render(&mut m, res);
+    crate::idle::render(&mut m, res);
 
     if !res.files.is_empty() {
         let _ = writeln!(m, "## File random reads\n");

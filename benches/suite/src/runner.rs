@@ -138,6 +138,7 @@ pub struct Results {
     pub samples: Vec<Sample>,
     pub syscalls: Vec<SyscallRow>,
     pub instr: Vec<crate::instr::InstrRow>,
+    pub idle: Vec<crate::idle::IdleRow>,
     pub files: Vec<FileSample>,
     pub failures: Vec<String>,
     pub started: Option<Instant>,
@@ -212,8 +213,8 @@ const FILE: [Runtime; 8] = [
 ];
 
 /// Scenario ids `--only` accepts.
-const SCENARIOS: [&str; 8] = [
-    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls", "instr",
+const SCENARIOS: [&str; 9] = [
+    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls", "instr", "idle",
 ];
 
 fn cases(cfg: &Cfg) -> Vec<NetCase> {
@@ -431,6 +432,10 @@ pub fn all(o: &Opts, report_only: bool) -> io::Result<()> {
     // Slow (valgrind): only when asked for by name.
     if !report_only && cfg.only.iter().any(|x| x == "instr") {
         crate::instr::pass(&cfg, &mut res, |rt| keeps(&cfg, rt));
+    }
+    // Opens 19,000 connections: only when asked for by name.
+    if !report_only && cfg.only.iter().any(|x| x == "idle") {
+        crate::idle::pass(&cfg, &mut res, |rt| keeps(&cfg, rt));
     }
     res.load_after = sys::loadavg();
     let elapsed = res.started.map_or(0.0, |t| t.elapsed().as_secs_f64());

@@ -6,7 +6,8 @@
 //! file_secs quiet_wait quiet_budget` (the latest run, for `corio-bench report`),
 //! `net case label repeat requests rps p50 p99 cpu user cores background date`,
 //! `sys case label requests total name=count,... date` (counts per request),
-//! `file label qd repeat iops cpu date`, `instr app label requests ir_per_request date`.
+//! `file label qd repeat iops cpu date`, `instr app label requests ir_per_request date`,
+//! `idle label conns bytes_per_conn date`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -76,6 +77,13 @@ pub fn save(path: &Path, cfg: &Cfg, res: &Results) -> io::Result<()> {
             r.app, r.label, r.requests, r.ir_per_req, r.date
         );
     }
+    for r in &res.idle {
+        let _ = writeln!(
+            out,
+            "idle\t{}\t{}\t{}\t{}",
+            r.label, r.conns, r.bytes_per_conn, r.date
+        );
+    }
     for f in &res.files {
         let _ = writeln!(
             out,
@@ -97,6 +105,7 @@ pub fn merge(path: &Path, res: &mut Results) {
     let mut syscalls = Vec::new();
     let mut files = Vec::new();
     let mut instr = Vec::new();
+    let mut idle = Vec::new();
     let mut kept: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut note = |scenario: &str, date: &str, label: &str| {
         let i = match kept.iter().position(|(s, d, _)| s == scenario && d == date) {
@@ -187,6 +196,19 @@ pub fn merge(path: &Path, res: &mut Results) {
                     date: f[5].to_string(),
                 });
             }
+            Some("idle") if f.len() == 5 => {
+                let label = f[1];
+                if res.idle.iter().any(|r| r.label == label) {
+                    continue;
+                }
+                note("idle", f[4], label);
+                idle.push(crate::idle::IdleRow {
+                    label: label.to_string(),
+                    conns: num(2).unwrap_or(0.0) as usize,
+                    bytes_per_conn: num(3).unwrap_or(f64::NAN),
+                    date: f[4].to_string(),
+                });
+            }
             Some("file") if f.len() == 7 => {
                 let (label, qd) = (f[1], num(2).unwrap_or(0.0) as usize);
                 if res.files.iter().any(|r| r.label == label && r.qd == qd) {
@@ -214,6 +236,8 @@ pub fn merge(path: &Path, res: &mut Results) {
     res.files = files;
     instr.append(&mut res.instr);
     res.instr = instr;
+    idle.append(&mut res.idle);
+    res.idle = idle;
     res.kept = kept;
 }
 

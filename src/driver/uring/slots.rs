@@ -35,7 +35,47 @@ pub(super) enum Owner {
 /// An armed multishot op (boxed: rare, and it keeps slots small).
 pub(super) struct Armed {
     pub(super) op: Box<dyn ReleasedOp>,
-    pub(super) waiters: Vec<Waker>,
+    pub(super) waiters: Waiters,
+}
+
+/// The tasks waiting on an armed op: nearly always one (a socket's reader),
+/// kept inline so an idle connection's armed receive allocates no list.
+#[derive(Default)]
+pub(super) enum Waiters {
+    #[default]
+    None,
+    One(Waker),
+    Many(Vec<Waker>),
+}
+
+impl Waiters {
+    /// Adds `waker` unless it is there already.
+    fn add(&mut self, waker: &Waker) {
+        match self {
+            Waiters::None => *self = Waiters::One(waker.clone()),
+            Waiters::One(w) if w.will_wake(waker) => {}
+            Waiters::One(_) => {
+                let Waiters::One(w) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                *self = Waiters::Many(vec![w, waker.clone()]);
+            }
+            Waiters::Many(ws) => {
+                if !ws.iter().any(|w| w.will_wake(waker)) {
+                    ws.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Wakes and forgets every waiter.
+    fn wake_all(&mut self) {
+        match std::mem::take(self) {
+            Waiters::None => {}
+            Waiters::One(w) => w.wake(),
+            Waiters::Many(ws) => ws.into_iter().for_each(Waker::wake),
+        }
+    }
 }
 
 /// A released op (boxed: rare, and it keeps slots small).
@@ -48,7 +88,7 @@ impl Owner {
     pub(super) fn armed(op: Box<dyn ReleasedOp>) -> Owner {
         Owner::Armed(Box::new(Armed {
             op,
-            waiters: Vec::new(),
+            waiters: Waiters::None,
         }))
     }
 
@@ -199,11 +239,7 @@ impl Slots {
                     Some(w) if w.will_wake(waker) => {}
                     _ => *w = Some(waker.clone()),
                 },
-                Owner::Armed(a) => {
-                    if !a.waiters.iter().any(|w| w.will_wake(waker)) {
-                        a.waiters.push(waker.clone());
-                    }
-                }
+                Owner::Armed(a) => a.waiters.add(waker),
                 Owner::Released(_) => debug_assert!(false, "corio: waiting on a released op"),
             }
             return None;
@@ -234,9 +270,7 @@ impl Slots {
             Owner::Armed(a) => {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
-                for w in a.waiters.drain(..) {
-                    w.wake();
-                }
+                a.waiters.wake_all();
             }
             Owner::Released(r) => {
                 if let Some(op) = &mut r.op {
@@ -298,10 +332,8 @@ impl Slots {
         let owner = std::mem::replace(&mut slot.owner, Owner::Future(None));
         let mut op = match owner {
             Owner::Armed(a) => {
-                let Armed { op, waiters } = *a;
-                for w in waiters {
-                    w.wake();
-                }
+                let Armed { op, mut waiters } = *a;
+                waiters.wake_all();
                 op
             }
             other => {
