@@ -92,12 +92,19 @@ both_drivers! {
 fn dropping_handle_detaches() {
     let done = Rc::new(Cell::new(false));
     let d = done.clone();
+    let seen = done.clone();
     support::run(async move {
         drop(corio::spawn(async move {
             sleep(Duration::from_millis(2)).await;
             d.set(true);
         }));
-        sleep(Duration::from_millis(20)).await;
+        // Wait for the detached task (bounded), not a fixed time: on a busy
+        // machine both timers can fire in one tick, and the main future,
+        // polled first, would end the runtime before the task ran.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !seen.get() && std::time::Instant::now() < deadline {
+            sleep(Duration::from_millis(1)).await;
+        }
     });
     assert!(done.get());
 }

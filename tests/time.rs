@@ -316,7 +316,14 @@ fn interval_tick_dropped_by_timeout_loses_no_tick() {
         let deadline = Instant::now() + GUARD;
         while ticks.len() < 30 {
             assert!(Instant::now() < deadline, "interval stalled");
-            let d = Duration::from_micros(rng.below(3000));
+            // The first try always times out (a tick is 3 ms away), so a
+            // dropped tick is tested even when a busy machine lets no random
+            // timeout fire before its tick.
+            let d = if dropped == 0 && ticks.is_empty() {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(rng.below(3000))
+            };
             match timeout(d, iv.tick()).await {
                 Ok(at) => ticks.push(at),
                 Err(_) => dropped += 1,
