@@ -60,6 +60,8 @@ fn through_the_pipe(write_end: OwnedFd, mut read_end: io::PipeReader, msg: &[u8]
 
 both_drivers! {
 fn a_pipe_end_goes_through_a_stream() {
+    // Every test here takes the lock: some count the process's fds.
+    let _serial = serial();
     support::run(async {
         let (a, b) = UnixStream::pair().unwrap();
         let (reader, writer) = io::pipe().unwrap();
@@ -97,6 +99,8 @@ fn a_pipe_end_goes_through_a_stream() {
 
 both_drivers! {
 fn fds_go_through_datagrams_and_halves() {
+    // Every test here takes the lock: some count the process's fds.
+    let _serial = serial();
     support::run(async {
         let (a, b) = UnixDatagram::pair().unwrap();
         let (reader, writer) = io::pipe().unwrap();
@@ -195,6 +199,8 @@ fn truncated_fds_fail_and_keep_the_bytes() {
 
 both_drivers! {
 fn bad_fd_input_is_refused() {
+    // Every test here takes the lock: some count the process's fds.
+    let _serial = serial();
     support::run(async {
         let (a, b) = UnixStream::pair().unwrap();
         let f = std::fs::File::open("/dev/null").unwrap();
@@ -306,6 +312,8 @@ fn sockets_dropped_with_operations_pending_leak_nothing() {
 
 both_drivers! {
 fn plain_reads_past_fds_get_the_bytes_queued_behind_them() {
+    // Every test here takes the lock: some count the process's fds.
+    let _serial = serial();
     support::run(async {
         let (a, b) = UnixStream::pair().unwrap();
         let f = std::fs::File::open("/dev/null").unwrap();
