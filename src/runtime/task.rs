@@ -441,3 +441,21 @@ impl Future for YieldNow {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_wrapper_keeps_a_one_word_registry_key() {
+        // The future, the metadata reference, the registry key (one word:
+        // `UNREGISTERED` is its "none") and the context: 32 bytes for a
+        // tiny future (40 with an `Option<usize>` key), plus the span
+        // (nothing without `tracing`).
+        let size = std::mem::size_of::<TaskFuture<'static, std::future::Ready<u8>>>();
+        assert!(
+            size <= 32 + std::mem::size_of::<trace::TaskSpan>(),
+            "TaskFuture grew to {size} bytes"
+        );
+    }
+}
