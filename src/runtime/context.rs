@@ -128,33 +128,50 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
 /// Scheduling onto a runtime from this thread: the local queue when the
 /// runtime is this thread's own, else its remote queue and a wake-up.
 impl Shared {
-    /// Queues a woken task: locally when on the runtime's own thread, else remotely.
-    pub(crate) fn schedule(self: &Arc<Self>, runnable: Runnable) {
+    /// Queues a woken task on the runtime its metadata names: locally when
+    /// on that runtime's own thread, else remotely.
+    ///
+    /// This is the tasks' schedule function, zero-sized (it captures
+    /// nothing), so `async_task` holds no extra reference to the task while
+    /// it runs: the runnable's own reference keeps the metadata alive until
+    /// the runnable is queued, and not a moment longer (another thread may
+    /// run and free the task as soon as it is in the remote queue).
+    pub(crate) fn schedule(runnable: Runnable) {
+        let target: *const Shared = Arc::as_ptr(runnable.metadata().scheduler());
         let runnable = with_core(|core| match core {
-            Some(core) if Arc::ptr_eq(&core.shared, self) => {
+            Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), target) => {
                 core.queue.borrow_mut().push_back(runnable);
                 None
             }
             _ => Some(runnable),
         });
         if let Some(runnable) = runnable {
-            if self.closed.load(Ordering::SeqCst) {
-                // SAFETY-relevant: after shutdown every task of this runtime
-                // is closed and never scheduled again, so this is a `Send`
-                // task from `spawn_on`; dropping it here is sound, and its
-                // handle yields a cancelled JoinError.
-                drop(runnable);
-                return;
-            }
-            // The queue is never closed, so push cannot fail; if it somehow did,
-            // dropping the runnable here would drop a !Send future on the wrong
-            // thread, so leak it instead.
-            if let Err(e) = self.remote.push(runnable) {
-                std::mem::forget(e.into_inner());
-            }
-            self.remote_wakeups.fetch_add(1, Ordering::Relaxed);
-            self.unpark();
+            // Cloned while the runnable keeps the metadata alive: once it
+            // is queued, the runtime's thread may run and free the task.
+            let shared = runnable.metadata().scheduler().clone();
+            shared.schedule_remote(runnable);
         }
+    }
+
+    /// Queues a task woken on another thread, and wakes this runtime's
+    /// thread if it is parked.
+    fn schedule_remote(&self, runnable: Runnable) {
+        if self.closed.load(Ordering::SeqCst) {
+            // SAFETY-relevant: after shutdown every task of this runtime
+            // is closed and never scheduled again, so this is a `Send`
+            // task from `spawn_on`; dropping it here is sound, and its
+            // handle yields a cancelled JoinError.
+            drop(runnable);
+            return;
+        }
+        // The queue is never closed, so push cannot fail; if it somehow did,
+        // dropping the runnable here would drop a !Send future on the wrong
+        // thread, so leak it instead.
+        if let Err(e) = self.remote.push(runnable) {
+            std::mem::forget(e.into_inner());
+        }
+        self.remote_wakeups.fetch_add(1, Ordering::Relaxed);
+        self.unpark();
     }
 
     /// Wakes the runtime's thread if it is parked in the kernel: through a

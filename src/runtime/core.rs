@@ -30,7 +30,8 @@ use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 /// The task handle type the executor queues.
 pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
 
-pub(crate) use super::meta::TaskMeta;
+/// A task's metadata: its scheduler is the runtime it belongs to.
+pub(crate) type TaskMeta = super::meta::TaskMeta<Arc<Shared>>;
 
 /// The index of a shard in a sharded runtime (0 for a plain runtime).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

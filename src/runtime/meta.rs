@@ -3,12 +3,19 @@
 //! How it works: `async_task` stores the metadata next to the task's future,
 //! and a bigger header costs every spawn (measured: 16 more bytes moved
 //! spawn + join into another allocator size class, +25 % instructions), so
-//! the metadata is one word, as the abort flag alone took before. It holds
-//! a pointer and two flag bits below it (what it points at is 8-aligned):
-//! bit 0 is the abort flag, bit 1 says the pointer is a boxed [`Track`]
-//! (`Builder::track_tasks`: id, spawn time, last poll, the op the task
-//! waits on, and the spawn location) rather than the task's spawn location
-//! itself (recorded by `#[track_caller]`, free).
+//! the metadata is two words. The first holds a pointer and two flag bits
+//! below it (what it points at is 8-aligned): bit 0 is the abort flag, bit 1
+//! says the pointer is a boxed [`Track`] (`Builder::track_tasks`: id, spawn
+//! time, last poll, the op the task waits on, and the spawn location) rather
+//! than the task's spawn location itself (recorded by `#[track_caller]`,
+//! free). The second is the handle of the scheduler the task belongs to
+//! (the runtime's `Arc<Shared>`; generic here so this file imports nothing
+//! of the runtime). It used to be captured by the schedule closure, which
+//! made the closure non-zero-sized: `async_task` then takes and drops a
+//! waker reference around every schedule call (two atomics). Kept here, the
+//! closure is zero-sized and reads it from the runnable's metadata; the
+//! allocation stays the same size (the word moved from the closure to the
+//! header).
 
 use std::cell::Cell;
 use std::panic::Location;
@@ -20,15 +27,21 @@ const TRACKED: usize = 2;
 const FLAGS: usize = ABORTED | TRACKED;
 
 /// Per-task metadata stored in the task allocation: a pointer to the
-/// spawn location or to a `Track`, and the abort flag.
+/// spawn location or to a `Track`, the abort flag, and the scheduler `S`
+/// the task's runnable goes to when it is woken.
 #[derive(Debug)]
-pub(crate) struct TaskMeta {
+pub(crate) struct TaskMeta<S> {
     word: AtomicUsize,
+    scheduler: S,
 }
 
-impl TaskMeta {
+impl<S> TaskMeta<S> {
     #[inline(always)]
-    pub(crate) fn new(location: &'static Location<'static>, track: bool) -> TaskMeta {
+    pub(crate) fn new(
+        location: &'static Location<'static>,
+        track: bool,
+        scheduler: S,
+    ) -> TaskMeta<S> {
         let word = if track {
             Box::into_raw(Track::new(location)) as usize | TRACKED
         } else {
@@ -37,7 +50,14 @@ impl TaskMeta {
         debug_assert_eq!(word & ABORTED, 0, "corio: a misaligned task location");
         TaskMeta {
             word: AtomicUsize::new(word),
+            scheduler,
         }
+    }
+
+    /// The scheduler the task belongs to.
+    #[inline(always)]
+    pub(crate) fn scheduler(&self) -> &S {
+        &self.scheduler
     }
 
     /// Asks the task to stop (any thread).
@@ -79,7 +99,7 @@ impl TaskMeta {
     }
 }
 
-impl Drop for TaskMeta {
+impl<S> Drop for TaskMeta<S> {
     fn drop(&mut self) {
         let w = *self.word.get_mut();
         if w & TRACKED != 0 {
@@ -135,14 +155,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_word_holding_location_track_and_abort_flag() {
+    fn two_words_holding_location_track_abort_flag_and_scheduler() {
         assert_eq!(
-            std::mem::size_of::<TaskMeta>(),
-            std::mem::size_of::<usize>()
+            std::mem::size_of::<TaskMeta<std::sync::Arc<u8>>>(),
+            2 * std::mem::size_of::<usize>()
         );
         let here = Location::caller();
         for track in [false, true] {
-            let m = TaskMeta::new(here, track);
+            let m = TaskMeta::new(here, track, 7u8);
+            assert_eq!(*m.scheduler(), 7);
             assert_eq!(m.location(), here);
             assert_eq!(m.track().is_some(), track);
             assert!(!m.aborted());

@@ -83,9 +83,9 @@ impl Drop for Current<'_> {
 impl Watch {
     /// Runs one task poll, timed, with the task noted as the current one.
     #[inline(never)]
-    pub(crate) fn run(
+    pub(crate) fn run<S>(
         &self,
-        runnable: async_task::Runnable<TaskMeta>,
+        runnable: async_task::Runnable<TaskMeta<S>>,
         shard: usize,
         current: &Cell<*const Track>,
     ) {

@@ -97,9 +97,10 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let meta = TaskMeta::new(location, shared.track_tasks);
+    let meta = TaskMeta::new(location, shared.track_tasks, shared);
     let span = trace::TaskSpan::new(location);
-    let schedule = move |runnable| shared.schedule(runnable);
+    // Zero-sized: the runtime to schedule on is in the metadata (`meta.rs`).
+    let schedule = zero_sized(Shared::schedule);
     // SAFETY: the future is `'static` and, per this function's contract,
     // only polled and dropped where it may be. Metadata and output live as
     // long as the task allocation (`'static`).
@@ -108,7 +109,7 @@ where
             move |meta: &TaskMeta| TaskFuture {
                 future,
                 meta,
-                key: None,
+                key: UNREGISTERED,
                 ctx,
                 span,
             },
@@ -125,11 +126,25 @@ where
     }
 }
 
+/// Checks at compile time that a schedule function captures nothing: one
+/// that does makes `async_task` take and drop a task reference around each
+/// call (two atomic operations per wake-up).
+#[inline(always)]
+fn zero_sized<S>(schedule: S) -> S {
+    const { assert!(std::mem::size_of::<S>() == 0) };
+    schedule
+}
+
+/// `TaskFuture::key` of a task not in its runtime's registry (a slab key
+/// never reaches it): one word instead of an `Option`'s two.
+const UNREGISTERED: usize = usize::MAX;
+
 /// Wraps a task's future: panic capture, abort flag, live-task registration.
 struct TaskFuture<'a, F> {
     future: F,
     meta: &'a TaskMeta,
-    key: Option<usize>,
+    /// The task's key in its runtime's registry, or `UNREGISTERED`.
+    key: usize,
     /// The task's context variables, the thread's current ones while it
     /// is polled.
     ctx: Option<ctxvar::Context>,
@@ -149,7 +164,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         }
         // SAFETY: see above; `future` stays in place until the wrapper drops.
         let fut = unsafe { Pin::new_unchecked(&mut this.future) };
-        let _span = this.span.enter(this.key.is_none(), || {
+        let _span = this.span.enter(this.key == UNREGISTERED, || {
             context::with_core(|c| c.map_or(0, |c| c.shard_index()))
         });
         // A task's context is set only where some variable was (`in_use`).
@@ -168,10 +183,10 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             Ok(Poll::Pending) => {
                 // A task that waits is registered, so shutdown can reach it
                 // (one that finishes in its first poll never needs it).
-                if this.key.is_none() {
+                if this.key == UNREGISTERED {
                     let meta: *const TaskMeta = this.meta;
                     this.key = context::with_core(|c| {
-                        c.map(|c| c.register_task(cx.waker().clone(), meta))
+                        c.map_or(UNREGISTERED, |c| c.register_task(cx.waker().clone(), meta))
                     });
                 }
                 Poll::Pending
@@ -183,7 +198,8 @@ impl<F: Future> Future for TaskFuture<'_, F> {
 
 impl<F> Drop for TaskFuture<'_, F> {
     fn drop(&mut self) {
-        if let Some(key) = self.key {
+        let key = self.key;
+        if key != UNREGISTERED {
             context::with_core(|c| {
                 if let Some(c) = c {
                     c.unregister_task(key)
@@ -222,8 +238,9 @@ pub struct JoinHandle<T> {
     waker: Waker,
 }
 
-// SAFETY: the task handle is `Send` when `T` is; `meta` points at an
-// `AtomicUsize` (Sync) inside the task allocation, kept alive by `waker`.
+// SAFETY: the task handle is `Send` when `T` is; `meta` points at a
+// `TaskMeta` (an `AtomicUsize` and an `Arc<Shared>`, both Sync) inside the
+// task allocation, kept alive by `waker`.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 // SAFETY: `&JoinHandle` only allows `abort` (atomic store + wake) and
 // `is_finished`, both thread-safe.
@@ -422,5 +439,23 @@ impl Future for YieldNow {
         self.0 = true;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_wrapper_keeps_a_one_word_registry_key() {
+        // The future, the metadata reference, the registry key (one word:
+        // `UNREGISTERED` is its "none") and the context: 32 bytes for a
+        // tiny future (40 with an `Option<usize>` key), plus the span
+        // (nothing without `tracing`).
+        let size = std::mem::size_of::<TaskFuture<'static, std::future::Ready<u8>>>();
+        assert!(
+            size <= 32 + std::mem::size_of::<trace::TaskSpan>(),
+            "TaskFuture grew to {size} bytes"
+        );
     }
 }
