@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
@@ -28,16 +29,30 @@ both_drivers! {
 
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
             let writer = std::thread::spawn(move || {
                 let mut c = std::net::TcpStream::connect(addr).unwrap();
+                go_rx.recv().unwrap();
                 std::thread::sleep(Duration::from_millis(30));
                 c.write_all(b"late").unwrap();
                 c
             });
             let (stream, _) = listener.accept().await.unwrap();
             reset_op_latency();
-            // The peer writes 30 ms after connecting: this read waits >= 20 ms.
-            let (n, _) = stream.read(vec![0u8; 16]).await;
+            // The peer writes 30 ms after the read was submitted (told so
+            // after the read's first poll, not after connecting: under load
+            // the accept alone can take 30 ms, and the data was then there
+            // before the read), so the read waits >= 30 ms.
+            let mut read = std::pin::pin!(stream.read(vec![0u8; 16]));
+            let mut go = Some(go_tx);
+            let (n, _) = std::future::poll_fn(|cx| {
+                let r = read.as_mut().poll(cx);
+                if let Some(go) = go.take() {
+                    go.send(()).unwrap();
+                }
+                r
+            })
+            .await;
             assert_eq!(n.unwrap(), 4);
             let lat = op_latency();
             assert!(lat.iter().all(|l| l.kind != "Nop"), "reset forgets: {lat:?}");
