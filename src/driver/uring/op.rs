@@ -42,7 +42,12 @@ impl Ring {
         if self.closed {
             return None;
         }
-        let sqe = op.sqe();
+        let mut sqe = op.sqe();
+        if self.files.is_some()
+            && let Some(fd) = op.fixed_fd()
+        {
+            sqe = self.fix_sqe(sqe, fd);
+        }
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
         if let Some(clock) = &mut self.latency {
             clock.times.start(key, T::kind_name());
@@ -221,7 +226,12 @@ impl Ring {
         if self.closed {
             return None;
         }
-        let sqe = op.sqe();
+        let mut sqe = op.sqe();
+        if self.files.is_some()
+            && let Some(fd) = op.fixed_fd()
+        {
+            sqe = self.fix_sqe(sqe, fd);
+        }
         let armed = op.arm().expect("corio: a multishot op arms");
         let key = self.slots.insert(Owner::armed(armed));
         self.push(sqe, key);
