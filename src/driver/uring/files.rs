@@ -37,8 +37,8 @@ pub(super) const TOKEN_UNFIX: u64 = 0xffff_ffff_0000_0000;
 /// What an emptying `FILES_UPDATE` reads: "no file".
 static NO_FILE: RawFd = -1;
 
-/// The opcodes whose SQE `fd` may name a registered file.
-const FIXED_OPCODES: &[u8] = &[
+/// The opcodes whose SQE `fd` may name a registered file, one bit each.
+const FIXED_OPCODES: [u64; 4] = opcode_bits(&[
     opcode::Read::CODE,
     opcode::Write::CODE,
     opcode::Readv::CODE,
@@ -59,7 +59,17 @@ const FIXED_OPCODES: &[u8] = &[
     opcode::PollAdd::CODE,
     // The SQE's fd is the splice's output (its input has its own flag).
     opcode::Splice::CODE,
-];
+]);
+
+const fn opcode_bits(codes: &[u8]) -> [u64; 4] {
+    let mut bits = [0u64; 4];
+    let mut i = 0;
+    while i < codes.len() {
+        bits[codes[i] as usize / 64] |= 1 << (codes[i] % 64);
+        i += 1;
+    }
+    bits
+}
 
 /// One ring's registered-file table.
 #[derive(Debug)]
@@ -161,7 +171,7 @@ impl Ring {
             (Some(files), Some(slot))
                 if files.fds[slot as usize] == fd.raw()
                     && sqe_fd(&sqe) == fd.raw()
-                    && FIXED_OPCODES.contains(&(sqe.get_opcode() as u8)) =>
+                    && super::has_opcode(&FIXED_OPCODES, sqe.get_opcode() as u8) =>
             {
                 set_fixed(sqe, slot)
             }
