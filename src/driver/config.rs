@@ -49,6 +49,17 @@ pub(crate) struct DriverConfig {
 /// Most registered-file slots (a slot is a `u16`; one value means "none").
 pub(crate) const MAX_REGISTERED_FILES: u32 = u16::MAX as u32;
 
+/// `cfg` with what the environment overrides (`CORIO_REGISTERED_FILES`).
+pub(crate) fn with_env(cfg: &DriverConfig) -> std::io::Result<std::borrow::Cow<'_, DriverConfig>> {
+    Ok(match env_registered_files()? {
+        Some(n) => std::borrow::Cow::Owned(DriverConfig {
+            registered_files: n,
+            ..cfg.clone()
+        }),
+        None => std::borrow::Cow::Borrowed(cfg),
+    })
+}
+
 /// The table size `CORIO_REGISTERED_FILES` asks for (`None` when unset):
 /// a number of slots, `0` for off; anything else is `InvalidInput`.
 pub(crate) fn env_registered_files() -> std::io::Result<Option<u32>> {

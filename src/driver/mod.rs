@@ -176,17 +176,7 @@ impl Driver {
     /// Builds the driver `cfg` (or `CORIO_DRIVER`) asks for.
     pub(crate) fn select(cfg: &DriverConfig) -> io::Result<Selected> {
         let kind = env_kind()?.unwrap_or(cfg.kind);
-        let with_env;
-        let cfg = match config::env_registered_files()? {
-            Some(n) => {
-                with_env = DriverConfig {
-                    registered_files: n,
-                    ..cfg.clone()
-                };
-                &with_env
-            }
-            None => cfg,
-        };
+        let cfg = &*config::with_env(cfg)?;
         match kind {
             DriverKind::Poll => Self::new_poll(cfg, None),
             #[cfg(corio_uring)]
