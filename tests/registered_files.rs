@@ -376,6 +376,8 @@ fn a_table_the_kernel_refuses_is_ignored() {
 /// child process: the environment is the whole process's).
 #[test]
 fn the_environment_variable_turns_it_on() {
+    // Its child's pipes would show up in another test's fd count.
+    let _serial = support::serial();
     if !support::is_child("the_environment_variable_turns_it_on") {
         if !support::uring_available() {
             eprintln!("skipped: io_uring is not available here");

@@ -41,11 +41,11 @@ impl Ring {
     /// (`files.rs`).
     #[inline]
     fn op_sqe<T: OpCode>(&self, op: &mut T) -> io_uring::squeue::Entry {
-        let sqe = op.sqe();
+        let mut sqe = op.sqe();
         if self.files.is_some()
             && let Some(fd) = op.fixed_fd()
         {
-            return self.fix_sqe(sqe, fd);
+            self.fix_sqe(&mut sqe, fd);
         }
         sqe
     }
