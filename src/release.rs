@@ -56,6 +56,9 @@ pub(crate) enum Release {
     /// it still gets goes to its release hook), so the fd's next op arms a
     /// fresh one.
     Rearm { key: u64 },
+    /// Empty registered-file `slot`, which holds `fd` (its handles are
+    /// gone, or it was taken back): queued before the fd's close.
+    Unfix { slot: u16, fd: RawFd },
 }
 
 impl std::fmt::Debug for Release {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for Release {
             Release::Job(_) => f.write_str("Job"),
             Release::Unregister(_) => f.write_str("Unregister"),
             Release::Rearm { key } => write!(f, "Rearm({key:#x})"),
+            Release::Unfix { slot, fd } => write!(f, "Unfix({slot}, fd {fd})"),
         }
     }
 }
@@ -187,7 +191,8 @@ pub(crate) fn finish_orphaned(release: Release) {
         Release::Close { fd, .. } => close_now(fd),
         Release::Op { op, .. } => drop(op),
         Release::Job(job) => job.release(),
-        Release::Unregister(_) | Release::Rearm { .. } => {}
+        // The ring's table went with the ring.
+        Release::Unregister(_) | Release::Rearm { .. } | Release::Unfix { .. } => {}
     }
 }
 

@@ -42,6 +42,46 @@ pub(crate) struct DriverConfig {
     pub(crate) opcodes_off: Vec<&'static str>,
     /// Per-op latency histograms (`latency.rs`).
     pub(crate) op_latency: bool,
+    /// Slots of the registered-file table (0: none; `uring/files.rs`).
+    pub(crate) registered_files: u32,
+}
+
+/// Most registered-file slots (a slot is a `u16`; one value means "none").
+pub(crate) const MAX_REGISTERED_FILES: u32 = u16::MAX as u32;
+
+/// `cfg` with what the environment overrides (`CORIO_REGISTERED_FILES`).
+pub(crate) fn with_env(cfg: &DriverConfig) -> std::io::Result<std::borrow::Cow<'_, DriverConfig>> {
+    Ok(match env_registered_files()? {
+        Some(n) => std::borrow::Cow::Owned(DriverConfig {
+            registered_files: n,
+            ..cfg.clone()
+        }),
+        None => std::borrow::Cow::Borrowed(cfg),
+    })
+}
+
+/// The table size `CORIO_REGISTERED_FILES` asks for (`None` when unset):
+/// a number of slots, `0` for off; anything else is `InvalidInput`.
+pub(crate) fn env_registered_files() -> std::io::Result<Option<u32>> {
+    match std::env::var("CORIO_REGISTERED_FILES") {
+        Err(_) => Ok(None),
+        Ok(v) => parse_files(&v).map(Some),
+    }
+}
+
+fn parse_files(v: &str) -> std::io::Result<u32> {
+    match v.trim() {
+        "" | "off" => Ok(0),
+        n => n
+            .parse::<u32>()
+            .map(|n| n.min(MAX_REGISTERED_FILES))
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("corio: CORIO_REGISTERED_FILES={v:?} is not a number of slots"),
+                )
+            }),
+    }
 }
 
 /// The io_uring opcodes and features with a fallback, which
@@ -76,6 +116,21 @@ impl Default for DriverConfig {
             enter_faults: None,
             opcodes_off: Vec::new(),
             op_latency: false,
+            registered_files: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_files_env_values() {
+        assert_eq!(parse_files("1024").unwrap(), 1024);
+        assert_eq!(parse_files(" 0 ").unwrap(), 0);
+        assert_eq!(parse_files("off").unwrap(), 0);
+        assert_eq!(parse_files("1000000").unwrap(), MAX_REGISTERED_FILES);
+        assert!(parse_files("lots").is_err());
     }
 }

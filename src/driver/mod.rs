@@ -176,6 +176,7 @@ impl Driver {
     /// Builds the driver `cfg` (or `CORIO_DRIVER`) asks for.
     pub(crate) fn select(cfg: &DriverConfig) -> io::Result<Selected> {
         let kind = env_kind()?.unwrap_or(cfg.kind);
+        let cfg = &*config::with_env(cfg)?;
         match kind {
             DriverKind::Poll => Self::new_poll(cfg, None),
             #[cfg(corio_uring)]
@@ -507,6 +508,19 @@ impl Driver {
     #[allow(dead_code)]
     pub(crate) fn orphans(&self) -> usize {
         self.orphans.len()
+    }
+
+    /// Installs `fd` (an accepted connection, an opened file) in the ring's
+    /// registered-file table when it has one (`Builder::registered_files`);
+    /// the poll driver has none.
+    pub(crate) fn install_file(&mut self, fd: &crate::fd::SharedFd) {
+        match &mut self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => d.install_file(fd),
+            Backend::Poll(_) => {
+                let _ = fd;
+            }
+        }
     }
 
     /// Registers fixed buffers with the ring for the owner `token`; the poll

@@ -198,6 +198,19 @@ pub(crate) unsafe trait OpCode: 'static {
     /// The io_uring submission entry, built inside [`uring!`].
     fn sqe(&mut self) -> Sqe;
 
+    /// The fd the SQE names in its `fd` field, which the driver may name by
+    /// its registered-file slot instead (`IOSQE_FIXED_FILE`, see
+    /// `Builder::registered_files`): by default the fd a readiness op waits
+    /// on. The driver rewrites only opcodes that take a fixed file, and only
+    /// when the SQE's `fd` is this fd's number.
+    #[inline]
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        match self.wait() {
+            Wait::Ready(fd, _) => Some(fd),
+            _ => None,
+        }
+    }
+
     /// The opcode `sqe` uses when it is newer than the kernels the io_uring
     /// driver requires (say `FTRUNCATE`, Linux 6.9). Where the kernel's probe
     /// lacks it, the op runs its `attempt` on the blocking pool instead, so

@@ -76,6 +76,13 @@ pub struct Stats {
     /// instead of an eventfd write. Each is one of `sqes_submitted` that
     /// posts no completion here unless it fails.
     pub msg_ring_wakeups: u64,
+    /// Slots of the registered-file table in use now (a level, like
+    /// `in_flight`; see [`Builder::registered_files`](crate::Builder::registered_files)):
+    /// accepted connections and opened files whose ops name a slot.
+    pub registered_files: u64,
+    /// Connections and files not installed because the registered-file
+    /// table was full (they work by their plain fd).
+    pub registered_files_full: u64,
 }
 
 impl Stats {
@@ -106,6 +113,8 @@ impl Stats {
             enobufs: d(self.enobufs, earlier.enobufs),
             would_blocks: d(self.would_blocks, earlier.would_blocks),
             msg_ring_wakeups: d(self.msg_ring_wakeups, earlier.msg_ring_wakeups),
+            registered_files: self.registered_files,
+            registered_files_full: d(self.registered_files_full, earlier.registered_files_full),
         }
     }
 }
@@ -113,7 +122,8 @@ impl Stats {
 impl fmt::Display for Stats {
     /// One line: `enters 3 sqes 5 cqes 5 in-flight 1 (max 2) overflows 0
     /// cancels 0 polls 4 parks 2 spin-hits 0 remote 0 enobufs 0
-    /// would-blocks 0 msg-ring 0`.
+    /// would-blocks 0 msg-ring 0` (then `files 3 (full 0)` when a
+    /// registered-file table was used).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -133,7 +143,15 @@ impl fmt::Display for Stats {
             self.enobufs,
             self.would_blocks,
             self.msg_ring_wakeups,
-        )
+        )?;
+        if self.registered_files + self.registered_files_full > 0 {
+            write!(
+                f,
+                " files {} (full {})",
+                self.registered_files, self.registered_files_full
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -223,6 +241,8 @@ pub(crate) struct Counters {
     enobufs: Cell<u64>,
     would_blocks: Cell<u64>,
     msg_ring_wakeups: Cell<u64>,
+    registered_files: Cell<u64>,
+    registered_files_full: Cell<u64>,
 }
 
 #[inline]
@@ -330,6 +350,20 @@ impl Counters {
         bump(&self.would_blocks, 1);
     }
 
+    /// A registered-file slot filled (`true`) or emptied (`false`).
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring only
+    pub(crate) fn registered_file(&self, added: bool) {
+        let n = self.registered_files.get();
+        self.registered_files
+            .set(if added { n + 1 } else { n.saturating_sub(1) });
+    }
+
+    /// A file not installed: the registered-file table was full.
+    #[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring only
+    pub(crate) fn registered_files_full(&self) {
+        bump(&self.registered_files_full, 1);
+    }
+
     /// A snapshot, with the remote wake-ups counted elsewhere.
     pub(crate) fn snapshot(&self, remote_wakeups: u64) -> Stats {
         Stats {
@@ -347,6 +381,8 @@ impl Counters {
             enobufs: self.enobufs.get(),
             would_blocks: self.would_blocks.get(),
             msg_ring_wakeups: self.msg_ring_wakeups.get(),
+            registered_files: self.registered_files.get(),
+            registered_files_full: self.registered_files_full.get(),
         }
     }
 }

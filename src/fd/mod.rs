@@ -9,6 +9,14 @@
 //! (`armed`) — after that op's cancellation has come back, since it holds the
 //! socket in the kernel but no `Rc` of it.
 //!
+//! With registered files on (`Builder::registered_files`), an accepted
+//! socket or an opened file is also installed in its ring's registered-file
+//! table: the fd keeps its plain number (everything that uses the number
+//! still works) and records its slot (`slot`, in what was padding) and the
+//! ring that owns it (`owner`). Its ops then name the slot; when the fd goes,
+//! the slot is emptied through the release queue (`Release::Unfix`) before
+//! the close, so it is never reused while an op may still name it.
+//!
 //! The fd also carries its cancel-recovery state (`kept.rs`: bytes,
 //! datagrams and connections that arrived for futures that were dropped) and
 //! the flag that serialises reads: a read starts only when no earlier read
@@ -46,10 +54,14 @@ struct Inner {
     /// `READING`, `RELEASED`, `REGISTERED`, `STOP_SHORT`, `KEPT`,
     /// `READ_WAITERS`: read on every op, so plain bits rather than a borrow.
     flags: Cell<u8>,
+    /// Registered-file slot on `owner`'s ring (`NO_SLOT`: none).
+    slot: Cell<u16>,
     /// Ring slot of the multishot op armed on the fd (`NOT_ARMED`: none).
     armed: Cell<u64>,
-    /// The token of the driver that owns the armed op's ring.
-    armed_owner: Cell<Weak<()>>,
+    /// The token of the driver whose ring holds this fd's ring state: the
+    /// armed op and the registered-file slot (one driver holds both: arming
+    /// on another ring gives the slot up).
+    owner: Cell<Weak<()>>,
     /// What dropped ops left behind and who waits: rare, so kept out of
     /// line (an idle connection should cost little memory).
     kept: RefCell<Option<Box<Kept>>>,
@@ -60,6 +72,7 @@ impl std::fmt::Debug for Inner {
         f.debug_struct("Inner")
             .field("fd", &self.fd)
             .field("flags", &self.flags)
+            .field("slot", &self.slot)
             .field("armed", &self.armed)
             .field("kept", &self.kept)
             .finish_non_exhaustive()
@@ -84,6 +97,8 @@ const KEPT: u8 = 1 << 4;
 const READ_WAITERS: u8 = 1 << 5;
 /// `armed` when nothing is armed (no key has an all-ones generation).
 const NOT_ARMED: u64 = u64::MAX;
+/// `slot` when the fd is not in a registered-file table.
+const NO_SLOT: u16 = u16::MAX;
 
 impl Inner {
     #[inline]
@@ -105,8 +120,9 @@ impl SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
                 flags: Cell::new(0),
+                slot: Cell::new(NO_SLOT),
                 armed: Cell::new(NOT_ARMED),
-                armed_owner: Cell::new(Weak::new()),
+                owner: Cell::new(Weak::new()),
                 kept: RefCell::new(None),
             }),
         }
@@ -132,6 +148,7 @@ impl SharedFd {
         if Rc::strong_count(&self.inner) != 1 || self.armed().is_some() {
             return Err(self);
         }
+        self.inner.unfix();
         self.inner.set(RELEASED, true);
         // SAFETY: this is the last reference to the fd and `RELEASED` stops
         // `Inner::drop` from closing it, so ownership moves to the `OwnedFd`.
@@ -182,13 +199,17 @@ impl SharedFd {
     }
 
     /// Records (or clears) the multishot op armed on this fd by the driver
-    /// whose token is `owner`.
+    /// whose token is `owner`. A registered-file slot on another driver's
+    /// ring is given up (one driver holds the fd's ring state).
     pub(crate) fn set_armed(&self, armed: Option<(u64, Weak<()>)>) {
         match armed {
             Some((key, owner)) => {
                 debug_assert_ne!(key, NOT_ARMED);
+                if self.inner.slot.get() != NO_SLOT && !self.owned_by(&owner) {
+                    self.inner.unfix();
+                }
                 self.inner.armed.set(key);
-                self.inner.armed_owner.set(owner);
+                self.inner.owner.set(owner);
             }
             None => self.inner.armed.set(NOT_ARMED),
         }
@@ -198,7 +219,39 @@ impl SharedFd {
     /// arms a new one); returns its slot and driver token.
     pub(crate) fn take_armed(&self) -> Option<(u64, Weak<()>)> {
         let key = self.inner.armed.replace(NOT_ARMED);
-        (key != NOT_ARMED).then(|| (key, self.inner.armed_owner.take()))
+        (key != NOT_ARMED).then(|| (key, self.inner.owner_token()))
+    }
+
+    /// True when the driver whose token is `owner` holds this fd's ring
+    /// state.
+    #[inline]
+    fn owned_by(&self, owner: &Weak<()>) -> bool {
+        let mine = self.inner.owner.take();
+        let same = mine.ptr_eq(owner);
+        self.inner.owner.set(mine);
+        same
+    }
+
+    /// The fd's registered-file slot on the ring of the driver `owner`, if
+    /// it has one there.
+    #[inline]
+    pub(crate) fn fixed_slot(&self, owner: &Weak<()>) -> Option<u16> {
+        let slot = self.inner.slot.get();
+        (slot != NO_SLOT && self.owned_by(owner)).then_some(slot)
+    }
+
+    /// True when the fd has a registered-file slot (on any ring).
+    #[inline]
+    pub(crate) fn has_slot(&self) -> bool {
+        self.inner.slot.get() != NO_SLOT
+    }
+
+    /// Records that the driver `owner` installed this fd in `slot` of its
+    /// registered-file table (the fd has no slot and nothing armed).
+    pub(crate) fn set_slot(&self, slot: u16, owner: Weak<()>) {
+        debug_assert!(slot != NO_SLOT && !self.has_slot() && self.armed().is_none());
+        self.inner.slot.set(slot);
+        self.inner.owner.set(owner);
     }
 
     /// True when the poll driver registered this very fd.
@@ -273,15 +326,50 @@ impl AsFd for SharedFd {
     }
 }
 
+impl Inner {
+    /// A clone of the owner token (kept for the slot).
+    fn owner_token(&self) -> Weak<()> {
+        let owner = self.owner.take();
+        self.owner.set(owner.clone());
+        owner
+    }
+
+    /// Gives up the fd's registered-file slot, if it has one: its owner
+    /// empties it at its next drain, before any close queued after this.
+    fn unfix(&self) {
+        let slot = self.slot.replace(NO_SLOT);
+        if slot != NO_SLOT {
+            crate::release::push(
+                &self.owner_token(),
+                crate::release::Release::Unfix { slot, fd: self.fd },
+            );
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.has(RELEASED) {
             return;
         }
+        self.unfix();
         match self.armed.get() {
             NOT_ARMED => crate::release::close(self.fd, None),
             // The armed op holds the socket in the kernel: close after it.
-            key => crate::release::close(self.fd, Some((key, &self.armed_owner.take()))),
+            key => crate::release::close(self.fd, Some((key, &self.owner.take()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slot_lives_in_what_was_padding() {
+        // fd, flags and the registered-file slot share one word; an idle
+        // connection's fd costs no more than before it had a slot.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<Inner>(), 40);
     }
 }

@@ -153,7 +153,9 @@ impl OpenOptions {
         let flags = self.flags()?;
         let path = c_path(path.as_ref())?;
         let fd = Op::new(Open::new(path, flags, self.mode)).await?;
-        Ok(File::from_owned(fd))
+        let file = File::from_owned(fd);
+        crate::op::install_file(file.shared_fd());
+        Ok(file)
     }
 }
 

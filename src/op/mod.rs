@@ -161,6 +161,17 @@ impl<T: OpCode> Drop for Op<T> {
     }
 }
 
+/// Installs `fd` (an accepted connection, an opened file) in the current
+/// runtime's registered-file table, when it has one
+/// (`Builder::registered_files`); its ops then name it by slot.
+pub(crate) fn install_file(fd: &crate::fd::SharedFd) {
+    context::with_core(|c| {
+        if let Some(c) = c {
+            c.driver.borrow_mut().install_file(fd);
+        }
+    });
+}
+
 /// A no-op round trip through the driver (`IORING_OP_NOP` on io_uring).
 #[derive(Debug)]
 pub(crate) struct Nop;

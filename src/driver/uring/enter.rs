@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use io_uring::{opcode, squeue, types};
 
 use super::Ring;
+use super::files::{self, TOKEN_UNFIX};
 use super::slots::After;
 use super::wake::{TOKEN_MSG_SENT, TOKEN_MSG_WAKE, TOKEN_UNTRACKED, TOKEN_WAKE, Unparker};
 use crate::buf::pool::GROUP1_BASE;
@@ -144,6 +145,7 @@ impl Ring {
                     self.cancel(key);
                 }
             }
+            Release::Unfix { slot, fd } => self.unfix(slot, fd),
             Release::Job(job) => {
                 debug_assert!(false, "corio: blocking jobs are the driver's");
                 drop(job);
@@ -321,6 +323,7 @@ impl Ring {
                 wake,
                 untracked,
                 latency,
+                files,
                 ..
             } = self;
             let mut cq = ring.completion();
@@ -354,6 +357,12 @@ impl Ring {
                     TOKEN_WAKE => {
                         stats.cqe(flags);
                         wake.armed = false;
+                    }
+                    key if key & !0xffff == TOKEN_UNFIX => {
+                        stats.cqe(flags);
+                        stats.registered_file(false);
+                        *untracked -= 1;
+                        files::unfixed(files, key, res);
                     }
                     key => {
                         stats.cqe(flags);

@@ -6,12 +6,14 @@
 //! call; `enter.rs`). Each completion is matched to its op's slot by
 //! `user_data` (`slots.rs`); ops are polled through `op.rs`; the receive
 //! pool and fixed buffers are registered in `buffers.rs`; remote wake-ups
-//! arrive through the ring (`wake.rs`). Setup flags are chosen in
-//! `setup.rs`.
+//! arrive through the ring (`wake.rs`); accepted sockets and opened files
+//! may be named by registered-file slot (`files.rs`). Setup flags are
+//! chosen in `setup.rs`.
 
 mod buffers;
 mod enter;
 mod faults;
+mod files;
 mod op;
 pub(crate) mod probe;
 pub(crate) mod setup;
@@ -66,6 +68,9 @@ pub(crate) struct Ring {
     faults: Option<Box<faults::EnterFaults>>,
     /// Per-op latency (`Builder::op_latency`), boxed: usually off.
     latency: Option<Box<RingClock>>,
+    /// The registered-file table (`Builder::registered_files`), if on and
+    /// the kernel took it.
+    files: Option<files::Files>,
 }
 
 impl Ring {
@@ -178,6 +183,11 @@ impl Ring {
             -1
         };
         let setup = setup::describe(&ring, flags, cfg, ring_index >= 0);
+        // A kernel without sparse tables (before 5.19), or an fd limit
+        // below the size asked for: the knob is ignored.
+        let files = (cfg.registered_files > 0)
+            .then(|| files::Files::register(&ring, cfg.registered_files).ok())
+            .flatten();
         let driver = Ring {
             ring,
             slots: Slots::new(),
@@ -197,6 +207,7 @@ impl Ring {
                 .enter_faults
                 .map(|(seed, one_in)| Box::new(faults::EnterFaults::new(seed, one_in))),
             latency: cfg.op_latency.then(Box::default),
+            files,
         };
         Ok((driver, unparker))
     }

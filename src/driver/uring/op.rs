@@ -37,12 +37,25 @@ fn set_blocking(fd: i32) {
 }
 
 impl Ring {
+    /// `op`'s SQE, naming its fd by registered-file slot where it has one
+    /// (`files.rs`).
+    #[inline]
+    fn op_sqe<T: OpCode>(&self, op: &mut T) -> io_uring::squeue::Entry {
+        let mut sqe = op.sqe();
+        if self.files.is_some()
+            && let Some(fd) = op.fixed_fd()
+        {
+            self.fix_sqe(&mut sqe, fd);
+        }
+        sqe
+    }
+
     /// Submits `op`'s SQE as a single-shot op owned by the future.
     fn submit_single<T: OpCode>(&mut self, op: &mut T, cx: &Context<'_>) -> Option<u64> {
         if self.closed {
             return None;
         }
-        let sqe = op.sqe();
+        let sqe = self.op_sqe(op);
         let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
         if let Some(clock) = &mut self.latency {
             clock.times.start(key, T::kind_name());
@@ -221,7 +234,7 @@ impl Ring {
         if self.closed {
             return None;
         }
-        let sqe = op.sqe();
+        let sqe = self.op_sqe(op);
         let armed = op.arm().expect("corio: a multishot op arms");
         let key = self.slots.insert(Owner::armed(armed));
         self.push(sqe, key);

@@ -73,7 +73,9 @@ impl<'a> Incoming<'a> {
 }
 
 fn stream((fd, _peer): (OwnedFd, Option<SockAddr>)) -> TcpStream {
-    TcpStream::from_fd(SharedFd::new(fd))
+    let fd = SharedFd::new(fd);
+    crate::op::install_file(&fd);
+    TcpStream::from_fd(fd)
 }
 
 impl Stream for Incoming<'_> {

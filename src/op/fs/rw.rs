@@ -18,7 +18,7 @@ use crate::op::{OpCode, Sqe, Wait, uring};
 
 /// Reads into a buffer from a file offset, like pread(2).
 pub(crate) struct Read<B> {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     buf: B,
     ptr: *mut u8,
@@ -34,7 +34,7 @@ impl<B: IoBufMut> Read<B> {
         let ptr = buf.stable_mut_ptr();
         let len = buf.bytes_total().min(MAX_RW);
         Read {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             buf,
             ptr,
@@ -69,6 +69,10 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         Wait::Blocking
     }
 
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
     fn attempt(&mut self) -> io::Result<u32> {
         let (raw, ptr, len, pos) = (self.raw, self.ptr, self.len, self.pos as libc::off_t);
         // SAFETY: the buffer is owned by the op and `len` bytes long.
@@ -87,7 +91,7 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
 
 /// Writes a buffer's initialised bytes at a file offset, like pwrite(2).
 pub(crate) struct Write<B> {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     buf: B,
     ptr: *const u8,
@@ -101,7 +105,7 @@ impl<B: IoBuf> Write<B> {
         let ptr = buf.stable_ptr();
         let len = buf.bytes_init().min(MAX_RW);
         Write {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             buf,
             ptr,
@@ -134,6 +138,10 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         Wait::Blocking
     }
 
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
     fn attempt(&mut self) -> io::Result<u32> {
         let (raw, ptr, len, pos) = (self.raw, self.ptr, self.len, self.pos as libc::off_t);
         // SAFETY: the buffer is owned by the op with `len` initialised bytes.
@@ -162,7 +170,7 @@ fn iovecs(parts: impl Iterator<Item = (*mut u8, usize)>) -> Vec<libc::iovec> {
 
 /// Reads into several buffers from a file offset, like preadv(2).
 pub(crate) struct Readv<B> {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     bufs: Vec<B>,
     /// Points into the buffers; a `Vec`'s heap array stays put.
@@ -177,7 +185,7 @@ impl<B: IoBufMut> Readv<B> {
                 .map(|b| (b.stable_mut_ptr(), b.bytes_total())),
         );
         Readv {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             bufs,
             iovecs,
@@ -207,6 +215,10 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
         Wait::Blocking
     }
 
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
     fn attempt(&mut self) -> io::Result<u32> {
         let (raw, iov, n) = (self.raw, self.iovecs.as_ptr(), self.iovecs.len() as i32);
         let pos = self.pos as libc::off_t;
@@ -231,7 +243,7 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
 
 /// Writes several buffers at a file offset, like pwritev(2).
 pub(crate) struct Writev<B> {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     bufs: Vec<B>,
     iovecs: Vec<libc::iovec>,
@@ -245,7 +257,7 @@ impl<B: IoBuf> Writev<B> {
                 .map(|b| (b.stable_ptr().cast_mut(), b.bytes_init())),
         );
         Writev {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             bufs,
             iovecs,
@@ -272,6 +284,10 @@ unsafe impl<B: IoBuf> OpCode for Writev<B> {
 
     fn wait(&self) -> Wait<'_> {
         Wait::Blocking
+    }
+
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
     }
 
     fn attempt(&mut self) -> io::Result<u32> {

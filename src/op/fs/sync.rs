@@ -15,7 +15,7 @@ use crate::op::{OpCode, Sqe, Wait, uring};
 
 /// Flushes a file to its device, like fsync(2), or fdatasync(2) with `data_only`.
 pub(crate) struct Fsync {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     data_only: bool,
 }
@@ -23,7 +23,7 @@ pub(crate) struct Fsync {
 impl Fsync {
     pub(crate) fn new(file: &SharedFd, data_only: bool) -> Fsync {
         Fsync {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             data_only,
         }
@@ -49,6 +49,10 @@ unsafe impl OpCode for Fsync {
         Wait::Blocking
     }
 
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
     fn attempt(&mut self) -> io::Result<u32> {
         let raw = self.raw;
         if self.data_only {
@@ -67,7 +71,7 @@ unsafe impl OpCode for Fsync {
 
 /// Writes a range of a file out, like sync_file_range(2).
 pub(crate) struct SyncRange {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     offset: u64,
     /// At most `u32::MAX` (the SQE's field); 0 means "to the end".
@@ -78,7 +82,7 @@ pub(crate) struct SyncRange {
 impl SyncRange {
     pub(crate) fn new(file: &SharedFd, offset: u64, len: u32, flags: u32) -> SyncRange {
         SyncRange {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             offset,
             len,
@@ -104,6 +108,10 @@ unsafe impl OpCode for SyncRange {
         Wait::Blocking
     }
 
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
     fn attempt(&mut self) -> io::Result<u32> {
         let (raw, off, len) = (
             self.raw,
@@ -122,7 +130,7 @@ unsafe impl OpCode for SyncRange {
 
 /// Allocates (or with a mode, punches or zeroes) a file range, like fallocate(2).
 pub(crate) struct Fallocate {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     offset: u64,
     len: u64,
@@ -132,7 +140,7 @@ pub(crate) struct Fallocate {
 impl Fallocate {
     pub(crate) fn new(file: &SharedFd, offset: u64, len: u64, mode: i32) -> Fallocate {
         Fallocate {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             offset,
             len,
@@ -158,6 +166,10 @@ unsafe impl OpCode for Fallocate {
         Wait::Blocking
     }
 
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
+    }
+
     fn attempt(&mut self) -> io::Result<u32> {
         let (raw, mode) = (self.raw, self.mode);
         let (off, len) = (self.offset as libc::off_t, self.len as libc::off_t);
@@ -172,7 +184,7 @@ unsafe impl OpCode for Fallocate {
 
 /// Sets a file's length, like ftruncate(2) (io_uring: Linux 6.9+).
 pub(crate) struct Truncate {
-    _fd: SharedFd,
+    fd: SharedFd,
     raw: RawFd,
     len: u64,
 }
@@ -180,7 +192,7 @@ pub(crate) struct Truncate {
 impl Truncate {
     pub(crate) fn new(file: &SharedFd, len: u64) -> Truncate {
         Truncate {
-            _fd: file.clone(),
+            fd: file.clone(),
             raw: file.raw(),
             len,
         }
@@ -197,6 +209,10 @@ unsafe impl OpCode for Truncate {
 
     fn wait(&self) -> Wait<'_> {
         Wait::Blocking
+    }
+
+    fn fixed_fd(&self) -> Option<&SharedFd> {
+        Some(&self.fd)
     }
 
     fn optional_opcode(&self) -> Option<u8> {
