@@ -11,7 +11,12 @@
 //! and no edge follows it, so it keeps the direction ready. Each turn polls mio (without
 //! waiting when tasks are runnable), marks the fds that saw an edge ready and
 //! wakes their waiters. Remote wake-ups come through a `mio::Waker`. An fd
-//! whose last handle goes is closed at once (epoll forgets it by itself).
+//! whose last handle goes is closed at once. epoll forgets a registration
+//! only when the file itself goes, not the fd number: a child forked at that
+//! moment (by any thread) still holds the file until it execs, and the old
+//! file's events keep coming under the number a new fd may have by then.
+//! So each registration's token carries the slot's generation beside the
+//! fd number, and events of an older generation are dropped.
 
 mod op;
 
@@ -33,10 +38,19 @@ use crate::fd::SharedFd;
 
 const WAKE_TOKEN: Token = Token(usize::MAX);
 
+/// The token of generation `generation` of fd slot `i` (fd numbers fit in
+/// 31 bits, so the generation has the upper half).
+fn token(i: usize, generation: u32) -> Token {
+    Token(i | (generation as usize) << 32)
+}
+
 /// Readiness state of one fd, indexed by the fd number.
 #[derive(Debug)]
 struct FdSlot {
     registered: bool,
+    /// Bumped at each registration of a new file under this number; in the
+    /// upper half of its token.
+    generation: u32,
     readable: bool,
     writable: bool,
     /// The peer closed its side (or the socket failed): final states that
@@ -55,6 +69,7 @@ impl Default for FdSlot {
         // Unknown fds are assumed ready: the first attempt finds out.
         FdSlot {
             registered: false,
+            generation: 0,
             readable: true,
             writable: true,
             read_closed: false,
@@ -133,16 +148,22 @@ impl Poller {
         }
         let slot = &mut self.fds[i];
         if !fd.registered() {
-            // A new fd (perhaps with the number of one closed earlier).
-            *slot = FdSlot::default();
+            // A new fd (perhaps with the number of one closed earlier, whose
+            // file may still send events: a new generation tells them apart).
+            let generation = slot.generation.wrapping_add(1);
+            *slot = FdSlot {
+                generation,
+                ..FdSlot::default()
+            };
             set_nonblocking(raw);
             let both = MioInterest::READABLE | MioInterest::WRITABLE;
             let registry = self.poll.registry();
-            let done = match registry.register(&mut SourceFd(&raw), Token(i), both) {
+            let tok = token(i, generation);
+            let done = match registry.register(&mut SourceFd(&raw), tok, both) {
                 // Still registered: the same file handed back in (`into_std`
                 // then `from_std`).
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    registry.reregister(&mut SourceFd(&raw), Token(i), both)
+                    registry.reregister(&mut SourceFd(&raw), tok, both)
                 }
                 r => r,
             };
@@ -170,11 +191,22 @@ impl Poller {
     }
 
     /// The last attempt on `fd` would block: it is not ready any more.
-    pub(crate) fn clear_ready(&mut self, fd: RawFd, interest: Interest) {
+    ///
+    /// `would_block`: the attempt said `WouldBlock`, so the direction is not
+    /// closed either (a closed one reports end of file or an error), and a
+    /// closed mark is dropped too: kept, it would make the op's loop retry
+    /// for ever.
+    pub(crate) fn clear_ready(&mut self, fd: RawFd, interest: Interest, would_block: bool) {
         let slot = self.slot(fd);
         match interest {
-            Interest::Readable => slot.readable = false,
-            Interest::Writable => slot.writable = false,
+            Interest::Readable => {
+                slot.readable = false;
+                slot.read_closed &= !would_block;
+            }
+            Interest::Writable => {
+                slot.writable = false;
+                slot.write_closed &= !would_block;
+            }
         }
     }
 
@@ -196,11 +228,15 @@ impl Poller {
         }
         self.stats.events(self.events.iter().count() as u64);
         for ev in self.events.iter() {
-            let Token(i) = ev.token();
-            if ev.token() == WAKE_TOKEN || i >= self.fds.len() {
+            if ev.token() == WAKE_TOKEN {
                 continue;
             }
-            let slot = &mut self.fds[i];
+            let Token(t) = ev.token();
+            let (i, generation) = (t & 0xffff_ffff, (t >> 32) as u32);
+            // An event of a file closed since (see the module doc).
+            let Some(slot) = self.fds.get_mut(i).filter(|s| s.generation == generation) else {
+                continue;
+            };
             let hup = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
             slot.read_closed |= ev.is_error() || ev.is_read_closed();
             slot.write_closed |= ev.is_error() || ev.is_write_closed();

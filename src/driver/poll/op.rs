@@ -58,12 +58,9 @@ impl Poller {
             }
             let res = op.attempt();
             // The fd is not ready any more: it said so, or the result shows it.
-            let spent = match &res {
-                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
-                Ok(n) => op.drained(*n),
-            };
-            if spent {
-                self.clear_ready(fd.raw(), interest);
+            let would_block = matches!(&res, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+            if would_block || matches!(res, Ok(n) if op.drained(n)) {
+                self.clear_ready(fd.raw(), interest, would_block);
             }
             match res {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stats.would_block(),
