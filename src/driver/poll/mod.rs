@@ -40,7 +40,7 @@ const WAKE_TOKEN: Token = Token(usize::MAX);
 
 /// The token of generation `generation` of fd slot `i` (fd numbers fit in
 /// 31 bits, so the generation has the upper half).
-fn token(i: usize, generation: u32) -> Token {
+fn token(i: usize, generation: u16) -> Token {
     Token(i | (generation as usize) << 32)
 }
 
@@ -49,8 +49,10 @@ fn token(i: usize, generation: u32) -> Token {
 struct FdSlot {
     registered: bool,
     /// Bumped at each registration of a new file under this number; in the
-    /// upper half of its token.
-    generation: u32,
+    /// upper half of its token. 16 bits keep the slot at 88 bytes (the
+    /// bools' padding); an old file's events come only until the child
+    /// holding it execs, far fewer than 65,536 registrations of one number.
+    generation: u16,
     readable: bool,
     writable: bool,
     /// The peer closed its side (or the socket failed): final states that
@@ -232,7 +234,7 @@ impl Poller {
                 continue;
             }
             let Token(t) = ev.token();
-            let (i, generation) = (t & 0xffff_ffff, (t >> 32) as u32);
+            let (i, generation) = (t & 0xffff_ffff, (t >> 32) as u16);
             // An event of a file closed since (see the module doc).
             let Some(slot) = self.fds.get_mut(i).filter(|s| s.generation == generation) else {
                 continue;
