@@ -1,6 +1,7 @@
 //! CPU per timed-out read: `read_timeout` (a linked LINK_TIMEOUT on
 //! io_uring) vs `time::timeout(read)` (a user-space timer, then a cancel),
-//! and `read_timeout` with LINK_TIMEOUT turned off.
+//! and `read_timeout` with LINK_TIMEOUT turned off, and tokio's
+//! `time::timeout(read)` (current-thread runtime) in the same run.
 //!
 //! Run: `cargo bench --bench read_timeout [-- N]` (default 20,000 reads per
 //! case, each with a 50 µs deadline on an idle loopback connection; add
@@ -51,6 +52,29 @@ fn run(n: u32, how: &str) -> (Duration, Duration) {
     })
 }
 
+/// The same with tokio: `tokio::time::timeout(DEADLINE, stream.read(..))`.
+fn run_tokio(n: u32) -> (Duration, Duration) {
+    use tokio::io::AsyncReadExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accept = tokio::spawn(async move { l.accept().await.unwrap().0 });
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _peer = accept.await.unwrap();
+        let mut buf = [0u8; 64];
+        let (c0, w0) = (cpu(), Instant::now());
+        for _ in 0..n {
+            let r = tokio::time::timeout(DEADLINE, s.read(&mut buf)).await;
+            assert!(r.is_err());
+        }
+        ((cpu() - c0) / n, w0.elapsed() / n)
+    })
+}
+
 fn main() {
     let n: u32 = std::env::args()
         .skip(1)
@@ -62,8 +86,13 @@ fn main() {
         "read_timeout",
         "read_timeout, LINK_TIMEOUT off",
         "time::timeout(read)",
+        "tokio time::timeout(read)",
     ] {
-        let (c, w) = run(n, how);
+        let (c, w) = if how.starts_with("tokio") {
+            run_tokio(n)
+        } else {
+            run(n, how)
+        };
         println!("{how:>32} {c:>10.1?} {w:>10.1?}");
     }
 }
