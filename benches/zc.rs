@@ -5,7 +5,8 @@
 //! For each buffer size a corio io_uring runtime on this thread sends TOTAL
 //! bytes to a plain std thread that reads them into a 1 MiB buffer, once with
 //! `write_all` (IORING_OP_SEND) and once with `write_all_zc`
-//! (IORING_OP_SEND_ZC), each buffer reused for every send. The table gives
+//! (IORING_OP_SEND_ZC), each buffer reused for every send, and once with
+//! tokio's `write_all` (current-thread runtime) for comparison. The table gives
 //! the sender thread's CPU (user + system, `getrusage(RUSAGE_THREAD)`: on
 //! loopback the receive path's softirq work runs there too), the whole
 //! process's CPU (`RUSAGE_SELF`, with the reader), per GiB, and the wall
@@ -30,8 +31,42 @@ fn cpu(who: libc::c_int) -> Duration {
     tv(r.ru_utime) + tv(r.ru_stime)
 }
 
-/// Sends `total` bytes in `size` chunks; (thread CPU, process CPU, wall).
-fn run(size: usize, total: usize, zc: bool) -> (Duration, Duration, Duration) {
+/// tokio's `write_all` (current-thread runtime) of `total` bytes in `size`
+/// chunks to `addr`; (thread CPU, process CPU, wall).
+fn send_tokio(
+    addr: std::net::SocketAddr,
+    size: usize,
+    total: usize,
+) -> (Duration, Duration, Duration) {
+    use tokio::io::AsyncWriteExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let buf = vec![0x5au8; size];
+        let (t0, p0, w0) = (
+            cpu(libc::RUSAGE_THREAD),
+            cpu(libc::RUSAGE_SELF),
+            Instant::now(),
+        );
+        for _ in 0..total / size {
+            s.write_all(&buf).await.unwrap();
+        }
+        drop(s);
+        (
+            cpu(libc::RUSAGE_THREAD) - t0,
+            cpu(libc::RUSAGE_SELF) - p0,
+            w0.elapsed(),
+        )
+    })
+}
+
+/// Sends `total` bytes in `size` chunks by `how` ("plain", "zc" or
+/// "tokio"); (thread CPU, process CPU, wall).
+fn run(size: usize, total: usize, how: &str) -> (Duration, Duration, Duration) {
+    let zc = how == "zc";
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let reader = std::thread::spawn(move || {
@@ -45,6 +80,11 @@ fn run(size: usize, total: usize, zc: bool) -> (Duration, Duration, Duration) {
             }
         }
     });
+    if how == "tokio" {
+        let r = send_tokio(addr, size, total);
+        assert_eq!(reader.join().unwrap(), total / size * size);
+        return r;
+    }
     let rt = Builder::new().driver(DriverKind::Uring).build().unwrap();
     let (t, p, w) = rt.block_on(async {
         let s = TcpStream::connect(addr).await.unwrap();
@@ -89,12 +129,12 @@ fn main() {
         "size", "send", "thread", "process", "GiB/s"
     );
     for &size in SIZES {
-        for zc in [false, true] {
-            let (t, p, w) = run(size, total, zc);
+        for how in ["plain", "zc", "tokio"] {
+            let (t, p, w) = run(size, total, how);
             println!(
                 "{:>7}K {:>6} {:>10.0} {:>10.0} {:>9.2}",
                 size >> 10,
-                if zc { "zc" } else { "plain" },
+                how,
                 per_gib(t),
                 per_gib(p),
                 total as f64 / (1u64 << 30) as f64 / w.as_secs_f64()
