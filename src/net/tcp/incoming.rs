@@ -20,7 +20,6 @@ use futures_core::Stream;
 use socket2::SockAddr;
 
 use super::{TcpListener, TcpStream};
-use crate::fd::SharedFd;
 use crate::op::Op;
 use crate::op::net::Accept;
 use crate::runtime::refuse::refuse_accept;
@@ -73,9 +72,7 @@ impl<'a> Incoming<'a> {
 }
 
 fn stream((fd, _peer): (OwnedFd, Option<SockAddr>)) -> TcpStream {
-    let fd = SharedFd::new(fd);
-    crate::op::install_file(&fd);
-    TcpStream::from_fd(fd)
+    TcpStream::accepted(fd)
 }
 
 impl Stream for Incoming<'_> {

@@ -109,9 +109,7 @@ impl TcpListener {
         };
         self.backoff.record(&res);
         let (fd, peer) = res?;
-        let fd = SharedFd::new(fd);
-        crate::op::install_file(&fd);
-        let stream = TcpStream::from_fd(fd);
+        let stream = TcpStream::accepted(fd);
         let peer = match peer.and_then(|p| p.as_socket()) {
             Some(p) => p,
             None => stream.peer_addr()?,

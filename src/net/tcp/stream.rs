@@ -59,6 +59,14 @@ impl TcpStream {
         TcpStream { fd }
     }
 
+    /// A connection a listener accepted: also installed in the runtime's
+    /// registered-file table, when it has one (`Builder::registered_files`).
+    pub(crate) fn accepted(fd: OwnedFd) -> TcpStream {
+        let fd = SharedFd::new(fd);
+        crate::op::install_file(&fd);
+        TcpStream { fd }
+    }
+
     /// Opens a connection to `addr`, trying each resolved address in turn;
     /// the error is the last address's.
     ///
