@@ -31,6 +31,27 @@ fn cpu(who: libc::c_int) -> Duration {
     tv(r.ru_utime) + tv(r.ru_stime)
 }
 
+/// Thread CPU, process CPU and wall time since it was made.
+struct Clock(Duration, Duration, Instant);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(
+            cpu(libc::RUSAGE_THREAD),
+            cpu(libc::RUSAGE_SELF),
+            Instant::now(),
+        )
+    }
+
+    fn elapsed(&self) -> (Duration, Duration, Duration) {
+        (
+            cpu(libc::RUSAGE_THREAD) - self.0,
+            cpu(libc::RUSAGE_SELF) - self.1,
+            self.2.elapsed(),
+        )
+    }
+}
+
 /// tokio's `write_all` (current-thread runtime) of `total` bytes in `size`
 /// chunks to `addr`; (thread CPU, process CPU, wall).
 fn send_tokio(
@@ -46,20 +67,12 @@ fn send_tokio(
     rt.block_on(async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         let buf = vec![0x5au8; size];
-        let (t0, p0, w0) = (
-            cpu(libc::RUSAGE_THREAD),
-            cpu(libc::RUSAGE_SELF),
-            Instant::now(),
-        );
+        let clock = Clock::start();
         for _ in 0..total / size {
             s.write_all(&buf).await.unwrap();
         }
         drop(s);
-        (
-            cpu(libc::RUSAGE_THREAD) - t0,
-            cpu(libc::RUSAGE_SELF) - p0,
-            w0.elapsed(),
-        )
+        clock.elapsed()
     })
 }
 
@@ -89,11 +102,7 @@ fn run(size: usize, total: usize, how: &str) -> (Duration, Duration, Duration) {
     let (t, p, w) = rt.block_on(async {
         let s = TcpStream::connect(addr).await.unwrap();
         let mut buf = vec![0x5au8; size];
-        let (t0, p0, w0) = (
-            cpu(libc::RUSAGE_THREAD),
-            cpu(libc::RUSAGE_SELF),
-            Instant::now(),
-        );
+        let clock = Clock::start();
         for _ in 0..total / size {
             let (res, b) = if zc {
                 s.write_all_zc(buf).await
@@ -104,11 +113,7 @@ fn run(size: usize, total: usize, how: &str) -> (Duration, Duration, Duration) {
             buf = b;
         }
         drop(s);
-        (
-            cpu(libc::RUSAGE_THREAD) - t0,
-            cpu(libc::RUSAGE_SELF) - p0,
-            w0.elapsed(),
-        )
+        clock.elapsed()
     });
     // The socket's close is an op: the runtime submits it as it goes.
     drop(rt);
