@@ -262,6 +262,9 @@ impl Builder {
     /// the thread burns its CPU the whole time, also when nothing comes. On
     /// the poll driver each look is an `epoll_wait` with a zero timeout.
     /// [`Stats::spin_hits`](crate::runtime::Stats::spin_hits) counts the parks it avoided.
+    ///
+    /// The environment variable `CORIO_SPIN_US` (microseconds, `0` for off,
+    /// `max` for never parking) overrides this setting.
     pub fn spin_before_park(mut self, spin: Duration) -> Self {
         self.spin_before_park = spin;
         self
@@ -435,7 +438,7 @@ impl Builder {
     /// Fails when the requested driver cannot be set up (for `Uring`: the
     /// kernel's error, e.g. ENOSYS, or EPERM under seccomp or
     /// `kernel.io_uring_disabled`), when a size is invalid, when
-    /// `CORIO_DRIVER` holds an unknown value, when the knobs contradict each
+    /// `CORIO_DRIVER` or `CORIO_SPIN_US` holds an unknown value, when the knobs contradict each
     /// other (`defer_taskrun(true)` with `single_issuer(false)` or with
     /// `sqpoll`, `sqpoll_cpu` without `sqpoll`), or when the kernel refuses
     /// a setup flag set explicitly (the error names the flag; `Auto` does

@@ -15,6 +15,7 @@ pub(crate) mod core;
 mod ctxvar;
 pub(crate) mod drain;
 mod dump;
+mod env;
 mod executor;
 mod group;
 mod handle;
@@ -100,6 +101,7 @@ impl Runtime {
     }
 
     fn from_builder(b: Builder) -> io::Result<Runtime> {
+        let spin = env::spin(b.spin_before_park)?;
         let selected = Driver::select(&b.cfg)?;
         let driver = selected.driver;
         let shared = Arc::new(Shared {
@@ -128,7 +130,7 @@ impl Runtime {
             budget_max: b.task_budget,
             shard: std::cell::OnceCell::new(),
             tick_tasks: b.tick_tasks,
-            spin: b.spin_before_park,
+            spin,
             watch: b.observe.watch(),
             tracked: std::cell::Cell::new(std::ptr::null()),
         });

@@ -103,13 +103,19 @@ fn full_name(test: &str) -> String {
 }
 
 /// Whether an io_uring runtime can be built here; asked once per process.
+/// False when `CORIO_DRIVER=poll` turns every runtime into a poll one.
 ///
 /// The answer is cached because asking builds (and drops) a ring: done
 /// from a test's variant while another test counts fds, that ring's fd
 /// would show up in, or vanish from, the other test's count.
 pub fn uring_available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| Builder::new().driver(DriverKind::Uring).build().is_ok())
+    *AVAILABLE.get_or_init(|| {
+        Builder::new()
+            .driver(DriverKind::Uring)
+            .build()
+            .is_ok_and(|rt| rt.driver_kind() == DriverKind::Uring)
+    })
 }
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
