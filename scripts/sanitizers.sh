@@ -68,8 +68,10 @@ loom() {
 valgrind_run() {
   local bin="$1"; shift
   echo "-- valgrind $* $(basename "$bin")"
+  # --fair-sched=yes: threads take turns in order; with the default lock a
+  # spinning runtime thread keeps winning it back and a peer thread starves.
   valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-    --show-leak-kinds=definite "$@" "$bin" --test-threads=1 -q
+    --show-leak-kinds=definite --fair-sched=yes "$@" "$bin" --test-threads=1 -q
 }
 
 valgrind_suite() {

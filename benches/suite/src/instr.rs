@@ -10,6 +10,9 @@
 //! mean nothing; only the counts do. The HTTP app's own code (parsing and
 //! the response) is the same for every runtime; `limit` (a hand-written
 //! io_uring loop, no runtime) shows how much of the total that is.
+//!
+//! With `CORIO_BENCH_KEEP_CALLGRIND=DIR` the callgrind files are kept in
+//! DIR (named `APP-RUNTIME-...`) for `callgrind_annotate --inclusive=yes`.
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader};
@@ -165,7 +168,20 @@ fn count(cfg: &Cfg, rt: Runtime, app: &'static str) -> io::Result<(u64, f64)> {
                 ir += v.trim().parse::<u64>().unwrap_or(0);
             }
         }
-        let _ = std::fs::remove_file(e.path());
+        match std::env::var_os("CORIO_BENCH_KEEP_CALLGRIND") {
+            // For `callgrind_annotate`: where the instructions went.
+            Some(keep) => {
+                let _ = std::fs::create_dir_all(&keep);
+                let kept = std::path::Path::new(&keep).join(format!("{app}-{}-{name}", rt.name()));
+                if std::fs::rename(e.path(), &kept).is_err() {
+                    let _ = std::fs::copy(e.path(), &kept);
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            None => {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
     if requests == 0 || ir == 0 {
         return Err(io::Error::other("no requests or no instructions counted"));
