@@ -18,12 +18,17 @@ use corio::sync::oneshot::error::{RecvError, TryRecvError as OneshotTryRecvError
 use corio::sync::{mpsc, oneshot};
 use corio::time::timeout;
 
-/// Hang guard: far longer than any wait in these tests.
+/// Hang guard: far longer than any wait in these tests (longer still under
+/// valgrind: see `support::slowdown`).
 const GUARD: Duration = Duration::from_secs(10);
 
-/// Joins `h`, failing the test instead of hanging if it runs past [`GUARD`].
+fn guard() -> Duration {
+    GUARD * support::slowdown()
+}
+
+/// Joins `h`, failing the test instead of hanging if it runs past [`guard`].
 fn join_within<T>(what: &str, h: thread::JoinHandle<T>) -> T {
-    let deadline = Instant::now() + GUARD;
+    let deadline = Instant::now() + guard();
     while !h.is_finished() {
         assert!(Instant::now() < deadline, "{what} hung");
         thread::sleep(Duration::from_millis(2));
@@ -31,9 +36,9 @@ fn join_within<T>(what: &str, h: thread::JoinHandle<T>) -> T {
     h.join().unwrap_or_else(|_| panic!("{what} panicked"))
 }
 
-/// Awaits `fut`, failing the test if it takes longer than [`GUARD`].
+/// Awaits `fut`, failing the test if it takes longer than [`guard`].
 async fn guarded<F: Future>(what: &str, fut: F) -> F::Output {
-    timeout(GUARD, fut)
+    timeout(guard(), fut)
         .await
         .unwrap_or_else(|_| panic!("{what} hung"))
 }

@@ -482,8 +482,11 @@ fn dropping_ten_thousand_sleeps_leaves_runtime_usable() {
             })
             .collect();
         poll_fn(|cx| {
-            for s in &mut sleeps {
-                assert!(Pin::new(s).poll(cx).is_pending());
+            for (i, s) in sleeps.iter_mut().enumerate() {
+                let polled = Pin::new(s).poll(cx);
+                // The short ones may already be due where making 10,000
+                // sleeps takes 50 ms (valgrind); the long ones never are.
+                assert!(i % 2 == 0 || polled.is_pending(), "a 30 s sleep fired");
             }
             Poll::Ready(())
         })

@@ -353,3 +353,12 @@ pub fn cpu_time() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
+
+/// How many times longer a hang guard waits: 30 under valgrind (which runs
+/// code 20-50 times slower; it preloads its `vgpreload_*` libraries), 1
+/// otherwise. Only for guards against hangs, never for a bound a test checks.
+pub fn slowdown() -> u32 {
+    let under_valgrind =
+        std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("vgpreload"));
+    if under_valgrind { 30 } else { 1 }
+}
