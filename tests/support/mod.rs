@@ -255,8 +255,9 @@ impl Drop for DropFlag {
 }
 
 /// Ends the whole test process (exit code 3) with `what` on stderr unless
-/// dropped within `limit`: a hang (a lost completion, say) then fails with
-/// the seed or schedule that caused it instead of waiting for ever.
+/// dropped within `limit` (times [`slowdown`]): a hang (a lost completion,
+/// say) then fails with the seed or schedule that caused it instead of
+/// waiting for ever.
 pub struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
 
 /// Starts a [`Watchdog`].
@@ -269,6 +270,7 @@ pub fn watchdog(limit: Duration, what: impl Into<String>) -> Watchdog {
 /// state the hung code reached).
 pub fn watchdog_with(limit: Duration, what: impl Fn() -> String + Send + 'static) -> Watchdog {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let limit = limit * slowdown();
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
             // Straight to fd 2: `eprintln!` in a test thread is captured by
