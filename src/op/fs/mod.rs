@@ -350,6 +350,7 @@ mod tests {
         // (`CORIO_DRIVER=poll` makes it a poll runtime: skipped too.)
         let Some(rt) = crate::Builder::new()
             .driver(crate::DriverKind::Uring)
+            .max_blocking_threads(1)
             .build()
             .ok()
             .filter(|rt| rt.driver_kind() == crate::DriverKind::Uring)
@@ -421,13 +422,22 @@ mod tests {
             assert_eq!(std::fs::read(dir.join("hard")).unwrap().len(), 1234);
 
             // Fallback ops dropped in flight are orphans; the io_uring
-            // driver releases them once their syscall returns.
+            // driver releases them once their syscall returns. The pool's
+            // one thread is held meanwhile, so every op is still queued
+            // when dropped (on a loaded machine a free pool thread could
+            // finish each truncate before its drop: no orphan at all).
+            let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+            let blocker = crate::spawn_blocking(move || {
+                let _ = gate.recv();
+            });
             for i in 0..200 {
                 let mut op = Op::new(Truncate::new(&fd, i));
                 let _ = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut op).poll(cx))).await;
             }
             let pending = || !crate::release::is_empty() || core.driver.borrow().orphans() > 0;
             assert!(pending(), "no op was dropped in flight");
+            open_gate.send(()).unwrap();
+            blocker.await.unwrap();
             let deadline = Instant::now() + Duration::from_secs(5);
             while pending() {
                 assert!(Instant::now() < deadline, "orphans never released");
