@@ -70,7 +70,7 @@ fn a_pool_of_four_buffers_with_a_slow_consumer_loses_nothing() {
         let mut got = 0usize;
         let mut ids = HashSet::new();
         let mut held = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(60) * support::slowdown();
         while got < SENDS * CHUNK {
             assert!(Instant::now() < deadline, "stalled at {got} bytes");
             let lease = s.recv_pooled().await.unwrap().expect("data before EOF");
@@ -107,7 +107,7 @@ fn ten_thousand_timed_out_pooled_receives_lose_no_byte() {
         let sender = thread::spawn(move || send_pattern(c, LEN, 20, Duration::from_micros(50)));
         let mut got = 0usize;
         let mut timeouts = 0;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(60) * support::slowdown();
         let mut attempts = 0;
         while got < LEN {
             assert!(Instant::now() < deadline, "stalled at {got} bytes");
@@ -152,7 +152,7 @@ fn ten_thousand_timed_out_plain_reads_lose_no_byte() {
         let mut got = 0usize;
         let mut attempts = 0;
         let mut timeouts = 0;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(60) * support::slowdown();
         while got < LEN || attempts < 10_000 {
             assert!(Instant::now() < deadline, "stalled at {got} bytes");
             attempts += 1;
