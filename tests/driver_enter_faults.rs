@@ -205,6 +205,34 @@ fn overflow_and_faults_together() {
     assert_eq!(support::open_fds(), fds, "fds leaked");
 }
 
+/// A runtime that spins instead of parking (`spin_before_park`) still
+/// submits what a faulted enter left in the submission queue: the spin
+/// looked only at completions, so SQEs left by an `EAGAIN`/`EBUSY` or a
+/// short submit waited for ever under an endless spin (found under
+/// valgrind, which runs the io_uring side with `CORIO_SPIN_US=max`).
+#[test]
+fn an_endless_spin_submits_what_a_faulted_enter_left() {
+    let Some(b) = uring() else { return };
+    let _serial = support::serial();
+    let fds = support::open_fds();
+    for seed in 1..=4 {
+        let _dog = support::watchdog(
+            Duration::from_secs(60),
+            format!("spin with faults, seed {seed}"),
+        );
+        let rt = b
+            .clone()
+            .spin_before_park(Duration::MAX)
+            .enter_faults(seed, 3)
+            .build()
+            .unwrap();
+        load(&rt, 500, 16 * 1024);
+        assert!(rt.injected_enter_faults().iter().sum::<u64>() > 0);
+        drop(rt);
+    }
+    assert_eq!(support::open_fds(), fds, "fds leaked");
+}
+
 #[test]
 fn the_poll_driver_ignores_the_knob() {
     let _serial = support::serial();

@@ -179,11 +179,14 @@ impl Ring {
     }
 
     /// Reaps what is ready without waiting; enters the kernel only when it
-    /// holds completions back (deferred task work, overflow).
+    /// holds completions back (deferred task work, overflow) or entries wait
+    /// in the submission queue (an enter that failed with `EAGAIN`/`EBUSY`,
+    /// or submitted only some, left them there: a spinning executor would
+    /// otherwise wait for their completions for ever).
     pub(crate) fn reap_ready(&mut self) {
         let held = {
             let sq = self.ring.submission();
-            sq.taskrun() || sq.cq_overflow()
+            sq.taskrun() || sq.cq_overflow() || !sq.is_empty()
         };
         if held || !self.ring.completion().is_empty() {
             self.submit_and_reap();
