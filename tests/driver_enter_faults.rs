@@ -241,6 +241,10 @@ fn the_poll_driver_ignores_the_knob() {
         .enter_faults(1, 2)
         .build()
         .unwrap();
+    if rt.driver_kind() != DriverKind::Poll {
+        eprintln!("skipped: CORIO_DRIVER overrides the driver asked for");
+        return;
+    }
     load(&rt, 200, 8 * 1024);
     assert_eq!(rt.injected_enter_faults(), [0; 4]);
 }
