@@ -107,6 +107,7 @@ impl<T: OpCode> Unpin for Op<T> {}
 impl<T: OpCode> Future for Op<T> {
     type Output = T::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         let core = match &this.core {
