@@ -64,6 +64,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         kept.take_bytes(&mut self.buf).map(|r| r.map(|n| n as u32))
     }
 
+    #[inline]
     fn sqe(&mut self) -> Sqe {
         uring!({
             let len = self.buf.bytes_total() as u32;

@@ -35,6 +35,7 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         Wait::Ready(&self.fd, Interest::Writable)
     }
 
+    #[inline]
     fn sqe(&mut self) -> Sqe {
         uring!({
             let len = self.buf.bytes_init() as u32;
