@@ -98,7 +98,9 @@ where
                     if this.total == 0 {
                         return Poll::Ready((Ok(()), buf));
                     }
-                    this.state = State::Step((this.step)(buf.slice(0..this.total)));
+                    let first = State::Step((this.step)(buf.slice(0..this.total)));
+                    // `Finished`, which holds nothing: no drop glue to run.
+                    std::mem::forget(std::mem::replace(&mut this.state, first));
                     continue;
                 }
                 State::Finished => panic!("corio: a read or write loop polled after it ended"),

@@ -22,6 +22,7 @@ pub(crate) mod process;
 
 use std::future::Future;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -39,8 +40,11 @@ use crate::trace;
 /// an op may be created outside a runtime and awaited inside.
 pub(crate) struct Op<T: OpCode> {
     core: Option<Rc<Core>>,
-    data: Option<T>,
-    state: OpState<T>,
+    // `data` and `state` are dropped by hand (`Drop` below): a finished op
+    // holds neither, so its drop is one test and the `Rc`'s, small enough
+    // to inline where the future ends.
+    data: ManuallyDrop<Option<T>>,
+    state: ManuallyDrop<OpState<T>>,
     /// With the `tracing` feature, when the op was first polled (zero-sized
     /// without it).
     clock: trace::OpClock,
@@ -52,8 +56,8 @@ impl<T: OpCode> Op<T> {
     pub(crate) fn new(data: T) -> Op<T> {
         Op {
             core: None,
-            data: Some(data),
-            state: OpState::Idle,
+            data: ManuallyDrop::new(Some(data)),
+            state: ManuallyDrop::new(OpState::Idle),
             clock: trace::OpClock::new(),
         }
     }
@@ -63,8 +67,8 @@ impl<T: OpCode> Op<T> {
     pub(crate) fn on(core: Rc<Core>, data: T) -> Op<T> {
         Op {
             core: Some(core),
-            data: Some(data),
-            state: OpState::Idle,
+            data: ManuallyDrop::new(Some(data)),
+            state: ManuallyDrop::new(OpState::Idle),
             clock: trace::OpClock::new(),
         }
     }
@@ -75,9 +79,9 @@ impl<T: OpCode> Op<T> {
     /// still ends with the op's own result (the kernel's, if it came first;
     /// `ECANCELED` if the cancel won), so nothing it got is lost.
     pub(crate) fn cancel(&mut self) -> Option<T> {
-        match self.state {
+        match *self.state {
             OpState::Idle => {
-                self.state = OpState::Done;
+                *self.state = OpState::Done;
                 self.data.take()
             }
             OpState::Done => None,
@@ -93,7 +97,7 @@ impl<T: OpCode> Op<T> {
     /// True while the op runs on the blocking pool (for tests).
     #[cfg(test)]
     pub(crate) fn on_blocking_pool(&self) -> bool {
-        matches!(self.state, OpState::Blocking(_))
+        matches!(*self.state, OpState::Blocking(_))
     }
 }
 
@@ -103,6 +107,7 @@ impl<T: OpCode> Unpin for Op<T> {}
 impl<T: OpCode> Future for Op<T> {
     type Output = T::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         let core = match &this.core {
@@ -149,14 +154,31 @@ fn note_pending<T: OpCode>(core: &Core) {
 impl<T: OpCode> Drop for Op<T> {
     #[inline]
     fn drop(&mut self) {
-        // Most ops end finished: nothing of theirs is in the kernel.
-        if matches!(self.state, OpState::Done | OpState::Idle) {
+        // Most ops end finished: nothing of theirs is left, nothing is in
+        // the kernel.
+        if matches!(*self.state, OpState::Done) && self.data.is_none() {
             return;
         }
-        let state = std::mem::replace(&mut self.state, OpState::Done);
+        self.drop_slow();
+    }
+}
+
+impl<T: OpCode> Op<T> {
+    /// Drops what a future that did not finish still holds (`data` and
+    /// `state` are `ManuallyDrop`: both are emptied here, nothing else
+    /// drops them).
+    #[cold]
+    #[inline(never)]
+    fn drop_slow(&mut self) {
+        let state = std::mem::replace(&mut *self.state, OpState::Done);
+        let data = self.data.take();
+        if matches!(state, OpState::Done | OpState::Idle) {
+            drop(data);
+            return;
+        }
         // Started, so polled on a runtime: `core` is set.
         if let Some(core) = &self.core {
-            release_op(&core.owner, state, self.data.take());
+            release_op(&core.owner, state, data);
         }
     }
 }

@@ -67,6 +67,7 @@ impl Ring {
         Some(key)
     }
 
+    #[inline]
     pub(crate) fn poll_op<T: OpCode>(
         &mut self,
         state: &mut OpState<T>,

@@ -64,6 +64,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         kept.take_bytes(&mut self.buf).map(|r| r.map(|n| n as u32))
     }
 
+    #[inline]
     fn sqe(&mut self) -> Sqe {
         uring!({
             let len = self.buf.bytes_total() as u32;
@@ -71,6 +72,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         })
     }
 
+    #[inline]
     fn attempt(&mut self) -> io::Result<u32> {
         let (ptr, len) = (self.buf.stable_mut_ptr(), self.buf.bytes_total());
         // SAFETY: the buffer is owned by the op and `len` bytes long.

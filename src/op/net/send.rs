@@ -35,6 +35,7 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         Wait::Ready(&self.fd, Interest::Writable)
     }
 
+    #[inline]
     fn sqe(&mut self) -> Sqe {
         uring!({
             let len = self.buf.bytes_init() as u32;
@@ -44,6 +45,7 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         })
     }
 
+    #[inline]
     fn attempt(&mut self) -> io::Result<u32> {
         let (ptr, len) = (self.buf.stable_ptr(), self.buf.bytes_init());
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
