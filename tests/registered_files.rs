@@ -383,22 +383,10 @@ fn the_environment_variable_turns_it_on() {
             eprintln!("skipped: io_uring is not available here");
             return;
         }
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new(exe)
-            .args([
-                "the_environment_variable_turns_it_on",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(support::CHILD_ENV, "the_environment_variable_turns_it_on")
-            .env("CORIO_REGISTERED_FILES", "4")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "child failed\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        support::run_in_child_with_env(
+            "the_environment_variable_turns_it_on",
+            Duration::from_secs(60),
+            &[("CORIO_REGISTERED_FILES", "4")],
         );
         return;
     }

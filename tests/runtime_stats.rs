@@ -202,19 +202,7 @@ both_drivers! {
 fn the_spin_environment_variable_overrides_the_builder() {
     const NAME: &str = "the_spin_environment_variable_overrides_the_builder";
     if !support::is_child(NAME) {
-        let exe = std::env::current_exe().unwrap();
-        let out = std::process::Command::new(exe)
-            .args([NAME, "--exact", "--nocapture"])
-            .env(support::CHILD_ENV, NAME)
-            .env("CORIO_SPIN_US", "max")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("1 passed"),
-            "child failed\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::run_in_child_with_env(NAME, LIMIT, &[("CORIO_SPIN_US", "max")]);
         return;
     }
     for kind in [DriverKind::Uring, DriverKind::Poll] {

@@ -183,11 +183,19 @@ pub fn is_child(test: &str) -> bool {
 /// }
 /// ```
 pub fn run_in_child(test: &str, timeout: Duration) -> Output {
+    run_in_child_with_env(test, timeout, &[])
+}
+
+/// [`run_in_child`] with the environment variables `env` set in the child
+/// (for a test of a variable the library reads: the environment is the
+/// whole process's).
+pub fn run_in_child_with_env(test: &str, timeout: Duration, env: &[(&str, &str)]) -> Output {
     let test = &full_name(test);
     let exe = std::env::current_exe().expect("current test binary");
     let mut child = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
