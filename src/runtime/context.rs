@@ -125,22 +125,34 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
     }
 }
 
+impl super::raw::Schedule for Arc<Shared> {
+    #[inline(always)]
+    fn schedule(runnable: Runnable) {
+        Shared::schedule(runnable)
+    }
+}
+
 /// Scheduling onto a runtime from this thread: the local queue when the
 /// runtime is this thread's own, else its remote queue and a wake-up.
 impl Shared {
     /// Queues a woken task on the runtime its metadata names: locally when
     /// on that runtime's own thread, else remotely.
     ///
-    /// This is the tasks' schedule function, zero-sized (it captures
-    /// nothing), so `async_task` holds no extra reference to the task while
-    /// it runs: the runnable's own reference keeps the metadata alive until
-    /// the runnable is queued, and not a moment longer (another thread may
-    /// run and free the task as soon as it is in the remote queue).
+    /// The runnable's token keeps the metadata alive until the runnable is
+    /// queued, and not a moment longer (another thread may run and free the
+    /// task as soon as it is in the remote queue).
+    #[inline]
     pub(crate) fn schedule(runnable: Runnable) {
         let target: *const Shared = Arc::as_ptr(runnable.metadata().scheduler());
         let runnable = with_core(|core| match core {
             Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), target) => {
                 core.queue.borrow_mut().push_back(runnable);
+                {
+                    let l = core.queue.borrow().len();
+                    if l.is_power_of_two() && l >= 256 {
+                        eprintln!("QLEN {l}");
+                    }
+                }
                 None
             }
             _ => Some(runnable),

@@ -28,7 +28,7 @@ use crate::driver::stats::Counters;
 use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 
 /// The task handle type the executor queues.
-pub(crate) type Runnable = async_task::Runnable<TaskMeta>;
+pub(crate) type Runnable = super::raw::Runnable<Arc<Shared>>;
 
 /// A task's metadata: its scheduler is the runtime it belongs to.
 pub(crate) type TaskMeta = super::meta::TaskMeta<Arc<Shared>>;

@@ -22,6 +22,7 @@ mod handle;
 mod latency;
 mod meta;
 pub(crate) mod observe;
+mod raw;
 pub(crate) mod refuse;
 mod run;
 pub mod shard;

@@ -15,7 +15,8 @@ use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use super::meta::{TaskMeta, Track};
+use super::meta::Track;
+use super::raw::{Runnable, Schedule};
 use super::stall::{self, Stall, StallHook};
 
 /// What the builder asks to observe (shared by the shards of a `run`).
@@ -83,9 +84,9 @@ impl Drop for Current<'_> {
 impl Watch {
     /// Runs one task poll, timed, with the task noted as the current one.
     #[inline(never)]
-    pub(crate) fn run<S>(
+    pub(crate) fn run<S: Schedule>(
         &self,
-        runnable: async_task::Runnable<TaskMeta<S>>,
+        runnable: Runnable<S>,
         shard: usize,
         current: &Cell<*const Track>,
     ) {

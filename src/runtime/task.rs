@@ -1,6 +1,6 @@
 //! Tasks: `spawn`, `JoinHandle`, `JoinError`, `yield_now`.
 //!
-//! How it works: a task is an `async_task` allocation whose future is wrapped
+//! How it works: a task is one allocation (`raw.rs`) whose future is wrapped
 //! in [`TaskFuture`]. The wrapper catches panics (so a panicking task yields a
 //! [`JoinError`] and the runtime goes on), honours `abort()` (a flag in the
 //! task's metadata, checked before each poll), and keeps the task registered
@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::core::{Shared, TaskMeta};
+use super::raw::{self, JoinRaw};
 use super::{context, ctxvar};
 use crate::trace;
 use std::sync::Arc;
@@ -99,40 +100,19 @@ where
 {
     let meta = TaskMeta::new(location, shared.track_tasks, shared);
     let span = trace::TaskSpan::new(location);
-    // Zero-sized: the runtime to schedule on is in the metadata (`meta.rs`).
-    let schedule = zero_sized(Shared::schedule);
-    // SAFETY: the future is `'static` and, per this function's contract,
-    // only polled and dropped where it may be. Metadata and output live as
-    // long as the task allocation (`'static`).
-    let (runnable, task) = unsafe {
-        async_task::Builder::new().metadata(meta).spawn_unchecked(
-            move |meta: &TaskMeta| TaskFuture {
-                future,
-                meta,
-                key: UNREGISTERED,
-                ctx,
-                span,
-            },
-            schedule,
-        )
-    };
-    let waker = runnable.waker();
-    let meta: *const TaskMeta = task.metadata();
+    let (runnable, raw) = raw::spawn(meta, move |meta: *const TaskMeta| TaskFuture {
+        future,
+        // SAFETY: the metadata lives in the task's allocation, as long
+        // as the future it is handed to (`raw::spawn`).
+        meta: unsafe { &*meta },
+        key: UNREGISTERED,
+        ctx,
+        span,
+    });
+    // The runnable goes to the runtime owning `shared`: per this function's
+    // contract, the future is polled and dropped only where it may be.
     runnable.schedule();
-    JoinHandle {
-        task: Some(task.fallible()),
-        meta,
-        waker,
-    }
-}
-
-/// Checks at compile time that a schedule function captures nothing: one
-/// that does makes `async_task` take and drop a task reference around each
-/// call (two atomic operations per wake-up).
-#[inline(always)]
-fn zero_sized<S>(schedule: S) -> S {
-    const { assert!(std::mem::size_of::<S>() == 0) };
-    schedule
+    JoinHandle { raw: Some(raw) }
 }
 
 /// `TaskFuture::key` of a task not in its runtime's registry (a slab key
@@ -155,6 +135,7 @@ struct TaskFuture<'a, F> {
 impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Result<F::Output, JoinError>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
         // `self` and `TaskFuture` has no `Unpin` impl or `Drop` that moves it.
@@ -232,19 +213,9 @@ impl<F> Drop for TaskFuture<'_, F> {
 /// });
 /// ```
 pub struct JoinHandle<T> {
-    task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskMeta>>,
-    /// The task's metadata, inside the task allocation `task` keeps alive.
-    meta: *const TaskMeta,
-    waker: Waker,
+    /// `None` once the output was returned.
+    raw: Option<JoinRaw<Result<T, JoinError>, Arc<Shared>>>,
 }
-
-// SAFETY: the task handle is `Send` when `T` is; `meta` points at a
-// `TaskMeta` (an `AtomicUsize` and an `Arc<Shared>`, both Sync) inside the
-// task allocation, kept alive by `waker`.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: `&JoinHandle` only allows `abort` (atomic store + wake) and
-// `is_finished`, both thread-safe.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     /// Asks the task to stop. The task's future is dropped on its own thread
@@ -252,24 +223,26 @@ impl<T> JoinHandle<T> {
     /// cancelled [`JoinError`] (or the output, if the task had already
     /// finished). May be called from any thread.
     pub fn abort(&self) {
-        if self.task.is_some() {
-            // SAFETY: `self.waker` holds a reference to the task allocation,
-            // so its metadata is alive.
-            unsafe { &*self.meta }.abort();
-            self.waker.wake_by_ref();
+        if let Some(raw) = &self.raw {
+            raw.metadata().abort();
+            raw.wake();
         }
     }
 
     /// True once the task has finished (completed, panicked or been aborted).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(|t| t.is_finished())
+        self.raw.as_ref().is_none_or(JoinRaw::is_finished)
     }
 
     /// What [`abort`](Self::abort) needs, apart from the handle.
     pub(crate) fn abort_handle(&self) -> AbortHandle {
+        let raw = self
+            .raw
+            .as_ref()
+            .expect("corio: abort_handle of a JoinHandle that returned its result");
         AbortHandle {
-            meta: self.meta,
-            waker: self.waker.clone(),
+            meta: raw.metadata(),
+            waker: raw.waker(),
         }
     }
 }
@@ -295,25 +268,17 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let task = self
-            .task
+        let raw = self
+            .raw
             .as_mut()
             .expect("corio: JoinHandle polled after it returned its result");
-        match Pin::new(task).poll(cx) {
+        match raw.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(out) => {
-                self.task = None;
+                self.raw = None;
                 // `None`: the runtime dropped the task (shutdown) before it finished.
                 Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
             }
-        }
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
         }
     }
 }

@@ -1,0 +1,428 @@
+//! The task allocation's state machine, driven by hand: a scheduler that
+//! queues runnables in a list the test runs, futures and outputs that count
+//! their drops, and a scheduler handle whose `Arc` count says whether the
+//! allocation was freed (the metadata holding it is dropped only then).
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::*;
+
+/// Queues woken runnables for the test to run.
+#[derive(Clone, Default)]
+struct Queue(Arc<Mutex<Vec<Runnable<Queue>>>>);
+
+impl Schedule for Queue {
+    fn schedule(runnable: Runnable<Queue>) {
+        let q = runnable.metadata().scheduler().0.clone();
+        q.lock().unwrap().push(runnable);
+    }
+}
+
+impl Queue {
+    fn take(&self) -> Vec<Runnable<Queue>> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    fn run_all(&self) -> usize {
+        let mut n = 0;
+        loop {
+            let batch = self.take();
+            if batch.is_empty() {
+                return n;
+            }
+            for r in batch {
+                n += 1;
+                r.run();
+            }
+        }
+    }
+
+    /// Tasks still holding this queue in their metadata (1 = none: freed).
+    fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+/// Counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A future that returns `Pending` `n` times (waking itself each time when
+/// `self_wake`, else storing its waker), then a counted output.
+struct Steps {
+    left: usize,
+    self_wake: bool,
+    waker: Arc<Mutex<Option<Waker>>>,
+    _drop: Counted,
+    out: Option<Counted>,
+}
+
+impl Future for Steps {
+    type Output = Counted;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Counted> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return Poll::Ready(this.out.take().unwrap());
+        }
+        this.left -= 1;
+        if this.self_wake {
+            cx.waker().wake_by_ref();
+        } else {
+            *this.waker.lock().unwrap() = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+struct Counts {
+    future: Arc<AtomicUsize>,
+    output: Arc<AtomicUsize>,
+    waker: Arc<Mutex<Option<Waker>>>,
+}
+
+fn steps(left: usize, self_wake: bool) -> (Steps, Counts) {
+    let c = Counts {
+        future: Arc::default(),
+        output: Arc::default(),
+        waker: Arc::default(),
+    };
+    let f = Steps {
+        left,
+        self_wake,
+        waker: c.waker.clone(),
+        _drop: Counted(c.future.clone()),
+        out: Some(Counted(c.output.clone())),
+    };
+    (f, c)
+}
+
+fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
+    let meta = TaskMeta::new(Location::caller(), false, q.clone());
+    let (runnable, handle) = spawn(meta, |_| f);
+    runnable.schedule();
+    handle
+}
+
+/// A waker that records that it was woken.
+#[derive(Default)]
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+fn poll_handle<O>(h: &mut JoinRaw<O, Queue>, flag: &Arc<Flag>) -> Poll<Option<O>> {
+    let waker = Waker::from(flag.clone());
+    h.poll(&mut Context::from_waker(&waker))
+}
+
+#[test]
+fn a_task_runs_completes_hands_its_output_over_and_is_freed() {
+    let q = Queue::default();
+    let (f, c) = steps(3, true);
+    let mut h = spawn_on(&q, f);
+    let flag = Arc::new(Flag::default());
+    assert!(poll_handle(&mut h, &flag).is_pending());
+    assert!(!h.is_finished());
+    // Each self-wake during a poll queues the task once more.
+    assert_eq!(q.run_all(), 4);
+    assert!(h.is_finished());
+    assert!(
+        flag.0.load(Ordering::SeqCst),
+        "the handle's waker was not woken"
+    );
+    assert_eq!(
+        c.future.load(Ordering::SeqCst),
+        1,
+        "future dropped once at completion"
+    );
+    let Poll::Ready(Some(out)) = poll_handle(&mut h, &flag) else {
+        panic!("no output")
+    };
+    assert_eq!(c.output.load(Ordering::SeqCst), 0);
+    drop(out);
+    assert_eq!(q.holders(), 2, "the handle still holds the task");
+    drop(h);
+    assert_eq!(q.holders(), 1, "task not freed");
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_detached_task_drops_its_own_output_and_frees_itself() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    drop(spawn_on(&q, f));
+    assert_eq!(q.run_all(), 1);
+    let w = c.waker.lock().unwrap().take().unwrap();
+    assert_eq!(q.holders(), 2, "a waker holds the task");
+    w.wake();
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        c.output.load(Ordering::SeqCst),
+        1,
+        "the output was not dropped"
+    );
+    assert_eq!(q.holders(), 1, "task not freed");
+}
+
+#[test]
+fn a_handle_dropped_after_completion_drops_the_output() {
+    let q = Queue::default();
+    let (f, c) = steps(0, false);
+    let h = spawn_on(&q, f);
+    q.run_all();
+    assert!(h.is_finished());
+    assert_eq!(c.output.load(Ordering::SeqCst), 0);
+    drop(h);
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 1);
+}
+
+#[test]
+fn a_waker_outliving_the_task_frees_it_last_and_wakes_nothing() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let mut h = spawn_on(&q, f);
+    q.run_all();
+    let w = c.waker.lock().unwrap().take().unwrap();
+    let spare = w.clone();
+    w.wake();
+    q.run_all();
+    let flag = Arc::new(Flag::default());
+    assert!(matches!(poll_handle(&mut h, &flag), Poll::Ready(Some(_))));
+    drop(h);
+    assert_eq!(q.holders(), 2, "freed under a live waker");
+    spare.wake_by_ref();
+    assert_eq!(q.run_all(), 0, "a finished task was queued");
+    drop(spare);
+    assert_eq!(q.holders(), 1, "task not freed by its last waker");
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_dropped_runnable_drops_the_future_and_the_handle_sees_none() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let mut h = spawn_on(&q, f);
+    q.run_all();
+    let flag = Arc::new(Flag::default());
+    assert!(poll_handle(&mut h, &flag).is_pending());
+    // Shutdown: wake the task, drop its runnable instead of running it.
+    c.waker.lock().unwrap().take().unwrap().wake();
+    let runnables = q.take();
+    assert_eq!(runnables.len(), 1);
+    drop(runnables);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1, "future not dropped");
+    assert!(flag.0.load(Ordering::SeqCst), "the handle was not woken");
+    assert!(h.is_finished());
+    assert!(matches!(poll_handle(&mut h, &flag), Poll::Ready(None)));
+    // Closed: wakes do nothing any more.
+    drop(h);
+    assert_eq!(q.holders(), 1);
+    // The value the future held for its output went with it.
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_task_nobody_can_wake_is_dropped_by_its_last_run() {
+    let q = Queue::default();
+    // Pending with no waker left, handle gone: nothing can wake it.
+    let forgetful = std::future::poll_fn(|_| Poll::<()>::Pending);
+    drop(spawn_on(&q, forgetful));
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(q.holders(), 1, "not freed by its run");
+}
+
+#[test]
+fn a_pending_task_whose_last_waker_goes_elsewhere_is_dropped_by_its_runtime() {
+    let q = Queue::default();
+    // Its last waker is dropped on another thread, then its handle: the
+    // future must still be dropped where it runs, by a run of its own.
+    let (f, c) = steps(1, false);
+    let h = spawn_on(&q, f);
+    q.run_all();
+    let w = c.waker.lock().unwrap().take().unwrap();
+    std::thread::spawn(move || drop(w)).join().unwrap();
+    assert_eq!(q.holders(), 2, "freed under its handle");
+    drop(h);
+    assert_eq!(
+        c.future.load(Ordering::SeqCst),
+        0,
+        "future dropped off its runtime"
+    );
+    assert_eq!(q.run_all(), 1, "not queued for its runtime to drop");
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 1);
+    // Same with the handle gone first and the last waker dropped last.
+    let (f, c) = steps(1, false);
+    drop(spawn_on(&q, f));
+    q.run_all();
+    let w = c.waker.lock().unwrap().take().unwrap();
+    std::thread::spawn(move || drop(w)).join().unwrap();
+    assert_eq!(c.future.load(Ordering::SeqCst), 0);
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 1);
+}
+
+#[test]
+fn the_handle_keeps_only_its_latest_waker() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let mut h = spawn_on(&q, f);
+    let first = Arc::new(Flag::default());
+    let second = Arc::new(Flag::default());
+    assert!(poll_handle(&mut h, &first).is_pending());
+    assert!(poll_handle(&mut h, &first).is_pending());
+    assert!(poll_handle(&mut h, &second).is_pending());
+    assert_eq!(Arc::strong_count(&first), 1, "the replaced waker was kept");
+    q.run_all();
+    c.waker.lock().unwrap().take().unwrap().wake();
+    q.run_all();
+    assert!(!first.0.load(Ordering::SeqCst));
+    assert!(second.0.load(Ordering::SeqCst));
+    drop(h);
+    assert_eq!(Arc::strong_count(&second), 1, "the handle's waker leaked");
+    assert_eq!(q.holders(), 1);
+}
+
+/// Panics when dropped.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("boom (expected by the test)");
+    }
+}
+
+/// Returns a `Bomb` at once, and is one.
+struct Armed(#[allow(dead_code)] Bomb);
+
+impl Future for Armed {
+    type Output = Bomb;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Bomb> {
+        Poll::Ready(Bomb)
+    }
+}
+
+#[test]
+fn a_panicking_drop_of_a_future_or_output_is_contained() {
+    let q = Queue::default();
+    let mut h = spawn_on(&q, Armed(Bomb));
+    q.run_all();
+    let flag = Arc::new(Flag::default());
+    let Poll::Ready(Some(out)) = poll_handle(&mut h, &flag) else {
+        panic!("no output")
+    };
+    std::mem::forget(out);
+    drop(h);
+    assert_eq!(q.holders(), 1);
+    // Detached: the run drops the (panicking) output itself.
+    drop(spawn_on(&q, Armed(Bomb)));
+    q.run_all();
+    assert_eq!(q.holders(), 1);
+}
+
+#[test]
+fn wakes_and_handle_polls_from_other_threads_lose_nothing() {
+    // The task runs here; another thread wakes it (by clone and by ref)
+    // and a third awaits its handle, in every order the threads make.
+    for round in 0..300 {
+        let q = Queue::default();
+        let (f, c) = steps(3, false);
+        let h = spawn_on(&q, f);
+        let flag = Arc::new(Flag::default());
+        let awaiting = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                let mut h = h;
+                loop {
+                    match poll_handle(&mut h, &flag) {
+                        Poll::Ready(out) => return out.is_some(),
+                        Poll::Pending => std::thread::yield_now(),
+                    }
+                }
+            })
+        };
+        let waking = {
+            let waker = c.waker.clone();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let w = waker.lock().unwrap().take();
+                    match w {
+                        Some(w) if i % 2 == 0 => w.wake(),
+                        Some(w) => w.wake_by_ref(),
+                        None if Arc::strong_count(&waker) == 1 => return,
+                        None => std::thread::yield_now(),
+                    }
+                }
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while c.future.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "round {round}: hung");
+            if q.run_all() == 0 {
+                std::thread::yield_now();
+            }
+        }
+        drop(c.waker);
+        assert!(awaiting.join().unwrap(), "round {round}: no output");
+        waking.join().unwrap();
+        assert_eq!(c.output.load(Ordering::SeqCst), 1, "round {round}");
+        assert_eq!(q.holders(), 1, "round {round}: task not freed");
+    }
+}
+
+#[test]
+fn every_waker_of_a_task_will_wake_the_others() {
+    // Lists that keep one waker per task (accept waiters, say) compare with
+    // `will_wake`: a clone, the poll's own waker and the handle's must agree.
+    let q = Queue::default();
+    let kept: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let same = Arc::new(AtomicUsize::new(0));
+    let (k, n) = (kept.clone(), same.clone());
+    let mut polls = 0;
+    let h = spawn_on(
+        &q,
+        std::future::poll_fn(move |cx| {
+            polls += 1;
+            let mut k = k.lock().unwrap();
+            if let Some(w) = k.as_ref()
+                && w.will_wake(cx.waker())
+            {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+            *k = Some(cx.waker().clone());
+            if polls == 3 {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }),
+    );
+    let abort_side = h.waker();
+    assert_eq!(q.run_all(), 3);
+    assert_eq!(
+        same.load(Ordering::SeqCst),
+        2,
+        "a task's wakers did not compare equal"
+    );
+    assert!(abort_side.will_wake(kept.lock().unwrap().as_ref().unwrap()));
+    drop((abort_side, h, kept));
+    assert_eq!(q.holders(), 1);
+}
