@@ -147,12 +147,6 @@ impl Shared {
         let runnable = with_core(|core| match core {
             Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), target) => {
                 core.queue.borrow_mut().push_back(runnable);
-                {
-                    let l = core.queue.borrow().len();
-                    if l.is_power_of_two() && l >= 256 {
-                        eprintln!("QLEN {l}");
-                    }
-                }
                 None
             }
             _ => Some(runnable),

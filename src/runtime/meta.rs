@@ -1,21 +1,16 @@
 //! What a task carries in its allocation: [`TaskMeta`].
 //!
-//! How it works: `async_task` stores the metadata next to the task's future,
-//! and a bigger header costs every spawn (measured: 16 more bytes moved
-//! spawn + join into another allocator size class, +25 % instructions), so
-//! the metadata is two words. The first holds a pointer and two flag bits
+//! How it works: the metadata sits in the task's header (`raw.rs`), and a
+//! bigger header costs every spawn (measured: 16 more bytes moved spawn +
+//! join into another allocator size class, +25 % instructions), so the
+//! metadata is two words. The first holds a pointer and two flag bits
 //! below it (what it points at is 8-aligned): bit 0 is the abort flag, bit 1
 //! says the pointer is a boxed [`Track`] (`Builder::track_tasks`: id, spawn
 //! time, last poll, the op the task waits on, and the spawn location) rather
 //! than the task's spawn location itself (recorded by `#[track_caller]`,
 //! free). The second is the handle of the scheduler the task belongs to
 //! (the runtime's `Arc<Shared>`; generic here so this file imports nothing
-//! of the runtime). It used to be captured by the schedule closure, which
-//! made the closure non-zero-sized: `async_task` then takes and drops a
-//! waker reference around every schedule call (two atomics). Kept here, the
-//! closure is zero-sized and reads it from the runnable's metadata; the
-//! allocation stays the same size (the word moved from the closure to the
-//! header).
+//! of the runtime): a wake-up reads it from the header to find the queue.
 
 use std::cell::Cell;
 use std::panic::Location;
