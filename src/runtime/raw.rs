@@ -196,23 +196,13 @@ unsafe fn header<'a, S>(ptr: NonNull<()>) -> &'a Header<S> {
 impl<F: Future, S: Schedule> Alloc<F, S> {
     const VTABLE: TaskVTable = TaskVTable {
         waker: &Wakers::<S>::VTABLE,
-        schedule: Self::schedule,
+        schedule: queue::<S>,
         run: Self::run,
         drop_future: Self::drop_future,
         take_output: Self::take_output,
         drop_output: Self::drop_output,
         free: Self::free,
     };
-
-    /// # Safety
-    ///
-    /// The caller gives up the runnable token of the task at `ptr`.
-    unsafe fn schedule(ptr: NonNull<()>) {
-        S::schedule(Runnable {
-            ptr,
-            _s: PhantomData,
-        });
-    }
 
     /// # Safety
     ///
@@ -256,10 +246,8 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 let prev = header.state.fetch_sub(RUNNING, Ordering::AcqRel);
                 if prev & SCHEDULED != 0 {
                     // Woken while running: the token goes back to the queue.
-                    S::schedule(Runnable {
-                        ptr,
-                        _s: PhantomData,
-                    });
+                    // SAFETY: the running token became that one.
+                    unsafe { queue::<S>(ptr) };
                 } else if unowned(prev - RUNNING) {
                     // Nobody can wake it again (no waker, no handle): its
                     // future goes now, on its own thread.
@@ -466,8 +454,6 @@ pub(crate) struct Runnable<S> {
 // queue, which only that runtime's thread drains; the futures of tasks
 // spawned from other threads are `Send` (see `task::spawn_onto`).
 unsafe impl<S> Send for Runnable<S> {}
-// SAFETY: `&Runnable` only reads the metadata, which is `Sync`.
-unsafe impl<S: Sync> Sync for Runnable<S> {}
 
 impl<S: Schedule> Runnable<S> {
     /// The task's metadata.
@@ -690,6 +676,43 @@ unsafe fn clone_waker<S: Schedule>(ptr: *const ()) -> RawWaker {
     RawWaker::new(ptr, head.vtable.waker)
 }
 
+/// Gives the runnable token of the task at `ptr` to its scheduler.
+///
+/// # Safety
+///
+/// The caller holds the token (set `SCHEDULED` itself, or ran the task
+/// and found it set) and gives it up.
+#[inline(always)]
+unsafe fn queue<S: Schedule>(ptr: NonNull<()>) {
+    S::schedule(Runnable {
+        ptr,
+        _s: PhantomData,
+    });
+}
+
+/// Sets `SCHEDULED` unless the task is queued, finished or closed, taking
+/// `refs` off the waker count in the same step. `Some(state before)` when
+/// this call set it (it then holds the token, to queue unless `RUNNING`),
+/// `None` when it changed nothing.
+#[inline(always)]
+fn mark_scheduled(head: &Head, refs: usize) -> Option<usize> {
+    let mut state = head.state.load(Ordering::Acquire);
+    loop {
+        if state & (SCHEDULED | COMPLETED | CLOSED) != 0 {
+            return None;
+        }
+        match head.state.compare_exchange_weak(
+            state,
+            (state | SCHEDULED) - refs,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return Some(state),
+            Err(s) => state = s,
+        }
+    }
+}
+
 /// # Safety
 ///
 /// `ptr` is a live task (its caller holds an owner).
@@ -697,28 +720,11 @@ unsafe fn wake_by_ref<S: Schedule>(ptr: *const ()) {
     // SAFETY: per the contract.
     let ptr = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
     // SAFETY: per the contract.
-    let head = unsafe { head(ptr) };
-    let mut state = head.state.load(Ordering::Acquire);
-    loop {
-        if state & (SCHEDULED | COMPLETED | CLOSED) != 0 {
-            return;
-        }
-        match head.state.compare_exchange_weak(
-            state,
-            state | SCHEDULED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => break,
-            Err(s) => state = s,
-        }
-    }
-    if state & RUNNING == 0 {
-        // This call took the token.
-        S::schedule(Runnable {
-            ptr,
-            _s: PhantomData,
-        });
+    if let Some(state) = mark_scheduled(unsafe { head(ptr) }, 0)
+        && state & RUNNING == 0
+    {
+        // SAFETY: this call took the token.
+        unsafe { queue::<S>(ptr) };
     }
 }
 
@@ -728,33 +734,17 @@ unsafe fn wake_by_ref<S: Schedule>(ptr: *const ()) {
 unsafe fn wake<S: Schedule>(ptr: *const ()) {
     // SAFETY: the waker's reference keeps the task alive.
     let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
+    // Queue it and give the reference up in one step: the token keeps the
+    // task alive from there.
     // SAFETY: as above.
-    let head = unsafe { head(nn) };
-    let mut state = head.state.load(Ordering::Acquire);
-    loop {
-        if state & (SCHEDULED | COMPLETED | CLOSED) != 0 {
-            // Nothing to queue: only the reference goes.
-            // SAFETY: the waker's reference is given up once, here.
-            return unsafe { drop_waker::<S>(ptr) };
-        }
-        // Queue it and give the reference up in one step: the token keeps
-        // the task alive from here.
-        match head.state.compare_exchange_weak(
-            state,
-            (state | SCHEDULED) - REF,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => break,
-            Err(s) => state = s,
-        }
-    }
-    if state & RUNNING == 0 {
-        // This call took the token.
-        S::schedule(Runnable {
-            ptr: nn,
-            _s: PhantomData,
-        });
+    match mark_scheduled(unsafe { head(nn) }, REF) {
+        // Nothing to queue: only the reference goes.
+        // SAFETY: the waker's reference is given up once, here.
+        None => unsafe { drop_waker::<S>(ptr) },
+        // SAFETY: this call took the token.
+        Some(state) if state & RUNNING == 0 => unsafe { queue::<S>(nn) },
+        // Running: the run queues it when its poll ends.
+        Some(_) => {}
     }
 }
 

@@ -89,6 +89,17 @@ struct Counts {
     waker: Arc<Mutex<Option<Waker>>>,
 }
 
+impl Counts {
+    /// The waker the future kept at its last `Pending`.
+    fn take_waker(&self) -> Waker {
+        self.waker
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the future kept no waker")
+    }
+}
+
 fn steps(left: usize, self_wake: bool) -> (Steps, Counts) {
     let c = Counts {
         future: Arc::default(),
@@ -164,7 +175,7 @@ fn a_detached_task_drops_its_own_output_and_frees_itself() {
     let (f, c) = steps(1, false);
     drop(spawn_on(&q, f));
     assert_eq!(q.run_all(), 1);
-    let w = c.waker.lock().unwrap().take().unwrap();
+    let w = c.take_waker();
     assert_eq!(q.holders(), 2, "a waker holds the task");
     w.wake();
     assert_eq!(q.run_all(), 1);
@@ -196,7 +207,7 @@ fn a_waker_outliving_the_task_frees_it_last_and_wakes_nothing() {
     let (f, c) = steps(1, false);
     let mut h = spawn_on(&q, f);
     q.run_all();
-    let w = c.waker.lock().unwrap().take().unwrap();
+    let w = c.take_waker();
     let spare = w.clone();
     w.wake();
     q.run_all();
@@ -221,7 +232,7 @@ fn a_dropped_runnable_drops_the_future_and_the_handle_sees_none() {
     let flag = Arc::new(Flag::default());
     assert!(poll_handle(&mut h, &flag).is_pending());
     // Shutdown: wake the task, drop its runnable instead of running it.
-    c.waker.lock().unwrap().take().unwrap().wake();
+    c.take_waker().wake();
     let runnables = q.take();
     assert_eq!(runnables.len(), 1);
     drop(runnables);
@@ -254,7 +265,7 @@ fn a_pending_task_whose_last_waker_goes_elsewhere_is_dropped_by_its_runtime() {
     let (f, c) = steps(1, false);
     let h = spawn_on(&q, f);
     q.run_all();
-    let w = c.waker.lock().unwrap().take().unwrap();
+    let w = c.take_waker();
     std::thread::spawn(move || drop(w)).join().unwrap();
     assert_eq!(q.holders(), 2, "freed under its handle");
     drop(h);
@@ -271,7 +282,7 @@ fn a_pending_task_whose_last_waker_goes_elsewhere_is_dropped_by_its_runtime() {
     let (f, c) = steps(1, false);
     drop(spawn_on(&q, f));
     q.run_all();
-    let w = c.waker.lock().unwrap().take().unwrap();
+    let w = c.take_waker();
     std::thread::spawn(move || drop(w)).join().unwrap();
     assert_eq!(c.future.load(Ordering::SeqCst), 0);
     assert_eq!(q.run_all(), 1);
@@ -291,7 +302,7 @@ fn the_handle_keeps_only_its_latest_waker() {
     assert!(poll_handle(&mut h, &second).is_pending());
     assert_eq!(Arc::strong_count(&first), 1, "the replaced waker was kept");
     q.run_all();
-    c.waker.lock().unwrap().take().unwrap().wake();
+    c.take_waker().wake();
     q.run_all();
     assert!(!first.0.load(Ordering::SeqCst));
     assert!(second.0.load(Ordering::SeqCst));
