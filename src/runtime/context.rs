@@ -146,7 +146,7 @@ impl Shared {
         let target: *const Shared = Arc::as_ptr(runnable.metadata().scheduler());
         let runnable = with_core(|core| match core {
             Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), target) => {
-                core.queue.borrow_mut().push_back(runnable);
+                core.queue.push_back(runnable);
                 None
             }
             _ => Some(runnable),

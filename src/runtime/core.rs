@@ -9,7 +9,6 @@
 //! is in `context.rs`, as it looks at the thread's current runtime.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -22,6 +21,7 @@ use slab::Slab;
 
 use super::meta::Track;
 use super::observe::Watch;
+use super::run_queue::RunQueue;
 use super::stats::{RingFlags, Stats};
 use super::timers::TimerStore;
 use crate::driver::stats::Counters;
@@ -70,7 +70,7 @@ pub(crate) struct ShardCtx {
 
 /// State of one runtime, owned by its thread.
 pub(crate) struct Core {
-    pub(crate) queue: RefCell<VecDeque<Runnable>>,
+    pub(crate) queue: RunQueue<Runnable>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) driver: RefCell<Driver>,
     /// The driver's kind, readable without borrowing it.
@@ -111,7 +111,7 @@ pub(crate) struct Core {
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
-            .field("queued", &self.queue.borrow().len())
+            .field("queued", &self.queue.len())
             .field("tasks", &self.tasks.borrow().len())
             .field("timers", &self.timers.borrow().len())
             .finish_non_exhaustive()

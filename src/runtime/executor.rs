@@ -100,7 +100,7 @@ pub(super) fn block_on<F: Future>(
         if core.shared.drain.started() && drain_tick(core, drop_all_tasks) {
             main.woken.store(true, Ordering::SeqCst);
         }
-        if core.queue.borrow().is_empty() && !main.woken.load(Ordering::SeqCst) {
+        if core.queue.is_empty() && !main.woken.load(Ordering::SeqCst) {
             park(core, &main.woken);
         } else {
             core.driver.borrow_mut().submit_and_reap();
@@ -116,7 +116,7 @@ fn run_tasks(core: &Core) {
     match &core.watch {
         None => {
             for _ in 0..core.tick_tasks {
-                let next = core.queue.borrow_mut().pop_front();
+                let next = core.queue.pop_front();
                 let Some(runnable) = next else { break };
                 core.budget.set(core.budget_max);
                 core.counters.task_polled();
@@ -132,7 +132,7 @@ fn run_tasks(core: &Core) {
 #[inline(never)]
 fn run_watched(core: &Core, w: &super::observe::Watch) {
     for _ in 0..core.tick_tasks {
-        let next = core.queue.borrow_mut().pop_front();
+        let next = core.queue.pop_front();
         let Some(runnable) = next else { break };
         core.budget.set(core.budget_max);
         core.counters.task_polled();
@@ -144,9 +144,8 @@ fn drain_remote(core: &Core) {
     if core.shared.remote.is_empty() {
         return;
     }
-    let mut queue = core.queue.borrow_mut();
     while let Ok(r) = core.shared.remote.pop() {
-        queue.push_back(r);
+        core.queue.push_back(r);
     }
 }
 
@@ -178,9 +177,7 @@ fn park(core: &Core, main_woken: &AtomicBool) {
     trace::park(timeout);
     core.driver
         .borrow_mut()
-        .park(timeout, &core.shared.parked, || {
-            !core.queue.borrow().is_empty()
-        });
+        .park(timeout, &core.shared.parked, || !core.queue.is_empty());
     core.shared.parked.swap(false, Ordering::SeqCst);
     trace::unpark();
 }
@@ -198,7 +195,7 @@ fn spin(core: &Core, main_woken: &AtomicBool) -> bool {
     core.driver.borrow_mut().submit_and_reap();
     let mut spun = false;
     loop {
-        if !core.queue.borrow().is_empty()
+        if !core.queue.is_empty()
             || !core.shared.remote.is_empty()
             || main_woken.load(Ordering::SeqCst)
         {
@@ -227,7 +224,7 @@ pub(super) fn shutdown(core: &Rc<Core>) {
     core.shared.closed.store(true, Ordering::SeqCst);
     drain_remote(core);
     loop {
-        let next = core.queue.borrow_mut().pop_front();
+        let next = core.queue.pop_front();
         let Some(runnable) = next else { break };
         drop(runnable);
     }
@@ -246,7 +243,7 @@ fn drop_all_tasks(core: &Core) {
         wake_all_tasks(core);
         drain_remote(core);
         loop {
-            let next = core.queue.borrow_mut().pop_front();
+            let next = core.queue.pop_front();
             let Some(runnable) = next else { break };
             drop(runnable);
         }
@@ -266,7 +263,7 @@ fn drain_tick(core: &Core, drop_tasks: impl FnOnce(&Core)) -> bool {
         || wake_all_tasks(core),
         || drop_tasks(core),
         || core.tasks.borrow().len(),
-        || core.queue.borrow().is_empty() && core.shared.remote.is_empty(),
+        || core.queue.is_empty() && core.shared.remote.is_empty(),
     )
 }
 

@@ -25,6 +25,7 @@ pub(crate) mod observe;
 mod raw;
 pub(crate) mod refuse;
 mod run;
+mod run_queue;
 pub mod shard;
 mod stall;
 mod stats;
@@ -32,7 +33,6 @@ mod task;
 pub(crate) mod timers;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
@@ -58,6 +58,7 @@ pub(crate) use task::spawn_background;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
 use self::core::{Core, Shared};
+use self::run_queue::RunQueue;
 use self::timers::TimerStore;
 use crate::driver::Driver;
 use crate::trace;
@@ -115,7 +116,7 @@ impl Runtime {
             drain: drain::Drain::default(),
         });
         let core = Rc::new(Core {
-            queue: RefCell::new(VecDeque::with_capacity(256)),
+            queue: RunQueue::with_capacity(256),
             shared,
             kind: driver.kind(),
             owner: driver.owner(),

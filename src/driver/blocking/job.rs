@@ -158,6 +158,12 @@ impl Orphans {
         self.0.len()
     }
 
+    /// No job is waiting for its syscall to return.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Releases the jobs whose syscalls have returned; with `all`, every job
     /// (the pool has shut down, so none is in use).
     #[inline]
