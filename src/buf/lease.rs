@@ -136,12 +136,26 @@ unsafe impl crate::buf::IoBuf for PooledBuf {
         self.as_ptr()
     }
 
+    #[inline]
     fn bytes_init(&self) -> usize {
-        self.len()
+        self.data_len()
     }
 
+    #[inline]
     fn bytes_total(&self) -> usize {
-        self.len()
+        self.data_len()
+    }
+}
+
+impl PooledBuf {
+    /// `self.len()` without making the slice: `from_pool` clamped `len`
+    /// into the buffer already, so it is what `deref` yields.
+    #[inline]
+    fn data_len(&self) -> usize {
+        match &self.inner {
+            Lease::Pool { len, .. } => *len as usize,
+            Lease::Owned(v, off) => v.len() - *off as usize,
+        }
     }
 }
 

@@ -303,7 +303,20 @@ impl Driver {
     /// is incremental: the kernel's multishot `RECVMSG` cannot write into
     /// an incremental ring (it fails with `EFAULT` once a buffer's rest is
     /// shorter than the message header).
+    #[inline]
     pub(crate) fn pool(&mut self, datagram: bool) -> io::Result<Rc<Pool>> {
+        // Every receive asks: the made stream pool is the common answer.
+        if let Some(p) = &self.pool
+            && (!datagram || !p.mode().inc)
+        {
+            return Ok(p.clone());
+        }
+        self.pool_slow(datagram)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn pool_slow(&mut self, datagram: bool) -> io::Result<Rc<Pool>> {
         let pool = match &self.pool {
             Some(p) => p.clone(),
             None => {

@@ -52,8 +52,12 @@ impl std::future::Future for PooledRecv {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let this = self.get_mut();
-        if let PooledRecv::Start(fd, datagram) = this {
-            match recv_op(fd, *datagram) {
+        if let PooledRecv::Start(..) = this {
+            // The fd moves into the op (no second count on it).
+            let PooledRecv::Start(fd, datagram) = std::mem::replace(this, PooledRecv::Done) else {
+                unreachable!()
+            };
+            match make_op(fd, datagram) {
                 Ok(op) => *this = PooledRecv::Op(op),
                 Err(e) => {
                     *this = PooledRecv::Done;
@@ -71,12 +75,17 @@ impl std::future::Future for PooledRecv {
 /// The op of one pooled receive (an `Unpin` future that can be kept and
 /// polled again, for poll-level callers).
 pub(crate) fn recv_op(fd: &SharedFd, datagram: bool) -> io::Result<Op<RecvPooled>> {
+    make_op(fd.clone(), datagram)
+}
+
+#[inline]
+fn make_op(fd: SharedFd, datagram: bool) -> io::Result<Op<RecvPooled>> {
     let core = context::current("a pooled receive");
     let pool = core.driver.borrow_mut().pool(datagram)?;
     Ok(Op::on(
         core,
         RecvPooled {
-            fd: fd.clone(),
+            fd,
             pool,
             datagram,
             kept: None,

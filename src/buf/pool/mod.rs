@@ -416,6 +416,24 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_reports_its_length_as_io_buf_without_making_the_slice() {
+        use crate::buf::IoBuf;
+        let pool = Pool::new(4, 64, false).unwrap();
+        let bid = pool.take().unwrap();
+        // Asked for more than the buffer holds past `off`: clamped.
+        let lease = PooledBuf::from_pool(pool.clone(), bid, 8, 16, 100);
+        assert_eq!(lease.len(), 48);
+        assert_eq!(lease.bytes_init(), lease.len());
+        assert_eq!(lease.bytes_total(), lease.len());
+        let owned = PooledBuf::owned_at(vec![7; 20], 6);
+        assert_eq!(owned.len(), 14);
+        assert_eq!(owned.bytes_init(), 14);
+        assert_eq!(owned.bytes_total(), 14);
+        let past = PooledBuf::owned_at(vec![7; 4], 9);
+        assert_eq!((past.len(), past.bytes_init()), (0, 0));
+    }
+
+    #[test]
     fn bad_sizes_are_errors() {
         assert!(Pool::new(3, 64, false).is_err());
         assert!(Pool::new(4, 0, true).is_err());
