@@ -33,6 +33,8 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::meta::TaskMeta;
 
+mod blocks;
+
 /// A runnable token exists (queued, or about to be): set by the wake that
 /// finds the task idle, cleared by the run that takes the token. Set while
 /// `RUNNING`, it tells the run to queue the task again when its poll ends.
@@ -138,9 +140,12 @@ where
     F: Future,
     S: Schedule,
 {
-    let cell = Box::into_raw(Box::<Alloc<F, S>>::new_uninit()).cast::<Alloc<F, S>>();
-    // SAFETY: `cell` is a fresh, aligned, uninitialised allocation for a
-    // `Alloc<F, S>`; each field is written once before anything reads it.
+    let cell = blocks::allocate(std::alloc::Layout::new::<Alloc<F, S>>())
+        .cast::<Alloc<F, S>>()
+        .as_ptr();
+    // SAFETY: `cell` is a fresh (or kept, unused), aligned, uninitialised
+    // block with room for an `Alloc<F, S>` (`blocks` rounds the size up,
+    // never down); each field is written once before anything reads it.
     // The metadata pointer handed to `make` points into it.
     unsafe {
         (&raw mut (*cell).header).write(Header {
@@ -156,7 +161,7 @@ where
             future: ManuallyDrop::new(future),
         }));
     }
-    // SAFETY: `Box::into_raw` never returns null.
+    // SAFETY: `cell` came from a `NonNull`.
     let ptr = unsafe { NonNull::new_unchecked(cell.cast::<()>()) };
     (
         Runnable {
@@ -351,10 +356,15 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     ///
     /// No owner is left (`unowned`), and the stage was emptied.
     unsafe fn free(ptr: NonNull<()>) {
-        // SAFETY: the allocation came from `Box` in `spawn`, fully
-        // initialised, and nothing refers to it any more. The stage has no
-        // drop glue (a union of `ManuallyDrop`s): only the header drops.
-        drop(unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) });
+        let cell = ptr.cast::<Self>().as_ptr();
+        // SAFETY: the block came from `blocks::allocate` with this layout
+        // in `spawn`, its header initialised, and nothing refers to it any
+        // more. The stage has no drop glue (a union of `ManuallyDrop`s):
+        // only the header drops, then the block goes back.
+        unsafe {
+            std::ptr::drop_in_place(&raw mut (*cell).header);
+            blocks::release(ptr.cast(), std::alloc::Layout::new::<Self>());
+        }
     }
 }
 
