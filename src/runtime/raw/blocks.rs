@@ -1,15 +1,16 @@
 //! Freed task blocks, kept on their thread for the next spawn.
 //!
 //! How it works: a task block of at most [`MAX`] bytes and alignment at most
-//! [`ALIGN`] is allocated with its size rounded up to a multiple of
-//! [`CLASS`] bytes and alignment [`ALIGN`], so every block of a size class
-//! has one layout. Freeing one puts it on its class's list on the freeing
+//! [`ALIGN`] is allocated with its size rounded up to its class's (24, 40,
+//! 56, … bytes: [`CLASS`] apart, each what a glibc chunk of 16 bytes more
+//! holds, so the rounding never takes a larger chunk) and alignment
+//! [`ALIGN`], so every block of a class has one layout. Freeing one puts it on its class's list on the freeing
 //! thread, up to [`PER_CLASS`] blocks (the rest go back to the allocator);
 //! a spawn of that class takes one from there. A task spawned and joined
 //! in a loop then costs no allocator call: under callgrind, glibc's
 //! `malloc` and `free` were 134 of the 694 instructions of a spawn + join.
 //! What a thread keeps is bounded ([`CLASSES`] × [`PER_CLASS`] blocks,
-//! 64 KiB at most) and goes back to the allocator when the thread exits.
+//! 34 KiB at most) and goes back to the allocator when the thread exits.
 //! Larger or more aligned blocks go straight to the allocator.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
@@ -20,10 +21,12 @@ use std::ptr::NonNull;
 pub(super) const CLASS: usize = 16;
 /// Every kept block has this alignment.
 pub(super) const ALIGN: usize = 16;
-/// The number of classes: blocks up to `CLASSES * CLASS` bytes are kept.
+/// The smallest class's size.
+const FIRST: usize = 24;
+/// The number of classes.
 pub(super) const CLASSES: usize = 32;
 /// The largest block kept.
-pub(super) const MAX: usize = CLASSES * CLASS;
+pub(super) const MAX: usize = FIRST + (CLASSES - 1) * CLASS;
 /// Blocks kept per class.
 pub(super) const PER_CLASS: usize = 4;
 
@@ -59,15 +62,16 @@ thread_local! {
 }
 
 fn class_layout(class: usize) -> Layout {
-    // SAFETY: a non-zero multiple of 16 with alignment 16 is a valid layout.
-    unsafe { Layout::from_size_align_unchecked((class + 1) * CLASS, ALIGN) }
+    // SAFETY: a non-zero size (below isize::MAX) and a power-of-two
+    // alignment make a valid layout.
+    unsafe { Layout::from_size_align_unchecked(FIRST + class * CLASS, ALIGN) }
 }
 
 /// The class of a block of `layout`, if blocks of it are kept.
 #[inline(always)]
 fn class_of(layout: Layout) -> Option<usize> {
     (layout.size() <= MAX && layout.align() <= ALIGN && layout.size() > 0)
-        .then(|| (layout.size() - 1) / CLASS)
+        .then(|| layout.size().saturating_sub(FIRST).div_ceil(CLASS))
 }
 
 /// A block for `layout`: a kept one of its class if the thread has one.
@@ -167,11 +171,13 @@ mod tests {
     fn each_class_keeps_a_bounded_number_and_frees_the_rest() {
         let layout = Layout::from_size_align(40, 8).unwrap();
         let class = class_of(layout).unwrap();
+        let size = class_layout(class).size();
+        assert_eq!(size, 40);
         let blocks: Vec<_> = (0..PER_CLASS + 3).map(|_| allocate(layout)).collect();
         for &b in &blocks {
             // Writable over the whole class size.
-            // SAFETY: a fresh block of at least 48 bytes.
-            unsafe { b.as_ptr().write_bytes(0xa5, 48) };
+            // SAFETY: a block of its class's size.
+            unsafe { b.as_ptr().write_bytes(0xa5, size) };
         }
         for b in blocks {
             // SAFETY: from `allocate(layout)`, not used again.
@@ -189,8 +195,20 @@ mod tests {
             Some(CLASSES - 1)
         );
         assert_eq!(class_of(Layout::from_size_align(1, 1).unwrap()), Some(0));
-        assert_eq!(class_of(Layout::from_size_align(16, 1).unwrap()), Some(0));
-        assert_eq!(class_of(Layout::from_size_align(17, 1).unwrap()), Some(1));
+        assert_eq!(class_of(Layout::from_size_align(24, 1).unwrap()), Some(0));
+        assert_eq!(class_of(Layout::from_size_align(25, 1).unwrap()), Some(1));
+        for size in 1..=MAX {
+            let class = class_of(Layout::from_size_align(size, 8).unwrap()).unwrap();
+            let fits = class_layout(class).size();
+            assert!(
+                fits >= size && (class == 0 || fits < size + CLASS),
+                "{size} in {fits}"
+            );
+            // A glibc chunk (8 bytes of header, 16-byte steps, 32 at least)
+            // is no larger for the rounded size.
+            let chunk = |n: usize| (n + 8).div_ceil(16).max(2) * 16;
+            assert_eq!(chunk(fits), chunk(size), "{size}");
+        }
         let big = Layout::from_size_align(MAX + 100, 8).unwrap();
         let p = allocate(big);
         // SAFETY: from `allocate(big)`, not used again.
