@@ -266,13 +266,28 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 // SAFETY: the stage holds the future, dropped once here.
                 unsafe { drop_quietly(&mut stage.future) };
                 stage.output = ManuallyDrop::new(out);
-                // `RUNNING` stays set until the awaiter is out: the handle
-                // may take the output and go at once.
+                // One step marks it completed and, by what it finds: with
+                // a handle and no waker of its, lets go at once (the handle
+                // may take the output and go as soon as it sees it); with
+                // the handle's waker stored, takes the lock over it too
+                // (`RUNNING` stays until the waker is out); with no handle,
+                // keeps `RUNNING` while the output is dropped here.
                 let mut state = header.state.load(Ordering::Acquire);
-                loop {
+                let mut spins = 0;
+                let next = loop {
+                    if state & LOCKED != 0 {
+                        // The handle is storing or taking its waker.
+                        backoff(&mut spins);
+                        state = header.state.load(Ordering::Acquire);
+                        continue;
+                    }
                     let mut next = (state & !SCHEDULED) | COMPLETED;
                     if state & HANDLE == 0 {
                         next |= CLOSED;
+                    } else if state & AWAITER != 0 {
+                        next |= LOCKED;
+                    } else {
+                        next &= !RUNNING;
                     }
                     match header.state.compare_exchange_weak(
                         state,
@@ -280,17 +295,30 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
-                        Ok(_) => break,
+                        Ok(_) => break next,
                         Err(s) => state = s,
                     }
+                };
+                if next & RUNNING == 0 {
+                    // The handle (still there: `HANDLE` was set) owns the
+                    // output and the block now.
+                    return;
                 }
-                if state & HANDLE == 0 {
+                let mut done = RUNNING;
+                let mut awaiter = None;
+                if next & CLOSED != 0 {
+                    // The handle went first, taking its waker with it.
+                    debug_assert!(next & AWAITER == 0);
                     // SAFETY: no handle will take the output: it goes here.
                     unsafe { drop_quietly(&mut stage.output) };
+                } else {
+                    // SAFETY: `LOCKED` is held, taken with `AWAITER` set.
+                    awaiter = unsafe { (*header.awaiter.get()).take() };
+                    done |= LOCKED | AWAITER;
                 }
-                let awaiter = take_awaiter(header);
-                let prev = header.state.fetch_sub(RUNNING, Ordering::AcqRel);
-                if unowned(prev - RUNNING) {
+                // Every bit in `done` is set, and only this run clears them.
+                let prev = header.state.fetch_sub(done, Ordering::AcqRel);
+                if unowned(prev - done) {
                     // SAFETY: no owner is left.
                     unsafe { Self::free(ptr) };
                 }
@@ -442,14 +470,18 @@ fn lock<S>(header: &Header<S>) -> usize {
         if state & LOCKED == 0 {
             return state;
         }
-        // Held for a few instructions by another thread; if that thread
-        // was preempted, let it run.
-        spins += 1;
-        if spins < 64 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
+        backoff(&mut spins);
+    }
+}
+
+/// Waits a little for another thread's `LOCKED`: held for a few
+/// instructions, unless that thread was preempted (then it gets to run).
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
     }
 }
 
@@ -545,30 +577,55 @@ impl<O, S: Schedule> JoinRaw<O, S> {
     }
 
     /// The output once there is one; `Ready(None)` when the task was
-    /// dropped unfinished. Not to be polled again after `Ready`.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<O>> {
-        let header = self.header();
+    /// dropped unfinished. `Ready` consumes the handle (`this` becomes
+    /// `None`): with the output it lets go of the task in the same step
+    /// that marks the output taken.
+    ///
+    /// # Panics
+    ///
+    /// If `this` is `None` (polled after `Ready`).
+    pub(crate) fn poll(this: &mut Option<Self>, cx: &mut Context<'_>) -> Poll<Option<O>> {
+        let raw = this
+            .as_ref()
+            .expect("corio: a join handle polled after Ready");
+        let header = raw.header();
         let mut state = header.state.load(Ordering::Acquire);
         if state & (COMPLETED | CLOSED) == 0 {
-            state = self.register(cx.waker());
+            state = raw.register(cx.waker());
             if state & (COMPLETED | CLOSED) == 0 {
                 return Poll::Pending;
             }
         }
         if state & COMPLETED == 0 {
+            // Dropped unfinished: `Drop` takes the waker back and lets go.
+            *this = None;
             return Poll::Ready(None);
         }
         // Completed with the handle alive: the output is here, and only the
-        // handle ever sets `CLOSED` from now on.
-        debug_assert!(
-            state & CLOSED == 0,
-            "corio: a join handle polled after Ready"
-        );
-        header.state.fetch_or(CLOSED, Ordering::AcqRel);
+        // handle ever sets `CLOSED` from now on. What `Drop` would do is
+        // done here.
+        debug_assert!(state & CLOSED == 0);
+        let raw = ManuallyDrop::new(this.take().expect("checked above"));
+        let header = raw.header();
+        // A waker this handle stored as the task completed comes back (the
+        // run may still hold the lock over it: `take_awaiter` waits).
+        let awaiter = if state & AWAITER != 0 {
+            take_awaiter(header)
+        } else {
+            None
+        };
         let mut out = MaybeUninit::<O>::uninit();
-        // SAFETY: completed, not closed: the output is present and the slot
-        // has its type.
-        unsafe { (header.vtable.take_output)(self.ptr, out.as_mut_ptr().cast()) };
+        // SAFETY: completed, not closed: the output is present, the
+        // handle's alone, and the slot has its type.
+        unsafe { (header.vtable.take_output)(raw.ptr, out.as_mut_ptr().cast()) };
+        // `HANDLE` set and `CLOSED` clear (only the handle changes either
+        // now): one subtraction sets the one and clears the other.
+        let next = header.state.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
+        if unowned(next) {
+            // SAFETY: this step left the task so.
+            unsafe { release(raw.ptr, next) };
+        }
+        drop(awaiter);
         // SAFETY: `take_output` wrote it.
         Poll::Ready(Some(unsafe { out.assume_init() }))
     }
@@ -576,6 +633,16 @@ impl<O, S: Schedule> JoinRaw<O, S> {
     /// Stores `waker` for the task to wake; returns the state after.
     fn register(&self, waker: &Waker) -> usize {
         let header = self.header();
+        if header.state.load(Ordering::Acquire) & AWAITER == 0 {
+            // No waker stored: nobody reads the slot while `AWAITER` is
+            // clear (the run and the closers read it only under `LOCKED`
+            // with `AWAITER` set; only this handle sets `AWAITER`), so it
+            // is written without the lock, then published.
+            // SAFETY: as just said, this handle is the slot's only user.
+            let old = unsafe { (*header.awaiter.get()).replace(waker.clone()) };
+            debug_assert!(old.is_none());
+            return header.state.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER;
+        }
         let state = lock(header);
         // SAFETY: `LOCKED` is held.
         let slot = unsafe { &mut *header.awaiter.get() };
@@ -605,11 +672,12 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
                 // Completed while the handle lived: the task left the
                 // output to the handle and touches the stage no more. Drop
                 // it before letting go (the last owner frees the block).
-                header.state.fetch_or(CLOSED, Ordering::AcqRel);
                 // SAFETY: completed, not closed: the output is present and
                 // the handle's; `HANDLE` still keeps the task alive.
                 unsafe { (header.vtable.drop_output)(self.ptr) };
-                break header.state.fetch_and(!HANDLE, Ordering::AcqRel) & !HANDLE;
+                // As in `poll`: sets `CLOSED`, clears `HANDLE`.
+                break header.state.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel)
+                    - (HANDLE - CLOSED);
             }
             // Not completed: once `HANDLE` is clear, the run that completes
             // the task drops the output itself.

@@ -268,18 +268,15 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let raw = self
-            .raw
-            .as_mut()
-            .expect("corio: JoinHandle polled after it returned its result");
-        match raw.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(out) => {
-                self.raw = None;
-                // `None`: the runtime dropped the task (shutdown) before it finished.
-                Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled())))
-            }
-        }
+        assert!(
+            self.raw.is_some(),
+            "corio: JoinHandle polled after it returned its result"
+        );
+        // `Ready` empties `raw` (the handle let go of the task).
+        JoinRaw::poll(&mut self.raw, cx).map(|out| {
+            // `None`: the runtime dropped the task (shutdown) before it finished.
+            out.unwrap_or_else(|| Err(JoinError::cancelled()))
+        })
     }
 }
 
