@@ -90,7 +90,11 @@ fn runtime(shared: &Shared, tasks: usize, main_wake: bool) {
     let mut ran = 0;
     let mut main_seen = !main_wake;
     loop {
-        if shared.main_woken.swap(false, Ordering::SeqCst) {
+        // A plain load first: the swap (a write) only when there is
+        // something to clear, as in `block_on`.
+        if shared.main_woken.load(Ordering::Acquire)
+            && shared.main_woken.swap(false, Ordering::SeqCst)
+        {
             main_seen = true;
         }
         while shared.remote.lock().unwrap().pop_front().is_some() {

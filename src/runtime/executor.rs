@@ -82,7 +82,9 @@ pub(super) fn block_on<F: Future>(
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
-        if main.woken.swap(false, Ordering::SeqCst) {
+        // A load first: most ticks find the flag down, and a load is no
+        // write (a wake it misses is seen by `park`'s last check).
+        if main.woken.load(Ordering::Acquire) && main.woken.swap(false, Ordering::SeqCst) {
             core.budget.set(core.budget_max);
             core.counters.task_polled();
             let polled = match &core.watch {
@@ -178,7 +180,8 @@ fn park(core: &Core, main_woken: &AtomicBool) {
     core.driver
         .borrow_mut()
         .park(timeout, &core.shared.parked, || !core.queue.is_empty());
-    core.shared.parked.swap(false, Ordering::SeqCst);
+    // The driver lowered `parked` as its wait ended (both drivers, on every
+    // path of `Driver::park`), as `tests/loom_wake.rs` models it.
     trace::unpark();
 }
 
