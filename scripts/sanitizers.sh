@@ -9,7 +9,8 @@
 #           target/asan). Any report fails the run. Skipped, saying so, when
 #           no nightly toolchain can be had.
 # loom      The loom models of the cross-thread wake-up path and of the sync
-#           algorithms (tests/loom_*.rs, `--cfg corio_loom`, target/loom).
+#           algorithms (tests/loom_*.rs), and of the task state word
+#           (runtime/raw/loom_model.rs), all with `--cfg corio_loom`, target/loom.
 # valgrind  A representative subset of the suite under valgrind memcheck:
 #           on the poll driver with every check; on io_uring without the
 #           uninitialised-value checks, since memcheck cannot see the kernel
@@ -60,6 +61,11 @@ loom() {
   # tokio bounds its models (unbounded, it had not ended after 15 minutes).
   RUSTFLAGS="--cfg corio_loom" CARGO_TARGET_DIR=target/loom \
     cargo test --release --test loom_wake
+  # The task state word (runtime/raw.rs on loom's atomics): bounded like
+  # the channel model (its three-thread model has not ended unbounded).
+  RUSTFLAGS="--cfg corio_loom" CARGO_TARGET_DIR=target/loom \
+    LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
+    cargo test --release --lib raw::loom_model
   RUSTFLAGS="--cfg corio_loom" CARGO_TARGET_DIR=target/loom \
     LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
     cargo test --release --test loom_sync

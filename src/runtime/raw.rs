@@ -21,6 +21,8 @@
 //! word: the handle stores it, the task takes it when it completes or is
 //! closed, each under the bit for a few instructions.
 
+#[cfg(all(test, corio_loom))]
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -28,6 +30,7 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
+#[cfg(not(all(test, corio_loom)))]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -477,11 +480,20 @@ fn lock<S>(header: &Header<S>) -> usize {
 /// Waits a little for another thread's `LOCKED`: held for a few
 /// instructions, unless that thread was preempted (then it gets to run).
 fn backoff(spins: &mut u32) {
-    *spins += 1;
-    if *spins < 64 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
+    #[cfg(all(test, corio_loom))]
+    {
+        // The model runs one thread at a time: let another one go.
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(all(test, corio_loom)))]
+    {
+        *spins += 1;
+        if *spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
 
@@ -841,5 +853,8 @@ unsafe fn drop_waker<S: Schedule>(ptr: *const ()) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(corio_loom)))]
 mod tests;
+
+#[cfg(all(test, corio_loom))]
+mod loom_model;

@@ -1,0 +1,254 @@
+//! A loom model of the task state word: the run on the task's thread, the
+//! join handle, and wakers on other threads, in every interleaving loom
+//! explores. `raw.rs` takes loom's atomics under `--cfg corio_loom` (and
+//! `blocks.rs` keeps no blocks), so this drives the real code; each model
+//! checks that an output reaches its handle (or is dropped) exactly once,
+//! that no wake-up is lost, and that the block is freed exactly once.
+//!
+//! Built and run only with the loom flag (scripts/sanitizers.sh does):
+//! `RUSTFLAGS="--cfg corio_loom" cargo test --release --lib raw::loom_model`
+
+use std::panic::Location;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use loom::sync::atomic::AtomicBool;
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+
+use super::*;
+
+/// Queues woken runnables for the model's main thread to run. A std `Arc`
+/// around loom's mutex: its count says how many tasks still hold it (the
+/// metadata holding it goes only when the block is freed).
+#[derive(Clone)]
+struct Queue(StdArc<Mutex<Vec<Runnable<Queue>>>>);
+
+impl Schedule for Queue {
+    fn schedule(runnable: Runnable<Queue>) {
+        let q = runnable.metadata().scheduler().0.clone();
+        q.lock().unwrap().push(runnable);
+    }
+}
+
+impl Queue {
+    fn new() -> Queue {
+        Queue(StdArc::new(Mutex::new(Vec::new())))
+    }
+
+    fn run_all(&self) -> usize {
+        let mut n = 0;
+        loop {
+            let batch = std::mem::take(&mut *self.0.lock().unwrap());
+            if batch.is_empty() {
+                return n;
+            }
+            for r in batch {
+                n += 1;
+                r.run();
+            }
+        }
+    }
+
+    /// Tasks still holding this queue (1: every block was freed).
+    fn holders(&self) -> usize {
+        StdArc::strong_count(&self.0)
+    }
+}
+
+/// Counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// `Pending` once (keeping its waker where the model can take it), then
+/// its output.
+struct Once {
+    waited: bool,
+    waker: Arc<Mutex<Option<Waker>>>,
+    out: Option<Counted>,
+    _drop: Counted,
+}
+
+impl Future for Once {
+    type Output = Counted;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Counted> {
+        let this = self.get_mut();
+        if this.waited {
+            return Poll::Ready(this.out.take().expect("polled after Ready"));
+        }
+        this.waited = true;
+        *this.waker.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+struct Counts {
+    future: Arc<AtomicUsize>,
+    output: Arc<AtomicUsize>,
+    waker: Arc<Mutex<Option<Waker>>>,
+}
+
+/// A task's future: `Once` (waits once) or ready at its first poll.
+fn task(wait: bool) -> (Once, Counts) {
+    let c = Counts {
+        future: Arc::new(AtomicUsize::new(0)),
+        output: Arc::new(AtomicUsize::new(0)),
+        waker: Arc::new(Mutex::new(None)),
+    };
+    let f = Once {
+        waited: !wait,
+        waker: c.waker.clone(),
+        out: Some(Counted(c.output.clone())),
+        _drop: Counted(c.future.clone()),
+    };
+    (f, c)
+}
+
+fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
+    let meta = TaskMeta::new(Location::caller(), false, q.clone());
+    let (runnable, handle) = spawn(meta, |_| f);
+    runnable.schedule();
+    handle
+}
+
+/// A waker that records that it was woken.
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: StdArc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Awaits a handle as `JoinHandle` does, on the calling thread: polls, and
+/// after `Pending` waits for its waker before polling again.
+fn await_handle<O>(h: JoinRaw<O, Queue>) -> Option<O> {
+    let mut h = Some(h);
+    loop {
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        if let Poll::Ready(out) = JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)) {
+            assert!(h.is_none(), "Ready consumes the handle");
+            return out;
+        }
+        // A lost wake-up hangs here, which loom reports.
+        while !flag.0.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn an_output_reaches_a_handle_awaited_on_another_thread() {
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let h = spawn_on(&q, f);
+        let awaiting = thread::spawn(move || await_handle(h).is_some());
+        q.run_all();
+        assert!(awaiting.join().unwrap(), "no output");
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
+
+#[test]
+fn a_wake_from_another_thread_while_the_task_runs_is_not_lost() {
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(true);
+        let h = spawn_on(&q, f);
+        let slot = c.waker.clone();
+        let waking = thread::spawn(move || {
+            loop {
+                let w = slot.lock().unwrap().take();
+                if let Some(w) = w {
+                    w.wake();
+                    return;
+                }
+                thread::yield_now();
+            }
+        });
+        while c.future.load(Ordering::SeqCst) == 0 {
+            if q.run_all() == 0 {
+                thread::yield_now();
+            }
+        }
+        waking.join().unwrap();
+        assert!(await_handle(h).is_some(), "no output");
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
+
+#[test]
+fn a_waker_and_a_handle_on_two_other_threads() {
+    // Three threads: the task waits once and is woken from one, its handle
+    // is awaited on another; every step of the three may interleave.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(true);
+        let h = spawn_on(&q, f);
+        let awaiting = thread::spawn(move || await_handle(h).is_some());
+        let slot = c.waker.clone();
+        let waking = thread::spawn(move || {
+            loop {
+                let w = slot.lock().unwrap().take();
+                if let Some(w) = w {
+                    w.wake_by_ref();
+                    return;
+                }
+                thread::yield_now();
+            }
+        });
+        while c.future.load(Ordering::SeqCst) == 0 {
+            if q.run_all() == 0 {
+                thread::yield_now();
+            }
+        }
+        waking.join().unwrap();
+        assert!(awaiting.join().unwrap(), "no output");
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
+
+#[test]
+fn a_handle_dropped_as_the_task_completes_drops_the_output_once() {
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let h = spawn_on(&q, f);
+        let dropping = thread::spawn(move || drop(h));
+        q.run_all();
+        dropping.join().unwrap();
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
+
+#[test]
+fn a_last_waker_dropped_on_another_thread_leaves_the_future_to_its_runtime() {
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(true);
+        drop(spawn_on(&q, f));
+        q.run_all();
+        let w = c.waker.lock().unwrap().take().expect("kept waker");
+        let dropping = thread::spawn(move || drop(w));
+        dropping.join().unwrap();
+        // The orphaned task was queued, closed: its run drops the future
+        // (with the output it had not returned).
+        q.run_all();
+        assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
