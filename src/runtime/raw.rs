@@ -178,6 +178,25 @@ where
     )
 }
 
+/// The metadata of the task whose future `future` is, found from where the
+/// future lies in its task's block (so the future need not keep a pointer
+/// to it: 8 bytes less per task).
+///
+/// # Safety
+///
+/// `future` points at the future of a task that [`spawn`] made with
+/// scheduler `S` (in its block's stage, where it stays until dropped: a
+/// spawned future is pinned there), and the task is alive.
+#[inline(always)]
+pub(crate) unsafe fn meta_of_future<F: Future, S>(future: *const F) -> *const TaskMeta<S> {
+    // The stage is an `UnsafeCell` (transparent) of a union of
+    // `ManuallyDrop`s (transparent): the future starts where it does.
+    let offset = std::mem::offset_of!(Alloc<F, S>, stage);
+    // SAFETY: per the contract, `future - offset` is the start of the
+    // task's live `Alloc<F, S>`, whose header holds the metadata.
+    unsafe { &raw const (*future.byte_sub(offset).cast::<Alloc<F, S>>()).header.meta }
+}
+
 /// The head of a task allocation (any scheduler).
 ///
 /// # Safety

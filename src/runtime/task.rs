@@ -100,11 +100,10 @@ where
 {
     let meta = TaskMeta::new(location, shared.track_tasks, shared);
     let span = trace::TaskSpan::new(location);
-    let (runnable, raw) = raw::spawn(meta, move |meta: *const TaskMeta| TaskFuture {
+    // The wrapper finds the metadata from its own place in the task's
+    // block (`raw::meta_of_future`): it is only ever polled there.
+    let (runnable, raw) = raw::spawn(meta, move |_| TaskFuture {
         future,
-        // SAFETY: the metadata lives in the task's allocation, as long
-        // as the future it is handed to (`raw::spawn`).
-        meta: unsafe { &*meta },
         key: UNREGISTERED,
         ctx,
         span,
@@ -120,9 +119,10 @@ where
 const UNREGISTERED: usize = usize::MAX;
 
 /// Wraps a task's future: panic capture, abort flag, live-task registration.
-struct TaskFuture<'a, F> {
+/// Made only by `spawn_onto`, straight into a task's block, and polled and
+/// dropped only there.
+struct TaskFuture<F> {
     future: F,
-    meta: &'a TaskMeta,
     /// The task's key in its runtime's registry, or `UNREGISTERED`.
     key: usize,
     /// The task's context variables, the thread's current ones while it
@@ -132,7 +132,18 @@ struct TaskFuture<'a, F> {
     span: trace::TaskSpan,
 }
 
-impl<F: Future> Future for TaskFuture<'_, F> {
+impl<F: Future> TaskFuture<F> {
+    /// The task's metadata.
+    #[inline(always)]
+    fn meta(&self) -> &TaskMeta {
+        // SAFETY: a `TaskFuture` is only polled in the block `spawn_onto`
+        // made it in (it is never moved out: pinned there), a task of
+        // scheduler `Arc<Shared>`, alive while its future is.
+        unsafe { &*raw::meta_of_future::<Self, Arc<Shared>>(self) }
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
     type Output = Result<F::Output, JoinError>;
 
     #[inline(always)]
@@ -140,7 +151,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // SAFETY: `future` is structurally pinned: it is never moved out of
         // `self` and `TaskFuture` has no `Unpin` impl or `Drop` that moves it.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.meta.aborted() {
+        if this.meta().aborted() {
             return Poll::Ready(Err(JoinError::cancelled()));
         }
         // SAFETY: see above; `future` stays in place until the wrapper drops.
@@ -165,7 +176,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
                 // A task that waits is registered, so shutdown can reach it
                 // (one that finishes in its first poll never needs it).
                 if this.key == UNREGISTERED {
-                    let meta: *const TaskMeta = this.meta;
+                    let meta: *const TaskMeta = this.meta();
                     this.key = context::with_core(|c| {
                         c.map_or(UNREGISTERED, |c| c.register_task(cx.waker().clone(), meta))
                     });
@@ -177,7 +188,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
     }
 }
 
-impl<F> Drop for TaskFuture<'_, F> {
+impl<F> Drop for TaskFuture<F> {
     fn drop(&mut self) {
         let key = self.key;
         if key != UNREGISTERED {
@@ -410,13 +421,14 @@ mod tests {
 
     #[test]
     fn task_wrapper_keeps_a_one_word_registry_key() {
-        // The future, the metadata reference, the registry key (one word:
-        // `UNREGISTERED` is its "none") and the context: 32 bytes for a
-        // tiny future (40 with an `Option<usize>` key), plus the span
-        // (nothing without `tracing`).
-        let size = std::mem::size_of::<TaskFuture<'static, std::future::Ready<u8>>>();
+        // The future, the registry key (one word: `UNREGISTERED` is its
+        // "none") and the context: 24 bytes for a tiny future (32 with an
+        // `Option<usize>` key, 32 with a pointer to the metadata, which the
+        // wrapper finds from its own place instead), plus the span (nothing
+        // without `tracing`).
+        let size = std::mem::size_of::<TaskFuture<std::future::Ready<u8>>>();
         assert!(
-            size <= 32 + std::mem::size_of::<trace::TaskSpan>(),
+            size <= 24 + std::mem::size_of::<trace::TaskSpan>(),
             "TaskFuture grew to {size} bytes"
         );
     }
