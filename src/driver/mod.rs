@@ -14,6 +14,7 @@
 //! reap, park, shut down. Ops are defined in `op/` against [`OpCode`]
 //! (`op.rs`); nothing here names an op family or a runtime type.
 
+pub(crate) mod armed;
 mod blocking;
 pub(crate) mod config;
 mod fork;

@@ -182,7 +182,7 @@ pub(crate) unsafe trait OpCode: 'static {
     /// For a [`Role::multishot`] op: the value the driver keeps armed on the
     /// fd (it owns what the multishot SQE points at, and releases each
     /// completion nobody takes once the op is taken down).
-    fn arm(&mut self) -> Option<Box<dyn Released>> {
+    fn arm(&mut self) -> Option<Box<super::armed::Armed>> {
         None
     }
 

@@ -24,6 +24,7 @@ use super::net::drained_by_read;
 use super::pooled_layout::{PAYLOAD_AT, owned_datagram, parse, recvmsg_into, recvmsg_template};
 use crate::buf::PooledBuf;
 use crate::buf::pool::Pool;
+use crate::driver::armed::Armed;
 use crate::driver::op::{CQE_F_MORE, cqe_buffer, syscall_result};
 use crate::fd::{SharedFd, WeakFd};
 use crate::op::{Interest, Kind, Op, OpCode, Role, Sqe, Wait, uring};
@@ -146,10 +147,10 @@ unsafe impl OpCode for RecvPooled {
         }
     }
 
-    fn arm(&mut self) -> Option<Box<dyn Released>> {
+    fn arm(&mut self) -> Option<Box<Armed>> {
         // `sqe` made the datagram header before the driver arms the op.
         debug_assert_eq!(self.msg.is_some(), self.datagram);
-        Some(Box::new(ArmedRecv {
+        Some(Armed::boxed(ArmedRecv {
             fd: self.fd.downgrade(),
             pool: self.pool.clone(),
             msg: self.msg.take(),

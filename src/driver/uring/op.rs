@@ -237,7 +237,7 @@ impl Ring {
         }
         let sqe = self.op_sqe(op);
         let armed = op.arm().expect("corio: a multishot op arms");
-        let key = self.slots.insert(Owner::armed(armed));
+        let key = self.slots.insert(Owner::Armed(armed));
         self.push(sqe, key);
         let fd = op.role().expect("role").fd;
         fd.set_armed(Some((key, self.owner.clone())));

@@ -17,6 +17,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use crate::driver::armed::Armed;
 use crate::driver::op::CQE_F_MORE;
 use crate::release::Released as ReleasedOp;
 
@@ -27,55 +28,12 @@ pub(super) enum Owner {
     /// A multishot op armed on an fd, whose value the driver keeps; ops of
     /// the fd's role take its completions and wait here.
     Armed(Box<Armed>),
+    /// An armed op taken down while the kernel still has it: each
+    /// completion goes to its value, then `close` is closed after the last.
+    Disarmed(Box<Armed>),
     /// Nobody: each completion goes to `op` (`None`: a readiness poll, which
     /// carries nothing). `close` is an fd to close after the last one.
     Released(Box<Released>),
-}
-
-/// An armed multishot op (boxed: rare, and it keeps slots small).
-pub(super) struct Armed {
-    pub(super) op: Box<dyn ReleasedOp>,
-    pub(super) waiters: Waiters,
-}
-
-/// The tasks waiting on an armed op: nearly always one (a socket's reader),
-/// kept inline so an idle connection's armed receive allocates no list.
-#[derive(Default)]
-pub(super) enum Waiters {
-    #[default]
-    None,
-    One(Waker),
-    Many(Vec<Waker>),
-}
-
-impl Waiters {
-    /// Adds `waker` unless it is there already.
-    fn add(&mut self, waker: &Waker) {
-        match self {
-            Waiters::None => *self = Waiters::One(waker.clone()),
-            Waiters::One(w) if w.will_wake(waker) => {}
-            Waiters::One(_) => {
-                let Waiters::One(w) = std::mem::take(self) else {
-                    unreachable!()
-                };
-                *self = Waiters::Many(vec![w, waker.clone()]);
-            }
-            Waiters::Many(ws) => {
-                if !ws.iter().any(|w| w.will_wake(waker)) {
-                    ws.push(waker.clone());
-                }
-            }
-        }
-    }
-
-    /// Wakes and forgets every waiter.
-    fn wake_all(&mut self) {
-        match std::mem::take(self) {
-            Waiters::None => {}
-            Waiters::One(w) => w.wake(),
-            Waiters::Many(ws) => ws.into_iter().for_each(Waker::wake),
-        }
-    }
 }
 
 /// A released op (boxed: rare, and it keeps slots small).
@@ -85,13 +43,6 @@ pub(super) struct Released {
 }
 
 impl Owner {
-    pub(super) fn armed(op: Box<dyn ReleasedOp>) -> Owner {
-        Owner::Armed(Box::new(Armed {
-            op,
-            waiters: Waiters::None,
-        }))
-    }
-
     fn released(op: Option<Box<dyn ReleasedOp>>, close: Option<RawFd>) -> Owner {
         Owner::Released(Box::new(Released { op, close }))
     }
@@ -255,7 +206,9 @@ impl Slots {
                     _ => *w = Some(waker.clone()),
                 },
                 Owner::Armed(a) => a.waiters.add(waker),
-                Owner::Released(_) => debug_assert!(false, "corio: waiting on a released op"),
+                Owner::Released(_) | Owner::Disarmed(_) => {
+                    debug_assert!(false, "corio: waiting on a released op")
+                }
             }
             return None;
         };
@@ -293,6 +246,14 @@ impl Slots {
                 }
                 if last {
                     let close = r.close.take();
+                    self.slab.remove(split(key).0);
+                    return close.map_or(After::Nothing, After::Close);
+                }
+            }
+            Owner::Disarmed(a) => {
+                a.op.completion(res, flags);
+                if last {
+                    let close = a.close.take();
                     self.slab.remove(split(key).0);
                     return close.map_or(After::Nothing, After::Close);
                 }
@@ -345,26 +306,24 @@ impl Slots {
             return close.map_or(Ok(false), Err);
         };
         let owner = std::mem::replace(&mut slot.owner, Owner::Future(None));
-        let mut op = match owner {
-            Owner::Armed(a) => {
-                let Armed { op, mut waiters } = *a;
-                waiters.wake_all();
-                op
-            }
+        let mut armed = match owner {
+            Owner::Armed(a) => a,
             other => {
                 debug_assert!(false, "corio: slot {key:#x} is not an armed op");
                 slot.owner = other;
                 return close.map_or(Ok(false), Err);
             }
         };
+        armed.waiters.wake_all();
         while let Some((res, flags)) = slot.cqes.pop() {
-            op.completion(res, flags);
+            armed.op.completion(res, flags);
         }
         if slot.ended {
             self.remove(key);
             return close.map_or(Ok(false), Err);
         }
-        slot.owner = Owner::released(Some(op), close);
+        armed.close = close;
+        slot.owner = Owner::Disarmed(armed);
         Ok(true)
     }
 

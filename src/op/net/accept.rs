@@ -7,6 +7,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use socket2::SockAddr;
 
 use super::AddrBuf;
+use crate::driver::armed::Armed;
 use crate::driver::op::CQE_F_MORE;
 use crate::fd::{SharedFd, WeakFd};
 use crate::op::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
@@ -60,8 +61,8 @@ unsafe impl OpCode for Accept {
         Some(Ok(conn.into_raw_fd() as u32))
     }
 
-    fn arm(&mut self) -> Option<Box<dyn Released>> {
-        Some(Box::new(ArmedAccept {
+    fn arm(&mut self) -> Option<Box<Armed>> {
+        Some(Armed::boxed(ArmedAccept {
             listener: self.fd.downgrade(),
         }))
     }
