@@ -56,7 +56,7 @@ impl Ring {
             return None;
         }
         let sqe = self.op_sqe(op);
-        let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+        let key = self.slots.insert_future(cx.waker());
         if let Some(clock) = &mut self.latency {
             clock.times.start(key, T::kind_name());
         }
@@ -298,7 +298,7 @@ impl Ring {
             Interest::Writable => libc::POLLOUT,
         };
         let sqe = opcode::PollAdd::new(types::Fd(fd), mask as u32).build();
-        let key = self.slots.insert(Owner::Future(Some(cx.waker().clone())));
+        let key = self.slots.insert_future(cx.waker());
         match link {
             None => self.push(sqe, key),
             Some(link) => self.push_linked(sqe, key, link),

@@ -131,6 +131,11 @@ fn free(slot: Slot) {
 pub(super) struct Slots {
     slab: Slab<Slot>,
     next_gen: u32,
+    /// The waker of the last op a future took its final completion from:
+    /// the next op submitted with the same waker (nearly always: the task
+    /// that just took a result starts its next op) reuses it instead of
+    /// cloning, one locked instruction less per op.
+    spare: Option<Waker>,
 }
 
 #[inline]
@@ -143,6 +148,7 @@ impl Slots {
         Slots {
             slab: Slab::with_capacity(256),
             next_gen: 0,
+            spare: None,
         }
     }
 
@@ -168,6 +174,17 @@ impl Slots {
         });
         debug_assert!(idx < u32::MAX as usize);
         (u64::from(generation) << 32) | idx as u64
+    }
+
+    /// A new slot for an op whose future waits with `waker`; returns its key.
+    #[inline]
+    pub(super) fn insert_future(&mut self, waker: &Waker) -> u64 {
+        let waker = match self.spare.take() {
+            Some(w) if w.will_wake(waker) => w,
+            // A spare of another task goes here.
+            _ => waker.clone(),
+        };
+        self.insert(Owner::Future(Some(waker)))
     }
 
     /// The live slot `key` names (`None` when it is gone or reused).
@@ -214,7 +231,12 @@ impl Slots {
         };
         let last = slot.ended && slot.cqes.is_empty();
         if last {
-            free(self.slab.remove(split(key).0));
+            let mut slot = self.slab.remove(split(key).0);
+            if let Owner::Future(w @ Some(_)) = &mut slot.owner {
+                // Kept for the task's next op (`insert_future`).
+                self.spare = w.take();
+            }
+            free(slot);
         }
         Some((res, flags, last))
     }
@@ -231,8 +253,10 @@ impl Slots {
             Owner::Future(waker) => {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
-                if let Some(w) = waker.take() {
-                    w.wake();
+                // By reference: the slot keeps the waker, and hands it to
+                // the task's next op when the task takes this result.
+                if let Some(w) = waker {
+                    w.wake_by_ref();
                 }
             }
             Owner::Armed(a) => {
@@ -386,6 +410,65 @@ mod tests {
         s.complete(k, -125, 0);
         assert_eq!(n.get(), 3);
         assert!(s.get(k).is_none(), "freed with its last completion");
+    }
+
+    /// A waker counting its clones, drops and wake-ups.
+    #[derive(Default)]
+    struct Tally {
+        clones: std::cell::Cell<u32>,
+        drops: std::cell::Cell<u32>,
+        wakes: std::cell::Cell<u32>,
+    }
+
+    fn tally_waker(t: &'static Tally) -> Waker {
+        use std::task::{RawWaker, RawWakerVTable};
+        fn tally(p: *const ()) -> &'static Tally {
+            // SAFETY: every waker below is made from a `&'static Tally`.
+            unsafe { &*p.cast::<Tally>() }
+        }
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(
+            |p| {
+                tally(p).clones.set(tally(p).clones.get() + 1);
+                RawWaker::new(p, &VTABLE)
+            },
+            |p| {
+                tally(p).wakes.set(tally(p).wakes.get() + 1);
+                tally(p).drops.set(tally(p).drops.get() + 1);
+            },
+            |p| tally(p).wakes.set(tally(p).wakes.get() + 1),
+            |p| tally(p).drops.set(tally(p).drops.get() + 1),
+        );
+        let p: *const Tally = t;
+        // SAFETY: the vtable's functions treat the pointer as the
+        // `&'static Tally` it is, and count; nothing else.
+        unsafe { Waker::from_raw(RawWaker::new(p.cast(), &VTABLE)) }
+    }
+
+    #[test]
+    fn a_task_that_takes_a_result_and_starts_its_next_op_reuses_its_waker() {
+        let t: &'static Tally = Box::leak(Box::default());
+        let w = tally_waker(t);
+        let mut s = Slots::new();
+        let k = s.insert_future(&w);
+        assert_eq!(t.clones.get(), 1);
+        assert!(matches!(s.complete(k, 7, 0), After::Nothing));
+        assert_eq!(t.wakes.get(), 1, "the completion wakes the task");
+        assert_eq!(s.take(k, &w), Some((7, 0, true)));
+        assert!(s.get(k).is_none(), "freed with its last completion");
+        // The next op of the same task: no clone.
+        let k = s.insert_future(&w);
+        assert_eq!(t.clones.get(), 1, "the kept waker was not reused");
+        // Another task's op: the spare (none now) is not used for it.
+        let other: &'static Tally = Box::leak(Box::default());
+        s.complete(k, 1, 0);
+        s.take(k, &w);
+        let k2 = s.insert_future(&tally_waker(other));
+        assert_eq!(t.drops.get(), 1, "another task's op dropped the spare");
+        assert_eq!(other.clones.get(), 1);
+        s.remove(k2);
+        drop(s);
+        drop(w);
+        assert_eq!(t.drops.get(), t.clones.get() + 1, "a waker leaked");
     }
 
     #[test]
