@@ -420,10 +420,12 @@ mod tests {
         wakes: std::cell::Cell<u32>,
     }
 
-    fn tally_waker(t: &'static Tally) -> Waker {
+    /// A waker counting into `t`; it and its clones must go before `t`.
+    fn tally_waker(t: &Tally) -> Waker {
         use std::task::{RawWaker, RawWakerVTable};
-        fn tally(p: *const ()) -> &'static Tally {
-            // SAFETY: every waker below is made from a `&'static Tally`.
+        fn tally<'a>(p: *const ()) -> &'a Tally {
+            // SAFETY: every waker below is made from a `&Tally` that
+            // outlives it and its clones (the test drops them first).
             unsafe { &*p.cast::<Tally>() }
         }
         static VTABLE: RawWakerVTable = RawWakerVTable::new(
@@ -440,13 +442,13 @@ mod tests {
         );
         let p: *const Tally = t;
         // SAFETY: the vtable's functions treat the pointer as the
-        // `&'static Tally` it is, and count; nothing else.
+        // `&Tally` it is, and count; nothing else.
         unsafe { Waker::from_raw(RawWaker::new(p.cast(), &VTABLE)) }
     }
 
     #[test]
     fn a_task_that_takes_a_result_and_starts_its_next_op_reuses_its_waker() {
-        let t: &'static Tally = Box::leak(Box::default());
+        let t = &Tally::default();
         let w = tally_waker(t);
         let mut s = Slots::new();
         let k = s.insert_future(&w);
@@ -459,7 +461,7 @@ mod tests {
         let k = s.insert_future(&w);
         assert_eq!(t.clones.get(), 1, "the kept waker was not reused");
         // Another task's op: the spare (none now) is not used for it.
-        let other: &'static Tally = Box::leak(Box::default());
+        let other = &Tally::default();
         s.complete(k, 1, 0);
         s.take(k, &w);
         let k2 = s.insert_future(&tally_waker(other));
