@@ -49,10 +49,18 @@ pub(crate) enum Waiters {
 
 #[cfg_attr(not(corio_uring), allow(dead_code))] // armed by io_uring only
 impl Waiters {
-    /// Adds `waker` unless it is there already.
-    pub(crate) fn add(&mut self, waker: &Waker) {
+    /// Adds `waker` unless it is there already; `spare` is a waker the
+    /// driver kept (the task's own, nearly always: then no clone).
+    pub(crate) fn add(&mut self, waker: &Waker, spare: &mut Option<Waker>) {
         match self {
-            Waiters::None => *self = Waiters::One(waker.clone()),
+            Waiters::None => {
+                let w = match spare.take() {
+                    Some(w) if w.will_wake(waker) => w,
+                    // Another task's: it goes here.
+                    _ => waker.clone(),
+                };
+                *self = Waiters::One(w);
+            }
             Waiters::One(w) if w.will_wake(waker) => {}
             Waiters::One(_) => {
                 let Waiters::One(w) = std::mem::take(self) else {
@@ -68,12 +76,20 @@ impl Waiters {
         }
     }
 
-    /// Wakes and forgets every waiter.
-    pub(crate) fn wake_all(&mut self) {
+    /// Wakes and forgets every waiter; a lone one is woken by reference
+    /// and returned, for the driver to keep for its task's next op.
+    #[must_use]
+    pub(crate) fn wake_all(&mut self) -> Option<Waker> {
         match std::mem::take(self) {
-            Waiters::None => {}
-            Waiters::One(w) => w.wake(),
-            Waiters::Many(ws) => ws.into_iter().for_each(Waker::wake),
+            Waiters::None => None,
+            Waiters::One(w) => {
+                w.wake_by_ref();
+                Some(w)
+            }
+            Waiters::Many(ws) => {
+                ws.into_iter().for_each(Waker::wake);
+                None
+            }
         }
     }
 }
@@ -126,16 +142,37 @@ mod tests {
             Arc::new(Count(AtomicUsize::new(0))),
         );
         let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let mut spare = None;
         let mut w = Waiters::None;
-        w.add(&wa);
-        w.add(&wa);
+        w.add(&wa, &mut spare);
+        w.add(&wa, &mut spare);
         assert!(matches!(w, Waiters::One(_)));
-        w.add(&wb);
-        w.add(&wb);
+        w.add(&wb, &mut spare);
+        w.add(&wb, &mut spare);
         assert!(matches!(&w, Waiters::Many(v) if v.len() == 2));
-        w.wake_all();
+        assert!(
+            w.wake_all().is_none(),
+            "several waiters are all woken by value"
+        );
         assert!(matches!(w, Waiters::None));
         assert_eq!(a.0.load(Ordering::SeqCst), 1);
         assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        // A lone waiter comes back to be kept, and is reused by its task.
+        w.add(&wa, &mut spare);
+        let kept = w.wake_all().expect("a lone waiter comes back");
+        assert_eq!(a.0.load(Ordering::SeqCst), 2);
+        assert_eq!(Arc::strong_count(&a), 3, "wa, the kept waker, the Arc");
+        spare = Some(kept);
+        w.add(&wa, &mut spare);
+        assert!(spare.is_none(), "the task's own spare was used");
+        assert_eq!(Arc::strong_count(&a), 3, "no clone");
+        // Another task's spare is dropped, not used.
+        let Waiters::One(again) = std::mem::take(&mut w) else {
+            panic!("one waiter")
+        };
+        spare = Some(again);
+        w.add(&wb, &mut spare);
+        assert!(spare.is_none());
+        assert_eq!(Arc::strong_count(&a), 2, "the other task's spare went");
     }
 }

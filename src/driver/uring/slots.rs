@@ -143,6 +143,14 @@ fn split(key: u64) -> (usize, u32) {
     (key as u32 as usize, (key >> 32) as u32)
 }
 
+/// The live slot `key` names in `slab` (a function of the slab alone, so
+/// the caller may hold `Slots::spare` meanwhile).
+#[inline]
+fn live(slab: &mut Slab<Slot>, key: u64) -> Option<&mut Slot> {
+    let (idx, generation) = split(key);
+    slab.get_mut(idx).filter(|s| s.generation == generation)
+}
+
 impl Slots {
     pub(super) fn new() -> Slots {
         Slots {
@@ -190,17 +198,7 @@ impl Slots {
     /// The live slot `key` names (`None` when it is gone or reused).
     #[inline]
     pub(super) fn get(&mut self, key: u64) -> Option<&mut Slot> {
-        let (idx, generation) = split(key);
-        self.slab
-            .get_mut(idx)
-            .filter(|s| s.generation == generation)
-    }
-
-    #[inline]
-    fn slot(&mut self, key: u64) -> &mut Slot {
-        let slot = self.get(key);
-        debug_assert!(slot.is_some(), "corio: no live op slot {key:#x}");
-        slot.expect("corio: no live op slot")
+        live(&mut self.slab, key)
     }
 
     /// Frees slot `key`.
@@ -215,14 +213,16 @@ impl Slots {
     /// `waker` to be woken by the next one.
     #[inline(always)]
     pub(super) fn take(&mut self, key: u64, waker: &Waker) -> Option<(i32, u32, bool)> {
-        let slot = self.slot(key);
+        let slot = live(&mut self.slab, key);
+        debug_assert!(slot.is_some(), "corio: no live op slot {key:#x}");
+        let slot = slot.expect("corio: no live op slot");
         let Some((res, flags)) = slot.cqes.pop() else {
             match &mut slot.owner {
                 Owner::Future(w) => match w {
                     Some(w) if w.will_wake(waker) => {}
                     _ => *w = Some(waker.clone()),
                 },
-                Owner::Armed(a) => a.waiters.add(waker),
+                Owner::Armed(a) => a.waiters.add(waker, &mut self.spare),
                 Owner::Released(_) | Owner::Disarmed(_) => {
                     debug_assert!(false, "corio: waiting on a released op")
                 }
@@ -244,7 +244,7 @@ impl Slots {
     /// A completion arrived for `key`.
     #[inline]
     pub(super) fn complete(&mut self, key: u64, res: i32, flags: u32) -> After {
-        let Some(slot) = self.get(key) else {
+        let Some(slot) = live(&mut self.slab, key) else {
             debug_assert!(false, "corio: completion for no live op slot ({key:#x})");
             return After::Nothing;
         };
@@ -262,7 +262,11 @@ impl Slots {
             Owner::Armed(a) => {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
-                a.waiters.wake_all();
+                // A lone waiter's waker is kept for its task's next op or
+                // wait (`insert_future`, `Waiters::add`).
+                if let Some(w) = a.waiters.wake_all() {
+                    self.spare = Some(w);
+                }
             }
             Owner::Released(r) => {
                 if let Some(op) = &mut r.op {
@@ -338,7 +342,7 @@ impl Slots {
                 return close.map_or(Ok(false), Err);
             }
         };
-        armed.waiters.wake_all();
+        drop(armed.waiters.wake_all());
         while let Some((res, flags)) = slot.cqes.pop() {
             armed.op.completion(res, flags);
         }
