@@ -1,0 +1,178 @@
+//! The join handle's side of a task: awaiting the output, storing the
+//! handle's waker, letting go of the task.
+//!
+//! How it works: see the parent module's state bits. The handle stores its
+//! first waker without the lock (nobody reads the slot while `AWAITER` is
+//! clear), replaces it under `LOCKED`, and on `Ready` takes the output and
+//! lets go in one subtraction (`CLOSED` set, `HANDLE` cleared).
+
+use super::*;
+
+/// The join handle's hold on a task whose output is `O`.
+pub(crate) struct JoinRaw<O, S: Schedule> {
+    pub(super) ptr: NonNull<()>,
+    pub(super) _p: PhantomData<(O, S)>,
+}
+
+impl<O, S: Schedule> JoinRaw<O, S> {
+    #[inline(always)]
+    fn header(&self) -> &Header<S> {
+        // SAFETY: `HANDLE` keeps the task alive.
+        unsafe { header::<S>(self.ptr) }
+    }
+
+    /// The task's metadata.
+    pub(crate) fn metadata(&self) -> &TaskMeta<S> {
+        &self.header().meta
+    }
+
+    /// Wakes the task (to see its abort flag).
+    pub(crate) fn wake(&self) {
+        // SAFETY: `HANDLE` keeps the task alive during the call.
+        unsafe { wake_by_ref::<S>(self.ptr.as_ptr()) }
+    }
+
+    /// A new waker for the task (one more reference).
+    pub(crate) fn waker(&self) -> Waker {
+        // SAFETY: `HANDLE` keeps the task alive while the count grows.
+        unsafe { Waker::from_raw(clone_waker::<S>(self.ptr.as_ptr())) }
+    }
+
+    /// True once the task completed or was dropped.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.header().state.load(Ordering::Acquire) & (COMPLETED | CLOSED) != 0
+    }
+
+    /// The output once there is one; `Ready(None)` when the task was
+    /// dropped unfinished. `Ready` consumes the handle (`this` becomes
+    /// `None`): with the output it lets go of the task in the same step
+    /// that marks the output taken.
+    ///
+    /// # Panics
+    ///
+    /// If `this` is `None` (polled after `Ready`).
+    pub(crate) fn poll(this: &mut Option<Self>, cx: &mut Context<'_>) -> Poll<Option<O>> {
+        let raw = this
+            .as_ref()
+            .expect("corio: a join handle polled after Ready");
+        let header = raw.header();
+        let mut state = header.state.load(Ordering::Acquire);
+        if state & (COMPLETED | CLOSED) == 0 {
+            state = raw.register(cx.waker());
+            if state & (COMPLETED | CLOSED) == 0 {
+                return Poll::Pending;
+            }
+        }
+        if state & COMPLETED == 0 {
+            // Dropped unfinished: `Drop` takes the waker back and lets go.
+            *this = None;
+            return Poll::Ready(None);
+        }
+        // Completed with the handle alive: the output is here, and only the
+        // handle ever sets `CLOSED` from now on. What `Drop` would do is
+        // done here.
+        debug_assert!(state & CLOSED == 0);
+        let raw = ManuallyDrop::new(this.take().expect("checked above"));
+        let header = raw.header();
+        // A waker this handle stored as the task completed comes back (the
+        // run may still hold the lock over it: `take_awaiter` waits).
+        let awaiter = if state & AWAITER != 0 {
+            take_awaiter(header)
+        } else {
+            None
+        };
+        let mut out = MaybeUninit::<O>::uninit();
+        // SAFETY: completed, not closed: the output is present, the
+        // handle's alone, and the slot has its type.
+        unsafe { (header.vtable.take_output)(raw.ptr, out.as_mut_ptr().cast()) };
+        // `HANDLE` set and `CLOSED` clear (only the handle changes either
+        // now): one subtraction sets the one and clears the other.
+        let next = header.state.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
+        if unowned(next) {
+            // SAFETY: this step left the task so.
+            unsafe { release(raw.ptr, next) };
+        }
+        drop(awaiter);
+        // SAFETY: `take_output` wrote it.
+        Poll::Ready(Some(unsafe { out.assume_init() }))
+    }
+
+    /// Stores `waker` for the task to wake; returns the state after.
+    fn register(&self, waker: &Waker) -> usize {
+        let header = self.header();
+        if header.state.load(Ordering::Acquire) & AWAITER == 0 {
+            // No waker stored: nobody reads the slot while `AWAITER` is
+            // clear (the run and the closers read it only under `LOCKED`
+            // with `AWAITER` set; only this handle sets `AWAITER`), so it
+            // is written without the lock, then published.
+            // SAFETY: as just said, this handle is the slot's only user.
+            let old = unsafe { (*header.awaiter.get()).replace(waker.clone()) };
+            debug_assert!(old.is_none());
+            return header.state.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER;
+        }
+        let state = lock(header);
+        // SAFETY: `LOCKED` is held.
+        let slot = unsafe { &mut *header.awaiter.get() };
+        let old = match slot {
+            Some(w) if w.will_wake(waker) => None,
+            _ => slot.replace(waker.clone()),
+        };
+        // `LOCKED` is set: the subtraction clears it and sets `AWAITER`.
+        let after = if state & AWAITER == 0 {
+            header.state.fetch_sub(LOCKED - AWAITER, Ordering::AcqRel) - (LOCKED - AWAITER)
+        } else {
+            header.state.fetch_sub(LOCKED, Ordering::AcqRel) - LOCKED
+        };
+        drop(old);
+        after
+    }
+}
+
+impl<O, S: Schedule> Drop for JoinRaw<O, S> {
+    fn drop(&mut self) {
+        // SAFETY: `HANDLE` keeps the task alive until it is cleared below.
+        let header = unsafe { header::<S>(self.ptr) };
+        let awaiter = take_awaiter(header);
+        let mut state = header.state.load(Ordering::Acquire);
+        let next = loop {
+            if state & (COMPLETED | CLOSED) == COMPLETED {
+                // Completed while the handle lived: the task left the
+                // output to the handle and touches the stage no more. Drop
+                // it before letting go (the last owner frees the block).
+                // SAFETY: completed, not closed: the output is present and
+                // the handle's; `HANDLE` still keeps the task alive.
+                unsafe { (header.vtable.drop_output)(self.ptr) };
+                // As in `poll`: sets `CLOSED`, clears `HANDLE`.
+                break header.state.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel)
+                    - (HANDLE - CLOSED);
+            }
+            // Not completed: once `HANDLE` is clear, the run that completes
+            // the task drops the output itself.
+            match header.state.compare_exchange_weak(
+                state,
+                state & !HANDLE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break state & !HANDLE,
+                Err(s) => state = s,
+            }
+        };
+        if unowned(next) {
+            // SAFETY: this step left the task so.
+            unsafe { release(self.ptr, next) };
+        }
+        drop(awaiter);
+    }
+}
+
+// The output is never pinned: it is moved out whole.
+impl<O, S: Schedule> Unpin for JoinRaw<O, S> {}
+
+// SAFETY: the handle touches the task only through the atomic state, the
+// lock-guarded awaiter and the output, which it moves to (or drops on) its
+// own thread: sound to send when the output is `Send`. The metadata it
+// reads (abort flag, scheduler) is `Sync`.
+unsafe impl<O: Send, S: Schedule + Sync> Send for JoinRaw<O, S> {}
+// SAFETY: `&JoinRaw` reads the state and the metadata (atomic, `Sync`).
+unsafe impl<O: Send, S: Schedule + Sync> Sync for JoinRaw<O, S> {}
