@@ -161,6 +161,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A `--tls` example leaves its self-signed certificate in the temp
+        // dir for clients (`--ca`): nothing of a test run stays behind.
+        for line in &self.banner {
+            if let Some(path) = line
+                .trim()
+                .strip_prefix("self-signed certificate for localhost: ")
+            {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
