@@ -137,13 +137,10 @@ union Stage<F: Future> {
     output: ManuallyDrop<F::Output>,
 }
 
-/// Creates a task whose future `make` builds from a pointer to the task's
-/// metadata (valid as long as the future is, which lives in the same
-/// allocation). Returns the runnable to queue first and the join handle.
-pub(crate) fn spawn<F, S>(
-    meta: TaskMeta<S>,
-    make: impl FnOnce(*const TaskMeta<S>) -> F,
-) -> (Runnable<S>, JoinRaw<F::Output, S>)
+/// Creates a task of `future` (which may find the metadata from its place
+/// in the block: [`meta_of_future`]). Returns the runnable to queue first
+/// and the join handle.
+pub(crate) fn spawn<F, S>(meta: TaskMeta<S>, future: F) -> (Runnable<S>, JoinRaw<F::Output, S>)
 where
     F: Future,
     S: Schedule,
@@ -154,7 +151,6 @@ where
     // SAFETY: `cell` is a fresh (or kept, unused), aligned, uninitialised
     // block with room for an `Alloc<F, S>` (`blocks` rounds the size up,
     // never down); each field is written once before anything reads it.
-    // The metadata pointer handed to `make` points into it.
     unsafe {
         (&raw mut (*cell).header).write(Header {
             head: Head {
@@ -164,7 +160,6 @@ where
             meta,
             awaiter: UnsafeCell::new(None),
         });
-        let future = make(&raw const (*cell).header.meta);
         (&raw mut (*cell).stage).write(UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
         }));

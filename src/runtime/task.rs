@@ -102,12 +102,15 @@ where
     let span = trace::TaskSpan::new(location);
     // The wrapper finds the metadata from its own place in the task's
     // block (`raw::meta_of_future`): it is only ever polled there.
-    let (runnable, raw) = raw::spawn(meta, move |_| TaskFuture {
-        future,
-        key: UNREGISTERED,
-        ctx,
-        span,
-    });
+    let (runnable, raw) = raw::spawn(
+        meta,
+        TaskFuture {
+            future,
+            key: UNREGISTERED,
+            ctx,
+            span,
+        },
+    );
     // The runnable goes to the runtime owning `shared`: per this function's
     // contract, the future is polled and dropped only where it may be.
     runnable.schedule();
@@ -279,11 +282,8 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        assert!(
-            self.raw.is_some(),
-            "corio: JoinHandle polled after it returned its result"
-        );
-        // `Ready` empties `raw` (the handle let go of the task).
+        // `Ready` empties `raw` (the handle let go of the task); polled
+        // again, it panics.
         JoinRaw::poll(&mut self.raw, cx).map(|out| {
             // `None`: the runtime dropped the task (shutdown) before it finished.
             out.unwrap_or_else(|| Err(JoinError::cancelled()))

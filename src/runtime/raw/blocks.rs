@@ -67,19 +67,19 @@ fn class_layout(class: usize) -> Layout {
     unsafe { Layout::from_size_align_unchecked(FIRST + class * CLASS, ALIGN) }
 }
 
-/// The class of a block of `layout`, if blocks of it are kept.
+/// The class of a block of `layout`, if blocks of it are kept (none in the
+/// loom model, which frees blocks on its threads in any order).
 #[inline(always)]
 fn class_of(layout: Layout) -> Option<usize> {
-    (layout.size() <= MAX && layout.align() <= ALIGN && layout.size() > 0)
+    let kept = !cfg!(all(test, corio_loom));
+    (kept && layout.size() <= MAX && layout.align() <= ALIGN && layout.size() > 0)
         .then(|| layout.size().saturating_sub(FIRST).div_ceil(CLASS))
 }
 
 /// A block for `layout`: a kept one of its class if the thread has one.
 #[inline]
 pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
-    // The loom model frees blocks on its threads in any order: none kept.
-    let class = class_of(layout).filter(|_| !cfg!(all(test, corio_loom)));
-    let Some(class) = class else {
+    let Some(class) = class_of(layout) else {
         return fresh(layout);
     };
     let kept = CACHE
@@ -115,8 +115,7 @@ fn fresh(layout: Layout) -> NonNull<u8> {
 /// to it any more.
 #[inline]
 pub(super) unsafe fn release(ptr: NonNull<u8>, layout: Layout) {
-    let class = class_of(layout).filter(|_| !cfg!(all(test, corio_loom)));
-    let Some(class) = class else {
+    let Some(class) = class_of(layout) else {
         // SAFETY: per the contract, `allocate` gave it from the allocator
         // with this layout.
         unsafe { dealloc(ptr.as_ptr(), layout) };
@@ -142,7 +141,7 @@ pub(super) unsafe fn release(ptr: NonNull<u8>, layout: Layout) {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(corio_loom)))]
 mod tests {
     use super::*;
 

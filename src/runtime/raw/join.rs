@@ -54,7 +54,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
     pub(crate) fn poll(this: &mut Option<Self>, cx: &mut Context<'_>) -> Poll<Option<O>> {
         let raw = this
             .as_ref()
-            .expect("corio: a join handle polled after Ready");
+            .expect("corio: JoinHandle polled after it returned its result");
         let header = raw.header();
         let mut state = header.state.load(Ordering::Acquire);
         if state & (COMPLETED | CLOSED) == 0 {

@@ -118,7 +118,7 @@ fn steps(left: usize, self_wake: bool) -> (Steps, Counts) {
 
 fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
     let meta = TaskMeta::new(Location::caller(), false, q.clone());
-    let (runnable, handle) = spawn(meta, |_| f);
+    let (runnable, handle) = spawn(meta, f);
     runnable.schedule();
     handle
 }
