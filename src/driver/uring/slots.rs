@@ -249,7 +249,9 @@ impl Slots {
             return After::Nothing;
         };
         let last = flags & CQE_F_MORE == 0;
-        match &mut slot.owner {
+        // Nobody waits for a released or taken-down op: each completion
+        // goes to its value, and `close` is closed after the last.
+        let (op, close): (Option<&mut dyn ReleasedOp>, _) = match &mut slot.owner {
             Owner::Future(waker) => {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
@@ -258,6 +260,7 @@ impl Slots {
                 if let Some(w) = waker {
                     w.wake_by_ref();
                 }
+                return After::Nothing;
             }
             Owner::Armed(a) => {
                 slot.cqes.push(res, flags);
@@ -267,27 +270,20 @@ impl Slots {
                 if let Some(w) = a.waiters.wake_all() {
                     self.spare = Some(w);
                 }
+                return After::Nothing;
             }
-            Owner::Released(r) => {
-                if let Some(op) = &mut r.op {
-                    op.completion(res, flags);
-                }
-                if last {
-                    let close = r.close.take();
-                    self.slab.remove(split(key).0);
-                    return close.map_or(After::Nothing, After::Close);
-                }
-            }
-            Owner::Disarmed(a) => {
-                a.op.completion(res, flags);
-                if last {
-                    let close = a.close.take();
-                    self.slab.remove(split(key).0);
-                    return close.map_or(After::Nothing, After::Close);
-                }
-            }
+            Owner::Released(r) => (r.op.as_deref_mut(), &mut r.close),
+            Owner::Disarmed(a) => (Some(&mut a.op), &mut a.close),
+        };
+        if let Some(op) = op {
+            op.completion(res, flags);
         }
-        After::Nothing
+        if !last {
+            return After::Nothing;
+        }
+        let close = close.take();
+        self.slab.remove(split(key).0);
+        close.map_or(After::Nothing, After::Close)
     }
 
     /// The future of slot `key` is gone; `op` is its value, if the kernel
