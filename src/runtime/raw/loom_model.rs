@@ -112,7 +112,7 @@ fn task(wait: bool) -> (Once, Counts) {
 
 fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
     let meta = TaskMeta::new(Location::caller(), false, q.clone());
-    let (runnable, handle) = spawn(meta, |_| f);
+    let (runnable, handle) = spawn(meta, f);
     runnable.schedule();
     handle
 }
@@ -144,6 +144,31 @@ fn await_handle<O>(h: JoinRaw<O, Queue>) -> Option<O> {
     }
 }
 
+/// Another thread waits for the waker the task keeps at its `Pending` and
+/// wakes it (by value, or by reference and then drops it).
+fn wake_when_kept(c: &Counts, by_ref: bool) -> thread::JoinHandle<()> {
+    let slot = c.waker.clone();
+    thread::spawn(move || {
+        loop {
+            let w = slot.lock().unwrap().take();
+            match w {
+                Some(w) if by_ref => return w.wake_by_ref(),
+                Some(w) => return w.wake(),
+                None => thread::yield_now(),
+            }
+        }
+    })
+}
+
+/// Runs the queue until the task's future has gone.
+fn run_until_done(q: &Queue, c: &Counts) {
+    while c.future.load(Ordering::SeqCst) == 0 {
+        if q.run_all() == 0 {
+            thread::yield_now();
+        }
+    }
+}
+
 #[test]
 fn an_output_reaches_a_handle_awaited_on_another_thread() {
     loom::model(|| {
@@ -165,22 +190,8 @@ fn a_wake_from_another_thread_while_the_task_runs_is_not_lost() {
         let q = Queue::new();
         let (f, c) = task(true);
         let h = spawn_on(&q, f);
-        let slot = c.waker.clone();
-        let waking = thread::spawn(move || {
-            loop {
-                let w = slot.lock().unwrap().take();
-                if let Some(w) = w {
-                    w.wake();
-                    return;
-                }
-                thread::yield_now();
-            }
-        });
-        while c.future.load(Ordering::SeqCst) == 0 {
-            if q.run_all() == 0 {
-                thread::yield_now();
-            }
-        }
+        let waking = wake_when_kept(&c, false);
+        run_until_done(&q, &c);
         waking.join().unwrap();
         assert!(await_handle(h).is_some(), "no output");
         assert_eq!(c.output.load(Ordering::SeqCst), 1);
@@ -197,22 +208,8 @@ fn a_waker_and_a_handle_on_two_other_threads() {
         let (f, c) = task(true);
         let h = spawn_on(&q, f);
         let awaiting = thread::spawn(move || await_handle(h).is_some());
-        let slot = c.waker.clone();
-        let waking = thread::spawn(move || {
-            loop {
-                let w = slot.lock().unwrap().take();
-                if let Some(w) = w {
-                    w.wake_by_ref();
-                    return;
-                }
-                thread::yield_now();
-            }
-        });
-        while c.future.load(Ordering::SeqCst) == 0 {
-            if q.run_all() == 0 {
-                thread::yield_now();
-            }
-        }
+        let waking = wake_when_kept(&c, true);
+        run_until_done(&q, &c);
         waking.join().unwrap();
         assert!(awaiting.join().unwrap(), "no output");
         assert_eq!(c.output.load(Ordering::SeqCst), 1);
