@@ -130,6 +130,11 @@ impl super::raw::Schedule for Arc<Shared> {
     fn schedule(runnable: Runnable) {
         Shared::schedule(runnable)
     }
+
+    #[inline(always)]
+    fn is_current(&self) -> bool {
+        with_core(|core| core.is_some_and(|core| Arc::ptr_eq(&core.shared, self)))
+    }
 }
 
 /// Scheduling onto a runtime from this thread: the local queue when the
@@ -175,6 +180,20 @@ impl Shared {
         // thread, so leak it instead.
         if let Err(e) = self.remote.push(runnable) {
             std::mem::forget(e.into_inner());
+        }
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) {
+            // Shut down since the check above: its last drain may have
+            // missed this push, and a notice left in the queue would keep
+            // its task, and the task this runtime (a cycle). Whatever is
+            // left is dropped here (notices, and `Send` tasks as above);
+            // `SeqCst` on both sides: either that drain sees the push or
+            // this load sees `closed` (fences on both sides: the queue's own
+            // orderings are not ours to lean on).
+            while let Ok(r) = self.remote.pop() {
+                drop(r);
+            }
+            return;
         }
         self.remote_wakeups.fetch_add(1, Ordering::Relaxed);
         self.unpark();

@@ -225,6 +225,9 @@ pub(super) fn shutdown(core: &Rc<Core>) {
     // Tasks from `spawn_on` may still arrive; from now on they are dropped
     // by the scheduler, and those already queued are dropped here.
     core.shared.closed.store(true, Ordering::SeqCst);
+    // Pairs with the one in `Shared::schedule_remote`: a push this drain
+    // misses sees `closed` there and is dropped by its sender.
+    std::sync::atomic::fence(Ordering::SeqCst);
     drain_remote(core);
     loop {
         let next = core.queue.pop_front();

@@ -1,23 +1,37 @@
-//! The task allocation: one header word of state, then the future or its output.
+//! The task allocation: a header of two state words, then the future or its
+//! output.
 //!
-//! How it works: a task is one heap block, a [`Header`] (the state word, a
-//! vtable, the task's metadata and the join handle's waker) followed by the
-//! stage: the future while it runs, then its output until the handle takes
-//! it. Three kinds of owner keep the block alive, all counted in the state
-//! word: the one runnable token (`SCHEDULED` while a [`Runnable`] is queued,
-//! `RUNNING` while it is being polled), the join handle (`HANDLE`) and the
-//! wakers (`REF` each). Whoever moves the word to "no owner left" frees the
-//! block; no other field is atomic.
+//! How it works: a task is one heap block, a [`Header`] (the two words, the
+//! task's metadata and the join handle's waker) followed by the stage: the
+//! future while it runs, then its output until the handle takes it.
+//!
+//! The state is split by who may touch it. The **local word** (the vtable
+//! pointer with three bits below it: `SCHEDULED`, `RUNNING`, `FINISHED`) is
+//! written only by the task's own runtime thread (the one holding its core,
+//! or the runnable token), with plain loads and stores: a wake-up on that
+//! thread, a run's start and its end are no locked instruction at all. The
+//! **shared word** holds what other threads may change: the waker count
+//! (`REF` each), the join handle's bits (`HANDLE`, `AWAITER`, `LOCKED`,
+//! `COMPLETED`, `CLOSED`), `ATTACHED` (the runtime side still holds the block:
+//! the future is there, or the completing run is still at it) and
+//! `NOTIFIED` (a wake-up from another thread is on its way). Whoever moves the
+//! shared word to "no owner left" frees the block.
+//!
+//! A waker used on another thread never touches the local word: it sets
+//! `NOTIFIED` and sends a *notice* (a runnable with a tag bit) through the
+//! runtime's remote queue; the runtime's thread takes the notice and wakes
+//! the task there. Since a waker may not know where it is called, each wake
+//! asks the scheduler whether this thread runs its tasks now
+//! ([`Schedule::is_current`]).
 //!
 //! It replaces `async-task` (same design: a state word, a waker vtable, a
 //! join handle that may live on another thread) where a runtime that polls
-//! each task on one thread can do less: waking an idle task sets one bit
-//! (the token is the bit, no reference taken), a run is one add before the
-//! poll and one subtract after it, and the handle needs no waker of its own.
-//! Measured by callgrind: async-task's `run` and `wake` were 212 of corio's
-//! 1,856 instructions per 64-byte echo.
+//! each task on one thread can do less. Measured by callgrind: async-task's
+//! `run` and `wake` were 212 of corio's 1,856 instructions per 64-byte echo;
+//! on this VM a locked instruction costs 6.5–7.3 ns, so a run or a local
+//! wake-up without one matters as much as instructions.
 //!
-//! The join handle's waker sits behind a lock bit (`LOCKED`) in the state
+//! The join handle's waker sits behind a lock bit (`LOCKED`) in the shared
 //! word: the handle stores it, the task takes it when it completes or is
 //! closed, each under the bit for a few instructions.
 
@@ -43,16 +57,30 @@ mod waker;
 pub(crate) use self::join::JoinRaw;
 use self::waker::{Wakers, clone_waker, queue, raw_waker, wake_by_ref};
 
+// The local word's bits (below the vtable pointer, which is 8-aligned).
+
 /// A runnable token exists (queued, or about to be): set by the wake that
 /// finds the task idle, cleared by the run that takes the token. Set while
 /// `RUNNING`, it tells the run to queue the task again when its poll ends.
 const SCHEDULED: usize = 1 << 0;
-/// The runnable token is being polled (on the task's own thread).
+/// The runnable token is being polled.
 const RUNNING: usize = 1 << 1;
+/// The future is gone (completed or dropped): nothing runs it again. With
+/// `SCHEDULED`, a token is queued to drop a future nobody can wake.
+const FINISHED: usize = 1 << 2;
+const LOCAL_BITS: usize = SCHEDULED | RUNNING | FINISHED;
+
+// The shared word's bits.
+
+/// The runtime side holds the block: the future is there, or the run that
+/// completed it is still handing the output over.
+const ATTACHED: usize = 1 << 0;
+/// A notice (a wake-up from another thread) is on its way to the runtime.
+const NOTIFIED: usize = 1 << 1;
 /// The future returned `Ready`; its output is in the stage until taken.
 const COMPLETED: usize = 1 << 2;
 /// The future is gone without an output (a runnable dropped: shutdown), or
-/// the output was taken or dropped. Nothing schedules the task again.
+/// the output was taken or dropped.
 const CLOSED: usize = 1 << 3;
 /// The join handle is alive.
 const HANDLE: usize = 1 << 4;
@@ -64,25 +92,68 @@ const LOCKED: usize = 1 << 6;
 const REF: usize = 1 << 7;
 const REFS: usize = !(REF - 1);
 
-/// True when nothing owns the task any more: whoever made the state so
-/// frees it.
+/// True when nothing owns the task any more: whoever made the shared word
+/// so frees it.
 #[inline(always)]
-fn unowned(state: usize) -> bool {
-    state & (REFS | SCHEDULED | RUNNING | HANDLE) == 0
+fn unowned(shared: usize) -> bool {
+    shared & (REFS | ATTACHED | NOTIFIED | HANDLE) == 0
+}
+
+/// True when nothing outside the runtime can wake the task any more (no
+/// waker, no handle, no notice on its way): if it is idle, it never will be.
+#[inline(always)]
+fn unreachable(shared: usize) -> bool {
+    shared & (REFS | NOTIFIED | HANDLE) == 0
 }
 
 /// Where a woken task goes: the runtime's queue.
 pub(crate) trait Schedule: Sized + 'static {
     /// Queues `runnable` to be run on its task's own thread.
     fn schedule(runnable: Runnable<Self>);
+
+    /// True when the calling thread is the one running this scheduler's
+    /// tasks now (it may touch their local words).
+    fn is_current(&self) -> bool;
 }
 
 /// The start of every task allocation, the same whatever its scheduler:
 /// what a waker needs.
 #[repr(C)]
 struct Head {
-    state: AtomicUsize,
-    vtable: &'static TaskVTable,
+    /// What any thread may change (see the module's notes).
+    shared: AtomicUsize,
+    /// The vtable's address with the local bits below it: written only by
+    /// the task's runtime thread (relaxed loads and stores, no locked
+    /// instruction); other threads read only the vtable from it.
+    local: AtomicUsize,
+}
+
+impl Head {
+    /// The task's vtable.
+    #[inline(always)]
+    fn vtable(&self) -> &'static TaskVTable {
+        let p = (self.local.load(Ordering::Relaxed) & !LOCAL_BITS) as *const TaskVTable;
+        // SAFETY: the word holds a `&'static TaskVTable` (8-aligned: it
+        // holds pointers) with only the local bits added (`spawn`).
+        unsafe { &*p }
+    }
+
+    /// The local bits.
+    ///
+    /// Only on the task's runtime thread (or by the token's holder).
+    #[inline(always)]
+    fn local(&self) -> usize {
+        self.local.load(Ordering::Relaxed)
+    }
+
+    /// Sets the local word (`word` is what `local` returned, changed in
+    /// its low bits only).
+    ///
+    /// Only on the task's runtime thread (or by the token's holder).
+    #[inline(always)]
+    fn set_local(&self, word: usize) {
+        self.local.store(word, Ordering::Relaxed);
+    }
 }
 
 /// The task's header: [`Head`], then what depends on the scheduler.
@@ -107,10 +178,10 @@ impl<S> std::ops::Deref for Header<S> {
 struct TaskVTable {
     /// The task's waker functions (see [`raw_waker`]).
     waker: &'static RawWakerVTable,
-    /// Queues the task (gives the runnable token to its scheduler).
-    schedule: unsafe fn(NonNull<()>),
     /// Polls the future once (consumes the runnable token).
     run: unsafe fn(NonNull<()>),
+    /// Takes a notice (a wake-up from another thread) on the task's thread.
+    notice: unsafe fn(NonNull<()>),
     /// Drops the future (a runnable dropped unrun).
     drop_future: unsafe fn(NonNull<()>),
     /// Moves the output to `*mut F::Output`.
@@ -154,8 +225,10 @@ where
     unsafe {
         (&raw mut (*cell).header).write(Header {
             head: Head {
-                state: AtomicUsize::new(SCHEDULED | HANDLE),
-                vtable: &Alloc::<F, S>::VTABLE,
+                shared: AtomicUsize::new(ATTACHED | HANDLE),
+                local: AtomicUsize::new(
+                    &Alloc::<F, S>::VTABLE as *const TaskVTable as usize | SCHEDULED,
+                ),
             },
             meta,
             awaiter: UnsafeCell::new(None),
@@ -223,8 +296,8 @@ unsafe fn header<'a, S>(ptr: NonNull<()>) -> &'a Header<S> {
 impl<F: Future, S: Schedule> Alloc<F, S> {
     const VTABLE: TaskVTable = TaskVTable {
         waker: &Wakers::<S>::VTABLE,
-        schedule: queue::<S>,
         run: Self::run,
+        notice: Self::notice,
         drop_future: Self::drop_future,
         take_output: Self::take_output,
         drop_output: Self::drop_output,
@@ -248,16 +321,11 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     unsafe fn run(ptr: NonNull<()>) {
         // SAFETY: the token keeps the allocation alive.
         let header = unsafe { header::<S>(ptr) };
-        // The token moves from `SCHEDULED` to `RUNNING`: both known (set,
-        // clear), so one add swaps them whatever else changes meanwhile.
-        let prev = header
-            .state
-            .fetch_add(RUNNING - SCHEDULED, Ordering::Acquire);
-        debug_assert!(prev & (SCHEDULED | RUNNING | COMPLETED) == SCHEDULED);
-        if prev & CLOSED != 0 {
-            // SAFETY: the caller's token is now `RUNNING`.
-            return unsafe { Self::run_orphan(ptr) };
-        }
+        let local = header.local();
+        debug_assert!(local & (SCHEDULED | RUNNING | FINISHED) == SCHEDULED);
+        // The token moves from `SCHEDULED` to `RUNNING` (the token's
+        // holder alone writes the local word).
+        header.set_local(local - SCHEDULED + RUNNING);
         // SAFETY: the vtable's functions expect a pointer to a live task
         // with scheduler `S`, as this is; the waker is not dropped (no
         // reference was taken for it).
@@ -265,53 +333,55 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
         let mut cx = Context::from_waker(&waker);
         // SAFETY: the running token gives this thread the stage.
         let stage = unsafe { Self::stage(ptr) };
-        // SAFETY: neither completed nor closed: the stage holds the future,
-        // which stays in place until it is dropped there (never moved).
+        // SAFETY: not finished: the stage holds the future, which stays in
+        // place until it is dropped there (never moved).
         let polled = unsafe { Pin::new_unchecked(&mut *stage.future) }.poll(&mut cx);
         match polled {
             Poll::Pending => {
-                let prev = header.state.fetch_sub(RUNNING, Ordering::AcqRel);
-                if prev & SCHEDULED != 0 {
+                let local = header.local();
+                header.set_local(local - RUNNING);
+                if local & SCHEDULED != 0 {
                     // Woken while running: the token goes back to the queue.
                     // SAFETY: the running token became that one.
                     unsafe { queue::<S>(ptr) };
-                } else if unowned(prev - RUNNING) {
-                    // Nobody can wake it again (no waker, no handle): its
-                    // future goes now, on its own thread.
-                    // SAFETY: the stage holds the future, dropped once here.
-                    unsafe { drop_quietly(&mut stage.future) };
-                    // SAFETY: the state says no owner is left.
-                    unsafe { Self::free(ptr) };
+                } else if unreachable(header.shared.load(Ordering::Acquire)) {
+                    // Nobody can wake it again (no waker, no handle, no
+                    // notice): its future goes now, on its own thread.
+                    // SAFETY: the stage holds the future, dropped once
+                    // here; this thread owns the local word.
+                    unsafe { Self::drop_unreachable(ptr) };
                 }
             }
             Poll::Ready(out) => {
                 // SAFETY: the stage holds the future, dropped once here.
                 unsafe { drop_quietly(&mut stage.future) };
                 stage.output = ManuallyDrop::new(out);
+                // A wake-up during the last poll is moot: nothing runs it.
+                header.set_local((header.local() & !(RUNNING | SCHEDULED)) | FINISHED);
                 // One step marks it completed and, by what it finds: with
                 // a handle and no waker of its, lets go at once (the handle
                 // may take the output and go as soon as it sees it); with
                 // the handle's waker stored, takes the lock over it too
-                // (`RUNNING` stays until the waker is out); with no handle,
-                // keeps `RUNNING` while the output is dropped here.
-                let mut state = header.state.load(Ordering::Acquire);
+                // (`ATTACHED` stays until the waker is out); with no handle,
+                // keeps `ATTACHED` while the output is dropped here.
+                let mut state = header.shared.load(Ordering::Acquire);
                 let mut spins = 0;
                 let next = loop {
                     if state & LOCKED != 0 {
                         // The handle is storing or taking its waker.
                         backoff(&mut spins);
-                        state = header.state.load(Ordering::Acquire);
+                        state = header.shared.load(Ordering::Acquire);
                         continue;
                     }
-                    let mut next = (state & !SCHEDULED) | COMPLETED;
+                    let mut next = state | COMPLETED;
                     if state & HANDLE == 0 {
                         next |= CLOSED;
                     } else if state & AWAITER != 0 {
                         next |= LOCKED;
                     } else {
-                        next &= !RUNNING;
+                        next &= !ATTACHED;
                     }
-                    match header.state.compare_exchange_weak(
+                    match header.shared.compare_exchange_weak(
                         state,
                         next,
                         Ordering::AcqRel,
@@ -321,12 +391,12 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                         Err(s) => state = s,
                     }
                 };
-                if next & RUNNING == 0 {
+                if next & ATTACHED == 0 {
                     // The handle (still there: `HANDLE` was set) owns the
                     // output and the block now.
                     return;
                 }
-                let mut done = RUNNING;
+                let mut done = ATTACHED;
                 let mut awaiter = None;
                 if next & CLOSED != 0 {
                     // The handle went first, taking its waker with it.
@@ -339,7 +409,7 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                     done |= LOCKED | AWAITER;
                 }
                 // Every bit in `done` is set, and only this run clears them.
-                let prev = header.state.fetch_sub(done, Ordering::AcqRel);
+                let prev = header.shared.fetch_sub(done, Ordering::AcqRel);
                 if unowned(prev - done) {
                     // SAFETY: no owner is left.
                     unsafe { Self::free(ptr) };
@@ -351,20 +421,60 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
         }
     }
 
-    /// Drops the future of a task queued by [`orphaned`], instead of
-    /// polling it.
+    /// Takes a notice on the task's thread: clears `NOTIFIED`, then wakes
+    /// the task here (running it at once if it was idle), drops a future
+    /// nobody can wake any more, or frees a task nothing owns.
     ///
     /// # Safety
     ///
-    /// The caller holds the running token, on the task's thread.
+    /// The caller holds the notice (`NOTIFIED` set by the thread that sent
+    /// it), on the task's thread.
     #[cold]
-    unsafe fn run_orphan(ptr: NonNull<()>) {
-        // SAFETY: the token gives the stage, which holds the future.
-        unsafe { drop_quietly(&mut Self::stage(ptr).future) };
-        // SAFETY: the token keeps the task alive until it is given up.
+    unsafe fn notice(ptr: NonNull<()>) {
+        // SAFETY: `NOTIFIED` keeps the allocation alive until cleared.
         let header = unsafe { header::<S>(ptr) };
-        let prev = header.state.fetch_sub(RUNNING, Ordering::AcqRel);
-        if unowned(prev - RUNNING) {
+        let next = header.shared.fetch_and(!NOTIFIED, Ordering::AcqRel) & !NOTIFIED;
+        if unowned(next) {
+            // SAFETY: the notice was the last owner (the task finished
+            // meanwhile and everything else let go).
+            return unsafe { Self::free(ptr) };
+        }
+        let local = header.local();
+        if next & ATTACHED == 0 || local & (SCHEDULED | RUNNING | FINISHED) != 0 {
+            // Finished (another owner holds the block), or queued already.
+            return;
+        }
+        if unreachable(next) {
+            // Sent by the last waker or the handle as it went: the future
+            // goes without a poll.
+            // SAFETY: idle, not finished: the stage holds the future, and
+            // this thread owns the local word.
+            return unsafe { Self::drop_unreachable(ptr) };
+        }
+        // Idle: this call is as good as a queued token, so the task runs
+        // now (one run for the wake-up, as on its own thread).
+        header.set_local(local | SCHEDULED);
+        // SAFETY: the token was just taken, on the task's thread.
+        unsafe { Self::run(ptr) }
+    }
+
+    /// Drops the future of an idle task nothing can wake (no waker, no
+    /// handle), and lets go of the block.
+    ///
+    /// # Safety
+    ///
+    /// On the task's thread, the task idle (neither queued nor running) and
+    /// not finished.
+    #[cold]
+    unsafe fn drop_unreachable(ptr: NonNull<()>) {
+        // SAFETY: per the contract.
+        let header = unsafe { header::<S>(ptr) };
+        header.set_local(header.local() | FINISHED);
+        // SAFETY: per the contract the stage holds the future; nothing can
+        // run it: it is dropped once, here.
+        unsafe { drop_quietly(&mut Self::stage(ptr).future) };
+        let prev = header.shared.fetch_sub(ATTACHED, Ordering::AcqRel);
+        if unowned(prev - ATTACHED) {
             // SAFETY: no owner is left, the stage is empty.
             unsafe { Self::free(ptr) };
         }
@@ -418,42 +528,63 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     }
 }
 
-/// The last owner of a task whose future is still there went (its last
-/// waker, or its handle), perhaps on another thread: the future must be
-/// dropped on its own. The task takes its token back, closed, and goes to
-/// its runtime, whose run drops the future instead of polling it.
-/// (Unreachable through corio's own tasks: a pending one is registered with
-/// its runtime, whose waker is the last to go, with the future.)
-///
-/// # Safety
-///
-/// `ptr` is a live task that nothing owns any more
-/// (`unowned`), neither completed nor closed.
-#[cold]
-unsafe fn orphaned(ptr: NonNull<()>) {
-    // SAFETY: per the contract: nothing else can reach the state.
-    let head = unsafe { head(ptr) };
-    head.state.fetch_or(SCHEDULED | CLOSED, Ordering::AcqRel);
-    // SAFETY: the token was just taken.
-    unsafe { (head.vtable.schedule)(ptr) };
+/// The shared word after `state` loses `gone` (a `REF`, or `HANDLE`), and
+/// whether the step sends a notice. When it would leave an unfinished task
+/// that nothing can wake any more, the step sets `NOTIFIED` too, and the
+/// notice has the runtime drop the future if the task is idle (on its own
+/// thread, and not inside whatever dropped the last waker) — unless `busy`
+/// says this is the task's own thread and the task is queued, running or
+/// finished (the run's end looks at it then). Setting `NOTIFIED` in the
+/// same step keeps the block alive for the notice: a step after it could
+/// find the block freed. (Unreachable through corio's own tasks: a pending
+/// one is registered with its runtime, whose waker is the last to go, with
+/// the future.)
+#[inline(always)]
+fn losing(state: usize, gone: usize, busy: &mut impl FnMut() -> bool) -> (usize, bool) {
+    let next = state - gone;
+    if next & (ATTACHED | COMPLETED | CLOSED) == ATTACHED && unreachable(next) && !busy() {
+        (next | NOTIFIED, true)
+    } else {
+        (next, false)
+    }
 }
 
-/// Frees a task nothing owns, or hands it to [`orphaned`] when its future
-/// is still there.
+/// `losing`'s `busy` for the task at `ptr`: true on the task's own thread
+/// while it is queued, running or finished (asked once, then kept).
 ///
 /// # Safety
 ///
-/// `ptr` is a task that the caller's last step left with the state
-/// `state`, `unowned`.
-unsafe fn release(ptr: NonNull<()>, state: usize) {
-    if state & (COMPLETED | CLOSED) == 0 {
-        // SAFETY: per the contract.
-        unsafe { orphaned(ptr) }
-    } else {
-        // SAFETY: no owner is left and the stage is empty (completed:
-        // the output was taken or dropped before the last owner went;
-        // closed: the future was dropped).
-        unsafe { (head(ptr).vtable.free)(ptr) }
+/// `ptr` is a live task with scheduler `S`, alive while the result is used.
+unsafe fn busy_here<S: Schedule>(ptr: NonNull<()>) -> impl FnMut() -> bool {
+    let mut known = None;
+    move || {
+        *known.get_or_insert_with(|| {
+            // SAFETY: per the contract.
+            let header = unsafe { header::<S>(ptr) };
+            header.meta.scheduler().is_current()
+                && header.local() & (SCHEDULED | RUNNING | FINISHED) != 0
+        })
+    }
+}
+
+/// Ends a step that took an owner away (by `losing`) and left the shared
+/// word `next`: frees a task nothing owns, or sends the notice the step
+/// decided on.
+///
+/// # Safety
+///
+/// `ptr` is a task the caller's step left so (it may be freed here).
+#[inline(always)]
+unsafe fn after_losing<S: Schedule>(ptr: NonNull<()>, next: usize, notice: bool) {
+    if notice {
+        // `NOTIFIED` (set by the step) keeps the task alive until the
+        // runtime takes the notice.
+        S::schedule(Runnable::notice(ptr));
+    } else if unowned(next) {
+        // SAFETY: no owner is left and the stage is empty (the runtime side
+        // empties it before it lets go; the handle takes or drops the
+        // output before it does).
+        unsafe { (head(ptr).vtable().free)(ptr) }
     }
 }
 
@@ -470,7 +601,7 @@ unsafe fn drop_quietly<T>(value: &mut ManuallyDrop<T>) {
 
 /// Takes the join handle's waker, if it left one.
 fn take_awaiter<S>(header: &Header<S>) -> Option<Waker> {
-    if header.state.load(Ordering::Acquire) & AWAITER == 0 {
+    if header.shared.load(Ordering::Acquire) & AWAITER == 0 {
         return None;
     }
     let state = lock(header);
@@ -479,7 +610,7 @@ fn take_awaiter<S>(header: &Header<S>) -> Option<Waker> {
         .then(|| unsafe { (*header.awaiter.get()).take() })
         .flatten();
     header
-        .state
+        .shared
         .fetch_and(!(LOCKED | AWAITER), Ordering::Release);
     w
 }
@@ -488,7 +619,7 @@ fn take_awaiter<S>(header: &Header<S>) -> Option<Waker> {
 fn lock<S>(header: &Header<S>) -> usize {
     let mut spins = 0u32;
     loop {
-        let state = header.state.fetch_or(LOCKED, Ordering::Acquire);
+        let state = header.shared.fetch_or(LOCKED, Ordering::Acquire);
         if state & LOCKED == 0 {
             return state;
         }
@@ -517,23 +648,49 @@ fn backoff(spins: &mut u32) {
 }
 
 /// A task's runnable token: running it polls the future once; dropping it
-/// unrun drops the future (runtime shutdown).
+/// unrun drops the future (runtime shutdown). A *notice* (the pointer's
+/// low bit set) is a wake-up sent from another thread instead: running it
+/// wakes the task on its own thread.
 pub(crate) struct Runnable<S> {
     ptr: NonNull<()>,
     _s: PhantomData<S>,
 }
+
+/// The tag of a notice in `Runnable::ptr` (task blocks are 8-aligned).
+const NOTICE: usize = 1;
 
 // SAFETY: a runnable crosses threads only through its runtime's remote
 // queue, which only that runtime's thread drains; the futures of tasks
 // spawned from other threads are `Send` (see `task::spawn_onto`).
 unsafe impl<S> Send for Runnable<S> {}
 
+impl<S> Runnable<S> {
+    /// A notice for the task at `ptr`.
+    fn notice(ptr: NonNull<()>) -> Self {
+        Runnable {
+            ptr: ptr.map_addr(|a| a | NOTICE),
+            _s: PhantomData,
+        }
+    }
+
+    /// The task, without the tag; whether this is a notice.
+    #[inline(always)]
+    fn task(&self) -> (NonNull<()>, bool) {
+        let tag = self.ptr.addr().get() & NOTICE;
+        // SAFETY: a task pointer with its low bit cleared is non-null.
+        let ptr = self
+            .ptr
+            .map_addr(|a| unsafe { std::num::NonZeroUsize::new_unchecked(a.get() & !NOTICE) });
+        (ptr, tag != 0)
+    }
+}
+
 impl<S: Schedule> Runnable<S> {
     /// The task's metadata.
     #[inline(always)]
     pub(crate) fn metadata(&self) -> &TaskMeta<S> {
-        // SAFETY: the token keeps the task alive.
-        &unsafe { header::<S>(self.ptr) }.meta
+        // SAFETY: the token (or the notice) keeps the task alive.
+        &unsafe { header::<S>(self.task().0) }.meta
     }
 
     /// Queues the task on its runtime.
@@ -542,29 +699,50 @@ impl<S: Schedule> Runnable<S> {
         S::schedule(self);
     }
 
-    /// Polls the task once.
+    /// Polls the task once (takes the notice: wakes the task).
     #[inline(always)]
     pub(crate) fn run(self) {
         let this = ManuallyDrop::new(self);
-        // SAFETY: the token (moved into the call) keeps the task alive, and
-        // runnables are run on their task's thread.
-        unsafe { (header::<S>(this.ptr).vtable.run)(this.ptr) }
+        let (ptr, notice) = this.task();
+        // SAFETY: the token or notice (moved into the call) keeps the task
+        // alive, and runnables are run on their task's thread.
+        unsafe {
+            let vtable = head(ptr).vtable();
+            if notice {
+                (vtable.notice)(ptr)
+            } else {
+                (vtable.run)(ptr)
+            }
+        }
     }
 }
 
 impl<S> Drop for Runnable<S> {
     fn drop(&mut self) {
-        // SAFETY: the token keeps the task alive until its bit is cleared
-        // below; it gives this thread the stage (no run is in progress).
-        let header = unsafe { header::<S>(self.ptr) };
-        header.state.fetch_or(CLOSED, Ordering::AcqRel);
-        // SAFETY: the token is held; see `Runnable`'s `Send` impl for the thread.
-        unsafe { (header.vtable.drop_future)(self.ptr) };
+        let (ptr, notice) = self.task();
+        // SAFETY: the token or notice keeps the task alive until its bit
+        // is cleared below.
+        let header = unsafe { header::<S>(ptr) };
+        if notice {
+            // Dropped unrun (shutdown): the wake-up goes, nothing else.
+            let next = header.shared.fetch_and(!NOTIFIED, Ordering::AcqRel) & !NOTIFIED;
+            if unowned(next) {
+                // SAFETY: no owner is left.
+                unsafe { (header.vtable().free)(ptr) };
+            }
+            return;
+        }
+        // The token gives this thread the stage and the local word (no run
+        // is in progress; see `Runnable`'s `Send` impl for the thread).
+        header.set_local((header.local() & !SCHEDULED) | FINISHED);
+        header.shared.fetch_or(CLOSED, Ordering::AcqRel);
+        // SAFETY: as above; the future is there (not finished).
+        unsafe { (header.vtable().drop_future)(ptr) };
         let awaiter = take_awaiter(header);
-        let prev = header.state.fetch_sub(SCHEDULED, Ordering::AcqRel);
-        if unowned(prev - SCHEDULED) {
+        let prev = header.shared.fetch_sub(ATTACHED, Ordering::AcqRel);
+        if unowned(prev - ATTACHED) {
             // SAFETY: no owner is left.
-            unsafe { (header.vtable.free)(self.ptr) };
+            unsafe { (header.vtable().free)(ptr) };
         }
         if let Some(w) = awaiter {
             w.wake();

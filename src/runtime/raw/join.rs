@@ -40,7 +40,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
 
     /// True once the task completed or was dropped.
     pub(crate) fn is_finished(&self) -> bool {
-        self.header().state.load(Ordering::Acquire) & (COMPLETED | CLOSED) != 0
+        self.header().shared.load(Ordering::Acquire) & (COMPLETED | CLOSED) != 0
     }
 
     /// The output once there is one; `Ready(None)` when the task was
@@ -56,7 +56,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             .as_ref()
             .expect("corio: JoinHandle polled after it returned its result");
         let header = raw.header();
-        let mut state = header.state.load(Ordering::Acquire);
+        let mut state = header.shared.load(Ordering::Acquire);
         if state & (COMPLETED | CLOSED) == 0 {
             state = raw.register(cx.waker());
             if state & (COMPLETED | CLOSED) == 0 {
@@ -84,14 +84,12 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         let mut out = MaybeUninit::<O>::uninit();
         // SAFETY: completed, not closed: the output is present, the
         // handle's alone, and the slot has its type.
-        unsafe { (header.vtable.take_output)(raw.ptr, out.as_mut_ptr().cast()) };
+        unsafe { (header.vtable().take_output)(raw.ptr, out.as_mut_ptr().cast()) };
         // `HANDLE` set and `CLOSED` clear (only the handle changes either
         // now): one subtraction sets the one and clears the other.
-        let next = header.state.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
-        if unowned(next) {
-            // SAFETY: this step left the task so.
-            unsafe { release(raw.ptr, next) };
-        }
+        let next = header.shared.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
+        // SAFETY: this step left the task so (completed: no notice).
+        unsafe { after_losing::<S>(raw.ptr, next, false) };
         drop(awaiter);
         // SAFETY: `take_output` wrote it.
         Poll::Ready(Some(unsafe { out.assume_init() }))
@@ -100,7 +98,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
     /// Stores `waker` for the task to wake; returns the state after.
     fn register(&self, waker: &Waker) -> usize {
         let header = self.header();
-        if header.state.load(Ordering::Acquire) & AWAITER == 0 {
+        if header.shared.load(Ordering::Acquire) & AWAITER == 0 {
             // No waker stored: nobody reads the slot while `AWAITER` is
             // clear (the run and the closers read it only under `LOCKED`
             // with `AWAITER` set; only this handle sets `AWAITER`), so it
@@ -108,7 +106,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             // SAFETY: as just said, this handle is the slot's only user.
             let old = unsafe { (*header.awaiter.get()).replace(waker.clone()) };
             debug_assert!(old.is_none());
-            return header.state.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER;
+            return header.shared.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER;
         }
         let state = lock(header);
         // SAFETY: `LOCKED` is held.
@@ -119,9 +117,9 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         };
         // `LOCKED` is set: the subtraction clears it and sets `AWAITER`.
         let after = if state & AWAITER == 0 {
-            header.state.fetch_sub(LOCKED - AWAITER, Ordering::AcqRel) - (LOCKED - AWAITER)
+            header.shared.fetch_sub(LOCKED - AWAITER, Ordering::AcqRel) - (LOCKED - AWAITER)
         } else {
-            header.state.fetch_sub(LOCKED, Ordering::AcqRel) - LOCKED
+            header.shared.fetch_sub(LOCKED, Ordering::AcqRel) - LOCKED
         };
         drop(old);
         after
@@ -133,35 +131,37 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
         // SAFETY: `HANDLE` keeps the task alive until it is cleared below.
         let header = unsafe { header::<S>(self.ptr) };
         let awaiter = take_awaiter(header);
-        let mut state = header.state.load(Ordering::Acquire);
-        let next = loop {
+        // SAFETY: `HANDLE` keeps the task alive while `busy` is asked.
+        let mut busy = unsafe { busy_here::<S>(self.ptr) };
+        let mut state = header.shared.load(Ordering::Acquire);
+        let (next, notice) = loop {
             if state & (COMPLETED | CLOSED) == COMPLETED {
                 // Completed while the handle lived: the task left the
                 // output to the handle and touches the stage no more. Drop
                 // it before letting go (the last owner frees the block).
                 // SAFETY: completed, not closed: the output is present and
                 // the handle's; `HANDLE` still keeps the task alive.
-                unsafe { (header.vtable.drop_output)(self.ptr) };
+                unsafe { (header.vtable().drop_output)(self.ptr) };
                 // As in `poll`: sets `CLOSED`, clears `HANDLE`.
-                break header.state.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel)
-                    - (HANDLE - CLOSED);
+                let next =
+                    header.shared.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
+                break (next, false);
             }
             // Not completed: once `HANDLE` is clear, the run that completes
             // the task drops the output itself.
-            match header.state.compare_exchange_weak(
+            let (next, notice) = losing(state, HANDLE, &mut busy);
+            match header.shared.compare_exchange_weak(
                 state,
-                state & !HANDLE,
+                next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => break state & !HANDLE,
+                Ok(_) => break (next, notice),
                 Err(s) => state = s,
             }
         };
-        if unowned(next) {
-            // SAFETY: this step left the task so.
-            unsafe { release(self.ptr, next) };
-        }
+        // SAFETY: this step left the task so.
+        unsafe { after_losing::<S>(self.ptr, next, notice) };
         drop(awaiter);
     }
 }

@@ -1,6 +1,6 @@
-//! A loom model of the task state word: the run on the task's thread, the
-//! join handle, and wakers on other threads, in every interleaving loom
-//! explores. `raw.rs` takes loom's atomics under `--cfg corio_loom` (and
+//! A loom model of the task state words: the run on the task's thread, the
+//! join handle, and wakers on other threads (notices), in every
+//! interleaving loom explores. `raw.rs` takes loom's atomics under `--cfg corio_loom` (and
 //! `blocks.rs` keeps no blocks), so this drives the real code; each model
 //! checks that an output reaches its handle (or is dropped) exactly once,
 //! that no wake-up is lost, and that the block is freed exactly once.
@@ -29,11 +29,23 @@ impl Schedule for Queue {
         let q = runnable.metadata().scheduler().0.clone();
         q.lock().unwrap().push(runnable);
     }
+
+    fn is_current(&self) -> bool {
+        OWNED.with(|r| r.get() == StdArc::as_ptr(&self.0).cast())
+    }
+}
+
+loom::thread_local! {
+    /// The queue whose tasks this model thread runs (the one that made it).
+    static OWNED: std::cell::Cell<*const ()> = std::cell::Cell::new(std::ptr::null());
 }
 
 impl Queue {
+    /// A queue whose tasks the calling model thread runs.
     fn new() -> Queue {
-        Queue(StdArc::new(Mutex::new(Vec::new())))
+        let q = Queue(StdArc::new(Mutex::new(Vec::new())));
+        OWNED.with(|o| o.set(StdArc::as_ptr(&q.0).cast()));
+        q
     }
 
     fn run_all(&self) -> usize {
@@ -226,6 +238,10 @@ fn a_handle_dropped_as_the_task_completes_drops_the_output_once() {
         let dropping = thread::spawn(move || drop(h));
         q.run_all();
         dropping.join().unwrap();
+        // A handle dropped elsewhere before the run, with no waker left,
+        // sends a notice (that thread cannot see that the task is queued):
+        // the runtime takes it.
+        q.run_all();
         assert_eq!(c.output.load(Ordering::SeqCst), 1);
         assert_eq!(q.holders(), 1, "the task was not freed");
     });
@@ -241,8 +257,32 @@ fn a_last_waker_dropped_on_another_thread_leaves_the_future_to_its_runtime() {
         let w = c.waker.lock().unwrap().take().expect("kept waker");
         let dropping = thread::spawn(move || drop(w));
         dropping.join().unwrap();
-        // The orphaned task was queued, closed: its run drops the future
-        // (with the output it had not returned).
+        // The last waker sent a notice: taking it drops the future (with
+        // the output it had not returned).
+        q.run_all();
+        assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
+
+#[test]
+fn a_notice_racing_the_task_to_completion_is_taken_or_dropped_once() {
+    // A wake from another thread (a notice) while the task's own thread
+    // wakes and completes it: the notice finds the task queued, running,
+    // or finished (then it may be what frees the block).
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(true);
+        let h = spawn_on(&q, f);
+        q.run_all();
+        let w = c.waker.lock().unwrap().take().expect("kept waker");
+        let other = w.clone();
+        let waking = thread::spawn(move || other.wake());
+        w.wake();
+        run_until_done(&q, &c);
+        drop(h);
+        waking.join().unwrap();
         q.run_all();
         assert_eq!(c.future.load(Ordering::SeqCst), 1);
         assert_eq!(c.output.load(Ordering::SeqCst), 1);

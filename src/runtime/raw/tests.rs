@@ -10,14 +10,26 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::*;
 
-/// Queues woken runnables for the test to run.
-#[derive(Clone, Default)]
-struct Queue(Arc<Mutex<Vec<Runnable<Queue>>>>);
+/// Queues woken runnables for the test to run. The thread that made it is
+/// its tasks' own thread (where the test runs them): wakes there are
+/// local, wakes elsewhere send notices.
+#[derive(Clone)]
+struct Queue(Arc<Mutex<Vec<Runnable<Queue>>>>, std::thread::ThreadId);
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue(Arc::default(), std::thread::current().id())
+    }
+}
 
 impl Schedule for Queue {
     fn schedule(runnable: Runnable<Queue>) {
         let q = runnable.metadata().scheduler().0.clone();
         q.lock().unwrap().push(runnable);
+    }
+
+    fn is_current(&self) -> bool {
+        std::thread::current().id() == self.1
     }
 }
 
@@ -233,7 +245,8 @@ fn a_dropped_runnable_drops_the_future_and_the_handle_sees_none() {
     q.run_all();
     let flag = Arc::new(Flag::default());
     assert!(poll_handle(&mut h, &flag).is_pending());
-    // Shutdown: wake the task, drop its runnable instead of running it.
+    // Shutdown: wake the task (on its thread, as the runtime's shutdown
+    // does), drop its runnable instead of running it.
     c.take_waker().wake();
     let runnables = q.take();
     assert_eq!(runnables.len(), 1);
@@ -438,4 +451,93 @@ fn every_waker_of_a_task_will_wake_the_others() {
     assert!(abort_side.will_wake(kept.lock().unwrap().as_ref().unwrap()));
     drop((abort_side, h, kept));
     assert_eq!(q.holders(), 1);
+}
+
+/// Runs `f` on another thread (a waker used there sends notices).
+fn elsewhere<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().unwrap()
+}
+
+#[test]
+fn wakes_from_another_thread_send_one_notice_that_runs_the_task_once() {
+    let q = Queue::default();
+    let (f, c) = steps(2, false);
+    let mut h = Some(spawn_on(&q, f));
+    assert_eq!(q.run_all(), 1);
+    let w = c.take_waker();
+    // By reference twice, then by value: the first sends the notice, the
+    // others find it on its way.
+    elsewhere(move || {
+        w.wake_by_ref();
+        w.wake_by_ref();
+        w.wake();
+    });
+    assert_eq!(q.0.lock().unwrap().len(), 1, "one notice");
+    // Taking it runs the task (here: its second Pending, a new waker kept).
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(c.future.load(Ordering::SeqCst), 0);
+    // A wake on the task's own thread queues its token, no notice.
+    c.take_waker().wake();
+    assert_eq!(q.run_all(), 1);
+    let flag = Arc::new(Flag::default());
+    assert!(matches!(poll_handle(&mut h, &flag), Poll::Ready(Some(_))));
+    assert_eq!(q.holders(), 1, "task not freed");
+}
+
+#[test]
+fn a_notice_that_outlives_its_task_frees_the_block_when_it_goes() {
+    let q = Queue::default();
+    // Taken after the task finished: it frees the block.
+    let (f, c) = steps(1, false);
+    drop(spawn_on(&q, f));
+    q.run_all();
+    let w = c.take_waker();
+    let own = w.clone();
+    elsewhere(move || w.wake());
+    // The task's own wake-up runs it to completion behind the notice's back.
+    own.wake();
+    let mut batch = q.take();
+    assert_eq!(batch.len(), 2, "a notice and a token");
+    let token = batch.pop().unwrap();
+    token.run();
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 2, "the notice keeps the block");
+    batch.pop().unwrap().run();
+    assert_eq!(q.holders(), 1, "the notice did not free the block");
+    // Dropped unrun (shutdown) after the task was dropped: same.
+    let (f, c) = steps(1, false);
+    drop(spawn_on(&q, f));
+    q.run_all();
+    let w = c.take_waker();
+    let own = w.clone();
+    elsewhere(move || w.wake());
+    own.wake();
+    let mut batch = q.take();
+    let token = batch.pop().unwrap();
+    drop(token);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1, "future not dropped");
+    assert_eq!(q.holders(), 2);
+    drop(batch);
+    assert_eq!(q.holders(), 1, "the dropped notice did not free the block");
+}
+
+#[test]
+fn a_wake_from_another_thread_after_the_task_finished_sends_nothing() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let h = spawn_on(&q, f);
+    q.run_all();
+    let w = c.take_waker();
+    let kept = w.clone();
+    w.wake();
+    q.run_all();
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    drop(h);
+    assert_eq!(q.holders(), 2, "the waker keeps the block");
+    elsewhere(move || {
+        kept.wake_by_ref();
+        kept.wake();
+    });
+    assert!(q.take().is_empty(), "a notice for a finished task");
+    assert_eq!(q.holders(), 1, "the last waker did not free the block");
 }

@@ -1,10 +1,13 @@
 //! A task's wakers: one vtable per scheduler, a reference count in the
-//! task's state word.
+//! task's shared word.
 //!
-//! How it works: cloning adds a `REF`; waking sets `SCHEDULED` if the task
-//! is idle (then queues it, unless it is running) and, by value, gives up
-//! the reference in the same step; the last reference to go frees the task
-//! or hands an unfinished one to its runtime (`orphaned`).
+//! How it works: cloning adds a `REF`. Waking on the task's own thread
+//! sets `SCHEDULED` in the local word if the task is idle and queues it
+//! (unless it is running): plain loads and stores. Waking elsewhere sends a
+//! notice (`notify`): `NOTIFIED` set in the shared word, a tagged runnable
+//! in the runtime's remote queue; by value, the reference goes in the same
+//! step. The last reference to go frees the task, or has its runtime look
+//! at one nothing can wake any more (`release`).
 
 use super::*;
 
@@ -22,7 +25,7 @@ use super::*;
 #[inline(always)]
 pub(super) unsafe fn raw_waker(ptr: NonNull<()>) -> RawWaker {
     // SAFETY: per the contract.
-    RawWaker::new(ptr.as_ptr(), unsafe { head(ptr) }.vtable.waker)
+    RawWaker::new(ptr.as_ptr(), unsafe { head(ptr) }.vtable().waker)
 }
 
 /// The waker functions of tasks scheduled by `S` (generic, so a wake calls
@@ -44,12 +47,12 @@ impl<S: Schedule> Wakers<S> {
 pub(super) unsafe fn clone_waker<S: Schedule>(ptr: *const ()) -> RawWaker {
     // SAFETY: per the contract.
     let head = unsafe { head(NonNull::new_unchecked(ptr.cast_mut())) };
-    let prev = head.state.fetch_add(REF, Ordering::Relaxed);
+    let prev = head.shared.fetch_add(REF, Ordering::Relaxed);
     if prev > isize::MAX as usize {
         // Billions of wakers of one task: the count would overflow.
         std::process::abort();
     }
-    RawWaker::new(ptr, head.vtable.waker)
+    RawWaker::new(ptr, head.vtable().waker)
 }
 
 /// Gives the runnable token of the task at `ptr` to its scheduler.
@@ -66,27 +69,71 @@ pub(super) unsafe fn queue<S: Schedule>(ptr: NonNull<()>) {
     });
 }
 
-/// Sets `SCHEDULED` unless the task is queued, finished or closed, taking
-/// `refs` off the waker count in the same step. `Some(state before)` when
-/// this call set it (it then holds the token, to queue unless `RUNNING`),
-/// `None` when it changed nothing.
+/// Wakes the task at `ptr` on its own thread: sets `SCHEDULED` unless it
+/// is queued or finished, and queues it unless it is running.
+///
+/// # Safety
+///
+/// `ptr` is a live task, and this is its runtime's thread (`is_current`).
 #[inline(always)]
-pub(super) fn mark_scheduled(head: &Head, refs: usize) -> Option<usize> {
-    let mut state = head.state.load(Ordering::Acquire);
+pub(super) unsafe fn local_wake<S: Schedule>(ptr: NonNull<()>) {
+    // SAFETY: per the contract.
+    let head = unsafe { head(ptr) };
+    let local = head.local();
+    if local & (SCHEDULED | FINISHED) != 0 {
+        return;
+    }
+    head.set_local(local | SCHEDULED);
+    if local & RUNNING == 0 {
+        // SAFETY: this call took the token.
+        unsafe { queue::<S>(ptr) };
+    }
+}
+
+/// Sends a notice to the runtime of the task at `ptr` (from any thread):
+/// sets `NOTIFIED` unless it is set or the runtime side let go, taking
+/// `refs` off the waker count in the same step, and queues the notice.
+///
+/// # Safety
+///
+/// `ptr` is a live task; the caller holds `refs` (0 or `REF`) of its
+/// references, given up here.
+pub(super) unsafe fn notify<S: Schedule>(ptr: NonNull<()>, refs: usize) {
+    // SAFETY: per the contract.
+    let head = unsafe { head(ptr) };
+    let mut state = head.shared.load(Ordering::Acquire);
     loop {
-        if state & (SCHEDULED | COMPLETED | CLOSED) != 0 {
-            return None;
+        if state & (ATTACHED | NOTIFIED) != ATTACHED {
+            // Finished, or a notice is on its way already.
+            if refs != 0 {
+                // SAFETY: the caller's reference is given up once, here.
+                unsafe { drop_ref::<S>(ptr) };
+            }
+            return;
         }
-        match head.state.compare_exchange_weak(
+        match head.shared.compare_exchange_weak(
             state,
-            (state | SCHEDULED) - refs,
+            (state | NOTIFIED) - refs,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
-            Ok(_) => return Some(state),
+            Ok(_) => break,
             Err(s) => state = s,
         }
     }
+    // `NOTIFIED` keeps the task alive until the runtime takes the notice.
+    S::schedule(Runnable::notice(ptr));
+}
+
+/// True when the calling thread runs the tasks of the task at `ptr`.
+///
+/// # Safety
+///
+/// `ptr` is a live task with scheduler `S`.
+#[inline(always)]
+unsafe fn on_own_thread<S: Schedule>(ptr: NonNull<()>) -> bool {
+    // SAFETY: per the contract.
+    unsafe { header::<S>(ptr) }.meta.scheduler().is_current()
 }
 
 /// # Safety
@@ -95,12 +142,13 @@ pub(super) fn mark_scheduled(head: &Head, refs: usize) -> Option<usize> {
 pub(super) unsafe fn wake_by_ref<S: Schedule>(ptr: *const ()) {
     // SAFETY: per the contract.
     let ptr = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
-    // SAFETY: per the contract.
-    if let Some(state) = mark_scheduled(unsafe { head(ptr) }, 0)
-        && state & RUNNING == 0
-    {
-        // SAFETY: this call took the token.
-        unsafe { queue::<S>(ptr) };
+    // SAFETY: per the contract, and checked to be on the task's thread.
+    unsafe {
+        if on_own_thread::<S>(ptr) {
+            local_wake::<S>(ptr);
+        } else {
+            notify::<S>(ptr, 0);
+        }
     }
 }
 
@@ -110,17 +158,15 @@ pub(super) unsafe fn wake_by_ref<S: Schedule>(ptr: *const ()) {
 pub(super) unsafe fn wake<S: Schedule>(ptr: *const ()) {
     // SAFETY: the waker's reference keeps the task alive.
     let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
-    // Queue it and give the reference up in one step: the token keeps the
-    // task alive from there.
-    // SAFETY: as above.
-    match mark_scheduled(unsafe { head(nn) }, REF) {
-        // Nothing to queue: only the reference goes.
-        // SAFETY: the waker's reference is given up once, here.
-        None => unsafe { drop_waker::<S>(ptr) },
-        // SAFETY: this call took the token.
-        Some(state) if state & RUNNING == 0 => unsafe { queue::<S>(nn) },
-        // Running: the run queues it when its poll ends.
-        Some(_) => {}
+    // SAFETY: as above; the reference is given up once, after the wake on
+    // the task's thread, or with the notice elsewhere.
+    unsafe {
+        if on_own_thread::<S>(nn) {
+            local_wake::<S>(nn);
+            drop_ref::<S>(nn);
+        } else {
+            notify::<S>(nn, REF);
+        }
     }
 }
 
@@ -128,13 +174,31 @@ pub(super) unsafe fn wake<S: Schedule>(ptr: *const ()) {
 ///
 /// `ptr` is a task this waker holds a reference of (given up here).
 pub(super) unsafe fn drop_waker<S: Schedule>(ptr: *const ()) {
-    // SAFETY: the waker's reference keeps the task alive until it is given up.
-    let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
-    // SAFETY: as above.
-    let head = unsafe { head(nn) };
-    let prev = head.state.fetch_sub(REF, Ordering::AcqRel);
-    if unowned(prev - REF) {
-        // SAFETY: this step left the task so.
-        unsafe { release(nn, prev - REF) };
+    // SAFETY: per the contract.
+    unsafe { drop_ref::<S>(NonNull::new_unchecked(ptr.cast_mut())) }
+}
+
+/// Gives up one reference of the task at `ptr`.
+///
+/// # Safety
+///
+/// The caller holds a reference of the task, given up here.
+#[inline(always)]
+unsafe fn drop_ref<S: Schedule>(ptr: NonNull<()>) {
+    // SAFETY: the reference keeps the task alive until it is given up.
+    let head = unsafe { head(ptr) };
+    // SAFETY: as above, while `busy` is asked (before the step).
+    let mut busy = unsafe { busy_here::<S>(ptr) };
+    let mut state = head.shared.load(Ordering::Relaxed);
+    loop {
+        let (next, notice) = losing(state, REF, &mut busy);
+        match head
+            .shared
+            .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            // SAFETY: this step left the task so.
+            Ok(_) => return unsafe { after_losing::<S>(ptr, next, notice) },
+            Err(s) => state = s,
+        }
     }
 }
