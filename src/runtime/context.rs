@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::core::{Core, Runnable, Shared};
+use super::sched_ref::SchedRef;
 use super::stats::{RingFlags, Stats};
 use crate::driver::DriverKind;
 
@@ -125,7 +126,7 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
     }
 }
 
-impl super::raw::Schedule for Arc<Shared> {
+impl super::raw::Schedule for SchedRef {
     #[inline(always)]
     fn schedule(runnable: Runnable) {
         Shared::schedule(runnable)
@@ -133,7 +134,7 @@ impl super::raw::Schedule for Arc<Shared> {
 
     #[inline(always)]
     fn is_current(&self) -> bool {
-        with_core(|core| core.is_some_and(|core| Arc::ptr_eq(&core.shared, self)))
+        with_core(|core| core.is_some_and(|core| Arc::ptr_eq(&core.shared, &**self)))
     }
 }
 
@@ -159,7 +160,7 @@ impl Shared {
         if let Some(runnable) = runnable {
             // Cloned while the runnable keeps the metadata alive: once it
             // is queued, the runtime's thread may run and free the task.
-            let shared = runnable.metadata().scheduler().clone();
+            let shared = Arc::clone(runnable.metadata().scheduler());
             shared.schedule_remote(runnable);
         }
     }

@@ -22,16 +22,17 @@ use slab::Slab;
 use super::meta::Track;
 use super::observe::Watch;
 use super::run_queue::RunQueue;
+use super::sched_ref::SchedRef;
 use super::stats::{RingFlags, Stats};
 use super::timers::TimerStore;
 use crate::driver::stats::Counters;
 use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 
 /// The task handle type the executor queues.
-pub(crate) type Runnable = super::raw::Runnable<Arc<Shared>>;
+pub(crate) type Runnable = super::raw::Runnable<SchedRef>;
 
 /// A task's metadata: its scheduler is the runtime it belongs to.
-pub(crate) type TaskMeta = super::meta::TaskMeta<Arc<Shared>>;
+pub(crate) type TaskMeta = super::meta::TaskMeta<SchedRef>;
 
 /// The index of a shard in a sharded runtime (0 for a plain runtime).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,6 +73,10 @@ pub(crate) struct ShardCtx {
 pub(crate) struct Core {
     pub(crate) queue: RunQueue<Runnable>,
     pub(crate) shared: Arc<Shared>,
+    /// Strong counts of `shared` this core owns beyond its own `Arc`, given
+    /// back by tasks freed on its thread for the next spawns
+    /// (`sched_ref.rs`).
+    pub(crate) kept: Cell<usize>,
     pub(crate) driver: RefCell<Driver>,
     /// The driver's kind, readable without borrowing it.
     pub(crate) kind: DriverKind,
@@ -106,6 +111,12 @@ pub(crate) struct Core {
     /// is or tracking is off. Here rather than in a thread-local: an op
     /// already holds its core, so its `Pending` path checks a field it has.
     pub(crate) tracked: Cell<*const Track>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        super::sched_ref::release_kept(self);
+    }
 }
 
 impl std::fmt::Debug for Core {

@@ -142,7 +142,14 @@ impl Handle {
         };
         // SAFETY: `F` is `Send`, so it may be polled and dropped on any
         // thread, and the task carries no context variables (`None`).
-        unsafe { spawn_onto(target.clone(), future, None, std::panic::Location::caller()) }
+        unsafe {
+            spawn_onto(
+                target.clone().into(),
+                future,
+                None,
+                std::panic::Location::caller(),
+            )
+        }
     }
 
     /// Starts a graceful shutdown of every runtime of this handle: from now

@@ -26,6 +26,7 @@ mod raw;
 pub(crate) mod refuse;
 mod run;
 mod run_queue;
+mod sched_ref;
 pub mod shard;
 mod stall;
 mod stats;
@@ -118,6 +119,7 @@ impl Runtime {
         let core = Rc::new(Core {
             queue: RunQueue::with_capacity(256),
             shared,
+            kept: Cell::new(0),
             kind: driver.kind(),
             owner: driver.owner(),
             ring_flags: driver.ring_flags(),

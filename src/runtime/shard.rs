@@ -105,5 +105,5 @@ where
     };
     // SAFETY: `F` is `Send`, so it may be polled and dropped on any thread,
     // and the task carries no context variables of this thread (`None`).
-    unsafe { spawn_onto(target, future, None, std::panic::Location::caller()) }
+    unsafe { spawn_onto(target.into(), future, None, std::panic::Location::caller()) }
 }

@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::core::{Shared, TaskMeta};
 use super::raw::{self, JoinRaw};
+use super::sched_ref::SchedRef;
 use super::{context, ctxvar};
 use crate::trace;
 use std::sync::Arc;
@@ -50,7 +51,7 @@ where
     // (which need not be `Send`) is polled and dropped on this thread only.
     unsafe {
         spawn_onto(
-            core.shared.clone(),
+            SchedRef::of(&core),
             future,
             ctxvar::capture(),
             Location::caller(),
@@ -89,7 +90,7 @@ pub(crate) fn spawn_background<F: Future<Output = ()> + 'static>(future: F) {
 /// that runtime only (remote wakes push its runnable to a queue only that
 /// thread drains, and at shutdown every live task is dropped there).
 pub(crate) unsafe fn spawn_onto<F>(
-    shared: Arc<Shared>,
+    shared: SchedRef,
     future: F,
     ctx: Option<ctxvar::Context>,
     location: &'static Location<'static>,
@@ -142,7 +143,7 @@ impl<F: Future> TaskFuture<F> {
         // SAFETY: a `TaskFuture` is only polled in the block `spawn_onto`
         // made it in (it is never moved out: pinned there), a task of
         // scheduler `Arc<Shared>`, alive while its future is.
-        unsafe { &*raw::meta_of_future::<Self, Arc<Shared>>(self) }
+        unsafe { &*raw::meta_of_future::<Self, SchedRef>(self) }
     }
 }
 
@@ -228,7 +229,7 @@ impl<F> Drop for TaskFuture<F> {
 /// ```
 pub struct JoinHandle<T> {
     /// `None` once the output was returned.
-    raw: Option<JoinRaw<Result<T, JoinError>, Arc<Shared>>>,
+    raw: Option<JoinRaw<Result<T, JoinError>, SchedRef>>,
 }
 
 impl<T> JoinHandle<T> {
