@@ -133,6 +133,16 @@ impl super::raw::Schedule for SchedRef {
     }
 
     #[inline(always)]
+    fn schedule_here(runnable: Runnable) {
+        with_core(|core| match core {
+            Some(core) => core.queue.push_back(runnable),
+            // Not reached (the caller runs on the task's runtime); the
+            // general path is right anyway.
+            None => Shared::schedule(runnable),
+        })
+    }
+
+    #[inline(always)]
     fn is_current(&self) -> bool {
         with_core(|core| core.is_some_and(|core| Arc::ptr_eq(&core.shared, &**self)))
     }

@@ -10,8 +10,10 @@
 //! written only by the task's own runtime thread (the one holding its core,
 //! or the runnable token), with plain loads and stores: a wake-up on that
 //! thread, a run's start and its end are no locked instruction at all. The
-//! **shared word** holds what other threads may change: the waker count
-//! (`REF` each), the join handle's bits (`HANDLE`, `AWAITER`, `LOCKED`,
+//! **shared word** holds what other threads may change: the waker count of
+//! other threads (`REF` each; wakers taken and given up on the task's own
+//! thread count in the local word's top 16 bits, see `waker.rs`), the join
+//! handle's bits (`HANDLE`, `AWAITER`, `LOCKED`,
 //! `COMPLETED`, `CLOSED`), `ATTACHED` (the runtime side still holds the block:
 //! the future is there, or the completing run is still at it) and
 //! `NOTIFIED` (a wake-up from another thread is on its way). Whoever moves the
@@ -57,7 +59,10 @@ mod waker;
 pub(crate) use self::join::JoinRaw;
 use self::waker::{Wakers, clone_waker, queue, raw_waker, wake_by_ref};
 
-// The local word's bits (below the vtable pointer, which is 8-aligned).
+// The local word: the local bits (below the vtable's address, which is
+// 8-aligned), the address (below 2^48, as user-space addresses are on the
+// platforms corio runs on: checked at spawn), and above it the local waker
+// count, an `i16`.
 
 /// A runnable token exists (queued, or about to be): set by the wake that
 /// finds the task idle, cleared by the run that takes the token. Set while
@@ -65,10 +70,31 @@ use self::waker::{Wakers, clone_waker, queue, raw_waker, wake_by_ref};
 const SCHEDULED: usize = 1 << 0;
 /// The runnable token is being polled.
 const RUNNING: usize = 1 << 1;
-/// The future is gone (completed or dropped): nothing runs it again. With
-/// `SCHEDULED`, a token is queued to drop a future nobody can wake.
+/// The future is gone (completed or dropped): nothing runs it again, and
+/// the local waker count was moved to the shared word.
 const FINISHED: usize = 1 << 2;
 const LOCAL_BITS: usize = SCHEDULED | RUNNING | FINISHED;
+/// Where the local waker count starts.
+const LOCAL_SHIFT: u32 = 48;
+/// One waker counted in the local word.
+const LOCAL_REF: usize = 1 << LOCAL_SHIFT;
+/// The vtable's address in the local word.
+const VTABLE_BITS: usize = (LOCAL_REF - 1) & !LOCAL_BITS;
+
+/// The local waker count: references taken on the task's thread, less those
+/// given up there (negative when more were given up there than taken: the
+/// rest were taken elsewhere and counted in the shared word).
+#[inline(always)]
+fn local_refs(local: usize) -> isize {
+    (local as isize) >> LOCAL_SHIFT
+}
+
+/// The shared waker count (negative while the task is attached, when
+/// references counted locally were given up on other threads).
+#[inline(always)]
+fn shared_refs(shared: usize) -> isize {
+    (shared as isize) >> REF.trailing_zeros()
+}
 
 // The shared word's bits.
 
@@ -88,8 +114,12 @@ const HANDLE: usize = 1 << 4;
 const AWAITER: usize = 1 << 5;
 /// Someone is reading or writing `Header::awaiter`.
 const LOCKED: usize = 1 << 6;
+/// With `NOTIFIED`: the notice only asks the runtime to look whether the
+/// task can still be woken (a reference that may have been the last went
+/// elsewhere), not to run it. A wake-up that finds it clears it.
+const CHECK: usize = 1 << 7;
 /// One waker: the count lives in the bits from here up.
-const REF: usize = 1 << 7;
+const REF: usize = 1 << 8;
 const REFS: usize = !(REF - 1);
 
 /// True when nothing owns the task any more: whoever made the shared word
@@ -100,10 +130,11 @@ fn unowned(shared: usize) -> bool {
 }
 
 /// True when nothing outside the runtime can wake the task any more (no
-/// waker, no handle, no notice on its way): if it is idle, it never will be.
+/// waker, local or shared, no handle, no notice on its way): if it is idle,
+/// it never will be. Only on the task's thread (it reads the local count).
 #[inline(always)]
-fn unreachable(shared: usize) -> bool {
-    shared & (REFS | NOTIFIED | HANDLE) == 0
+fn unreachable(local: usize, shared: usize) -> bool {
+    shared & (NOTIFIED | HANDLE) == 0 && local_refs(local) + shared_refs(shared) == 0
 }
 
 /// Where a woken task goes: the runtime's queue.
@@ -114,6 +145,10 @@ pub(crate) trait Schedule: Sized + 'static {
     /// True when the calling thread is the one running this scheduler's
     /// tasks now (it may touch their local words).
     fn is_current(&self) -> bool;
+
+    /// Queues `runnable` on the calling thread, which runs its task
+    /// (`is_current` is known true: no need to ask again).
+    fn schedule_here(runnable: Runnable<Self>);
 }
 
 /// The start of every task allocation, the same whatever its scheduler:
@@ -122,9 +157,10 @@ pub(crate) trait Schedule: Sized + 'static {
 struct Head {
     /// What any thread may change (see the module's notes).
     shared: AtomicUsize,
-    /// The vtable's address with the local bits below it: written only by
-    /// the task's runtime thread (relaxed loads and stores, no locked
-    /// instruction); other threads read only the vtable from it.
+    /// The vtable's address with the local bits below it and the local
+    /// waker count above: written only by the task's runtime thread
+    /// (relaxed loads and stores, no locked instruction); other threads
+    /// read only the vtable from it.
     local: AtomicUsize,
 }
 
@@ -132,9 +168,10 @@ impl Head {
     /// The task's vtable.
     #[inline(always)]
     fn vtable(&self) -> &'static TaskVTable {
-        let p = (self.local.load(Ordering::Relaxed) & !LOCAL_BITS) as *const TaskVTable;
+        let p = (self.local.load(Ordering::Relaxed) & VTABLE_BITS) as *const TaskVTable;
         // SAFETY: the word holds a `&'static TaskVTable` (8-aligned: it
-        // holds pointers) with only the local bits added (`spawn`).
+        // holds pointers; below 2^48, checked in `spawn`) with only the
+        // local bits and the local count added.
         unsafe { &*p }
     }
 
@@ -147,7 +184,7 @@ impl Head {
     }
 
     /// Sets the local word (`word` is what `local` returned, changed in
-    /// its low bits only).
+    /// its local bits or count only).
     ///
     /// Only on the task's runtime thread (or by the token's holder).
     #[inline(always)]
@@ -216,6 +253,11 @@ where
     F: Future,
     S: Schedule,
 {
+    let vtable = &Alloc::<F, S>::VTABLE as *const TaskVTable as usize;
+    assert!(
+        vtable & !VTABLE_BITS == 0,
+        "corio: a task vtable at {vtable:#x} (above 2^48) leaves no room for the local waker count"
+    );
     let cell = blocks::allocate(std::alloc::Layout::new::<Alloc<F, S>>())
         .cast::<Alloc<F, S>>()
         .as_ptr();
@@ -226,9 +268,7 @@ where
         (&raw mut (*cell).header).write(Header {
             head: Head {
                 shared: AtomicUsize::new(ATTACHED | HANDLE),
-                local: AtomicUsize::new(
-                    &Alloc::<F, S>::VTABLE as *const TaskVTable as usize | SCHEDULED,
-                ),
+                local: AtomicUsize::new(vtable | SCHEDULED),
             },
             meta,
             awaiter: UnsafeCell::new(None),
@@ -344,7 +384,7 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                     // Woken while running: the token goes back to the queue.
                     // SAFETY: the running token became that one.
                     unsafe { queue::<S>(ptr) };
-                } else if unreachable(header.shared.load(Ordering::Acquire)) {
+                } else if unreachable(local, header.shared.load(Ordering::Acquire)) {
                     // Nobody can wake it again (no waker, no handle, no
                     // notice): its future goes now, on its own thread.
                     // SAFETY: the stage holds the future, dropped once
@@ -357,7 +397,9 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 unsafe { drop_quietly(&mut stage.future) };
                 stage.output = ManuallyDrop::new(out);
                 // A wake-up during the last poll is moot: nothing runs it.
-                header.set_local((header.local() & !(RUNNING | SCHEDULED)) | FINISHED);
+                // The local waker count moves to the shared word in the
+                // step that lets go of the block (`ATTACHED`).
+                let fold = finish(header, RUNNING | SCHEDULED);
                 // One step marks it completed and, by what it finds: with
                 // a handle and no waker of its, lets go at once (the handle
                 // may take the output and go as soon as it sees it); with
@@ -379,7 +421,7 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                     } else if state & AWAITER != 0 {
                         next |= LOCKED;
                     } else {
-                        next &= !ATTACHED;
+                        next = (next & !ATTACHED).wrapping_add(fold);
                     }
                     match header.shared.compare_exchange_weak(
                         state,
@@ -409,8 +451,9 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                     done |= LOCKED | AWAITER;
                 }
                 // Every bit in `done` is set, and only this run clears them.
-                let prev = header.shared.fetch_sub(done, Ordering::AcqRel);
-                if unowned(prev - done) {
+                let step = fold.wrapping_sub(done);
+                let prev = header.shared.fetch_add(step, Ordering::AcqRel);
+                if unowned(prev.wrapping_add(step)) {
                     // SAFETY: no owner is left.
                     unsafe { Self::free(ptr) };
                 }
@@ -422,8 +465,8 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     }
 
     /// Takes a notice on the task's thread: clears `NOTIFIED`, then wakes
-    /// the task here (running it at once if it was idle), drops a future
-    /// nobody can wake any more, or frees a task nothing owns.
+    /// the task here (running it at once if it was idle), or, for a check,
+    /// drops a future nobody can wake any more; frees a task nothing owns.
     ///
     /// # Safety
     ///
@@ -433,7 +476,10 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     unsafe fn notice(ptr: NonNull<()>) {
         // SAFETY: `NOTIFIED` keeps the allocation alive until cleared.
         let header = unsafe { header::<S>(ptr) };
-        let next = header.shared.fetch_and(!NOTIFIED, Ordering::AcqRel) & !NOTIFIED;
+        let prev = header
+            .shared
+            .fetch_and(!(NOTIFIED | CHECK), Ordering::AcqRel);
+        let next = prev & !(NOTIFIED | CHECK);
         if unowned(next) {
             // SAFETY: the notice was the last owner (the task finished
             // meanwhile and everything else let go).
@@ -444,13 +490,19 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
             // Finished (another owner holds the block), or queued already.
             return;
         }
-        if unreachable(next) {
-            // Sent by the last waker or the handle as it went: the future
-            // goes without a poll.
-            // SAFETY: idle, not finished: the stage holds the future, and
-            // this thread owns the local word.
-            return unsafe { Self::drop_unreachable(ptr) };
+        if prev & CHECK != 0 {
+            if unreachable(local, next) {
+                // Sent by the last waker or the handle as it went: the
+                // future goes without a poll.
+                // SAFETY: idle, not finished: the stage holds the future,
+                // and this thread owns the local word.
+                unsafe { Self::drop_unreachable(ptr) };
+            }
+            // Else still reachable: nothing to do.
+            return;
         }
+        // A wake-up: the task is polled once even if it was the last way
+        // to wake it (the run's end drops a future nobody can wake).
         // Idle: this call is as good as a queued token, so the task runs
         // now (one run for the wake-up, as on its own thread).
         header.set_local(local | SCHEDULED);
@@ -469,12 +521,13 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     unsafe fn drop_unreachable(ptr: NonNull<()>) {
         // SAFETY: per the contract.
         let header = unsafe { header::<S>(ptr) };
-        header.set_local(header.local() | FINISHED);
+        let fold = finish(header, 0);
         // SAFETY: per the contract the stage holds the future; nothing can
         // run it: it is dropped once, here.
         unsafe { drop_quietly(&mut Self::stage(ptr).future) };
-        let prev = header.shared.fetch_sub(ATTACHED, Ordering::AcqRel);
-        if unowned(prev - ATTACHED) {
+        let step = fold.wrapping_sub(ATTACHED);
+        let prev = header.shared.fetch_add(step, Ordering::AcqRel);
+        if unowned(prev.wrapping_add(step)) {
             // SAFETY: no owner is left, the stage is empty.
             unsafe { Self::free(ptr) };
         }
@@ -528,42 +581,58 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     }
 }
 
+/// Marks the task finished in its local word (clearing `clear`) and empties
+/// the local waker count; returns that count as an amount to add to the
+/// shared word (in the step that clears `ATTACHED`: from then on, wakers
+/// of the task count in the shared word only).
+///
+/// Only on the task's thread, by the runtime side.
+#[inline(always)]
+fn finish(head: &Head, clear: usize) -> usize {
+    let local = head.local();
+    head.set_local((local & VTABLE_BITS) | (local & LOCAL_BITS & !clear) | FINISHED);
+    (local_refs(local) as usize).wrapping_mul(REF)
+}
+
 /// The shared word after `state` loses `gone` (a `REF`, or `HANDLE`), and
-/// whether the step sends a notice. When it would leave an unfinished task
+/// whether the step sends a notice. When it may leave an unfinished task
 /// that nothing can wake any more, the step sets `NOTIFIED` too, and the
 /// notice has the runtime drop the future if the task is idle (on its own
-/// thread, and not inside whatever dropped the last waker) — unless `busy`
-/// says this is the task's own thread and the task is queued, running or
-/// finished (the run's end looks at it then). Setting `NOTIFIED` in the
-/// same step keeps the block alive for the notice: a step after it could
-/// find the block freed. (Unreachable through corio's own tasks: a pending
-/// one is registered with its runtime, whose waker is the last to go, with
-/// the future.)
+/// thread, and not inside whatever dropped the last waker). Setting
+/// `NOTIFIED` in the same step keeps the block alive for the notice: a step
+/// after it could find the block freed. `lost(next)` decides (see
+/// [`lost_here`]). (Unreachable through corio's own tasks: a pending one is
+/// registered with its runtime, whose waker is the last to go, with the
+/// future.)
 #[inline(always)]
-fn losing(state: usize, gone: usize, busy: &mut impl FnMut() -> bool) -> (usize, bool) {
-    let next = state - gone;
-    if next & (ATTACHED | COMPLETED | CLOSED) == ATTACHED && unreachable(next) && !busy() {
-        (next | NOTIFIED, true)
+fn losing(state: usize, gone: usize, lost: &mut impl FnMut(usize) -> bool) -> (usize, bool) {
+    let next = state.wrapping_sub(gone);
+    if next & (ATTACHED | COMPLETED | CLOSED | NOTIFIED | HANDLE) == ATTACHED && lost(next) {
+        (next | NOTIFIED | CHECK, true)
     } else {
         (next, false)
     }
 }
 
-/// `losing`'s `busy` for the task at `ptr`: true on the task's own thread
-/// while it is queued, running or finished (asked once, then kept).
+/// `losing`'s `lost` for the task at `ptr`: on the task's own thread, true
+/// when the task is idle and no waker is left (local and shared counts
+/// together); elsewhere, where the local count cannot be read, true when
+/// the shared count is not above zero (the notice then looks).
 ///
 /// # Safety
 ///
 /// `ptr` is a live task with scheduler `S`, alive while the result is used.
-unsafe fn busy_here<S: Schedule>(ptr: NonNull<()>) -> impl FnMut() -> bool {
-    let mut known = None;
-    move || {
-        *known.get_or_insert_with(|| {
-            // SAFETY: per the contract.
-            let header = unsafe { header::<S>(ptr) };
-            header.meta.scheduler().is_current()
-                && header.local() & (SCHEDULED | RUNNING | FINISHED) != 0
-        })
+unsafe fn lost_here<S: Schedule>(ptr: NonNull<()>) -> impl FnMut(usize) -> bool {
+    let mut here = None;
+    move |next| {
+        // SAFETY: per the contract.
+        let header = unsafe { header::<S>(ptr) };
+        if *here.get_or_insert_with(|| header.meta.scheduler().is_current()) {
+            let local = header.local();
+            local & (SCHEDULED | RUNNING | FINISHED) == 0 && unreachable(local, next)
+        } else {
+            shared_refs(next) <= 0
+        }
     }
 }
 
@@ -725,7 +794,10 @@ impl<S> Drop for Runnable<S> {
         let header = unsafe { header::<S>(ptr) };
         if notice {
             // Dropped unrun (shutdown): the wake-up goes, nothing else.
-            let next = header.shared.fetch_and(!NOTIFIED, Ordering::AcqRel) & !NOTIFIED;
+            let next = header
+                .shared
+                .fetch_and(!(NOTIFIED | CHECK), Ordering::AcqRel)
+                & !(NOTIFIED | CHECK);
             if unowned(next) {
                 // SAFETY: no owner is left.
                 unsafe { (header.vtable().free)(ptr) };
@@ -734,13 +806,14 @@ impl<S> Drop for Runnable<S> {
         }
         // The token gives this thread the stage and the local word (no run
         // is in progress; see `Runnable`'s `Send` impl for the thread).
-        header.set_local((header.local() & !SCHEDULED) | FINISHED);
+        let fold = finish(header, SCHEDULED);
         header.shared.fetch_or(CLOSED, Ordering::AcqRel);
         // SAFETY: as above; the future is there (not finished).
         unsafe { (header.vtable().drop_future)(ptr) };
         let awaiter = take_awaiter(header);
-        let prev = header.shared.fetch_sub(ATTACHED, Ordering::AcqRel);
-        if unowned(prev - ATTACHED) {
+        let step = fold.wrapping_sub(ATTACHED);
+        let prev = header.shared.fetch_add(step, Ordering::AcqRel);
+        if unowned(prev.wrapping_add(step)) {
             // SAFETY: no owner is left.
             unsafe { (header.vtable().free)(ptr) };
         }

@@ -131,8 +131,8 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
         // SAFETY: `HANDLE` keeps the task alive until it is cleared below.
         let header = unsafe { header::<S>(self.ptr) };
         let awaiter = take_awaiter(header);
-        // SAFETY: `HANDLE` keeps the task alive while `busy` is asked.
-        let mut busy = unsafe { busy_here::<S>(self.ptr) };
+        // SAFETY: `HANDLE` keeps the task alive while `lost` is asked.
+        let mut lost = unsafe { lost_here::<S>(self.ptr) };
         let mut state = header.shared.load(Ordering::Acquire);
         let (next, notice) = loop {
             if state & (COMPLETED | CLOSED) == COMPLETED {
@@ -149,7 +149,7 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
             }
             // Not completed: once `HANDLE` is clear, the run that completes
             // the task drops the output itself.
-            let (next, notice) = losing(state, HANDLE, &mut busy);
+            let (next, notice) = losing(state, HANDLE, &mut lost);
             match header.shared.compare_exchange_weak(
                 state,
                 next,

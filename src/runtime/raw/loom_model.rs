@@ -33,6 +33,10 @@ impl Schedule for Queue {
     fn is_current(&self) -> bool {
         OWNED.with(|r| r.get() == StdArc::as_ptr(&self.0).cast())
     }
+
+    fn schedule_here(runnable: Runnable<Queue>) {
+        Queue::schedule(runnable);
+    }
 }
 
 loom::thread_local! {
@@ -83,6 +87,8 @@ struct Once {
     waited: bool,
     waker: Arc<Mutex<Option<Waker>>>,
     out: Option<Counted>,
+    /// Counts the polls that returned `Ready`.
+    ready: Arc<AtomicUsize>,
     _drop: Counted,
 }
 
@@ -92,6 +98,7 @@ impl Future for Once {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Counted> {
         let this = self.get_mut();
         if this.waited {
+            this.ready.fetch_add(1, Ordering::SeqCst);
             return Poll::Ready(this.out.take().expect("polled after Ready"));
         }
         this.waited = true;
@@ -103,6 +110,7 @@ impl Future for Once {
 struct Counts {
     future: Arc<AtomicUsize>,
     output: Arc<AtomicUsize>,
+    ready: Arc<AtomicUsize>,
     waker: Arc<Mutex<Option<Waker>>>,
 }
 
@@ -111,12 +119,14 @@ fn task(wait: bool) -> (Once, Counts) {
     let c = Counts {
         future: Arc::new(AtomicUsize::new(0)),
         output: Arc::new(AtomicUsize::new(0)),
+        ready: Arc::new(AtomicUsize::new(0)),
         waker: Arc::new(Mutex::new(None)),
     };
     let f = Once {
         waited: !wait,
         waker: c.waker.clone(),
         out: Some(Counted(c.output.clone())),
+        ready: c.ready.clone(),
         _drop: Counted(c.future.clone()),
     };
     (f, c)
@@ -242,6 +252,7 @@ fn a_handle_dropped_as_the_task_completes_drops_the_output_once() {
         // sends a notice (that thread cannot see that the task is queued):
         // the runtime takes it.
         q.run_all();
+        assert_eq!(c.ready.load(Ordering::SeqCst), 1, "the wake-up was lost");
         assert_eq!(c.output.load(Ordering::SeqCst), 1);
         assert_eq!(q.holders(), 1, "the task was not freed");
     });
@@ -285,6 +296,30 @@ fn a_notice_racing_the_task_to_completion_is_taken_or_dropped_once() {
         waking.join().unwrap();
         q.run_all();
         assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        assert_eq!(c.output.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+    });
+}
+
+#[test]
+fn a_check_and_a_wake_from_two_other_threads_lose_neither() {
+    // A local clone dropped on one thread (a check: that thread cannot see
+    // the local count) and a wake-up from another: the task runs to its end
+    // whichever notice goes first, and is freed once.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(true);
+        drop(spawn_on(&q, f));
+        q.run_all();
+        let w = c.waker.lock().unwrap().take().expect("kept waker");
+        let dropped = w.clone();
+        let checking = thread::spawn(move || drop(dropped));
+        let waking = thread::spawn(move || w.wake());
+        run_until_done(&q, &c);
+        checking.join().unwrap();
+        waking.join().unwrap();
+        q.run_all();
+        assert_eq!(c.ready.load(Ordering::SeqCst), 1, "the wake-up was lost");
         assert_eq!(c.output.load(Ordering::SeqCst), 1);
         assert_eq!(q.holders(), 1, "the task was not freed");
     });

@@ -31,6 +31,10 @@ impl Schedule for Queue {
     fn is_current(&self) -> bool {
         std::thread::current().id() == self.1
     }
+
+    fn schedule_here(runnable: Runnable<Queue>) {
+        Queue::schedule(runnable);
+    }
 }
 
 impl Queue {
@@ -540,4 +544,96 @@ fn a_wake_from_another_thread_after_the_task_finished_sends_nothing() {
     });
     assert!(q.take().is_empty(), "a notice for a finished task");
     assert_eq!(q.holders(), 1, "the last waker did not free the block");
+}
+
+#[test]
+fn wakers_counted_on_one_thread_and_dropped_on_another_balance_out() {
+    // Clones on the task's thread count locally, clones elsewhere in the
+    // shared word; each may be dropped on either side. The task must be
+    // freed once every one is gone, whatever the mix.
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let h = spawn_on(&q, f);
+    q.run_all();
+    let w = c.take_waker();
+    let here: Vec<Waker> = (0..5).map(|_| w.clone()).collect();
+    let there: Vec<Waker> = elsewhere({
+        let w = w.clone();
+        move || (0..5).map(|_| w.clone()).collect()
+    });
+    // Five local clones dropped elsewhere, five foreign clones dropped here.
+    elsewhere(move || drop(here));
+    drop(there);
+    // Still reachable (the handle, `w`): nothing queued, nothing dropped.
+    assert!(q.take().is_empty());
+    assert_eq!(c.future.load(Ordering::SeqCst), 0);
+    w.wake();
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1, "not completed");
+    drop(h);
+    assert_eq!(q.holders(), 1, "the counts did not balance: not freed");
+}
+
+#[test]
+fn a_last_waker_cloned_elsewhere_and_dropped_here_leaves_the_future_to_a_notice() {
+    // The local count goes below zero (a reference taken on another thread
+    // given up on the task's): the two counts together say "none left".
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    drop(spawn_on(&q, f));
+    q.run_all();
+    let w = c.take_waker();
+    let foreign = elsewhere({
+        let w = w.clone();
+        move || w.clone()
+    });
+    drop(w);
+    // (The clone's drop over there may have sent a check: the other thread
+    // cannot see the local count. Taking it changes nothing.)
+    q.run_all();
+    assert_eq!(
+        c.future.load(Ordering::SeqCst),
+        0,
+        "dropped while a waker is left"
+    );
+    drop(foreign);
+    assert_eq!(
+        c.future.load(Ordering::SeqCst),
+        0,
+        "future dropped in place"
+    );
+    assert_eq!(q.run_all(), 1, "no notice for the runtime");
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 1);
+}
+
+#[test]
+fn a_check_notice_does_not_poll_the_task_unless_a_wake_joins_it() {
+    let q = Queue::default();
+    // A local clone dropped elsewhere, the handle gone: that thread cannot
+    // tell whether it was the last reference, so it sends a check.
+    let (f, c) = steps(1, false);
+    drop(spawn_on(&q, f));
+    q.run_all();
+    let w = c.take_waker();
+    let clone = w.clone();
+    elsewhere(move || drop(clone));
+    assert_eq!(q.0.lock().unwrap().len(), 1, "no check sent");
+    q.run_all();
+    assert_eq!(
+        c.future.load(Ordering::SeqCst),
+        0,
+        "a check polled the task"
+    );
+    // The same, then a wake-up from elsewhere while the check is on its
+    // way: it becomes a wake-up (one notice, one poll).
+    let clone = w.clone();
+    elsewhere(move || drop(clone));
+    let other = w.clone();
+    elsewhere(move || other.wake());
+    assert_eq!(q.0.lock().unwrap().len(), 1, "one notice");
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1, "the wake-up was lost");
+    drop(w);
+    assert_eq!(q.holders(), 1);
 }

@@ -1,7 +1,15 @@
 //! A task's wakers: one vtable per scheduler, a reference count in the
-//! task's shared word.
+//! task's local word (references taken and given up on its own thread
+//! while it is unfinished) and one in its shared word (the rest).
 //!
-//! How it works: cloning adds a `REF`. Waking on the task's own thread
+//! How it works: cloning on the task's thread adds one to the local
+//! count, elsewhere a `REF` to the shared one; giving one up subtracts
+//! where it happens, so either count may go below zero and only their sum
+//! means anything (the runtime side folds the local count into the shared
+//! word when the task finishes; until then `ATTACHED` keeps the block).
+//! A thread that is not the task's cannot see the sum: when its step may
+//! have taken the last way to wake an unfinished task, it sends a check
+//! (`NOTIFIED | CHECK`), and the runtime looks. Waking on the task's own thread
 //! sets `SCHEDULED` in the local word if the task is idle and queues it
 //! (unless it is running): plain loads and stores. Waking elsewhere sends a
 //! notice (`notify`): `NOTIFIED` set in the shared word, a tagged runnable
@@ -46,24 +54,36 @@ impl<S: Schedule> Wakers<S> {
 /// `ptr` is a live task (its caller holds an owner).
 pub(super) unsafe fn clone_waker<S: Schedule>(ptr: *const ()) -> RawWaker {
     // SAFETY: per the contract.
-    let head = unsafe { head(NonNull::new_unchecked(ptr.cast_mut())) };
-    let prev = head.shared.fetch_add(REF, Ordering::Relaxed);
-    if prev > isize::MAX as usize {
+    let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
+    // SAFETY: as above.
+    let header = unsafe { header::<S>(nn) };
+    if header.meta.scheduler().is_current() {
+        // On the task's thread, while it is unfinished: counted locally,
+        // no locked instruction (unless the local count is full).
+        let local = header.local();
+        if local & FINISHED == 0 && local_refs(local) < i16::MAX as isize {
+            header.set_local(local.wrapping_add(LOCAL_REF));
+            return RawWaker::new(ptr, header.vtable().waker);
+        }
+    }
+    let prev = header.shared.fetch_add(REF, Ordering::Relaxed);
+    if shared_refs(prev) >= isize::MAX >> 9 {
         // Billions of wakers of one task: the count would overflow.
         std::process::abort();
     }
-    RawWaker::new(ptr, head.vtable().waker)
+    RawWaker::new(ptr, header.vtable().waker)
 }
 
-/// Gives the runnable token of the task at `ptr` to its scheduler.
+/// Gives the runnable token of the task at `ptr` to its scheduler, on the
+/// task's own thread.
 ///
 /// # Safety
 ///
 /// The caller holds the token (set `SCHEDULED` itself, or ran the task
-/// and found it set) and gives it up.
+/// and found it set) and gives it up, on the task's thread.
 #[inline(always)]
 pub(super) unsafe fn queue<S: Schedule>(ptr: NonNull<()>) {
-    S::schedule(Runnable {
+    S::schedule_here(Runnable {
         ptr,
         _s: PhantomData,
     });
@@ -92,7 +112,8 @@ pub(super) unsafe fn local_wake<S: Schedule>(ptr: NonNull<()>) {
 
 /// Sends a notice to the runtime of the task at `ptr` (from any thread):
 /// sets `NOTIFIED` unless it is set or the runtime side let go, taking
-/// `refs` off the waker count in the same step, and queues the notice.
+/// `refs` off the waker count in the same step, and queues the notice. A
+/// notice on its way that was only a check (`CHECK`) becomes a wake-up.
 ///
 /// # Safety
 ///
@@ -103,20 +124,25 @@ pub(super) unsafe fn notify<S: Schedule>(ptr: NonNull<()>, refs: usize) {
     let head = unsafe { head(ptr) };
     let mut state = head.shared.load(Ordering::Acquire);
     loop {
-        if state & (ATTACHED | NOTIFIED) != ATTACHED {
-            // Finished, or a notice is on its way already.
+        let next = match state & (ATTACHED | NOTIFIED | CHECK) {
+            ATTACHED => (state | NOTIFIED).wrapping_sub(refs),
+            // A check on its way: it wakes the task now.
+            s if s == ATTACHED | NOTIFIED | CHECK => (state & !CHECK).wrapping_sub(refs),
+            // Finished, or a wake-up is on its way already.
+            _ => 0,
+        };
+        if next == 0 {
             if refs != 0 {
                 // SAFETY: the caller's reference is given up once, here.
                 unsafe { drop_ref::<S>(ptr) };
             }
             return;
         }
-        match head.shared.compare_exchange_weak(
-            state,
-            (state | NOTIFIED) - refs,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
+        match head
+            .shared
+            .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) if state & NOTIFIED != 0 => return,
             Ok(_) => break,
             Err(s) => state = s,
         }
@@ -186,18 +212,60 @@ pub(super) unsafe fn drop_waker<S: Schedule>(ptr: *const ()) {
 #[inline(always)]
 unsafe fn drop_ref<S: Schedule>(ptr: NonNull<()>) {
     // SAFETY: the reference keeps the task alive until it is given up.
-    let head = unsafe { head(ptr) };
-    // SAFETY: as above, while `busy` is asked (before the step).
-    let mut busy = unsafe { busy_here::<S>(ptr) };
-    let mut state = head.shared.load(Ordering::Relaxed);
+    let header = unsafe { header::<S>(ptr) };
+    if header.meta.scheduler().is_current() {
+        let local = header.local();
+        if local & FINISHED == 0 && local_refs(local) > i16::MIN as isize {
+            // On the task's thread, while it is unfinished (the runtime
+            // side holds the block): counted locally.
+            let local = local.wrapping_sub(LOCAL_REF);
+            header.set_local(local);
+            if local & (SCHEDULED | RUNNING) == 0 {
+                // Idle: was that the last way to wake it?
+                // SAFETY: unfinished: `ATTACHED` keeps the task alive.
+                unsafe { lost_idle::<S>(ptr, local) };
+            }
+            return;
+        }
+    }
+    // SAFETY: as above, while `lost` is asked (before the step).
+    let mut lost = unsafe { lost_here::<S>(ptr) };
+    let mut state = header.shared.load(Ordering::Relaxed);
     loop {
-        let (next, notice) = losing(state, REF, &mut busy);
-        match head
+        let (next, notice) = losing(state, REF, &mut lost);
+        match header
             .shared
             .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
         {
             // SAFETY: this step left the task so.
             Ok(_) => return unsafe { after_losing::<S>(ptr, next, notice) },
+            Err(s) => state = s,
+        }
+    }
+}
+
+/// An idle, unfinished task on its own thread lost a local reference:
+/// if nothing can wake it any more, a notice (to this thread's queue) has
+/// the runtime drop its future — not here, inside whatever dropped the
+/// waker.
+///
+/// # Safety
+///
+/// `ptr` is a live task on its own thread, idle and not finished, whose
+/// local word is `local`.
+#[inline(always)]
+unsafe fn lost_idle<S: Schedule>(ptr: NonNull<()>, local: usize) {
+    // SAFETY: per the contract.
+    let head = unsafe { head(ptr) };
+    let mut state = head.shared.load(Ordering::Acquire);
+    while state & (COMPLETED | CLOSED) == 0 && unreachable(local, state) {
+        match head.shared.compare_exchange_weak(
+            state,
+            state | NOTIFIED | CHECK,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return S::schedule(Runnable::notice(ptr)),
             Err(s) => state = s,
         }
     }
