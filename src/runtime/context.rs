@@ -20,8 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::core::{Core, Runnable, Shared};
-use super::sched_ref::SchedRef;
+use super::core::{Core, KEPT_MAX, Runnable, SchedRef, Shared};
 use super::stats::{RingFlags, Stats};
 use crate::driver::DriverKind;
 
@@ -123,6 +122,28 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
     unsafe {
         Rc::increment_strong_count(p);
         Rc::from_raw(p)
+    }
+}
+
+/// A task's reference of its runtime, dropped on that runtime's thread,
+/// goes back to the core for the next spawn (see [`SchedRef`]).
+impl Drop for SchedRef {
+    #[inline]
+    fn drop(&mut self) {
+        let ptr = Arc::as_ptr(self);
+        let kept = with_core(|core| match core {
+            Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), ptr) => {
+                let kept = core.kept.get();
+                (kept < KEPT_MAX).then(|| core.kept.set(kept + 1)).is_some()
+            }
+            _ => false,
+        });
+        if !kept {
+            // SAFETY: once, from `Drop`; the value is not used again.
+            unsafe { self.release() };
+        }
+        // Kept: the core owns the strong count now (the `Arc` is not
+        // dropped: `ManuallyDrop`).
     }
 }
 

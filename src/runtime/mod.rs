@@ -26,7 +26,6 @@ mod raw;
 pub(crate) mod refuse;
 mod run;
 mod run_queue;
-mod sched_ref;
 pub mod shard;
 mod stall;
 mod stats;

@@ -16,9 +16,9 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use super::core::SchedRef;
 use super::core::{Shared, TaskMeta};
 use super::raw::{self, JoinRaw};
-use super::sched_ref::SchedRef;
 use super::{context, ctxvar};
 use crate::trace;
 use std::sync::Arc;
