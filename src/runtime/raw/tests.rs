@@ -637,3 +637,25 @@ fn a_check_notice_does_not_poll_the_task_unless_a_wake_joins_it() {
     drop(w);
     assert_eq!(q.holders(), 1);
 }
+
+#[test]
+fn more_wakers_than_the_local_count_holds_spill_to_the_shared_count() {
+    // The local count is an `i16`: past it, clones on the task's thread
+    // count in the shared word; dropping them all, some here and some
+    // elsewhere, still frees the task once.
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let h = spawn_on(&q, f);
+    q.run_all();
+    let w = c.take_waker();
+    let mut many: Vec<Waker> = (0..40_000).map(|_| w.clone()).collect();
+    let there = many.split_off(25_000);
+    elsewhere(move || drop(there));
+    drop(many);
+    assert!(q.take().is_empty(), "the handle is alive: no check");
+    w.wake();
+    assert_eq!(q.run_all(), 1);
+    assert_eq!(c.future.load(Ordering::SeqCst), 1);
+    drop(h);
+    assert_eq!(q.holders(), 1, "not freed");
+}
