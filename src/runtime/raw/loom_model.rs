@@ -182,6 +182,17 @@ fn wake_when_kept(c: &Counts, by_ref: bool) -> thread::JoinHandle<()> {
     })
 }
 
+/// The waker the task kept at its `Pending`.
+fn kept_waker(c: &Counts) -> Waker {
+    c.waker.lock().unwrap().take().expect("kept waker")
+}
+
+/// The output reached its end exactly once and the block was freed.
+fn assert_output_once_and_freed(q: &Queue, c: &Counts) {
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 1, "the task was not freed");
+}
+
 /// Runs the queue until the task's future has gone.
 fn run_until_done(q: &Queue, c: &Counts) {
     while c.future.load(Ordering::SeqCst) == 0 {
@@ -216,8 +227,7 @@ fn a_wake_from_another_thread_while_the_task_runs_is_not_lost() {
         run_until_done(&q, &c);
         waking.join().unwrap();
         assert!(await_handle(h).is_some(), "no output");
-        assert_eq!(c.output.load(Ordering::SeqCst), 1);
-        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_output_once_and_freed(&q, &c);
     });
 }
 
@@ -234,8 +244,7 @@ fn a_waker_and_a_handle_on_two_other_threads() {
         run_until_done(&q, &c);
         waking.join().unwrap();
         assert!(awaiting.join().unwrap(), "no output");
-        assert_eq!(c.output.load(Ordering::SeqCst), 1);
-        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_output_once_and_freed(&q, &c);
     });
 }
 
@@ -252,9 +261,12 @@ fn a_handle_dropped_as_the_task_completes_drops_the_output_once() {
         // sends a notice (that thread cannot see that the task is queued):
         // the runtime takes it.
         q.run_all();
-        assert_eq!(c.ready.load(Ordering::SeqCst), 1, "the wake-up was lost");
-        assert_eq!(c.output.load(Ordering::SeqCst), 1);
-        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_eq!(
+            c.ready.load(Ordering::SeqCst),
+            1,
+            "not polled to completion"
+        );
+        assert_output_once_and_freed(&q, &c);
     });
 }
 
@@ -265,15 +277,14 @@ fn a_last_waker_dropped_on_another_thread_leaves_the_future_to_its_runtime() {
         let (f, c) = task(true);
         drop(spawn_on(&q, f));
         q.run_all();
-        let w = c.waker.lock().unwrap().take().expect("kept waker");
+        let w = kept_waker(&c);
         let dropping = thread::spawn(move || drop(w));
         dropping.join().unwrap();
         // The last waker sent a notice: taking it drops the future (with
         // the output it had not returned).
         q.run_all();
         assert_eq!(c.future.load(Ordering::SeqCst), 1);
-        assert_eq!(c.output.load(Ordering::SeqCst), 1);
-        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_output_once_and_freed(&q, &c);
     });
 }
 
@@ -287,7 +298,7 @@ fn a_notice_racing_the_task_to_completion_is_taken_or_dropped_once() {
         let (f, c) = task(true);
         let h = spawn_on(&q, f);
         q.run_all();
-        let w = c.waker.lock().unwrap().take().expect("kept waker");
+        let w = kept_waker(&c);
         let other = w.clone();
         let waking = thread::spawn(move || other.wake());
         w.wake();
@@ -296,8 +307,7 @@ fn a_notice_racing_the_task_to_completion_is_taken_or_dropped_once() {
         waking.join().unwrap();
         q.run_all();
         assert_eq!(c.future.load(Ordering::SeqCst), 1);
-        assert_eq!(c.output.load(Ordering::SeqCst), 1);
-        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_output_once_and_freed(&q, &c);
     });
 }
 
@@ -311,7 +321,7 @@ fn a_check_and_a_wake_from_two_other_threads_lose_neither() {
         let (f, c) = task(true);
         drop(spawn_on(&q, f));
         q.run_all();
-        let w = c.waker.lock().unwrap().take().expect("kept waker");
+        let w = kept_waker(&c);
         let dropped = w.clone();
         let checking = thread::spawn(move || drop(dropped));
         let waking = thread::spawn(move || w.wake());
@@ -320,7 +330,6 @@ fn a_check_and_a_wake_from_two_other_threads_lose_neither() {
         waking.join().unwrap();
         q.run_all();
         assert_eq!(c.ready.load(Ordering::SeqCst), 1, "the wake-up was lost");
-        assert_eq!(c.output.load(Ordering::SeqCst), 1);
-        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_output_once_and_freed(&q, &c);
     });
 }

@@ -139,6 +139,25 @@ fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
     handle
 }
 
+/// A `steps(1, false)` task run once on `q`: waiting on the waker it kept
+/// (returned), with its handle.
+fn waiting(q: &Queue) -> (JoinRaw<Counted, Queue>, Counts, Waker) {
+    let (f, c) = steps(1, false);
+    let h = spawn_on(q, f);
+    q.run_all();
+    let w = c.take_waker();
+    (h, c, w)
+}
+
+/// As [`waiting`], its handle dropped before the run (detached).
+fn waiting_detached(q: &Queue) -> (Counts, Waker) {
+    let (f, c) = steps(1, false);
+    drop(spawn_on(q, f));
+    q.run_all();
+    let w = c.take_waker();
+    (c, w)
+}
+
 /// A waker that records that it was woken.
 #[derive(Default)]
 struct Flag(AtomicBool);
@@ -281,10 +300,7 @@ fn a_pending_task_whose_last_waker_goes_elsewhere_is_dropped_by_its_runtime() {
     let q = Queue::default();
     // Its last waker is dropped on another thread, then its handle: the
     // future must still be dropped where it runs, by a run of its own.
-    let (f, c) = steps(1, false);
-    let h = spawn_on(&q, f);
-    q.run_all();
-    let w = c.take_waker();
+    let (h, c, w) = waiting(&q);
     std::thread::spawn(move || drop(w)).join().unwrap();
     assert_eq!(q.holders(), 2, "freed under its handle");
     drop(h);
@@ -298,10 +314,7 @@ fn a_pending_task_whose_last_waker_goes_elsewhere_is_dropped_by_its_runtime() {
     assert_eq!(c.output.load(Ordering::SeqCst), 1);
     assert_eq!(q.holders(), 1);
     // Same with the handle gone first and the last waker dropped last.
-    let (f, c) = steps(1, false);
-    drop(spawn_on(&q, f));
-    q.run_all();
-    let w = c.take_waker();
+    let (c, w) = waiting_detached(&q);
     std::thread::spawn(move || drop(w)).join().unwrap();
     assert_eq!(c.future.load(Ordering::SeqCst), 0);
     assert_eq!(q.run_all(), 1);
@@ -492,10 +505,7 @@ fn wakes_from_another_thread_send_one_notice_that_runs_the_task_once() {
 fn a_notice_that_outlives_its_task_frees_the_block_when_it_goes() {
     let q = Queue::default();
     // Taken after the task finished: it frees the block.
-    let (f, c) = steps(1, false);
-    drop(spawn_on(&q, f));
-    q.run_all();
-    let w = c.take_waker();
+    let (c, w) = waiting_detached(&q);
     let own = w.clone();
     elsewhere(move || w.wake());
     // The task's own wake-up runs it to completion behind the notice's back.
@@ -509,10 +519,7 @@ fn a_notice_that_outlives_its_task_frees_the_block_when_it_goes() {
     batch.pop().unwrap().run();
     assert_eq!(q.holders(), 1, "the notice did not free the block");
     // Dropped unrun (shutdown) after the task was dropped: same.
-    let (f, c) = steps(1, false);
-    drop(spawn_on(&q, f));
-    q.run_all();
-    let w = c.take_waker();
+    let (c, w) = waiting_detached(&q);
     let own = w.clone();
     elsewhere(move || w.wake());
     own.wake();
@@ -528,10 +535,7 @@ fn a_notice_that_outlives_its_task_frees_the_block_when_it_goes() {
 #[test]
 fn a_wake_from_another_thread_after_the_task_finished_sends_nothing() {
     let q = Queue::default();
-    let (f, c) = steps(1, false);
-    let h = spawn_on(&q, f);
-    q.run_all();
-    let w = c.take_waker();
+    let (h, c, w) = waiting(&q);
     let kept = w.clone();
     w.wake();
     q.run_all();
@@ -552,10 +556,7 @@ fn wakers_counted_on_one_thread_and_dropped_on_another_balance_out() {
     // shared word; each may be dropped on either side. The task must be
     // freed once every one is gone, whatever the mix.
     let q = Queue::default();
-    let (f, c) = steps(1, false);
-    let h = spawn_on(&q, f);
-    q.run_all();
-    let w = c.take_waker();
+    let (h, c, w) = waiting(&q);
     let here: Vec<Waker> = (0..5).map(|_| w.clone()).collect();
     let there: Vec<Waker> = elsewhere({
         let w = w.clone();
@@ -579,10 +580,7 @@ fn a_last_waker_cloned_elsewhere_and_dropped_here_leaves_the_future_to_a_notice(
     // The local count goes below zero (a reference taken on another thread
     // given up on the task's): the two counts together say "none left".
     let q = Queue::default();
-    let (f, c) = steps(1, false);
-    drop(spawn_on(&q, f));
-    q.run_all();
-    let w = c.take_waker();
+    let (c, w) = waiting_detached(&q);
     let foreign = elsewhere({
         let w = w.clone();
         move || w.clone()
@@ -612,10 +610,7 @@ fn a_check_notice_does_not_poll_the_task_unless_a_wake_joins_it() {
     let q = Queue::default();
     // A local clone dropped elsewhere, the handle gone: that thread cannot
     // tell whether it was the last reference, so it sends a check.
-    let (f, c) = steps(1, false);
-    drop(spawn_on(&q, f));
-    q.run_all();
-    let w = c.take_waker();
+    let (c, w) = waiting_detached(&q);
     let clone = w.clone();
     elsewhere(move || drop(clone));
     assert_eq!(q.0.lock().unwrap().len(), 1, "no check sent");
@@ -644,10 +639,7 @@ fn more_wakers_than_the_local_count_holds_spill_to_the_shared_count() {
     // count in the shared word; dropping them all, some here and some
     // elsewhere, still frees the task once.
     let q = Queue::default();
-    let (f, c) = steps(1, false);
-    let h = spawn_on(&q, f);
-    q.run_all();
-    let w = c.take_waker();
+    let (h, c, w) = waiting(&q);
     let mut many: Vec<Waker> = (0..40_000).map(|_| w.clone()).collect();
     let there = many.split_off(25_000);
     elsewhere(move || drop(there));
