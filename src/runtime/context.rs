@@ -102,6 +102,13 @@ pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
     f(unsafe { p.as_ref() })
 }
 
+/// Runs `f` with the current runtime if it is the one owning `shared`
+/// (this thread runs its tasks now), else with `None`.
+#[inline(always)]
+fn with_own_core<R>(shared: *const Shared, f: impl FnOnce(Option<&Core>) -> R) -> R {
+    with_core(|core| f(core.filter(|core| std::ptr::eq(Arc::as_ptr(&core.shared), shared))))
+}
+
 /// The current runtime.
 ///
 /// # Panics
@@ -130,13 +137,11 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
 impl Drop for SchedRef {
     #[inline]
     fn drop(&mut self) {
-        let ptr = Arc::as_ptr(self);
-        let kept = with_core(|core| match core {
-            Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), ptr) => {
+        let kept = with_own_core(Arc::as_ptr(self), |core| {
+            core.is_some_and(|core| {
                 let kept = core.kept.get();
                 (kept < KEPT_MAX).then(|| core.kept.set(kept + 1)).is_some()
-            }
-            _ => false,
+            })
         });
         if !kept {
             // SAFETY: once, from `Drop`; the value is not used again.
@@ -165,7 +170,7 @@ impl super::raw::Schedule for SchedRef {
 
     #[inline(always)]
     fn is_current(&self) -> bool {
-        with_core(|core| core.is_some_and(|core| Arc::ptr_eq(&core.shared, &**self)))
+        with_own_core(Arc::as_ptr(self), |core| core.is_some())
     }
 }
 
@@ -181,12 +186,12 @@ impl Shared {
     #[inline]
     pub(crate) fn schedule(runnable: Runnable) {
         let target: *const Shared = Arc::as_ptr(runnable.metadata().scheduler());
-        let runnable = with_core(|core| match core {
-            Some(core) if std::ptr::eq(Arc::as_ptr(&core.shared), target) => {
+        let runnable = with_own_core(target, |core| match core {
+            Some(core) => {
                 core.queue.push_back(runnable);
                 None
             }
-            _ => Some(runnable),
+            None => Some(runnable),
         });
         if let Some(runnable) = runnable {
             // Cloned while the runnable keeps the metadata alive: once it

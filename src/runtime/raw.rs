@@ -211,6 +211,15 @@ impl<S> std::ops::Deref for Header<S> {
     }
 }
 
+impl<S: Schedule> Header<S> {
+    /// True when the calling thread runs this task's runtime now (it may
+    /// touch the local word).
+    #[inline(always)]
+    fn on_own_thread(&self) -> bool {
+        self.meta.scheduler().is_current()
+    }
+}
+
 /// What depends on the future's type and the scheduler.
 struct TaskVTable {
     /// The task's waker functions (see [`raw_waker`]).
@@ -451,9 +460,7 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                     done |= LOCKED | AWAITER;
                 }
                 // Every bit in `done` is set, and only this run clears them.
-                let step = fold.wrapping_sub(done);
-                let prev = header.shared.fetch_add(step, Ordering::AcqRel);
-                if unowned(prev.wrapping_add(step)) {
+                if let_go(header, fold, done) {
                     // SAFETY: no owner is left.
                     unsafe { Self::free(ptr) };
                 }
@@ -476,9 +483,7 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     unsafe fn notice(ptr: NonNull<()>) {
         // SAFETY: `NOTIFIED` keeps the allocation alive until cleared.
         let header = unsafe { header::<S>(ptr) };
-        let prev = header
-            .shared
-            .fetch_and(!(NOTIFIED | CHECK), Ordering::AcqRel);
+        let prev = take_notice(header);
         let next = prev & !(NOTIFIED | CHECK);
         if unowned(next) {
             // SAFETY: the notice was the last owner (the task finished
@@ -525,9 +530,7 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
         // SAFETY: per the contract the stage holds the future; nothing can
         // run it: it is dropped once, here.
         unsafe { drop_quietly(&mut Self::stage(ptr).future) };
-        let step = fold.wrapping_sub(ATTACHED);
-        let prev = header.shared.fetch_add(step, Ordering::AcqRel);
-        if unowned(prev.wrapping_add(step)) {
+        if let_go(header, fold, ATTACHED) {
             // SAFETY: no owner is left, the stage is empty.
             unsafe { Self::free(ptr) };
         }
@@ -594,6 +597,26 @@ fn finish(head: &Head, clear: usize) -> usize {
     (local_refs(local) as usize).wrapping_mul(REF)
 }
 
+/// The runtime side lets go: one step takes `done` (bits it holds, with
+/// `ATTACHED`) off the shared word and adds `fold` (the local count
+/// [`finish`] emptied). True when that left nothing owning the task.
+#[inline(always)]
+fn let_go(head: &Head, fold: usize, done: usize) -> bool {
+    let step = fold.wrapping_sub(done);
+    unowned(
+        head.shared
+            .fetch_add(step, Ordering::AcqRel)
+            .wrapping_add(step),
+    )
+}
+
+/// Clears `NOTIFIED` and `CHECK` (a notice taken, or dropped unrun);
+/// returns the shared word from before.
+#[inline(always)]
+fn take_notice(head: &Head) -> usize {
+    head.shared.fetch_and(!(NOTIFIED | CHECK), Ordering::AcqRel)
+}
+
 /// The shared word after `state` loses `gone` (a `REF`, or `HANDLE`), and
 /// whether the step sends a notice. When it may leave an unfinished task
 /// that nothing can wake any more, the step sets `NOTIFIED` too, and the
@@ -627,7 +650,7 @@ unsafe fn lost_here<S: Schedule>(ptr: NonNull<()>) -> impl FnMut(usize) -> bool 
     move |next| {
         // SAFETY: per the contract.
         let header = unsafe { header::<S>(ptr) };
-        if *here.get_or_insert_with(|| header.meta.scheduler().is_current()) {
+        if *here.get_or_insert_with(|| header.on_own_thread()) {
             let local = header.local();
             local & (SCHEDULED | RUNNING | FINISHED) == 0 && unreachable(local, next)
         } else {
@@ -794,11 +817,7 @@ impl<S> Drop for Runnable<S> {
         let header = unsafe { header::<S>(ptr) };
         if notice {
             // Dropped unrun (shutdown): the wake-up goes, nothing else.
-            let next = header
-                .shared
-                .fetch_and(!(NOTIFIED | CHECK), Ordering::AcqRel)
-                & !(NOTIFIED | CHECK);
-            if unowned(next) {
+            if unowned(take_notice(header) & !(NOTIFIED | CHECK)) {
                 // SAFETY: no owner is left.
                 unsafe { (header.vtable().free)(ptr) };
             }
@@ -811,9 +830,7 @@ impl<S> Drop for Runnable<S> {
         // SAFETY: as above; the future is there (not finished).
         unsafe { (header.vtable().drop_future)(ptr) };
         let awaiter = take_awaiter(header);
-        let step = fold.wrapping_sub(ATTACHED);
-        let prev = header.shared.fetch_add(step, Ordering::AcqRel);
-        if unowned(prev.wrapping_add(step)) {
+        if let_go(header, fold, ATTACHED) {
             // SAFETY: no owner is left.
             unsafe { (header.vtable().free)(ptr) };
         }

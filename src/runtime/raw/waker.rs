@@ -57,7 +57,7 @@ pub(super) unsafe fn clone_waker<S: Schedule>(ptr: *const ()) -> RawWaker {
     let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
     // SAFETY: as above.
     let header = unsafe { header::<S>(nn) };
-    if header.meta.scheduler().is_current() {
+    if header.on_own_thread() {
         // On the task's thread, while it is unfinished: counted locally,
         // no locked instruction (unless the local count is full).
         let local = header.local();
@@ -151,17 +151,6 @@ pub(super) unsafe fn notify<S: Schedule>(ptr: NonNull<()>, refs: usize) {
     S::schedule(Runnable::notice(ptr));
 }
 
-/// True when the calling thread runs the tasks of the task at `ptr`.
-///
-/// # Safety
-///
-/// `ptr` is a live task with scheduler `S`.
-#[inline(always)]
-unsafe fn on_own_thread<S: Schedule>(ptr: NonNull<()>) -> bool {
-    // SAFETY: per the contract.
-    unsafe { header::<S>(ptr) }.meta.scheduler().is_current()
-}
-
 /// # Safety
 ///
 /// `ptr` is a live task (its caller holds an owner).
@@ -170,7 +159,7 @@ pub(super) unsafe fn wake_by_ref<S: Schedule>(ptr: *const ()) {
     let ptr = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
     // SAFETY: per the contract, and checked to be on the task's thread.
     unsafe {
-        if on_own_thread::<S>(ptr) {
+        if header::<S>(ptr).on_own_thread() {
             local_wake::<S>(ptr);
         } else {
             notify::<S>(ptr, 0);
@@ -187,7 +176,7 @@ pub(super) unsafe fn wake<S: Schedule>(ptr: *const ()) {
     // SAFETY: as above; the reference is given up once, after the wake on
     // the task's thread, or with the notice elsewhere.
     unsafe {
-        if on_own_thread::<S>(nn) {
+        if header::<S>(nn).on_own_thread() {
             local_wake::<S>(nn);
             drop_ref::<S>(nn);
         } else {
@@ -213,7 +202,7 @@ pub(super) unsafe fn drop_waker<S: Schedule>(ptr: *const ()) {
 unsafe fn drop_ref<S: Schedule>(ptr: NonNull<()>) {
     // SAFETY: the reference keeps the task alive until it is given up.
     let header = unsafe { header::<S>(ptr) };
-    if header.meta.scheduler().is_current() {
+    if header.on_own_thread() {
         let local = header.local();
         if local & FINISHED == 0 && local_refs(local) > i16::MIN as isize {
             // On the task's thread, while it is unfinished (the runtime
