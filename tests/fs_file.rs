@@ -251,6 +251,14 @@ fn positions_beyond_i64_are_refused() {
             let (res, _) = file.write_at(b"x".as_slice(), pos).await;
             assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
             assert_eq!(file.set_len(pos).await.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            let (res, bufs) = file.readv_at(vec![Vec::with_capacity(4), Vec::new()], pos).await;
+            assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(bufs.len(), 2, "the buffers come back");
+            let (res, bufs) = file.writev_at(vec![b"y".as_slice()], pos).await;
+            assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(bufs, [b"y".as_slice()]);
+            let err = file.fallocate(pos, 1, 0).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
     });
     assert_eq!(std::fs::read(&path).unwrap(), b"0123456789");

@@ -50,6 +50,14 @@ fn fixed_reads_and_writes() {
         let buf = buf.into_inner();
         assert_eq!(&buf[5..16], b"fixed write");
 
+        // A position past i64::MAX is refused before anything is
+        // submitted, and the lease comes back with the error.
+        let (res, buf) = file.read_fixed_at(buf, u64::MAX).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        let (res, buf) = file.write_fixed_at(buf, 1 << 63).await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(pool.available(), 3, "the lease is still held, not lost");
+
         // Leases run out, and come back on drop.
         let all: Vec<_> = std::iter::from_fn(|| pool.get()).collect();
         assert_eq!(all.len(), 3);

@@ -7,6 +7,7 @@
 //! (`op/fs`) and awaits it; the loops (`read_exact_at`, `write_all_at`) go
 //! over sub-slices of the same owned buffer.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -15,10 +16,10 @@ use std::time::Duration;
 use super::{FixedBuf, Metadata, OpenOptions};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
-use crate::op::Op;
 use crate::op::fs::{
     Close, Fallocate, Fsync, Read, Readv, Statx, StatxTarget, SyncRange, Truncate, Write, Writev,
 };
+use crate::op::{Checked, Op};
 
 /// An open file. Every I/O method takes an owned buffer and a file position
 /// and returns the buffer with the result; there is no cursor.
@@ -118,11 +119,15 @@ impl File {
     /// means `pos` is at or past the end.
     ///
     /// Use [`IoBuf::slice`] to read into part of a buffer.
-    pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        if let Err(e) = check_pos(pos) {
-            return (Err(e), buf);
+    pub fn read_at<B: IoBufMut>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, B>> {
+        match check_pos(pos) {
+            Ok(pos) => Checked::Op(Op::new(Read::new(&self.fd, buf, pos, None))),
+            Err(e) => Checked::Failed(Some((Err(e), buf))),
         }
-        Op::new(Read::new(&self.fd, buf, pos, None)).await
     }
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the file
@@ -151,11 +156,15 @@ impl File {
 
     /// Writes the initialised bytes of `buf` at file position `pos`, like
     /// pwrite(2); may write fewer. With `append`, the data goes to the end.
-    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        if let Err(e) = check_pos(pos) {
-            return (Err(e), buf);
+    pub fn write_at<B: IoBuf>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, B>> {
+        match check_pos(pos) {
+            Ok(pos) => Checked::Op(Op::new(Write::new(&self.fd, buf, pos, None))),
+            Err(e) => Checked::Failed(Some((Err(e), buf))),
         }
-        Op::new(Write::new(&self.fd, buf, pos, None)).await
     }
 
     /// Writes all initialised bytes of `buf` at `pos`, looping over short
@@ -184,20 +193,28 @@ impl File {
 
     /// Reads into several buffers in turn from position `pos`, like
     /// preadv(2); each is filled from its start up to its capacity.
-    pub async fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
-        if let Err(e) = check_pos(pos) {
-            return (Err(e), bufs);
+    pub fn readv_at<B: IoBufMut>(
+        &self,
+        bufs: Vec<B>,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        match check_pos(pos) {
+            Ok(pos) => Checked::Op(Op::new(Readv::new(&self.fd, bufs, pos))),
+            Err(e) => Checked::Failed(Some((Err(e), bufs))),
         }
-        Op::new(Readv::new(&self.fd, bufs, pos)).await
     }
 
     /// Writes the initialised bytes of several buffers in turn at position
     /// `pos`, like pwritev(2); may write fewer.
-    pub async fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> BufResult<usize, Vec<B>> {
-        if let Err(e) = check_pos(pos) {
-            return (Err(e), bufs);
+    pub fn writev_at<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
+        match check_pos(pos) {
+            Ok(pos) => Checked::Op(Op::new(Writev::new(&self.fd, bufs, pos))),
+            Err(e) => Checked::Failed(Some((Err(e), bufs))),
         }
-        Op::new(Writev::new(&self.fd, bufs, pos)).await
     }
 
     /// [`read_at`](File::read_at) into a buffer of a [`FixedBufPool`]: on
@@ -206,35 +223,47 @@ impl File {
     /// runtime, a plain read into the same memory.
     ///
     /// [`FixedBufPool`]: super::FixedBufPool
-    pub async fn read_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
-        if let Err(e) = check_pos(pos) {
-            return (Err(e), buf);
+    pub fn read_fixed_at(
+        &self,
+        buf: FixedBuf,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, FixedBuf>> {
+        match check_pos(pos) {
+            Ok(pos) => {
+                let index = buf.ring_index();
+                Checked::Op(Op::new(Read::new(&self.fd, buf, pos, index)))
+            }
+            Err(e) => Checked::Failed(Some((Err(e), buf))),
         }
-        let index = buf.ring_index();
-        Op::new(Read::new(&self.fd, buf, pos, index)).await
     }
 
     /// [`write_at`](File::write_at) from a buffer of a [`FixedBufPool`]
     /// (`IORING_OP_WRITE_FIXED` on io_uring).
     ///
     /// [`FixedBufPool`]: super::FixedBufPool
-    pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
-        if let Err(e) = check_pos(pos) {
-            return (Err(e), buf);
+    pub fn write_fixed_at(
+        &self,
+        buf: FixedBuf,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, FixedBuf>> {
+        match check_pos(pos) {
+            Ok(pos) => {
+                let index = buf.ring_index();
+                Checked::Op(Op::new(Write::new(&self.fd, buf, pos, index)))
+            }
+            Err(e) => Checked::Failed(Some((Err(e), buf))),
         }
-        let index = buf.ring_index();
-        Op::new(Write::new(&self.fd, buf, pos, index)).await
     }
 
     /// Flushes the file's data and metadata to its device, like fsync(2).
-    pub async fn sync_all(&self) -> io::Result<()> {
-        Op::new(Fsync::new(&self.fd, false)).await
+    pub fn sync_all(&self) -> impl Future<Output = io::Result<()>> {
+        Op::new(Fsync::new(&self.fd, false))
     }
 
     /// Flushes the file's data (and only the metadata needed to read it
     /// back), like fdatasync(2).
-    pub async fn sync_data(&self) -> io::Result<()> {
-        Op::new(Fsync::new(&self.fd, true)).await
+    pub fn sync_data(&self) -> impl Future<Output = io::Result<()>> {
+        Op::new(Fsync::new(&self.fd, true))
     }
 
     /// Writes the dirty pages of `len` bytes from `offset` to the device and
@@ -266,14 +295,25 @@ impl File {
     /// file), or `libc::FALLOC_FL_KEEP_SIZE`, `FALLOC_FL_PUNCH_HOLE |
     /// FALLOC_FL_KEEP_SIZE`, `FALLOC_FL_ZERO_RANGE`, ... Filesystems that
     /// cannot give `Unsupported`.
-    pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
-        Op::new(Fallocate::new(&self.fd, check_pos(offset)?, len, mode)).await
+    pub fn fallocate(
+        &self,
+        offset: u64,
+        len: u64,
+        mode: i32,
+    ) -> impl Future<Output = io::Result<()>> {
+        match check_pos(offset) {
+            Ok(offset) => Checked::Op(Op::new(Fallocate::new(&self.fd, offset, len, mode))),
+            Err(e) => Checked::Failed(Some(Err(e))),
+        }
     }
 
     /// Truncates or extends the file to `size` bytes, like ftruncate(2)
     /// (extending adds a hole that reads as zeros).
-    pub async fn set_len(&self, size: u64) -> io::Result<()> {
-        Op::new(Truncate::new(&self.fd, check_pos(size)?)).await
+    pub fn set_len(&self, size: u64) -> impl Future<Output = io::Result<()>> {
+        match check_pos(size) {
+            Ok(size) => Checked::Op(Op::new(Truncate::new(&self.fd, size))),
+            Err(e) => Checked::Failed(Some(Err(e))),
+        }
     }
 
     /// The file's metadata, like statx(2) on the open file.

@@ -8,6 +8,7 @@
 //! release queue. The op value never needs pinning: the kernel only sees
 //! heap memory it owns.
 
+mod checked;
 #[cfg(target_os = "linux")]
 pub(crate) mod eventfd;
 #[cfg(target_os = "linux")]
@@ -33,6 +34,8 @@ use crate::runtime::context;
 use crate::runtime::core::Core;
 use crate::runtime::observe;
 use crate::trace;
+
+pub(crate) use checked::Checked;
 
 /// Future of one operation.
 ///
@@ -227,6 +230,8 @@ unsafe impl OpCode for Nop {
 /// ```
 /// corio::run(async { corio::nop().await.unwrap() });
 /// ```
-pub async fn nop() -> io::Result<()> {
-    Op::new(Nop).await
+// The op's future itself, not an `async fn` around it: no second state
+// machine to poll on every round trip.
+pub fn nop() -> impl Future<Output = io::Result<()>> {
+    Op::new(Nop)
 }

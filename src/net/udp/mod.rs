@@ -17,6 +17,7 @@ mod msg;
 mod zc;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -157,15 +158,15 @@ impl UdpSocket {
     /// Sends `buf` to the connected peer, like send(2).
     ///
     /// Not cancel-safe, as [`send_to`](Self::send_to).
-    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send::new(&self.fd, buf)).await
+    pub fn send<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        Op::new(Send::new(&self.fd, buf))
     }
 
     /// Receives one datagram from the connected peer into `buf`, like recv(2).
     ///
     /// Cancel-safe, as [`recv_from`](Self::recv_from).
-    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Recv::new(&self.fd, buf, true)).await
+    pub fn recv<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        Op::new(Recv::new(&self.fd, buf, true))
     }
 
     /// Receives one datagram from the connected peer into a buffer of the

@@ -7,6 +7,7 @@
 //! and returned by the next one. Connecting never waits, so `connect` is a
 //! plain call.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -139,13 +140,13 @@ impl UnixDatagram {
     }
 
     /// Sends `buf` to the connected peer, like send(2).
-    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Send::new(&self.fd, buf)).await
+    pub fn send<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        Op::new(Send::new(&self.fd, buf))
     }
 
     /// Receives one datagram into `buf` (from its start), like recv(2).
-    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(Recv::new(&self.fd, buf, true)).await
+    pub fn recv<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        Op::new(Recv::new(&self.fd, buf, true))
     }
 
     /// Receives one datagram into a buffer of the runtime's pool (see
