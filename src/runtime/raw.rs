@@ -34,8 +34,15 @@
 //! wake-up without one matters as much as instructions.
 //!
 //! The join handle's waker sits behind a lock bit (`LOCKED`) in the shared
-//! word: the handle stores it, the task takes it when it completes or is
-//! closed, each under the bit for a few instructions.
+//! word: the handle replaces it and a closer takes it under the bit, for a
+//! few instructions each. The run that completes the task takes it without
+//! the bit: its completing step clears `AWAITER` (the handle leaves the
+//! slot alone from then on) and keeps `ATTACHED`, and the run keeps
+//! `RUNNING` in the local word until the waker is out; clearing `RUNNING`
+//! with a release store hands `ATTACHED` to the handle, which waits for
+//! that store and clears `ATTACHED` in the step that takes the output. An
+//! awaited task so costs three locked instructions in all (the handle's
+//! store, the completing step, the handle's last step), not four.
 
 #[cfg(all(test, corio_loom))]
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -199,7 +206,41 @@ struct Header<S> {
     head: Head,
     meta: TaskMeta<S>,
     /// The join handle's waker (under `LOCKED`, present when `AWAITER`).
-    awaiter: UnsafeCell<Option<Waker>>,
+    awaiter: AwaiterSlot,
+}
+
+/// The join handle's waker slot: a plain cell, or loom's in the model,
+/// which fails a run where two threads touch the slot with no order
+/// between them (the slot passes from the handle to the completing run
+/// and back through the state words alone).
+struct AwaiterSlot(
+    #[cfg(not(all(test, corio_loom)))] UnsafeCell<Option<Waker>>,
+    #[cfg(all(test, corio_loom))] loom::cell::UnsafeCell<Option<Waker>>,
+);
+
+impl AwaiterSlot {
+    fn new() -> AwaiterSlot {
+        #[cfg(not(all(test, corio_loom)))]
+        return AwaiterSlot(UnsafeCell::new(None));
+        #[cfg(all(test, corio_loom))]
+        return AwaiterSlot(loom::cell::UnsafeCell::new(None));
+    }
+
+    /// Runs `f` on the slot.
+    ///
+    /// # Safety
+    ///
+    /// The caller has the slot to itself (`LOCKED` held; or `AWAITER`
+    /// clear, as the handle; or the completing run's, see `run`).
+    #[inline(always)]
+    unsafe fn with<R>(&self, f: impl FnOnce(&mut Option<Waker>) -> R) -> R {
+        #[cfg(not(all(test, corio_loom)))]
+        // SAFETY: per the contract, no other reference to the slot exists.
+        return f(unsafe { &mut *self.0.get() });
+        #[cfg(all(test, corio_loom))]
+        // SAFETY: as above.
+        return self.0.with_mut(|p| f(unsafe { &mut *p }));
+    }
 }
 
 impl<S> std::ops::Deref for Header<S> {
@@ -280,7 +321,7 @@ where
                 local: AtomicUsize::new(vtable | SCHEDULED),
             },
             meta,
-            awaiter: UnsafeCell::new(None),
+            awaiter: AwaiterSlot::new(),
         });
         (&raw mut (*cell).stage).write(UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
@@ -407,14 +448,20 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 stage.output = ManuallyDrop::new(out);
                 // A wake-up during the last poll is moot: nothing runs it.
                 // The local waker count moves to the shared word in the
-                // step that lets go of the block (`ATTACHED`).
+                // step that completes the task (with a handle) or lets go
+                // of the block (without).
                 let fold = finish(header, RUNNING | SCHEDULED);
+                let finished = header.local();
                 // One step marks it completed and, by what it finds: with
                 // a handle and no waker of its, lets go at once (the handle
                 // may take the output and go as soon as it sees it); with
-                // the handle's waker stored, takes the lock over it too
-                // (`ATTACHED` stays until the waker is out); with no handle,
-                // keeps `ATTACHED` while the output is dropped here.
+                // the handle's waker stored, takes the waker's slot (clears
+                // `AWAITER`: the handle touches the slot no more) and keeps
+                // `ATTACHED` and `RUNNING` until the waker is out, then
+                // hands `ATTACHED` to the handle by clearing `RUNNING` (a
+                // plain release store: the handle waits for it and lets go
+                // for both); with no handle, keeps `ATTACHED` while the
+                // output is dropped here.
                 let mut state = header.shared.load(Ordering::Acquire);
                 let mut spins = 0;
                 let next = loop {
@@ -425,13 +472,19 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                         continue;
                     }
                     let mut next = state | COMPLETED;
+                    let mut local = finished;
                     if state & HANDLE == 0 {
                         next |= CLOSED;
                     } else if state & AWAITER != 0 {
-                        next |= LOCKED;
+                        next = (next & !AWAITER).wrapping_add(fold);
+                        // Seen by the handle only after this step: it
+                        // waits while `RUNNING` is set.
+                        local |= RUNNING;
                     } else {
                         next = (next & !ATTACHED).wrapping_add(fold);
                     }
+                    // (A step that failed may have set `RUNNING`.)
+                    header.set_local(local);
                     match header.shared.compare_exchange_weak(
                         state,
                         next,
@@ -447,25 +500,28 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                     // output and the block now.
                     return;
                 }
-                let mut done = ATTACHED;
-                let mut awaiter = None;
-                if next & CLOSED != 0 {
-                    // The handle went first, taking its waker with it.
-                    debug_assert!(next & AWAITER == 0);
-                    // SAFETY: no handle will take the output: it goes here.
-                    unsafe { drop_quietly(&mut stage.output) };
-                } else {
-                    // SAFETY: `LOCKED` is held, taken with `AWAITER` set.
-                    awaiter = unsafe { (*header.awaiter.get()).take() };
-                    done |= LOCKED | AWAITER;
+                if next & CLOSED == 0 {
+                    // The handle's waker: the slot is this run's now (the
+                    // step cleared `AWAITER`; the handle waits for
+                    // `RUNNING`).
+                    // SAFETY: as just said, nobody else touches the slot.
+                    let awaiter = unsafe { header.awaiter.with(Option::take) };
+                    // `ATTACHED` goes to the handle with this store: it may
+                    // free the block at once, which is not touched again.
+                    header.local.store(finished, Ordering::Release);
+                    if let Some(w) = awaiter {
+                        w.wake();
+                    }
+                    return;
                 }
-                // Every bit in `done` is set, and only this run clears them.
-                if let_go(header, fold, done) {
+                // The handle went first, taking its waker with it.
+                debug_assert!(next & AWAITER == 0);
+                // SAFETY: no handle will take the output: it goes here.
+                unsafe { drop_quietly(&mut stage.output) };
+                // `ATTACHED` is set, and only this run clears it.
+                if let_go(header, fold, ATTACHED) {
                     // SAFETY: no owner is left.
                     unsafe { Self::free(ptr) };
-                }
-                if let Some(w) = awaiter {
-                    w.wake();
                 }
             }
         }
@@ -573,6 +629,14 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
     /// No owner is left (`unowned`), and the stage was emptied.
     unsafe fn free(ptr: NonNull<()>) {
         let cell = ptr.cast::<Self>().as_ptr();
+        if cfg!(any(debug_assertions, all(test, corio_loom))) {
+            // Whoever had the handle's waker took it (to wake it, or back)
+            // before letting go; in the model this access also fails a
+            // run that did not end every other one's use of the slot first.
+            // SAFETY: nothing else owns the block any more.
+            let empty = unsafe { (*cell).header.awaiter.with(|w| w.is_none()) };
+            assert!(empty, "corio: a task freed with its handle's waker");
+        }
         // SAFETY: the block came from `blocks::allocate` with this layout
         // in `spawn`, its header initialised, and nothing refers to it any
         // more. The stage has no drop glue (a union of `ManuallyDrop`s):
@@ -699,7 +763,7 @@ fn take_awaiter<S>(header: &Header<S>) -> Option<Waker> {
     let state = lock(header);
     // SAFETY: `LOCKED` is held.
     let w = (state & AWAITER != 0)
-        .then(|| unsafe { (*header.awaiter.get()).take() })
+        .then(|| unsafe { header.awaiter.with(Option::take) })
         .flatten();
     header
         .shared
@@ -715,6 +779,19 @@ fn lock<S>(header: &Header<S>) -> usize {
         if state & LOCKED == 0 {
             return state;
         }
+        backoff(&mut spins);
+    }
+}
+
+/// Waits until the run that completed the task with the handle's waker
+/// stored has taken it (it keeps `RUNNING` set until then, and `ATTACHED`
+/// for the handle to clear); from then on the block is the handle's.
+///
+/// On any thread: a release store ends the wait (no other store to the
+/// local word follows it).
+fn wait_for_run(head: &Head) {
+    let mut spins = 0u32;
+    while head.local.load(Ordering::Acquire) & RUNNING != 0 {
         backoff(&mut spins);
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! How it works: see the parent module's state bits. The handle stores its
 //! first waker without the lock (nobody reads the slot while `AWAITER` is
-//! clear), replaces it under `LOCKED`, and on `Ready` takes the output and
-//! lets go in one subtraction (`CLOSED` set, `HANDLE` cleared).
+//! clear and the task unfinished), replaces it under `LOCKED`, and on `Ready` takes the output and
+//! lets go in one subtraction (`CLOSED` set, `HANDLE` cleared, and
+//! `ATTACHED` when the run that took its waker left it to the handle).
 
 use super::*;
 
@@ -81,13 +82,25 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         } else {
             None
         };
+        // Completed with this handle's waker taken: the run keeps the
+        // block (`ATTACHED`) until it has the waker out, and leaves
+        // `ATTACHED` for the handle to clear.
+        let attached = state & ATTACHED;
+        if attached != 0 {
+            wait_for_run(header);
+        }
         let mut out = MaybeUninit::<O>::uninit();
         // SAFETY: completed, not closed: the output is present, the
         // handle's alone, and the slot has its type.
         unsafe { (header.vtable().take_output)(raw.ptr, out.as_mut_ptr().cast()) };
         // `HANDLE` set and `CLOSED` clear (only the handle changes either
-        // now): one subtraction sets the one and clears the other.
-        let next = header.shared.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
+        // now): one subtraction sets the one and clears the other (and
+        // clears `ATTACHED` for the run, if it left it).
+        let step = HANDLE - CLOSED + attached;
+        let next = header
+            .shared
+            .fetch_sub(step, Ordering::AcqRel)
+            .wrapping_sub(step);
         // SAFETY: this step left the task so (completed: no notice).
         unsafe { after_losing::<S>(raw.ptr, next, false) };
         drop(awaiter);
@@ -98,22 +111,35 @@ impl<O, S: Schedule> JoinRaw<O, S> {
     /// Stores `waker` for the task to wake; returns the state after.
     fn register(&self, waker: &Waker) -> usize {
         let header = self.header();
-        if header.shared.load(Ordering::Acquire) & AWAITER == 0 {
+        let state = header.shared.load(Ordering::Acquire);
+        if state & (COMPLETED | CLOSED) != 0 {
+            // Finished meanwhile: the run may be taking the stored waker.
+            return state;
+        }
+        if state & AWAITER == 0 {
             // No waker stored: nobody reads the slot while `AWAITER` is
-            // clear (the run and the closers read it only under `LOCKED`
-            // with `AWAITER` set; only this handle sets `AWAITER`), so it
-            // is written without the lock, then published.
+            // clear and the task unfinished (the closers read it only
+            // under `LOCKED` with `AWAITER` set, the completing run only
+            // after the step that found `AWAITER` set; only this handle
+            // sets `AWAITER`), so it is written without the lock, then
+            // published.
             // SAFETY: as just said, this handle is the slot's only user.
-            let old = unsafe { (*header.awaiter.get()).replace(waker.clone()) };
+            let old = unsafe { header.awaiter.with(|slot| slot.replace(waker.clone())) };
             debug_assert!(old.is_none());
             return header.shared.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER;
         }
         let state = lock(header);
+        if state & (COMPLETED | CLOSED) != 0 {
+            // Completed as the lock was taken: the slot is the run's until
+            // it clears `RUNNING`; leave it.
+            return header.shared.fetch_and(!LOCKED, Ordering::AcqRel) & !LOCKED;
+        }
         // SAFETY: `LOCKED` is held.
-        let slot = unsafe { &mut *header.awaiter.get() };
-        let old = match slot {
-            Some(w) if w.will_wake(waker) => None,
-            _ => slot.replace(waker.clone()),
+        let old = unsafe {
+            header.awaiter.with(|slot| match slot {
+                Some(w) if w.will_wake(waker) => None,
+                _ => slot.replace(waker.clone()),
+            })
         };
         // `LOCKED` is set: the subtraction clears it and sets `AWAITER`.
         let after = if state & AWAITER == 0 {
@@ -139,12 +165,21 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
                 // Completed while the handle lived: the task left the
                 // output to the handle and touches the stage no more. Drop
                 // it before letting go (the last owner frees the block).
+                // As in `poll`: the run may still be taking the waker.
+                let attached = state & ATTACHED;
+                if attached != 0 {
+                    wait_for_run(header);
+                }
                 // SAFETY: completed, not closed: the output is present and
                 // the handle's; `HANDLE` still keeps the task alive.
                 unsafe { (header.vtable().drop_output)(self.ptr) };
-                // As in `poll`: sets `CLOSED`, clears `HANDLE`.
-                let next =
-                    header.shared.fetch_sub(HANDLE - CLOSED, Ordering::AcqRel) - (HANDLE - CLOSED);
+                // As in `poll`: sets `CLOSED`, clears `HANDLE` (and
+                // `ATTACHED` for the run, if it left it).
+                let step = HANDLE - CLOSED + attached;
+                let next = header
+                    .shared
+                    .fetch_sub(step, Ordering::AcqRel)
+                    .wrapping_sub(step);
                 break (next, false);
             }
             // Not completed: once `HANDLE` is clear, the run that completes

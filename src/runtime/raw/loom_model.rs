@@ -333,3 +333,59 @@ fn a_check_and_a_wake_from_two_other_threads_lose_neither() {
         assert_output_once_and_freed(&q, &c);
     });
 }
+
+/// Polls the handle once (storing its waker), then again and again without
+/// waiting for the wake-up (as a `select!` may) until it is ready.
+fn poll_handle_eagerly<O>(h: JoinRaw<O, Queue>) -> Option<O> {
+    let mut h = Some(h);
+    loop {
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        if let Poll::Ready(out) = JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)) {
+            return out;
+        }
+        thread::yield_now();
+    }
+}
+
+#[test]
+fn a_handle_polled_again_as_the_task_completes_with_its_waker_gets_the_output_once() {
+    // The run takes the stored waker while the handle, not waiting for the
+    // wake-up, polls again: the handle must not touch the waker's slot or
+    // let go of the block before the run is done with both.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let mut h = Some(spawn_on(&q, f));
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        assert!(JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)).is_pending());
+        let h = h.take().unwrap();
+        let polling = thread::spawn(move || poll_handle_eagerly(h).is_some());
+        q.run_all();
+        assert!(polling.join().unwrap(), "no output");
+        assert_output_once_and_freed(&q, &c);
+    });
+}
+
+#[test]
+fn a_handle_with_its_waker_stored_dropped_as_the_task_completes() {
+    // As above, with the handle dropped instead of polled: the output is
+    // dropped once, and the stored waker is woken or taken back, not both.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let mut h = Some(spawn_on(&q, f));
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        assert!(JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)).is_pending());
+        drop(waker);
+        let h = h.take().unwrap();
+        let dropping = thread::spawn(move || drop(h));
+        q.run_all();
+        dropping.join().unwrap();
+        q.run_all();
+        assert_output_once_and_freed(&q, &c);
+        assert_eq!(StdArc::strong_count(&flag), 1, "the stored waker leaked");
+    });
+}
