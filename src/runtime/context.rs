@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::core::{Core, KEPT_MAX, Runnable, SchedRef, Shared};
+use super::core::{Core, Runnable, SchedRef, Shared, TaskUnits, UNIT_BATCH};
 use super::stats::{RingFlags, Stats};
 use crate::driver::DriverKind;
 
@@ -137,18 +137,26 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
 impl Drop for SchedRef {
     #[inline]
     fn drop(&mut self) {
-        let kept = with_own_core(Arc::as_ptr(self), |core| {
-            core.is_some_and(|core| {
-                let kept = core.kept.get();
-                (kept < KEPT_MAX).then(|| core.kept.set(kept + 1)).is_some()
-            })
-        });
+        let kept = self.is_unit()
+            && with_own_core(self.as_ptr(), |core| {
+                core.is_some_and(|core| {
+                    let kept = core.kept.get() + 1;
+                    if kept > 2 * UNIT_BATCH {
+                        // SAFETY: the core holds its own unit besides these:
+                        // the count stays above zero, the `Shared` alive.
+                        unsafe { TaskUnits::give_back(&raw const core.shared.tasks, UNIT_BATCH) };
+                        core.kept.set(kept - UNIT_BATCH);
+                    } else {
+                        core.kept.set(kept);
+                    }
+                    true
+                })
+            });
         if !kept {
             // SAFETY: once, from `Drop`; the value is not used again.
             unsafe { self.release() };
         }
-        // Kept: the core owns the strong count now (the `Arc` is not
-        // dropped: `ManuallyDrop`).
+        // Kept: the core holds the unit now.
     }
 }
 
@@ -170,7 +178,7 @@ impl super::raw::Schedule for SchedRef {
 
     #[inline(always)]
     fn is_current(&self) -> bool {
-        with_own_core(Arc::as_ptr(self), |core| core.is_some())
+        with_own_core(self.as_ptr(), |core| core.is_some())
     }
 }
 
@@ -185,7 +193,7 @@ impl Shared {
     /// task as soon as it is in the remote queue).
     #[inline]
     pub(crate) fn schedule(runnable: Runnable) {
-        let target: *const Shared = Arc::as_ptr(runnable.metadata().scheduler());
+        let target: *const Shared = runnable.metadata().scheduler().as_ptr();
         let runnable = with_own_core(target, |core| match core {
             Some(core) => {
                 core.queue.push_back(runnable);
@@ -196,7 +204,7 @@ impl Shared {
         if let Some(runnable) = runnable {
             // Cloned while the runnable keeps the metadata alive: once it
             // is queued, the runtime's thread may run and free the task.
-            let shared = Arc::clone(runnable.metadata().scheduler());
+            let shared = runnable.metadata().scheduler().arc();
             shared.schedule_remote(runnable);
         }
     }

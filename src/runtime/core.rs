@@ -10,7 +10,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -74,8 +73,8 @@ pub(crate) struct ShardCtx {
 pub(crate) struct Core {
     pub(crate) queue: RunQueue<Runnable>,
     pub(crate) shared: Arc<Shared>,
-    /// Strong counts of `shared` this core owns beyond its own `Arc`, given
-    /// back by tasks freed on its thread for the next spawns
+    /// Units of `shared`'s task count this core keeps beyond its own,
+    /// given back by tasks freed on its thread, for the next spawns
     /// ([`SchedRef`]).
     pub(crate) kept: Cell<usize>,
     pub(crate) driver: RefCell<Driver>,
@@ -148,6 +147,8 @@ pub(crate) struct Shared {
     /// Graceful shutdown (`Handle::shutdown`), startable from any thread:
     /// see `drain.rs`. [system helper]
     pub(crate) drain: super::drain::Drain,
+    /// What keeps this `Shared` alive for its tasks (see [`SchedRef`]).
+    pub(crate) tasks: TaskUnits,
 }
 
 impl Core {
@@ -190,83 +191,213 @@ impl Core {
     }
 }
 
-// A task's hold on its runtime: [`SchedRef`], a strong reference of the
-// runtime's `Arc<Shared>` that the runtime's thread keeps between tasks.
+// A task's hold on its runtime: [`SchedRef`], one unit of the runtime's
+// task count ([`TaskUnits`]), which the runtime's thread takes and gives
+// back in batches.
 //
-// How it works: every task's metadata holds a strong reference of its
-// runtime's `Shared` (a wake-up from another thread reaches the remote
-// queue through it). Taking one at each spawn and giving it back at each
-// free would be two locked instructions per task (about 13 ns on this
-// project's VM). Instead, a task freed on its runtime's thread (the usual
-// case) gives its reference to the core (`Core::kept`, at most
-// [`KEPT_MAX`]), and the next spawn there takes it back: no atomic in
-// steady state. The count the `Arc` holds is always at least the number of
-// holders, kept ones included; the core gives the kept ones back when it
-// is dropped. A task freed anywhere else (its last waker dropped on another
-// thread, or after its runtime is gone) drops its reference as usual.
+// How it works: every task's metadata must keep its runtime's `Shared`
+// alive (a wake-up from another thread reaches the remote queue through
+// it), and a task may outlive its runtime (a handle or a waker kept on
+// another thread). A strong count of the `Arc` per task would be two
+// locked instructions per task (about 13 ns on this project's VM), and
+// `Arc` has no way to take or give back many counts in one step. So the
+// `Shared` keeps a count of its own, `TaskUnits::count`, and one `Arc` of
+// itself (the anchor) for as long as that count is above zero: the core
+// holds one unit while it lives, each task one, and the core keeps the
+// units of tasks freed on its thread (`Core::kept`) for the next spawns.
+// When it has none, a spawn takes [`UNIT_BATCH`] in one addition; when it
+// keeps more than twice that, it gives a batch back in one subtraction. A
+// task freed anywhere else gives its unit back alone; whoever brings the
+// count to zero (the core's drop gives back its own unit and the kept
+// ones) drops the anchor. A task made from an `Arc` when the count is
+// already zero (spawned from another thread onto a runtime whose core is
+// gone) holds a strong count of the `Arc` instead.
 
-/// Kept references a core holds at most (beyond it they are dropped).
-pub(crate) const KEPT_MAX: usize = 4096;
+/// Units a core takes at once when it has none; it gives a batch back when
+/// it keeps more than two.
+pub(crate) const UNIT_BATCH: usize = 1024;
 
-/// A strong reference of a runtime's `Shared`, given back to the runtime's
-/// core when dropped on its thread.
+/// The count of a runtime's holders that keep its `Shared` through the
+/// anchor (see above).
 #[derive(Debug)]
-pub(crate) struct SchedRef(ManuallyDrop<Arc<Shared>>);
+pub(crate) struct TaskUnits {
+    count: std::sync::atomic::AtomicUsize,
+    anchor: std::sync::Mutex<Option<Arc<Shared>>>,
+}
 
-impl SchedRef {
-    /// A reference of `core`'s runtime: a kept one if the core has one.
-    #[inline]
-    pub(crate) fn of(core: &Core) -> SchedRef {
-        let kept = core.kept.get();
-        if kept == 0 {
-            return SchedRef(ManuallyDrop::new(core.shared.clone()));
+impl TaskUnits {
+    /// No unit and no anchor: [`anchor`](Self::anchor) starts them.
+    pub(crate) fn new() -> TaskUnits {
+        TaskUnits {
+            count: std::sync::atomic::AtomicUsize::new(0),
+            anchor: std::sync::Mutex::new(None),
         }
-        core.kept.set(kept - 1);
-        // SAFETY: the core owns `kept` strong counts of its `Shared` beyond
-        // its own `Arc` (given to it by `SchedRef`'s `Drop`, in
-        // `context.rs`); one of them becomes
-        // this `Arc`.
-        SchedRef(ManuallyDrop::new(unsafe {
-            Arc::from_raw(Arc::as_ptr(&core.shared))
-        }))
     }
 
-    /// Gives the reference back to the `Arc` (its `Drop` does, when the
-    /// core does not keep it).
+    /// Makes `shared` keep itself with one unit, the core's.
+    pub(crate) fn anchor(shared: &Arc<Shared>) {
+        *shared
+            .tasks
+            .anchor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(shared.clone());
+        shared.tasks.count.store(1, Ordering::Release);
+    }
+
+    /// Units held now (for tests).
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Takes `n` more units; the caller holds one (the count is above zero).
+    #[inline]
+    fn take(&self, n: usize) {
+        self.count.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Takes one unit if the count is above zero.
+    fn try_take_one(&self) -> bool {
+        let mut n = self.count.load(Ordering::Relaxed);
+        while n > 0 {
+            match self
+                .count
+                .compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
+    /// Gives back `n` units the caller holds; the last drops the anchor
+    /// (which may free the `Shared` these units live in).
+    ///
+    /// # Safety
+    ///
+    /// `units` is the `tasks` of a live `Shared`, and the caller holds `n`
+    /// of its units and uses nothing of the `Shared` after the call.
+    pub(crate) unsafe fn give_back(units: *const TaskUnits, n: usize) {
+        // SAFETY: per the contract, alive until the last unit goes.
+        let units = unsafe { &*units };
+        if units.count.fetch_sub(n, Ordering::Release) != n {
+            return;
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        let anchor = units
+            .anchor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // The guard is gone: dropping the anchor may free `units`.
+        drop(anchor);
+    }
+}
+
+/// A task's hold on its runtime's `Shared`: a unit of its [`TaskUnits`]
+/// (the low bit clear), or a strong count of its `Arc` (the bit set).
+#[derive(Debug)]
+pub(crate) struct SchedRef(std::ptr::NonNull<Shared>);
+
+/// The tag of a `SchedRef` holding a strong count (`Shared` is 8-aligned).
+const STRONG: usize = 1;
+
+impl SchedRef {
+    /// A unit of `core`'s runtime: a kept one if the core has one, else
+    /// one of a batch taken now.
+    #[inline]
+    pub(crate) fn of(core: &Core) -> SchedRef {
+        let mut kept = core.kept.get();
+        if kept == 0 {
+            // The core holds a unit: the count is above zero.
+            core.shared.tasks.take(UNIT_BATCH);
+            kept = UNIT_BATCH;
+        }
+        core.kept.set(kept - 1);
+        SchedRef(std::ptr::NonNull::from(&*core.shared))
+    }
+
+    /// The runtime's `Shared`, without the tag.
+    #[inline(always)]
+    pub(crate) fn as_ptr(&self) -> *const Shared {
+        self.0.as_ptr().map_addr(|a| a & !STRONG)
+    }
+
+    /// True when this holds a unit (not a strong count).
+    #[inline(always)]
+    pub(crate) fn is_unit(&self) -> bool {
+        self.0.as_ptr().addr() & STRONG == 0
+    }
+
+    /// A new `Arc` of the runtime's `Shared` (one more strong count).
+    pub(crate) fn arc(&self) -> Arc<Shared> {
+        let p = self.as_ptr();
+        // SAFETY: this reference keeps the `Shared` alive (a unit keeps the
+        // anchor, an `Arc`, which a strong count is); one more count makes
+        // a new owned `Arc`.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Arc::from_raw(p)
+        }
+    }
+
+    /// Gives the hold back (its `Drop` does, when the core does not keep
+    /// it).
     ///
     /// # Safety
     ///
     /// Called once, from `Drop`: the value is not used after.
     pub(crate) unsafe fn release(&mut self) {
-        // SAFETY: per the contract, taken once.
-        drop(unsafe { ManuallyDrop::take(&mut self.0) });
+        let p = self.as_ptr();
+        if self.is_unit() {
+            // SAFETY: this reference holds one unit of a live `Shared`;
+            // nothing of it is used after (`Drop`).
+            unsafe { TaskUnits::give_back(&raw const (*p).tasks, 1) };
+        } else {
+            // SAFETY: made from an `Arc` (`From` below), given back once.
+            drop(unsafe { Arc::from_raw(p) });
+        }
     }
 }
 
 impl From<Arc<Shared>> for SchedRef {
+    /// A unit when the runtime's core still lives (it holds a unit), else
+    /// the `Arc`'s strong count itself.
     fn from(shared: Arc<Shared>) -> SchedRef {
-        SchedRef(ManuallyDrop::new(shared))
+        if shared.tasks.try_take_one() {
+            return SchedRef(std::ptr::NonNull::from(&*shared));
+        }
+        let p = Arc::into_raw(shared).cast_mut();
+        // SAFETY: from `Arc::into_raw`, so non-null; `Shared` is 8-aligned,
+        // so the tag bit is free.
+        SchedRef(unsafe { std::ptr::NonNull::new_unchecked(p.map_addr(|a| a | STRONG)) })
     }
 }
 
 impl Deref for SchedRef {
-    type Target = Arc<Shared>;
+    type Target = Shared;
 
     #[inline(always)]
-    fn deref(&self) -> &Arc<Shared> {
-        &self.0
+    fn deref(&self) -> &Shared {
+        // SAFETY: this reference keeps the `Shared` alive.
+        unsafe { &*self.as_ptr() }
     }
 }
 
-/// Gives back the references `core` kept (when it is dropped).
+// SAFETY: a `SchedRef` is a counted reference of a `Shared`, which is
+// `Send` and `Sync`; its counts are atomic.
+unsafe impl Send for SchedRef {}
+// SAFETY: as above; `&SchedRef` only reads the `Shared`.
+unsafe impl Sync for SchedRef {}
+
+/// Gives back the units `core` kept and its own (when it is dropped).
 fn release_kept(core: &Core) {
-    let ptr = Arc::as_ptr(&core.shared);
-    for _ in 0..core.kept.replace(0) {
-        // SAFETY: each kept count was a strong count a `SchedRef` gave the
-        // core; the core's own `Arc` keeps one more, so none of these
-        // decrements frees the `Shared`.
-        unsafe { Arc::decrement_strong_count(ptr) };
-    }
+    let n = core.kept.replace(0) + 1;
+    // SAFETY: the core holds its own unit and the kept ones; the `Shared`
+    // is not used after (the core's own `Arc` field keeps it alive anyway
+    // until the core's fields drop).
+    unsafe { TaskUnits::give_back(&raw const core.shared.tasks, n) };
 }
 
 #[cfg(test)]
@@ -274,36 +405,108 @@ mod tests {
     use super::*;
     use crate::runtime::context;
 
+    /// Units held by live tasks and the core itself (not the kept ones).
+    fn held(core: &Core) -> usize {
+        core.shared.tasks.count() - core.kept.get()
+    }
+
     #[test]
-    fn kept_references_are_reused_capped_and_given_back() {
+    fn task_units_are_taken_in_batches_kept_and_given_back() {
         let rt = crate::Runtime::new().unwrap();
         let weak = rt.block_on(async {
             let core = context::current("the test");
-            let base = Arc::strong_count(&core.shared);
+            let strong = Arc::strong_count(&core.shared);
+            let base = held(&core);
             crate::spawn(async {}).await.unwrap();
-            // The task's reference went back to the core, not to the `Arc`.
-            assert_eq!(core.kept.get(), 1);
-            assert_eq!(Arc::strong_count(&core.shared), base + 1);
+            let units = core.shared.tasks.count();
+            assert!(
+                core.kept.get() >= 1,
+                "the task's unit went back to the core"
+            );
             for _ in 0..100 {
                 crate::spawn(async {}).await.unwrap();
             }
-            assert_eq!(core.kept.get(), 1, "a spawn did not take the kept one");
-            assert_eq!(Arc::strong_count(&core.shared), base + 1);
-            // More tasks alive at once than the core keeps: the rest drop.
-            let all: Vec<_> = (0..KEPT_MAX + 100)
+            assert_eq!(core.shared.tasks.count(), units, "a spawn took a unit anew");
+            assert_eq!(held(&core), base);
+            // No strong count per task.
+            let alive: Vec<_> = (0..10).map(|_| crate::spawn(async {})).collect();
+            assert_eq!(Arc::strong_count(&core.shared), strong);
+            assert_eq!(held(&core), base + 10);
+            for h in alive {
+                h.await.unwrap();
+            }
+            // More tasks alive at once than the core keeps: batches go back.
+            let all: Vec<_> = (0..3 * UNIT_BATCH + 100)
                 .map(|_| crate::spawn(async {}))
                 .collect();
+            assert_eq!(held(&core), base + 3 * UNIT_BATCH + 100);
             for h in all {
                 h.await.unwrap();
             }
-            assert_eq!(core.kept.get(), KEPT_MAX);
-            assert_eq!(Arc::strong_count(&core.shared), base + KEPT_MAX);
+            assert!(
+                core.kept.get() <= 2 * UNIT_BATCH,
+                "kept {}",
+                core.kept.get()
+            );
+            assert_eq!(held(&core), base);
             Arc::downgrade(&core.shared)
         });
         drop(rt);
+        assert!(weak.upgrade().is_none(), "task units outlived the runtime");
+    }
+
+    #[test]
+    fn a_task_outliving_its_runtime_keeps_the_shared_until_it_goes() {
+        let rt = crate::Runtime::new().unwrap();
+        let (weak, handle) = rt.block_on(async {
+            let core = context::current("the test");
+            let h = crate::spawn(std::future::pending::<()>());
+            crate::yield_now().await;
+            (Arc::downgrade(&core.shared), h)
+        });
+        drop(rt);
+        // The task was dropped with its runtime; its handle holds the block
+        // and, through the block's unit, the `Shared`.
+        assert!(weak.upgrade().is_some());
+        // Let go of on another thread (not the runtime's: it is gone).
+        std::thread::spawn(move || drop(handle)).join().unwrap();
+        assert!(weak.upgrade().is_none(), "the last unit did not free it");
+    }
+
+    #[test]
+    fn a_task_spawned_onto_a_runtime_whose_core_is_gone_holds_a_strong_count() {
+        let rt = crate::Runtime::new().unwrap();
+        let handle = rt.handle();
+        let weak = rt.block_on(async { Arc::downgrade(&context::current("the test").shared) });
+        drop(rt);
+        // The `Handle` keeps the `Shared`, but its task count is zero.
+        let shared = weak.upgrade().expect("the handle keeps it");
+        assert_eq!(shared.tasks.count(), 0);
+        let strong = Arc::strong_count(&shared);
+        let r = SchedRef::from(shared.clone());
+        assert!(!r.is_unit());
+        assert_eq!(Arc::strong_count(&shared), strong + 1);
+        drop(r);
+        assert_eq!(Arc::strong_count(&shared), strong);
+        // And through the public path: the task is dropped unrun.
+        let h = handle.spawn(async { 1 });
+        assert!(
+            std::thread::spawn(move || corio_block_on_cancelled(h))
+                .join()
+                .unwrap()
+        );
+        drop(shared);
+        drop(handle);
         assert!(
             weak.upgrade().is_none(),
-            "kept references outlived the runtime"
+            "the strong count was not given back"
         );
+    }
+
+    /// True when `h` resolves to a cancelled error (its runtime is gone).
+    fn corio_block_on_cancelled(h: crate::JoinHandle<i32>) -> bool {
+        crate::Runtime::new()
+            .unwrap()
+            .block_on(async move { h.await.is_err_and(|e| e.is_cancelled()) })
     }
 }

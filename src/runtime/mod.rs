@@ -57,7 +57,7 @@ pub use stats::{RingFlags, Stats};
 pub(crate) use task::spawn_background;
 pub use task::{JoinError, JoinHandle, spawn, yield_now};
 
-use self::core::{Core, Shared};
+use self::core::{Core, Shared, TaskUnits};
 use self::run_queue::RunQueue;
 use self::timers::TimerStore;
 use crate::driver::Driver;
@@ -114,7 +114,9 @@ impl Runtime {
             remote_wakeups: AtomicU64::new(0),
             track_tasks: b.observe.track_tasks,
             drain: drain::Drain::default(),
+            tasks: TaskUnits::new(),
         });
+        TaskUnits::anchor(&shared);
         let core = Rc::new(Core {
             queue: RunQueue::with_capacity(256),
             shared,
