@@ -219,10 +219,19 @@ pub(crate) const UNIT_BATCH: usize = 1024;
 
 /// The count of a runtime's holders that keep its `Shared` through the
 /// anchor (see above).
-#[derive(Debug)]
 pub(crate) struct TaskUnits {
     count: std::sync::atomic::AtomicUsize,
     anchor: std::sync::Mutex<Option<Arc<Shared>>>,
+}
+
+// Not derived: the anchor is the `Shared` this is in (its `Debug` would
+// print itself for ever).
+impl fmt::Debug for TaskUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskUnits")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TaskUnits {
@@ -501,6 +510,14 @@ mod tests {
             weak.upgrade().is_none(),
             "the strong count was not given back"
         );
+    }
+
+    #[test]
+    fn a_shared_prints_without_its_anchor() {
+        let rt = crate::Runtime::new().unwrap();
+        let text = rt.block_on(async { format!("{:?}", context::current("the test").shared) });
+        // Once: the anchor (the `Shared` itself) is not printed inside.
+        assert_eq!(text.matches("TaskUnits { count: ").count(), 1, "{text}");
     }
 
     /// True when `h` resolves to a cancelled error (its runtime is gone).

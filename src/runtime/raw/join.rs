@@ -3,9 +3,10 @@
 //!
 //! How it works: see the parent module's state bits. The handle stores its
 //! first waker without the lock (nobody reads the slot while `AWAITER` is
-//! clear and the task unfinished), replaces it under `LOCKED`, and on `Ready` takes the output and
-//! lets go in one subtraction (`CLOSED` set, `HANDLE` cleared, and
-//! `ATTACHED` when the run that took its waker left it to the handle).
+//! clear and the task unfinished), replaces it under `LOCKED`, and on
+//! `Ready` takes the output and lets go in one subtraction (`CLOSED` set,
+//! `HANDLE` cleared, and `ATTACHED` when the run that took its waker left
+//! it to the handle).
 
 use super::*;
 
