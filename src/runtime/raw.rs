@@ -61,9 +61,11 @@ use super::meta::TaskMeta;
 
 mod blocks;
 mod join;
+mod runnable;
 mod waker;
 
 pub(crate) use self::join::JoinRaw;
+pub(crate) use self::runnable::Runnable;
 use self::waker::{Wakers, clone_waker, queue, raw_waker, wake_by_ref};
 
 // The local word: the local bits (below the vtable's address, which is
@@ -812,107 +814,6 @@ fn backoff(spins: &mut u32) {
             std::hint::spin_loop();
         } else {
             std::thread::yield_now();
-        }
-    }
-}
-
-/// A task's runnable token: running it polls the future once; dropping it
-/// unrun drops the future (runtime shutdown). A *notice* (the pointer's
-/// low bit set) is a wake-up sent from another thread instead: running it
-/// wakes the task on its own thread.
-pub(crate) struct Runnable<S> {
-    ptr: NonNull<()>,
-    _s: PhantomData<S>,
-}
-
-/// The tag of a notice in `Runnable::ptr` (task blocks are 8-aligned).
-const NOTICE: usize = 1;
-
-// SAFETY: a runnable crosses threads only through its runtime's remote
-// queue, which only that runtime's thread drains; the futures of tasks
-// spawned from other threads are `Send` (see `task::spawn_onto`).
-unsafe impl<S> Send for Runnable<S> {}
-
-impl<S> Runnable<S> {
-    /// A notice for the task at `ptr`.
-    fn notice(ptr: NonNull<()>) -> Self {
-        Runnable {
-            ptr: ptr.map_addr(|a| a | NOTICE),
-            _s: PhantomData,
-        }
-    }
-
-    /// The task, without the tag; whether this is a notice.
-    #[inline(always)]
-    fn task(&self) -> (NonNull<()>, bool) {
-        let tag = self.ptr.addr().get() & NOTICE;
-        // SAFETY: a task pointer with its low bit cleared is non-null.
-        let ptr = self
-            .ptr
-            .map_addr(|a| unsafe { std::num::NonZeroUsize::new_unchecked(a.get() & !NOTICE) });
-        (ptr, tag != 0)
-    }
-}
-
-impl<S: Schedule> Runnable<S> {
-    /// The task's metadata.
-    #[inline(always)]
-    pub(crate) fn metadata(&self) -> &TaskMeta<S> {
-        // SAFETY: the token (or the notice) keeps the task alive.
-        &unsafe { header::<S>(self.task().0) }.meta
-    }
-
-    /// Queues the task on its runtime.
-    #[inline(always)]
-    pub(crate) fn schedule(self) {
-        S::schedule(self);
-    }
-
-    /// Polls the task once (takes the notice: wakes the task).
-    #[inline(always)]
-    pub(crate) fn run(self) {
-        let this = ManuallyDrop::new(self);
-        let (ptr, notice) = this.task();
-        // SAFETY: the token or notice (moved into the call) keeps the task
-        // alive, and runnables are run on their task's thread.
-        unsafe {
-            let vtable = head(ptr).vtable();
-            if notice {
-                (vtable.notice)(ptr)
-            } else {
-                (vtable.run)(ptr)
-            }
-        }
-    }
-}
-
-impl<S> Drop for Runnable<S> {
-    fn drop(&mut self) {
-        let (ptr, notice) = self.task();
-        // SAFETY: the token or notice keeps the task alive until its bit
-        // is cleared below.
-        let header = unsafe { header::<S>(ptr) };
-        if notice {
-            // Dropped unrun (shutdown): the wake-up goes, nothing else.
-            if unowned(take_notice(header) & !(NOTIFIED | CHECK)) {
-                // SAFETY: no owner is left.
-                unsafe { (header.vtable().free)(ptr) };
-            }
-            return;
-        }
-        // The token gives this thread the stage and the local word (no run
-        // is in progress; see `Runnable`'s `Send` impl for the thread).
-        let fold = finish(header, SCHEDULED);
-        header.shared.fetch_or(CLOSED, Ordering::AcqRel);
-        // SAFETY: as above; the future is there (not finished).
-        unsafe { (header.vtable().drop_future)(ptr) };
-        let awaiter = take_awaiter(header);
-        if let_go(header, fold, ATTACHED) {
-            // SAFETY: no owner is left.
-            unsafe { (header.vtable().free)(ptr) };
-        }
-        if let Some(w) = awaiter {
-            w.wake();
         }
     }
 }
