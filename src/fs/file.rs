@@ -19,7 +19,7 @@ use crate::fd::SharedFd;
 use crate::op::fs::{
     Close, Fallocate, Fsync, Read, Readv, Statx, StatxTarget, SyncRange, Truncate, Write, Writev,
 };
-use crate::op::{Checked, Op};
+use crate::op::{Checked, Op, OpCode};
 
 /// An open file. Every I/O method takes an owned buffer and a file position
 /// and returns the buffer with the result; there is no cursor.
@@ -62,6 +62,19 @@ fn check_pos(pos: u64) -> io::Result<u64> {
         ));
     }
     Ok(pos)
+}
+
+/// The op `make(buf, pos)` when `pos` passes [`check_pos`]; otherwise its
+/// error at once, with `buf` given back (nothing is submitted).
+#[inline]
+fn checked_at<B, R, T>(pos: u64, buf: B, make: impl FnOnce(B, u64) -> T) -> Checked<T>
+where
+    T: OpCode<Output = BufResult<R, B>>,
+{
+    match check_pos(pos) {
+        Ok(pos) => Checked::Op(Op::new(make(buf, pos))),
+        Err(e) => Checked::Failed(Some((Err(e), buf))),
+    }
 }
 
 impl File {
@@ -124,10 +137,7 @@ impl File {
         buf: B,
         pos: u64,
     ) -> impl Future<Output = BufResult<usize, B>> {
-        match check_pos(pos) {
-            Ok(pos) => Checked::Op(Op::new(Read::new(&self.fd, buf, pos, None))),
-            Err(e) => Checked::Failed(Some((Err(e), buf))),
-        }
+        checked_at(pos, buf, |buf, pos| Read::new(&self.fd, buf, pos, None))
     }
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the file
@@ -161,10 +171,7 @@ impl File {
         buf: B,
         pos: u64,
     ) -> impl Future<Output = BufResult<usize, B>> {
-        match check_pos(pos) {
-            Ok(pos) => Checked::Op(Op::new(Write::new(&self.fd, buf, pos, None))),
-            Err(e) => Checked::Failed(Some((Err(e), buf))),
-        }
+        checked_at(pos, buf, |buf, pos| Write::new(&self.fd, buf, pos, None))
     }
 
     /// Writes all initialised bytes of `buf` at `pos`, looping over short
@@ -198,10 +205,7 @@ impl File {
         bufs: Vec<B>,
         pos: u64,
     ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
-        match check_pos(pos) {
-            Ok(pos) => Checked::Op(Op::new(Readv::new(&self.fd, bufs, pos))),
-            Err(e) => Checked::Failed(Some((Err(e), bufs))),
-        }
+        checked_at(pos, bufs, |bufs, pos| Readv::new(&self.fd, bufs, pos))
     }
 
     /// Writes the initialised bytes of several buffers in turn at position
@@ -211,10 +215,7 @@ impl File {
         bufs: Vec<B>,
         pos: u64,
     ) -> impl Future<Output = BufResult<usize, Vec<B>>> {
-        match check_pos(pos) {
-            Ok(pos) => Checked::Op(Op::new(Writev::new(&self.fd, bufs, pos))),
-            Err(e) => Checked::Failed(Some((Err(e), bufs))),
-        }
+        checked_at(pos, bufs, |bufs, pos| Writev::new(&self.fd, bufs, pos))
     }
 
     /// [`read_at`](File::read_at) into a buffer of a [`FixedBufPool`]: on
@@ -228,13 +229,10 @@ impl File {
         buf: FixedBuf,
         pos: u64,
     ) -> impl Future<Output = BufResult<usize, FixedBuf>> {
-        match check_pos(pos) {
-            Ok(pos) => {
-                let index = buf.ring_index();
-                Checked::Op(Op::new(Read::new(&self.fd, buf, pos, index)))
-            }
-            Err(e) => Checked::Failed(Some((Err(e), buf))),
-        }
+        checked_at(pos, buf, |buf, pos| {
+            let index = buf.ring_index();
+            Read::new(&self.fd, buf, pos, index)
+        })
     }
 
     /// [`write_at`](File::write_at) from a buffer of a [`FixedBufPool`]
@@ -246,13 +244,10 @@ impl File {
         buf: FixedBuf,
         pos: u64,
     ) -> impl Future<Output = BufResult<usize, FixedBuf>> {
-        match check_pos(pos) {
-            Ok(pos) => {
-                let index = buf.ring_index();
-                Checked::Op(Op::new(Write::new(&self.fd, buf, pos, index)))
-            }
-            Err(e) => Checked::Failed(Some((Err(e), buf))),
-        }
+        checked_at(pos, buf, |buf, pos| {
+            let index = buf.ring_index();
+            Write::new(&self.fd, buf, pos, index)
+        })
     }
 
     /// Flushes the file's data and metadata to its device, like fsync(2).
