@@ -148,15 +148,25 @@ impl Wake for Flag {
     }
 }
 
+/// Polls a handle once with a fresh waker; returns the poll and the flag
+/// that waker sets.
+fn poll_handle<O>(h: &mut Option<JoinRaw<O, Queue>>) -> (Poll<Option<O>>, StdArc<Flag>) {
+    let flag = StdArc::new(Flag(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let polled = JoinRaw::poll(h, &mut Context::from_waker(&waker));
+    if polled.is_ready() {
+        assert!(h.is_none(), "Ready consumes the handle");
+    }
+    (polled, flag)
+}
+
 /// Awaits a handle as `JoinHandle` does, on the calling thread: polls, and
 /// after `Pending` waits for its waker before polling again.
 fn await_handle<O>(h: JoinRaw<O, Queue>) -> Option<O> {
     let mut h = Some(h);
     loop {
-        let flag = StdArc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
-        if let Poll::Ready(out) = JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)) {
-            assert!(h.is_none(), "Ready consumes the handle");
+        let (polled, flag) = poll_handle(&mut h);
+        if let Poll::Ready(out) = polled {
             return out;
         }
         // A lost wake-up hangs here, which loom reports.
@@ -334,18 +344,25 @@ fn a_check_and_a_wake_from_two_other_threads_lose_neither() {
     });
 }
 
-/// Polls the handle once (storing its waker), then again and again without
-/// waiting for the wake-up (as a `select!` may) until it is ready.
+/// Polls the handle again and again without waiting for a wake-up (as a
+/// `select!` may) until it is ready.
 fn poll_handle_eagerly<O>(h: JoinRaw<O, Queue>) -> Option<O> {
     let mut h = Some(h);
     loop {
-        let flag = StdArc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
-        if let Poll::Ready(out) = JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)) {
+        if let (Poll::Ready(out), _) = poll_handle(&mut h) {
             return out;
         }
         thread::yield_now();
     }
+}
+
+/// Spawns `f` and polls its handle once, which stores the handle's waker
+/// (the task has not run): returns the handle and that waker's flag.
+fn spawn_awaited<F: Future>(q: &Queue, f: F) -> (JoinRaw<F::Output, Queue>, StdArc<Flag>) {
+    let mut h = Some(spawn_on(q, f));
+    let (polled, flag) = poll_handle(&mut h);
+    assert!(polled.is_pending());
+    (h.take().unwrap(), flag)
 }
 
 #[test]
@@ -356,11 +373,7 @@ fn a_handle_polled_again_as_the_task_completes_with_its_waker_gets_the_output_on
     loom::model(|| {
         let q = Queue::new();
         let (f, c) = task(false);
-        let mut h = Some(spawn_on(&q, f));
-        let flag = StdArc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
-        assert!(JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)).is_pending());
-        let h = h.take().unwrap();
+        let (h, _) = spawn_awaited(&q, f);
         let polling = thread::spawn(move || poll_handle_eagerly(h).is_some());
         q.run_all();
         assert!(polling.join().unwrap(), "no output");
@@ -375,12 +388,7 @@ fn a_handle_with_its_waker_stored_dropped_as_the_task_completes() {
     loom::model(|| {
         let q = Queue::new();
         let (f, c) = task(false);
-        let mut h = Some(spawn_on(&q, f));
-        let flag = StdArc::new(Flag(AtomicBool::new(false)));
-        let waker = Waker::from(flag.clone());
-        assert!(JoinRaw::poll(&mut h, &mut Context::from_waker(&waker)).is_pending());
-        drop(waker);
-        let h = h.take().unwrap();
+        let (h, flag) = spawn_awaited(&q, f);
         let dropping = thread::spawn(move || drop(h));
         q.run_all();
         dropping.join().unwrap();
