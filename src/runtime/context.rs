@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::core::{Core, Runnable, SchedRef, Shared, TaskUnits, UNIT_BATCH};
+use super::core::{Core, Runnable, SchedRef, Shared};
 use super::stats::{RingFlags, Stats};
 use crate::driver::DriverKind;
 
@@ -138,20 +138,7 @@ impl Drop for SchedRef {
     #[inline]
     fn drop(&mut self) {
         let kept = self.is_unit()
-            && with_own_core(self.as_ptr(), |core| {
-                core.is_some_and(|core| {
-                    let kept = core.kept.get() + 1;
-                    if kept > 2 * UNIT_BATCH {
-                        // SAFETY: the core holds its own unit besides these:
-                        // the count stays above zero, the `Shared` alive.
-                        unsafe { TaskUnits::give_back(&raw const core.shared.tasks, UNIT_BATCH) };
-                        core.kept.set(kept - UNIT_BATCH);
-                    } else {
-                        core.kept.set(kept);
-                    }
-                    true
-                })
-            });
+            && with_own_core(self.as_ptr(), |core| core.map(Core::keep_unit).is_some());
         if !kept {
             // SAFETY: once, from `Drop`; the value is not used again.
             unsafe { self.release() };

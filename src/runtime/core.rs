@@ -400,6 +400,24 @@ unsafe impl Send for SchedRef {}
 // SAFETY: as above; `&SchedRef` only reads the `Shared`.
 unsafe impl Sync for SchedRef {}
 
+impl Core {
+    /// Keeps the unit of a task freed on this thread for the next spawn
+    /// ([`SchedRef::of`] takes it), giving a batch back to the count when
+    /// more than two are kept.
+    #[inline]
+    pub(crate) fn keep_unit(&self) {
+        let kept = self.kept.get() + 1;
+        if kept > 2 * UNIT_BATCH {
+            // SAFETY: the core holds its own unit besides these: the count
+            // stays above zero, the `Shared` alive.
+            unsafe { TaskUnits::give_back(&raw const self.shared.tasks, UNIT_BATCH) };
+            self.kept.set(kept - UNIT_BATCH);
+        } else {
+            self.kept.set(kept);
+        }
+    }
+}
+
 /// Gives back the units `core` kept and its own (when it is dropped).
 fn release_kept(core: &Core) {
     let n = core.kept.replace(0) + 1;
