@@ -57,14 +57,8 @@ pub(super) unsafe fn clone_waker<S: Schedule>(ptr: *const ()) -> RawWaker {
     let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
     // SAFETY: as above.
     let header = unsafe { header::<S>(nn) };
-    if header.on_own_thread() {
-        // On the task's thread, while it is unfinished: counted locally,
-        // no locked instruction (unless the local count is full).
-        let local = header.local();
-        if local & FINISHED == 0 && local_refs(local) < i16::MAX as isize {
-            header.set_local(local.wrapping_add(LOCAL_REF));
-            return RawWaker::new(ptr, header.vtable().waker);
-        }
+    if count_locally(header, 1).is_some() {
+        return RawWaker::new(ptr, header.vtable().waker);
     }
     let prev = header.shared.fetch_add(REF, Ordering::Relaxed);
     if shared_refs(prev) >= isize::MAX >> 9 {
@@ -202,20 +196,14 @@ pub(super) unsafe fn drop_waker<S: Schedule>(ptr: *const ()) {
 unsafe fn drop_ref<S: Schedule>(ptr: NonNull<()>) {
     // SAFETY: the reference keeps the task alive until it is given up.
     let header = unsafe { header::<S>(ptr) };
-    if header.on_own_thread() {
-        let local = header.local();
-        if local & FINISHED == 0 && local_refs(local) > i16::MIN as isize {
-            // On the task's thread, while it is unfinished (the runtime
-            // side holds the block): counted locally.
-            let local = local.wrapping_sub(LOCAL_REF);
-            header.set_local(local);
-            if local & (SCHEDULED | RUNNING) == 0 {
-                // Idle: was that the last way to wake it?
-                // SAFETY: unfinished: `ATTACHED` keeps the task alive.
-                unsafe { lost_idle::<S>(ptr, local) };
-            }
-            return;
+    if let Some(local) = count_locally(header, -1) {
+        if local & (SCHEDULED | RUNNING) == 0 {
+            // Idle: was that the last way to wake it?
+            // SAFETY: unfinished (the runtime side holds the block:
+            // `ATTACHED` keeps the task alive).
+            unsafe { lost_idle::<S>(ptr, local) };
         }
+        return;
     }
     // SAFETY: as above, while `lost` is asked (before the step).
     let mut lost = unsafe { lost_here::<S>(ptr) };
@@ -231,6 +219,24 @@ unsafe fn drop_ref<S: Schedule>(ptr: NonNull<()>) {
             Err(s) => state = s,
         }
     }
+}
+
+/// Counts `delta` wakers (1 taken, -1 given up) in the local word, when on
+/// the task's thread while it is unfinished and the `i16` count has room:
+/// no locked instruction. Returns the new local word; `None` when the
+/// shared word must count it instead.
+#[inline(always)]
+fn count_locally<S: Schedule>(header: &Header<S>, delta: isize) -> Option<usize> {
+    if !header.on_own_thread() {
+        return None;
+    }
+    let local = header.local();
+    if local & FINISHED != 0 || i16::try_from(local_refs(local) + delta).is_err() {
+        return None;
+    }
+    let local = local.wrapping_add((delta as usize).wrapping_mul(LOCAL_REF));
+    header.set_local(local);
+    Some(local)
 }
 
 /// An idle, unfinished task on its own thread lost a local reference:
