@@ -8,13 +8,17 @@
 //! eventfd. The runtime raises `parked`, checks the remote queue (and its
 //! main future's flag) once more, and only then waits in the kernel for a
 //! completion — the eventfd read it keeps in flight — lowering `parked` as
-//! soon as the wait ends. Every access to `parked` and to the main future's
-//! flag but the one at the top of the loop is a read-modify-write, in the
-//! model as in the runtime: loom models SeqCst as acquire/release and lets
-//! an RMW read a value a concurrent plain store has overwritten (loom issues
-//! #254 and #282), so with plain stores it reports deadlocks no real
-//! execution has; with RMWs each flag has one chain of updates and the
-//! protocol holds under acquire/release, which loom checks. The model keeps
+//! soon as the wait ends. Every write of `parked` and of the main future's
+//! flag is a read-modify-write, in the model as in the runtime, and the
+//! check of the flag after the raise is a plain acquire load: the raise
+//! reads the waker's swap of `parked` (or an RMW after it), which orders the
+//! waker's writes before the check. The protocol rests on acquire/release
+//! alone, which loom checks (loom models SeqCst as acquire/release and lets
+//! an RMW read a value a concurrent plain store has overwritten, loom issues
+//! #254 and #282; with a plain store lowering `parked` it finds a deadlock,
+//! and a real one: a waker's swap may read the value before the lowering).
+//! Without the check of the flag, `two_wakers_and_the_main_future`
+//! deadlocks. The model keeps
 //! the atomics and their orderings and stands in for the queue, the eventfd
 //! and the kernel's wait with loom types (the remote queue by a mutex: the
 //! real one is concurrent-queue's, whose push and emptiness check are SeqCst).
@@ -105,9 +109,7 @@ fn runtime(shared: &Shared, tasks: usize, main_wake: bool) {
         }
         // `executor::park`.
         shared.parked.swap(true, Ordering::SeqCst);
-        if !shared.remote.lock().unwrap().is_empty()
-            || shared.main_woken.fetch_or(false, Ordering::SeqCst)
-        {
+        if !shared.remote.lock().unwrap().is_empty() || shared.main_woken.load(Ordering::Acquire) {
             shared.parked.swap(false, Ordering::SeqCst);
             continue;
         }

@@ -7,16 +7,22 @@
 //! completion, the next timer or a remote wake-up) when nothing is. The
 //! `parked` flag is raised before the last check of the remote queue and the
 //! main future's flag, so a wake from another thread is never lost. Every
-//! write of `parked` and of the main future's flag, and that last check of
-//! the flag, is a read-modify-write: each flag then has one chain of
-//! updates, so the hand-off holds with acquire/release alone (a waker's
-//! swap either sees `parked` raised and signals, or is read by the
-//! runtime's raise, which then sees the waker's flag) instead of resting on
-//! the SeqCst store-then-load order — which loom cannot check (it models
-//! SeqCst as acquire/release, and lets an RMW read a store that a
-//! concurrent plain store overwrote: loom issues #254, #282).
-//! `tests/loom_wake.rs` models exactly this. On x86 a SeqCst store is an
-//! `xchg` already; only the flag check becomes a locked instruction. With
+//! write of `parked` is a read-modify-write (the raise, the lowering after
+//! the wait, a waker's swap): `parked` then has one chain of updates, so the
+//! hand-off holds with acquire/release alone — a waker's swap either sees
+//! `parked` raised and signals, or is read (itself or through the RMWs
+//! after it) by the runtime's raise, which therefore sees what the waker
+//! wrote before it: the queued task, the main future's flag. That last
+//! check of the flag is a plain acquire load for that reason (a locked
+//! instruction less per park, ~7 ns a NOP round trip). This rests on
+//! acquire/release, not on the SeqCst store-then-load order, which loom
+//! cannot check (it models SeqCst as acquire/release, and lets an RMW read
+//! a store that a concurrent plain store overwrote: loom issues #254,
+//! #282); `tests/loom_wake.rs` models exactly this. A plain store for the
+//! lowering would break it (a waker's swap could read the value before the
+//! lowering and the next raise read the lowering: no hand-off; the model
+//! finds that deadlock). On x86 each RMW is an `xchg`: two locked
+//! instructions per park. With
 //! `Builder::spin_before_park`, the thread first looks for completions and
 //! remote wake-ups for a while without sleeping. While a graceful shutdown
 //! is on (`drain.rs`), each tick also runs the drain's step and a park lasts
@@ -164,7 +170,9 @@ fn park(core: &Core, main_woken: &AtomicBool) {
         return;
     }
     core.shared.parked.swap(true, Ordering::SeqCst);
-    if !core.shared.remote.is_empty() || main_woken.fetch_or(false, Ordering::SeqCst) {
+    // Plain loads suffice after the raise (module doc): a waker whose swap
+    // of `parked` this raise read wrote its task or flag before it.
+    if !core.shared.remote.is_empty() || main_woken.load(Ordering::Acquire) {
         core.shared.parked.swap(false, Ordering::SeqCst);
         core.driver.borrow_mut().submit_and_reap();
         return;
