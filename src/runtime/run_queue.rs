@@ -36,9 +36,7 @@ impl<T> RunQueue<T> {
     }
 
     fn ring(len: usize) -> Box<[MaybeUninit<T>]> {
-        std::iter::repeat_with(MaybeUninit::uninit)
-            .take(len)
-            .collect()
+        Box::new_uninit_slice(len)
     }
 
     #[inline]
@@ -88,18 +86,25 @@ impl<T> RunQueue<T> {
         })
     }
 
-    /// Doubles the ring, moving the values to its start in order.
+    /// Doubles the ring, moving the values to its start in order (called
+    /// when it is full).
     #[cold]
     #[inline(never)]
     fn grow(&self) {
         let len = self.len();
-        let mut ring = Self::ring((self.mask.get() + 1) * 2);
-        for (i, slot) in ring.iter_mut().enumerate().take(len) {
-            let from = self.head.get().wrapping_add(i) & self.mask.get();
-            // SAFETY: the only access while this runs; slots `head..tail`
-            // hold values, each moved out once into the new ring (the old
-            // one, of `MaybeUninit`s, drops nothing).
-            slot.write(unsafe { (&*self.slots.get())[from].assume_init_read() });
+        debug_assert_eq!(len, self.mask.get() + 1, "grows only when full");
+        let mut ring = Self::ring(len * 2);
+        let start = self.head.get() & self.mask.get();
+        // SAFETY: the only access while this runs. The ring is full, so its
+        // values are the slots `start..len` then `0..start`; each is moved
+        // (bitwise) once into the new ring, whose first `len` slots they
+        // fill, and the old ring, of `MaybeUninit`s, drops nothing.
+        unsafe {
+            let old = &*self.slots.get();
+            let from = old.as_ptr();
+            let to = ring.as_mut_ptr();
+            std::ptr::copy_nonoverlapping(from.add(start), to, len - start);
+            std::ptr::copy_nonoverlapping(from, to.add(len - start), start);
         }
         self.mask.set(ring.len() - 1);
         // SAFETY: the only access while this runs.
