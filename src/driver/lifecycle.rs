@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::blocking::{self, Job};
-use super::op::{Kind, OpCode};
+use super::op::{Kind, OpCode, op_data};
 use super::{Backend, Driver};
 use crate::release::{self, Release, Released};
 
@@ -91,7 +91,7 @@ impl Driver {
         }
         loop {
             if let OpState::Idle = state {
-                let op = data.as_mut().expect("corio: op data");
+                let op = op_data(data);
                 if let Some(role) = op.role() {
                     if role.kind == Kind::Read && role.fd.wait_read(cx.waker()) {
                         return Poll::Pending;

@@ -38,7 +38,7 @@ pub(crate) use self::blocking::BlockingPool;
 pub use self::config::DriverKind;
 pub(crate) use self::config::{DriverConfig, OPTIONAL_OPCODES};
 pub(crate) use self::lifecycle::{OpState, Progress, release_op};
-pub(crate) use self::op::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
+pub(crate) use self::op::{Interest, Kind, OpCode, Role, Sqe, Wait, take_op_data, uring};
 use self::stats::{Counters, RingFlags};
 use crate::buf::pool::Pool;
 use crate::release::{self, Release};

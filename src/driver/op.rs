@@ -113,6 +113,42 @@ pub(crate) fn syscall_result(res: libc::ssize_t) -> io::Result<u32> {
     }
 }
 
+/// The value of an op whose future has not finished (the driver's polls
+/// run only then). Its failure is a cold call with no arguments: an
+/// `expect` would have the hot path build its message and caller location
+/// on every poll (four stores per poll, hoisted out of the state loop).
+#[inline(always)]
+pub(crate) fn op_data<T>(data: &mut Option<T>) -> &mut T {
+    match data {
+        Some(op) => op,
+        None => missing("corio: Op polled after completion"),
+    }
+}
+
+/// The role of an op that has one by its kind (see [`op_data`]).
+#[inline(always)]
+pub(crate) fn role_of<T: OpCode>(op: &T) -> Role<'_> {
+    match op.role() {
+        Some(role) => role,
+        None => missing("corio: an op of this kind has a role"),
+    }
+}
+
+/// Takes the value of a finished op out of its future (see [`op_data`]).
+#[inline(always)]
+pub(crate) fn take_op_data<T>(data: &mut Option<T>) -> T {
+    match data.take() {
+        Some(op) => op,
+        None => missing("corio: Op polled after completion"),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn missing(what: &'static str) -> ! {
+    panic!("{what}")
+}
+
 /// One io_uring submission entry (its `user_data` is set by the driver).
 #[cfg(target_os = "linux")]
 pub(crate) type Sqe = io_uring::squeue::Entry;

@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 pub(crate) use crate::driver::{Interest, Kind, OpCode, Role, Sqe, Wait, uring};
-use crate::driver::{OpState, release_op};
+use crate::driver::{OpState, release_op, take_op_data};
 use crate::runtime::context;
 use crate::runtime::core::Core;
 use crate::runtime::observe;
@@ -124,7 +124,7 @@ impl<T: OpCode> Future for Op<T> {
                 .poll_op(&mut this.state, &mut this.data, cx, &core.budget);
         match polled {
             Poll::Ready((res, flags)) => {
-                let data = this.data.take().expect("corio: Op polled after completion");
+                let data = take_op_data(&mut this.data);
                 if trace::ON {
                     let fd = match data.wait() {
                         Wait::Ready(fd, _) => Some(fd.raw()),

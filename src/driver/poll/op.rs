@@ -16,7 +16,7 @@ use std::task::Context;
 use super::Poller;
 use crate::buf::pool::Pool;
 use crate::driver::blocking::{self, BlockingPool};
-use crate::driver::op::{OpCode, Wait};
+use crate::driver::op::{OpCode, Wait, op_data};
 use crate::driver::{OpState, Progress};
 
 impl Poller {
@@ -31,7 +31,7 @@ impl Poller {
         if let OpState::Blocking(_) = state {
             return blocking::poll(state, data, cx, blocking);
         }
-        let op = data.as_mut().expect("corio: op data");
+        let op = op_data(data);
         let (fd, interest) = match op.wait() {
             Wait::Blocking => return blocking::poll(state, data, cx, blocking),
             Wait::Never => {

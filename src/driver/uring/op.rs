@@ -18,7 +18,7 @@ use io_uring::{opcode, types};
 use super::Ring;
 use super::slots::Owner;
 use crate::driver::blocking::{self, BlockingPool};
-use crate::driver::op::{Interest, Kind, OpCode, Step, Wait, cqe_result};
+use crate::driver::op::{Interest, Kind, OpCode, Step, Wait, cqe_result, op_data, role_of};
 use crate::driver::{OpState, Progress};
 
 fn shut_down() -> std::io::Error {
@@ -78,7 +78,7 @@ impl Ring {
         loop {
             match *state {
                 OpState::Idle => {
-                    let op = data.as_mut().expect("corio: op data");
+                    let op = op_data(data);
                     if let Some(code) = op.optional_opcode()
                         && !self.supports(code)
                         && !op.downgrade()
@@ -111,7 +111,7 @@ impl Ring {
                 }
                 OpState::Retry => {
                     // After a readiness poll: the op still holds its read.
-                    let op = data.as_mut().expect("corio: op data");
+                    let op = op_data(data);
                     let Some(key) = self.submit_single(op, cx) else {
                         if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
                             role.fd.end_read();
@@ -123,7 +123,7 @@ impl Ring {
                 }
                 OpState::Ring(key) | OpState::RingCancel(key) => {
                     let cancelling = matches!(state, OpState::RingCancel(_));
-                    let op = data.as_mut().expect("corio: op data");
+                    let op = op_data(data);
                     let Some((res, flags, last)) = self.slots.take(key, cx.waker()) else {
                         if op.role().is_some_and(|r| r.kind == Kind::Accept) {
                             self.accept_waits(state, op, key, cx);
@@ -168,7 +168,7 @@ impl Ring {
                     }
                     if res == -libc::ECANCELED && !self.closed {
                         // The op's linked timeout fired while it waited.
-                        let op = data.as_ref().expect("corio: op data");
+                        let op = op_data(data);
                         if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
                             role.fd.end_read();
                         }
@@ -177,8 +177,8 @@ impl Ring {
                     *state = OpState::Retry;
                 }
                 OpState::Armed(key) => {
-                    let op = data.as_mut().expect("corio: op data");
-                    let fd = op.role().expect("corio: a multishot op has a role").fd;
+                    let op = op_data(data);
+                    let fd = role_of(op).fd;
                     if fd.armed() != Some(key) {
                         // Taken down (a plain read came): start over.
                         return Progress::Restart;
@@ -212,17 +212,17 @@ impl Ring {
         cx: &mut Context<'_>,
     ) -> Progress {
         if kind == Some(Kind::Read) {
-            op.role().expect("role").fd.start_read();
+            role_of(op).fd.start_read();
         }
         let Some(key) = self.submit_single(op, cx) else {
             if kind == Some(Kind::Read) {
-                op.role().expect("role").fd.end_read();
+                role_of(op).fd.end_read();
             }
             return Progress::Ready(Err(shut_down()), 0);
         };
         if kind == Some(Kind::Accept) {
             // Woken if a dropped accept keeps a connection.
-            op.role().expect("role").fd.kept().wait_accepted(cx.waker());
+            role_of(op).fd.kept().wait_accepted(cx.waker());
         }
         *state = OpState::Ring(key);
         Progress::Pending
@@ -239,7 +239,7 @@ impl Ring {
         let armed = op.arm().expect("corio: a multishot op arms");
         let key = self.slots.insert(Owner::Armed(armed));
         self.push(sqe, key);
-        let fd = op.role().expect("role").fd;
+        let fd = role_of(op).fd;
         fd.set_armed(Some((key, self.owner.clone())));
         Some(key)
     }
@@ -250,7 +250,7 @@ impl Ring {
     #[cold]
     #[inline(never)]
     fn disarm_for_read<T: OpCode>(&mut self, op: &mut T, key: u64) {
-        let fd = op.role().expect("role").fd;
+        let fd = role_of(op).fd;
         fd.set_armed(None);
         fd.start_read();
         if let Ok(true) = self.slots.disarm(key, None) {
@@ -269,7 +269,7 @@ impl Ring {
         key: u64,
         cx: &mut Context<'_>,
     ) {
-        let fd = op.role().expect("role").fd;
+        let fd = role_of(op).fd;
         let mut kept = fd.kept();
         if kept.has_accepted() {
             drop(kept);

@@ -151,6 +151,23 @@ fn live(slab: &mut Slab<Slot>, key: u64) -> Option<&mut Slot> {
     slab.get_mut(idx).filter(|s| s.generation == generation)
 }
 
+/// Frees the slot of `key`, which the caller found live: `Slab::remove`'s
+/// and `expect`'s panics take their caller's location, which the hot paths
+/// would otherwise set up on every call; this one's is out of line.
+#[inline(always)]
+fn remove_live(slab: &mut Slab<Slot>, key: u64) -> Slot {
+    match slab.try_remove(split(key).0) {
+        Some(slot) => slot,
+        None => no_slot(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn no_slot() -> ! {
+    panic!("corio: no live op slot")
+}
+
 impl Slots {
     pub(super) fn new() -> Slots {
         Slots {
@@ -204,7 +221,7 @@ impl Slots {
     /// Frees slot `key`.
     pub(super) fn remove(&mut self, key: u64) {
         if self.get(key).is_some() {
-            self.slab.remove(split(key).0);
+            remove_live(&mut self.slab, key);
         }
     }
 
@@ -215,7 +232,7 @@ impl Slots {
     pub(super) fn take(&mut self, key: u64, waker: &Waker) -> Option<(i32, u32, bool)> {
         let slot = live(&mut self.slab, key);
         debug_assert!(slot.is_some(), "corio: no live op slot {key:#x}");
-        let slot = slot.expect("corio: no live op slot");
+        let Some(slot) = slot else { no_slot() };
         let Some((res, flags)) = slot.cqes.pop() else {
             match &mut slot.owner {
                 Owner::Future(w) => match w {
@@ -231,7 +248,7 @@ impl Slots {
         };
         let last = slot.ended && slot.cqes.is_empty();
         if last {
-            let mut slot = self.slab.remove(split(key).0);
+            let mut slot = remove_live(&mut self.slab, key);
             if let Owner::Future(w @ Some(_)) = &mut slot.owner {
                 // Kept for the task's next op (`insert_future`).
                 self.spare = w.take();
@@ -282,7 +299,7 @@ impl Slots {
             return After::Nothing;
         }
         let close = close.take();
-        self.slab.remove(split(key).0);
+        remove_live(&mut self.slab, key);
         close.map_or(After::Nothing, After::Close)
     }
 
