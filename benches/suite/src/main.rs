@@ -9,6 +9,7 @@
 //! corio-bench load echo|http --addr HOST:PORT [--conns 64] [--size 64] [--secs 5] [--warmup 1]
 //! corio-bench fileread RUNTIME --file PATH [--qd 32] [--secs 3] [--cpus 1]
 //! corio-bench idle RUNTIME [--conns 19000] [--cpus 1]   # RSS per idle connection
+//! corio-bench micro WHAT RUNTIME N [--cpus 1]              # one small operation N times
 //! ```
 //!
 //! `all` runs every scenario (see `runner.rs`), pins servers and load to
@@ -28,6 +29,7 @@ mod idle;
 mod instr;
 mod load;
 mod micro;
+mod micro_table;
 mod report;
 mod rt;
 mod runner;
@@ -44,7 +46,7 @@ use rt::{App, Runtime};
 const USAGE: &str = "usage:
   corio-bench all [--secs S] [--warmup S] [--repeats N] [--file-secs S] [--only LIST] [--runtimes LIST]
                   [--quiet-wait S] [--quiet-budget S] [--server-cpu N] [--load-cpu N] [--out FILE] [--svg FILE]
-      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls, instr, idle
+      --only: comma-separated scenarios: echo64, echo1k, http, http2, hyper, file, syscalls, micro, instr, idle
                   (instr: instructions per request under valgrind; idle: RSS per idle connection,
                   19,000 connections; neither is in the default run)
       --runtimes: comma-separated runtime names (default: all)
@@ -55,7 +57,7 @@ const USAGE: &str = "usage:
   corio-bench load echo|http --addr HOST:PORT [--conns N] [--size BYTES] [--secs S] [--warmup S] [--max REQUESTS]
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
   corio-bench idle RUNTIME [--conns N] [--cpus N]   (server RSS per idle echo connection)
-  corio-bench micro spawn|spawn-many|timer|nop|nop32 corio|tokio|glommio|monoio N
+  corio-bench micro spawn|spawn-many|timer|nop|nop32 corio|tokio|glommio|monoio|raw N [--cpus LIST]
 RUNTIME: limit corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
          glommio compio tokio-uring (corio-compat: echo on tokio::io traits over corio::compat, HTTP
          with hyper; tokio-hyper: the same hyper service on tokio's current-thread runtime)";
@@ -141,10 +143,16 @@ fn main() -> ExitCode {
         }),
         Some("serve") if args.len() >= 3 => serve(&args[1], &args[2], &args[3..]),
         Some("load") if args.len() >= 2 => load(&args[1], &args[2..]),
-        Some("micro") if args.len() >= 4 => args[3]
-            .parse()
-            .map_err(|_| format!("bad count {:?}", args[3]))
-            .and_then(|n| micro::run(&args[1], &args[2], n)),
+        Some("micro") if args.len() >= 4 => Opts::parse(&args[4..]).and_then(|o| {
+            o.check(&["cpus"])?;
+            if let Some(c) = o.str("cpus") {
+                sys::pin(&sys::parse_cpus(c)?).map_err(|e| e.to_string())?;
+            }
+            let n = args[3]
+                .parse()
+                .map_err(|_| format!("bad count {:?}", args[3]))?;
+            micro::run(&args[1], &args[2], n)
+        }),
         Some("fileread") if args.len() >= 2 => fileread(&args[1], &args[2..]),
         Some("idle") if args.len() >= 2 => Opts::parse(&args[2..]).and_then(|o| {
             o.check(&["conns", "cpus"])?;

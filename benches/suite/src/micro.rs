@@ -6,9 +6,14 @@
 //! `spawn-many` (spawn `N`, then await every handle), `timer` (`N` tasks
 //! each sleeping 1 ms, all awaited), `nop` (a NOP round trip through the
 //! ring, one at a time), `nop32` (32 tasks doing NOPs, `N` in all).
-//! RUNTIME: corio, tokio, glommio, monoio (NOPs: corio only).
+//! RUNTIME: corio, tokio, glommio, monoio (NOPs: corio and raw, a plain
+//! loop over the io-uring crate with corio's ring flags and no runtime:
+//! one NOP, or 32, kept in flight). The `micro` scenario (`micro_table.rs`)
+//! runs this as a child for its table.
 
 use std::time::Duration;
+
+use io_uring::{IoUring, opcode};
 
 pub fn run(what: &str, runtime: &str, n: usize) -> Result<(), String> {
     match runtime {
@@ -31,8 +36,45 @@ pub fn run(what: &str, runtime: &str, n: usize) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?
             .block_on(monoio_body(what, n)),
+        "raw" => raw_nops(what, n),
         other => Err(format!("micro: unknown runtime {other:?}")),
     }
+}
+
+/// `n` NOPs through a ring with corio's flags (single issuer, deferred task
+/// work), `nop`: one in flight at a time, `nop32`: 32; one
+/// `io_uring_enter` per wait, every completion checked.
+fn raw_nops(what: &str, n: usize) -> Result<(), String> {
+    let depth = match what {
+        "nop" => 1,
+        "nop32" => 32,
+        other => return Err(format!("micro: {other:?} is not run on raw")),
+    };
+    let mut ring: IoUring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(256)
+        .map_err(|e| format!("io_uring setup: {e}"))?;
+    let (mut submitted, mut done) = (0, 0);
+    while done < n {
+        while submitted < n && submitted - done < depth {
+            let sqe = opcode::Nop::new().build().user_data(submitted as u64);
+            // SAFETY: a NOP names no memory; at most 32 of the ring's 256
+            // entries are ever queued.
+            unsafe { ring.submission().push(&sqe) }.map_err(|_| "sq full".to_string())?;
+            submitted += 1;
+        }
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("io_uring_enter: {e}"))?;
+        for cqe in ring.completion() {
+            if cqe.result() < 0 {
+                return Err(format!("NOP failed: {}", cqe.result()));
+            }
+            done += 1;
+        }
+    }
+    Ok(())
 }
 
 async fn corio_body(what: &str, n: usize) -> Result<(), String> {

@@ -363,9 +363,10 @@ fn markdown(cfg: &Cfg, res: &Results, root: &Path, svg: &str) -> (String, String
     }
 
     let _ = writeln!(m, "## Micro-benchmarks\n");
+    crate::micro_table::render(&mut m, res, cfg.server_cpu);
     let _ = writeln!(
         m,
-        "Spawn + join, yield, timers, channels and the NOP round trip (corio vs tokio's current-thread \
+        "More: spawn + join, yield, timers, channels and the NOP round trip (corio vs tokio's current-thread \
          runtime) live in [`benches/micro.rs`](benches/micro.rs) (divan: `taskset -c 1 cargo bench --bench \
          micro`) and, as long interleaved runs with goals and raw io_uring, in \
          [`benches/runtime.rs`](benches/runtime.rs) (`taskset -c 1 cargo bench --bench runtime`). Cross-shard \

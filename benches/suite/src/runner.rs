@@ -139,6 +139,7 @@ pub struct Results {
     pub syscalls: Vec<SyscallRow>,
     pub instr: Vec<crate::instr::InstrRow>,
     pub idle: Vec<crate::idle::IdleRow>,
+    pub micro: Vec<crate::micro_table::MicroRow>,
     pub files: Vec<FileSample>,
     pub failures: Vec<String>,
     pub started: Option<Instant>,
@@ -213,8 +214,8 @@ const FILE: [Runtime; 8] = [
 ];
 
 /// Scenario ids `--only` accepts.
-const SCENARIOS: [&str; 9] = [
-    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls", "instr", "idle",
+const SCENARIOS: [&str; 10] = [
+    "echo64", "echo1k", "http", "http2", "hyper", "file", "syscalls", "micro", "instr", "idle",
 ];
 
 fn cases(cfg: &Cfg) -> Vec<NetCase> {
@@ -429,6 +430,19 @@ pub fn all(o: &Opts, report_only: bool) -> io::Result<()> {
     if want("file") {
         file_pass(&cfg, &mut res)?;
     }
+    if want("micro") {
+        // The micro children's runtime names: corio (any corio kept), raw
+        // (the limit's kind), or the peer itself.
+        let kept = |name: &str| {
+            cfg.runtimes.is_empty()
+                || cfg.runtimes.iter().any(|r| {
+                    r == name
+                        || (name == "corio" && r.starts_with("corio"))
+                        || (name == "raw" && r == "limit")
+                })
+        };
+        crate::micro_table::pass(&cfg, &mut res, kept);
+    }
     // Slow (valgrind): only when asked for by name.
     if !report_only && cfg.only.iter().any(|x| x == "instr") {
         crate::instr::pass(&cfg, &mut res, |rt| keeps(&cfg, rt));
@@ -484,7 +498,7 @@ pub const QUIET: f64 = 0.10;
 
 /// Waits (up to `cfg.quiet_wait` s, and `cfg.quiet_budget` s in all) until
 /// the machine is idle; returns the busy fraction last seen.
-fn wait_quiet(cfg: &Cfg, res: &mut Results) -> f64 {
+pub fn wait_quiet(cfg: &Cfg, res: &mut Results) -> f64 {
     let start = Instant::now();
     let left = (cfg.quiet_budget - res.waited).max(0.0);
     let deadline = start + Duration::from_secs_f64(cfg.quiet_wait.min(left));
@@ -964,6 +978,29 @@ fn perf_counts_syscalls() -> bool {
         .stderr(Stdio::piped())
         .output()
         .is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("not"))
+}
+
+/// Settings for tests that write and read the stored results.
+#[cfg(test)]
+pub fn test_cfg(dir: &Path) -> Cfg {
+    Cfg {
+        secs: 1.0,
+        warmup: 0.0,
+        repeats: 1,
+        file_secs: 1.0,
+        server_cpu: 1,
+        load_cpu: 0,
+        only: Vec::new(),
+        runtimes: Vec::new(),
+        out: dir.join("BENCHMARKS.md"),
+        svg: dir.join("chart.svg"),
+        exe: PathBuf::new(),
+        wrk: None,
+        perf: false,
+        quiet_wait: 0.0,
+        quiet_budget: 0.0,
+        date: "test".into(),
+    }
 }
 
 #[cfg(test)]

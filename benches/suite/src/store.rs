@@ -7,7 +7,7 @@
 //! `net case label repeat requests rps p50 p99 cpu user cores background date`,
 //! `sys case label requests total name=count,... date` (counts per request),
 //! `file label qd repeat iops cpu date`, `instr app label requests ir_per_request date`,
-//! `idle label conns bytes_per_conn date`.
+//! `idle label conns bytes_per_conn date`, `micro what label ns ns_min ns_max ir_per_op date`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -84,6 +84,13 @@ pub fn save(path: &Path, cfg: &Cfg, res: &Results) -> io::Result<()> {
             r.label, r.conns, r.bytes_per_conn, r.date
         );
     }
+    for r in &res.micro {
+        let _ = writeln!(
+            out,
+            "micro\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.what, r.label, r.ns, r.ns_min, r.ns_max, r.ir, r.date
+        );
+    }
     for f in &res.files {
         let _ = writeln!(
             out,
@@ -106,6 +113,7 @@ pub fn merge(path: &Path, res: &mut Results) {
     let mut files = Vec::new();
     let mut instr = Vec::new();
     let mut idle = Vec::new();
+    let mut micro = Vec::new();
     let mut kept: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut note = |scenario: &str, date: &str, label: &str| {
         let i = match kept.iter().position(|(s, d, _)| s == scenario && d == date) {
@@ -209,6 +217,22 @@ pub fn merge(path: &Path, res: &mut Results) {
                     date: f[4].to_string(),
                 });
             }
+            Some("micro") if f.len() == 8 => {
+                let (what, label) = (f[1], f[2]);
+                if res.micro.iter().any(|r| r.what == what && r.label == label) {
+                    continue;
+                }
+                note("micro", f[7], label);
+                micro.push(crate::micro_table::MicroRow {
+                    what: what.to_string(),
+                    label: label.to_string(),
+                    ns: num(3).unwrap_or(f64::NAN),
+                    ns_min: num(4).unwrap_or(f64::NAN),
+                    ns_max: num(5).unwrap_or(f64::NAN),
+                    ir: num(6).unwrap_or(f64::NAN),
+                    date: f[7].to_string(),
+                });
+            }
             Some("file") if f.len() == 7 => {
                 let (label, qd) = (f[1], num(2).unwrap_or(0.0) as usize);
                 if res.files.iter().any(|r| r.label == label && r.qd == qd) {
@@ -238,6 +262,8 @@ pub fn merge(path: &Path, res: &mut Results) {
     res.instr = instr;
     idle.append(&mut res.idle);
     res.idle = idle;
+    micro.append(&mut res.micro);
+    res.micro = micro;
     res.kept = kept;
 }
 

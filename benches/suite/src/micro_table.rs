@@ -1,0 +1,399 @@
+//! The `micro` scenario: what one small operation costs on each runtime —
+//! spawn + join, spawn-many, a timer, a NOP round trip — in one run.
+//!
+//! How it works: every figure is `corio-bench micro WHAT RUNTIME N` (the
+//! operation inside a spawned task, `micro.rs`) run as a child pinned to the
+//! server CPU: its wall time with `N` minus its wall time with `N = 0`
+//! (start-up and teardown cancel out), divided by `N`. Timers subtract the
+//! 1 ms every one of them sleeps, so the figure is the cost beyond the floor.
+//! Five rounds, the runtimes taking turns within each, after a wait for a
+//! quiet machine; the table shows the median and the range. Absolute times
+//! on these VMs move by up to 2x from one boot to the next, so the column to
+//! read is the one against the best other runtime of the same run (for NOPs,
+//! the difference to a raw io_uring loop with corio's ring flags). The
+//! instruction column is the same child under `valgrind --tool=callgrind`
+//! (smaller `N`, the same subtraction): user-space instructions per
+//! operation, which do not move with the machine.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::runner::{Cfg, Results};
+
+/// One operation measured.
+struct Test {
+    what: &'static str,
+    /// `N` for the timed runs and for the counted ones.
+    n: usize,
+    n_counted: usize,
+    runtimes: &'static [&'static str],
+    /// What the table calls the operation.
+    title: &'static str,
+}
+
+const PEERS: &[&str] = &["corio", "glommio", "monoio", "tokio"];
+const RAW: &[&str] = &["corio", "raw"];
+
+const TESTS: [Test; 5] = [
+    Test {
+        what: "spawn",
+        n: 1_000_000,
+        n_counted: 20_000,
+        runtimes: PEERS,
+        title: "spawn + join, one at a time",
+    },
+    Test {
+        what: "spawn-many",
+        n: 200_000,
+        n_counted: 20_000,
+        runtimes: PEERS,
+        title: "spawn N, then join them all",
+    },
+    Test {
+        what: "timer",
+        n: 100_000,
+        n_counted: 10_000,
+        runtimes: PEERS,
+        title: "a 1 ms sleep in its own task, beyond the 1 ms",
+    },
+    Test {
+        what: "nop",
+        n: 500_000,
+        n_counted: 20_000,
+        runtimes: RAW,
+        title: "NOP round trip",
+    },
+    Test {
+        what: "nop32",
+        n: 500_000,
+        n_counted: 20_000,
+        runtimes: RAW,
+        title: "NOP round trip, 32 in flight",
+    },
+];
+
+/// Timed rounds per figure.
+const ROUNDS: usize = 5;
+
+/// One operation on one runtime.
+#[derive(Debug, Clone)]
+pub struct MicroRow {
+    pub what: String,
+    pub label: String,
+    /// Nanoseconds per operation: median, lowest and highest of the rounds.
+    pub ns: f64,
+    pub ns_min: f64,
+    pub ns_max: f64,
+    /// User-space instructions per operation (NaN when not counted).
+    pub ir: f64,
+    pub date: String,
+}
+
+fn child(exe: &Path, what: &str, rt: &str, n: usize, cpu: usize) -> Command {
+    let mut c = Command::new(exe);
+    c.args([
+        "micro",
+        what,
+        rt,
+        &n.to_string(),
+        "--cpus",
+        &cpu.to_string(),
+    ])
+    .env(crate::sys::CHILD_ENV, "1")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    c
+}
+
+fn run(mut c: Command) -> io::Result<()> {
+    let out = c.output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    }
+}
+
+/// Wall time of one child, in seconds.
+fn timed(cfg: &Cfg, what: &str, rt: &str, n: usize) -> io::Result<f64> {
+    let start = Instant::now();
+    run(child(&cfg.exe, what, rt, n, cfg.server_cpu))?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Nanoseconds per operation of one timed pair (`n` minus none).
+fn per_op(cfg: &Cfg, t: &Test, rt: &str) -> io::Result<f64> {
+    let full = timed(cfg, t.what, rt, t.n)?;
+    let empty = timed(cfg, t.what, rt, 0)?;
+    let floor = if t.what == "timer" { 1e-3 } else { 0.0 };
+    Ok((full - empty - floor) / t.n as f64 * 1e9)
+}
+
+/// Instructions of one child under callgrind.
+fn counted(cfg: &Cfg, what: &str, rt: &str, n: usize) -> io::Result<u64> {
+    let out = std::env::temp_dir().join(format!(
+        "corio-micro-{}-{what}-{rt}-{n}.out",
+        std::process::id()
+    ));
+    let mut c = Command::new("valgrind");
+    c.arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(&cfg.exe)
+        .args(["micro", what, rt, &n.to_string()])
+        .args(["--cpus", &cfg.server_cpu.to_string()])
+        .env(crate::sys::CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let ran = run(c);
+    // Threads (glommio's executor) write parts of their own: add them up.
+    let mut ir = 0;
+    let stem = out.file_name().map(|s| s.to_string_lossy().to_string());
+    let dir = out.parent().unwrap_or(Path::new("."));
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if stem.as_deref().is_none_or(|s| !name.starts_with(s)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for l in text.lines() {
+            if let Some(v) = l.strip_prefix("summary: ") {
+                ir += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+    ran?;
+    if ir == 0 {
+        return Err(io::Error::other("callgrind counted nothing"));
+    }
+    Ok(ir)
+}
+
+/// Instructions per operation (`n_counted` minus none).
+fn ir_per_op(cfg: &Cfg, t: &Test, rt: &str) -> io::Result<f64> {
+    let full = counted(cfg, t.what, rt, t.n_counted)?;
+    let empty = counted(cfg, t.what, rt, 0)?;
+    Ok((full as f64 - empty as f64) / t.n_counted as f64)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs the scenario for the runtimes `keeps` (by name) lets through.
+pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(&str) -> bool) {
+    let valgrind = crate::runner::tool_version("valgrind", &["--version"]).is_some();
+    if !valgrind {
+        eprintln!("valgrind not found: no instruction column (apt-get install -y valgrind)");
+    }
+    for t in &TESTS {
+        let rts: Vec<&str> = t.runtimes.iter().copied().filter(|r| keeps(r)).collect();
+        if rts.is_empty() {
+            continue;
+        }
+        eprintln!("== micro: {} ({})", t.what, t.title);
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); rts.len()];
+        let mut failed: Vec<Option<String>> = vec![None; rts.len()];
+        for _ in 0..ROUNDS {
+            crate::runner::wait_quiet(cfg, res);
+            for (i, rt) in rts.iter().enumerate() {
+                if failed[i].is_some() {
+                    continue;
+                }
+                match per_op(cfg, t, rt) {
+                    Ok(ns) => times[i].push(ns),
+                    Err(e) => failed[i] = Some(e.to_string()),
+                }
+            }
+        }
+        for (i, rt) in rts.iter().enumerate() {
+            if let Some(e) = &failed[i] {
+                eprintln!("  {rt:<10} FAILED: {e}");
+                res.failures.push(format!("micro {} / {rt}: {e}", t.what));
+                continue;
+            }
+            let ir = if valgrind {
+                ir_per_op(cfg, t, rt).unwrap_or_else(|e| {
+                    res.failures
+                        .push(format!("micro {} / {rt} (callgrind): {e}", t.what));
+                    f64::NAN
+                })
+            } else {
+                f64::NAN
+            };
+            let v = &mut times[i];
+            let row = MicroRow {
+                what: t.what.to_string(),
+                label: rt.to_string(),
+                ns: median(v),
+                ns_min: v[0],
+                ns_max: v[v.len() - 1],
+                ir,
+                date: cfg.date.clone(),
+            };
+            eprintln!(
+                "  {rt:<10} {:>8.1} ns/op ({:.1}–{:.1})  {:>6.0} Ir/op",
+                row.ns, row.ns_min, row.ns_max, row.ir
+            );
+            res.micro.push(row);
+        }
+    }
+}
+
+/// The comparison column of `row`: against the best other runtime of the
+/// same run, or (NOPs) the difference to the raw loop.
+fn versus(row: &MicroRow, rows: &[&MicroRow]) -> String {
+    let same_run = |r: &&&MicroRow| r.date == row.date && r.label != row.label;
+    if row.what.starts_with("nop") {
+        if row.label == "raw" {
+            return "".into();
+        }
+        return rows
+            .iter()
+            .filter(same_run)
+            .find(|r| r.label == "raw")
+            .map_or("".into(), |raw| {
+                format!("{:+.1} ns over raw", row.ns - raw.ns)
+            });
+    }
+    rows.iter()
+        .filter(same_run)
+        .min_by(|a, b| a.ns.total_cmp(&b.ns))
+        .map_or("".into(), |best| {
+            format!("{:.2}× {}", row.ns / best.ns, best.label)
+        })
+}
+
+/// The report's section.
+pub fn render(m: &mut String, res: &Results, server_cpu: usize) {
+    if res.micro.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        m,
+        "Per-operation costs (`--only micro`): each operation inside a spawned task, `corio-bench \
+         micro WHAT RUNTIME N` pinned to CPU {server_cpu}, wall time with N minus with N = 0, over N; \
+         median of {ROUNDS} rounds (range) with the runtimes taking turns; timers are the cost beyond \
+         the 1 ms each sleeps. Absolute times move up to 2x between boots of these VMs: compare within \
+         a run (the `vs` column: × the fastest other runtime of the same run; for NOPs, the \
+         difference to `raw`, a plain io-uring loop with corio's ring flags). Ir/op: user-space \
+         instructions per operation under callgrind (the same subtraction), which do not move with \
+         the machine.\n"
+    );
+    let _ = writeln!(
+        m,
+        "| operation | runtime | ns/op (range) | vs | Ir/op | measured |"
+    );
+    let _ = writeln!(m, "|---|---|---:|---|---:|---|");
+    for t in &TESTS {
+        let rows: Vec<&MicroRow> = res.micro.iter().filter(|r| r.what == t.what).collect();
+        for r in &rows {
+            let ir = if r.ir.is_nan() {
+                "".to_string()
+            } else {
+                format!("{:.0}", r.ir)
+            };
+            let _ = writeln!(
+                m,
+                "| {} | {} | **{:.1}** ({:.1}–{:.1}) | {} | {ir} | {} |",
+                t.title,
+                r.label,
+                r.ns,
+                r.ns_min,
+                r.ns_max,
+                versus(r, &rows),
+                r.date
+            );
+        }
+    }
+    let _ = writeln!(m);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(what: &str, label: &str, ns: f64, date: &str) -> MicroRow {
+        MicroRow {
+            what: what.into(),
+            label: label.into(),
+            ns,
+            ns_min: ns - 1.0,
+            ns_max: ns + 1.0,
+            ir: 500.0,
+            date: date.into(),
+        }
+    }
+
+    #[test]
+    fn compares_with_the_best_other_runtime_of_the_same_run() {
+        let rows = [
+            row("spawn", "corio", 50.0, "a"),
+            row("spawn", "glommio", 40.0, "a"),
+            row("spawn", "tokio", 200.0, "a"),
+            // An older run's figure is not a peer of this run's.
+            row("spawn", "monoio", 10.0, "b"),
+        ];
+        let refs: Vec<&MicroRow> = rows.iter().collect();
+        assert_eq!(versus(&rows[0], &refs), "1.25× glommio");
+        assert_eq!(versus(&rows[1], &refs), "0.80× corio");
+        assert_eq!(versus(&rows[3], &refs), "");
+    }
+
+    #[test]
+    fn nops_show_the_difference_to_raw() {
+        let rows = [
+            row("nop", "corio", 377.0, "a"),
+            row("nop", "raw", 320.5, "a"),
+        ];
+        let refs: Vec<&MicroRow> = rows.iter().collect();
+        assert_eq!(versus(&rows[0], &refs), "+56.5 ns over raw");
+        assert_eq!(versus(&rows[1], &refs), "");
+    }
+
+    #[test]
+    fn rows_survive_results_tsv() {
+        let dir = std::env::temp_dir().join(format!("corio-micro-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tsv = dir.join("results.tsv");
+        let mut res = Results::default();
+        res.micro
+            .push(row("nop32", "corio", 143.5, "2026-12-07 03:41 UTC"));
+        res.micro.push(MicroRow {
+            ir: f64::NAN,
+            ..row("timer", "tokio", 499.7, "2026-12-07 03:41 UTC")
+        });
+        let cfg = crate::runner::test_cfg(&dir);
+        crate::store::save(&tsv, &cfg, &res).unwrap();
+        let mut back = Results::default();
+        crate::store::merge(&tsv, &mut back);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(back.micro.len(), 2);
+        let nop = &back.micro[0];
+        assert_eq!((nop.what.as_str(), nop.label.as_str()), ("nop32", "corio"));
+        assert_eq!(
+            (nop.ns, nop.ns_min, nop.ns_max, nop.ir),
+            (143.5, 142.5, 144.5, 500.0)
+        );
+        assert_eq!(nop.date, "2026-12-07 03:41 UTC");
+        assert!(
+            back.micro[1].ir.is_nan(),
+            "an uncounted row stays uncounted"
+        );
+        let mut m = String::new();
+        render(&mut m, &back, 1);
+        assert!(m.contains("| NOP round trip, 32 in flight | corio | **143.5** (142.5–144.5) |"));
+        assert!(
+            m.contains("| tokio | **499.7** (498.7–500.7) |  |  |"),
+            "{m}"
+        );
+    }
+}
