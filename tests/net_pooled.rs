@@ -323,3 +323,48 @@ fn udp_pooled_receives_keep_datagram_boundaries() {
     });
 }
 }
+
+both_drivers! {
+fn two_tasks_waiting_on_one_socket_both_see_its_end() {
+    // Two tasks wait on one socket's pooled receives when the peer closes:
+    // the multishot receive ends with EOF, and each waiter must be woken —
+    // one takes the end, the other arms a new receive and sees EOF too.
+    // (A waiter left in the ended op's slot would hang here.)
+    let _serial = support::serial();
+    support::run(async {
+        let (s, c) = pair().await;
+        let s = std::rc::Rc::new(s);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                corio::spawn(async move {
+                    let mut got = 0;
+                    while let Some(buf) = s.recv_pooled().await.unwrap() {
+                        got += buf.len();
+                    }
+                    got
+                })
+            })
+            .collect();
+        // Both are waiting on the armed receive before the peer acts.
+        for _ in 0..10 {
+            corio::yield_now().await;
+        }
+        let sender = thread::spawn(move || {
+            let mut c = c;
+            c.write_all(b"hello").unwrap();
+            thread::sleep(Duration::from_millis(20));
+            drop(c);
+        });
+        let mut total = 0;
+        for r in readers {
+            total += timeout(Duration::from_secs(5), r)
+                .await
+                .expect("every waiter sees the end")
+                .unwrap();
+        }
+        sender.join().unwrap();
+        assert_eq!(total, 5, "the bytes reach one reader once");
+    });
+}
+}

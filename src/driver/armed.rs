@@ -44,6 +44,13 @@ pub(crate) enum Waiters {
     #[default]
     None,
     One(Waker),
+    /// A lone waiter woken by a completion its task has not polled for
+    /// yet: kept, not woken again, until the task polls (the driver then
+    /// takes it with `take_woken` for the task's next op, as a single-shot
+    /// op's slot hands on its waker). A task that dropped its receive
+    /// leaves it here until another waits or the op is taken down, as a
+    /// `One` stayed until the next completion. `add` handles it too.
+    Woken(Waker),
     Many(Vec<Waker>),
 }
 
@@ -62,6 +69,16 @@ impl Waiters {
                 *self = Waiters::One(w);
             }
             Waiters::One(w) if w.will_wake(waker) => {}
+            // Its task waits again.
+            Waiters::Woken(w) if w.will_wake(waker) => {
+                let Waiters::Woken(w) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                *self = Waiters::One(w);
+            }
+            // Another task waits while the woken one has not taken its
+            // completion: that one had its wake-up, this one waits.
+            Waiters::Woken(_) => *self = Waiters::One(waker.clone()),
             Waiters::One(_) => {
                 let Waiters::One(w) = std::mem::take(self) else {
                     unreachable!()
@@ -76,20 +93,47 @@ impl Waiters {
         }
     }
 
-    /// Wakes and forgets every waiter; a lone one is woken by reference
-    /// and returned, for the driver to keep for its task's next op.
-    #[must_use]
-    pub(crate) fn wake_all(&mut self) -> Option<Waker> {
-        match std::mem::take(self) {
-            Waiters::None => None,
+    /// A completion arrived: wakes every waiter. A lone one is woken by
+    /// reference and kept (`Woken`); several are woken by value and
+    /// forgotten.
+    pub(crate) fn wake_all(&mut self) {
+        match self {
+            Waiters::None | Waiters::Woken(_) => {}
             Waiters::One(w) => {
                 w.wake_by_ref();
-                Some(w)
+                let Waiters::One(w) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                *self = Waiters::Woken(w);
             }
-            Waiters::Many(ws) => {
+            Waiters::Many(_) => {
+                let Waiters::Many(ws) = std::mem::take(self) else {
+                    unreachable!()
+                };
                 ws.into_iter().for_each(Waker::wake);
-                None
             }
+        }
+    }
+
+    /// A task took a completion: the woken lone waiter's waker, if any,
+    /// for the driver to keep for that task's next op.
+    #[inline]
+    pub(crate) fn take_woken(&mut self) -> Option<Waker> {
+        if !matches!(self, Waiters::Woken(_)) {
+            return None;
+        }
+        let Waiters::Woken(w) = std::mem::take(self) else {
+            unreachable!()
+        };
+        Some(w)
+    }
+
+    /// The op is taken down: wakes whoever still waits and forgets all.
+    pub(crate) fn wake_and_clear(&mut self) {
+        match std::mem::take(self) {
+            Waiters::None | Waiters::Woken(_) => {}
+            Waiters::One(w) => w.wake(),
+            Waiters::Many(ws) => ws.into_iter().for_each(Waker::wake),
         }
     }
 }
@@ -150,23 +194,51 @@ mod tests {
         w.add(&wb, &mut spare);
         w.add(&wb, &mut spare);
         assert!(matches!(&w, Waiters::Many(v) if v.len() == 2));
+        w.wake_all();
         assert!(
-            w.wake_all().is_none(),
-            "several waiters are all woken by value"
+            matches!(w, Waiters::None),
+            "several waiters are all woken by value and forgotten"
         );
-        assert!(matches!(w, Waiters::None));
         assert_eq!(a.0.load(Ordering::SeqCst), 1);
         assert_eq!(b.0.load(Ordering::SeqCst), 1);
-        // A lone waiter comes back to be kept, and is reused by its task.
+        // A lone waiter is woken by reference and kept until its task
+        // takes the completion; a second completion meanwhile does not
+        // wake it again.
         w.add(&wa, &mut spare);
-        let kept = w.wake_all().expect("a lone waiter comes back");
-        assert_eq!(a.0.load(Ordering::SeqCst), 2);
+        w.wake_all();
+        assert!(matches!(w, Waiters::Woken(_)));
+        w.wake_all();
+        assert_eq!(a.0.load(Ordering::SeqCst), 2, "woken once");
         assert_eq!(Arc::strong_count(&a), 3, "wa, the kept waker, the Arc");
+        // Its task takes the completion: the waker goes to the driver,
+        // and the task's next wait reuses it.
+        let kept = w.take_woken().expect("the woken waiter's waker");
+        assert!(matches!(w, Waiters::None));
+        assert!(w.take_woken().is_none());
         spare = Some(kept);
         w.add(&wa, &mut spare);
         assert!(spare.is_none(), "the task's own spare was used");
         assert_eq!(Arc::strong_count(&a), 3, "no clone");
+        // A woken task that waits again without taking anything is
+        // waiting again, with the same waker.
+        w.wake_all();
+        assert_eq!(a.0.load(Ordering::SeqCst), 3);
+        w.add(&wa, &mut spare);
+        assert!(matches!(w, Waiters::One(_)));
+        assert_eq!(Arc::strong_count(&a), 3, "no clone");
+        // Another task waiting while the woken one has not taken its
+        // completion replaces it (that one had its wake-up).
+        w.wake_all();
+        assert_eq!(a.0.load(Ordering::SeqCst), 4);
+        w.add(&wb, &mut spare);
+        assert!(matches!(&w, Waiters::One(x) if x.will_wake(&wb)));
+        assert_eq!(Arc::strong_count(&a), 2, "the woken one's waker went");
+        // Taken down: whoever waits is woken by value.
+        w.wake_and_clear();
+        assert!(matches!(w, Waiters::None));
+        assert_eq!(b.0.load(Ordering::SeqCst), 2);
         // Another task's spare is dropped, not used.
+        w.add(&wa, &mut spare);
         let Waiters::One(again) = std::mem::take(&mut w) else {
             panic!("one waiter")
         };

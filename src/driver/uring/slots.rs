@@ -258,6 +258,23 @@ impl Slots {
         Some((res, flags, last))
     }
 
+    /// A task polls the armed op in slot `key`, before its `take` (which
+    /// may free the slot with the last completion): the lone waiter a
+    /// completion woke — this task, nearly always — goes to `spare`, as
+    /// `take` hands on a single-shot op's waker; the task's next op, or
+    /// its wait here if another task took the completion, reuses it.
+    #[inline]
+    pub(super) fn armed_taken(&mut self, key: u64) {
+        if let Some(Slot {
+            owner: Owner::Armed(a),
+            ..
+        }) = live(&mut self.slab, key)
+            && let Some(w) = a.waiters.take_woken()
+        {
+            self.spare = Some(w);
+        }
+    }
+
     /// A completion arrived for `key`.
     #[inline]
     pub(super) fn complete(&mut self, key: u64, res: i32, flags: u32) -> After {
@@ -282,11 +299,12 @@ impl Slots {
             Owner::Armed(a) => {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
-                // A lone waiter's waker is kept for its task's next op or
-                // wait (`insert_future`, `Waiters::add`).
-                if let Some(w) = a.waiters.wake_all() {
-                    self.spare = Some(w);
-                }
+                // A lone waiter's waker stays with the op (`Woken`) until
+                // its task polls for this completion (`armed_taken`): put
+                // in `spare` here, it would be overwritten by the next
+                // completion of the same reap (another task's), and the
+                // task's next op would clone its waker.
+                a.waiters.wake_all();
                 return After::Nothing;
             }
             Owner::Released(r) => (r.op.as_deref_mut(), &mut r.close),
@@ -355,7 +373,7 @@ impl Slots {
                 return close.map_or(Ok(false), Err);
             }
         };
-        drop(armed.waiters.wake_all());
+        armed.waiters.wake_and_clear();
         while let Some((res, flags)) = slot.cqes.pop() {
             armed.op.completion(res, flags);
         }
