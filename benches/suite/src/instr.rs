@@ -146,33 +146,44 @@ fn count(cfg: &Cfg, rt: Runtime, app: &'static str) -> io::Result<(u64, f64)> {
     let requests = measured?;
     // The dump goes to `out.1` (or more parts); `out` itself holds what
     // was counted before the dump (nothing, counting was off).
-    let mut ir = 0u64;
-    let dir = out.parent().expect("a temp dir");
+    let ir = collect(&out, &format!("{app}-{}-", rt.name()))?;
+    if requests == 0 || ir == 0 {
+        return Err(io::Error::other("no requests or no instructions counted"));
+    }
+    Ok((requests, ir as f64 / requests as f64))
+}
+
+/// The instructions callgrind wrote to `out` and to the parts a dump adds
+/// beside it (`out.1`, ...): each file's `totals:` line (a dumped part's
+/// `summary:` is 0; a whole run's equals its `totals:`), `summary:` where a
+/// file has no `totals:`. The files are removed, or with
+/// `CORIO_BENCH_KEEP_CALLGRIND=DIR` moved there with `keep_as` before their
+/// name, for `callgrind_annotate`.
+pub fn collect(out: &std::path::Path, keep_as: &str) -> io::Result<u64> {
+    let dir = out.parent().unwrap_or(std::path::Path::new("."));
     let stem = out
         .file_name()
-        .expect("a file")
-        .to_string_lossy()
-        .to_string();
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut ir = 0u64;
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().to_string();
-        if !name.starts_with(&stem) {
+        if stem.is_empty() || !name.starts_with(&stem) {
             continue;
         }
         let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        for l in text.lines() {
-            if let Some(v) = l
-                .strip_prefix("totals: ")
-                .or_else(|| l.strip_prefix("summary: "))
-            {
-                ir += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
+        let line = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        ir += line("totals: ").or_else(|| line("summary: ")).unwrap_or(0);
         match std::env::var_os("CORIO_BENCH_KEEP_CALLGRIND") {
             // For `callgrind_annotate`: where the instructions went.
             Some(keep) => {
                 let _ = std::fs::create_dir_all(&keep);
-                let kept = std::path::Path::new(&keep).join(format!("{app}-{}-{name}", rt.name()));
+                let kept = std::path::Path::new(&keep).join(format!("{keep_as}{name}"));
                 if std::fs::rename(e.path(), &kept).is_err() {
                     let _ = std::fs::copy(e.path(), &kept);
                     let _ = std::fs::remove_file(e.path());
@@ -183,10 +194,7 @@ fn count(cfg: &Cfg, rt: Runtime, app: &'static str) -> io::Result<(u64, f64)> {
             }
         }
     }
-    if requests == 0 || ir == 0 {
-        return Err(io::Error::other("no requests or no instructions counted"));
-    }
-    Ok((requests, ir as f64 / requests as f64))
+    Ok(ir)
 }
 
 /// Runs the scenario for every runtime `cfg` keeps.

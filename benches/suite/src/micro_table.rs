@@ -13,7 +13,9 @@
 //! the difference to a raw io_uring loop with corio's ring flags). The
 //! instruction column is the same child under `valgrind --tool=callgrind`
 //! (smaller `N`, the same subtraction): user-space instructions per
-//! operation, which do not move with the machine.
+//! operation, which do not move with the machine. With
+//! `CORIO_BENCH_KEEP_CALLGRIND=DIR` the callgrind files are kept in DIR, as
+//! for `instr`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -152,24 +154,10 @@ fn counted(cfg: &Cfg, what: &str, rt: &str, n: usize) -> io::Result<u64> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let ran = run(c);
-    // Threads (glommio's executor) write parts of their own: add them up.
-    let mut ir = 0;
-    let stem = out.file_name().map(|s| s.to_string_lossy().to_string());
-    let dir = out.parent().unwrap_or(Path::new("."));
-    for e in std::fs::read_dir(dir)?.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if stem.as_deref().is_none_or(|s| !name.starts_with(s)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        for l in text.lines() {
-            if let Some(v) = l.strip_prefix("summary: ") {
-                ir += v.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
-        let _ = std::fs::remove_file(e.path());
-    }
+    // Collected (and removed) whether or not the run succeeded.
+    let ir = crate::instr::collect(&out, "");
     ran?;
+    let ir = ir?;
     if ir == 0 {
         return Err(io::Error::other("callgrind counted nothing"));
     }
