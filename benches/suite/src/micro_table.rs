@@ -171,11 +171,6 @@ fn ir_per_op(cfg: &Cfg, t: &Test, rt: &str) -> io::Result<f64> {
     Ok((full as f64 - empty as f64) / t.n_counted as f64)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Runs the scenario for the runtimes `keeps` (by name) lets through.
 pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(&str) -> bool) {
     let valgrind = crate::runner::tool_version("valgrind", &["--version"]).is_some();
@@ -217,13 +212,13 @@ pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(&str) -> bool) {
             } else {
                 f64::NAN
             };
-            let v = &mut times[i];
+            let v = &times[i];
             let row = MicroRow {
                 what: t.what.to_string(),
                 label: rt.to_string(),
-                ns: median(v),
-                ns_min: v[0],
-                ns_max: v[v.len() - 1],
+                ns: crate::report::median(v.clone()),
+                ns_min: v.iter().copied().fold(f64::INFINITY, f64::min),
+                ns_max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 ir,
                 date: cfg.date.clone(),
             };

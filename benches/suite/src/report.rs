@@ -47,7 +47,7 @@ fn relative(path: &Path, base: &Path) -> String {
         .unwrap_or_else(|_| p.display().to_string())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
