@@ -113,11 +113,14 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
 
 /// Splits `METHOD SP TARGET SP HTTP/1.x`.
 fn request_line(line: &[u8]) -> Result<(&[u8], &[u8], bool), &'static Response> {
-    let mut parts = line.splitn(3, |&b| b == b' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let Some(sp1) = find(line, b' ') else {
         return Err(&BAD_REQUEST);
     };
+    let (method, rest) = (&line[..sp1], &line[sp1 + 1..]);
+    let Some(sp2) = find(rest, b' ') else {
+        return Err(&BAD_REQUEST);
+    };
+    let (target, version) = (&rest[..sp2], &rest[sp2 + 1..]);
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
         return Err(&BAD_REQUEST);
     }
@@ -138,14 +141,12 @@ fn request_line(line: &[u8]) -> Result<(&[u8], &[u8], bool), &'static Response> 
 
 /// Splits `Name: value` into the name and the value without surrounding blanks.
 fn header(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|&b| b == b':')?;
+    let colon = find(line, b':')?;
     let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
     // A name is a token: this also refuses "Name : v" and folded lines
     // (starting with a blank), as RFC 9112 §5 asks.
     let name_ok = !name.is_empty() && name.iter().all(|&b| is_tchar(b));
-    let value_ok = value
-        .iter()
-        .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
+    let value_ok = value.iter().all(|&b| CLASS[b as usize] & VALUE != 0);
     (name_ok && value_ok).then_some((name, value))
 }
 
@@ -168,8 +169,65 @@ pub fn trim(s: &[u8]) -> &[u8] {
 }
 
 /// RFC 9110 §5.6.2 token characters.
+#[inline]
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    CLASS[b as usize] & TCHAR != 0
+}
+
+/// [`CLASS`] bits: a token character; a byte a header value may hold
+/// (visible characters, space, tab and obs-text: all but other controls and DEL).
+const TCHAR: u8 = 1;
+const VALUE: u8 = 2;
+
+/// Each byte's [`TCHAR`] and [`VALUE`] bits (a table: one load per byte
+/// instead of a chain of range tests).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] |= TCHAR;
+        }
+        if c == b'\t' || (c >= b' ' && c != 0x7f) {
+            t[b] |= VALUE;
+        }
+        b += 1;
+    }
+    let mut i = 0;
+    let extra = b"!#$%&'*+-.^_`|~";
+    while i < extra.len() {
+        t[extra[i] as usize] |= TCHAR;
+        i += 1;
+    }
+    t
+};
+
+/// The index of the first `byte` in `hay`: eight bytes per step (a word
+/// whose bytes equal `byte` become zero, and the lowest zero byte of a word
+/// is found exactly), then the tail one by one.
+#[inline]
+fn find(hay: &[u8], byte: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(byte);
+    let mut chunks = hay.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ pattern;
+        // The lowest set bit is that of the first zero byte (a borrow only
+        // ever marks bytes above a zero one).
+        let zero = word.wrapping_sub(LO) & !word & HI;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| at + i)
 }
 
 /// The lines of a buffer; each ends with `\n` (a `\r` before it is removed).
@@ -182,7 +240,7 @@ impl<'a> Lines<'a> {
     /// The next complete line, or `None` if its end has not arrived yet.
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = &self.buf[self.pos..];
-        let end = rest.iter().position(|&b| b == b'\n')?;
+        let end = find(rest, b'\n')?;
         self.pos += end + 1;
         let line = &rest[..end];
         Some(line.strip_suffix(b"\r").unwrap_or(line))
@@ -273,3 +331,64 @@ pub static VERSION_NOT_SUPPORTED: Response = Response {
             Content-Type: text/plain\r\nContent-Length: 27\r\n",
     body: b"HTTP Version Not Supported\n",
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_agrees_with_a_plain_search_at_every_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut hay = vec![b'a'; len];
+                // The byte searched for, and bytes just below and above it
+                // (a borrow must not make them match).
+                for (i, b) in hay.iter_mut().enumerate() {
+                    *b = [b'\t', b'\x0b', b'a', 0x80, 0xff][i % 5];
+                }
+                if at < len {
+                    hay[at] = b'\n';
+                }
+                let want = hay.iter().position(|&b| b == b'\n');
+                assert_eq!(find(&hay, b'\n'), want, "len {len}, at {at}");
+                if at < len {
+                    hay[at] = 0;
+                }
+                let want = hay.iter().position(|&b| b == 0);
+                assert_eq!(find(&hay, 0), want, "len {len}, at {at}, zero");
+            }
+        }
+    }
+
+    #[test]
+    fn the_byte_classes_are_rfc_9110s() {
+        for b in 0..=255u8 {
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), tchar, "tchar {b:#x}");
+            let value = b == b'\t' || (b >= b' ' && b != 0x7f);
+            assert_eq!(CLASS[b as usize] & VALUE != 0, value, "value {b:#x}");
+        }
+    }
+
+    #[test]
+    fn the_request_line_splits_at_its_first_two_spaces() {
+        let Parse::Request(r) = parse(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n") else {
+            panic!("a plain GET")
+        };
+        assert_eq!(
+            (r.method, r.target, r.http11),
+            (&b"GET"[..], &b"/a"[..], true)
+        );
+        for bad in [
+            &b"GET\r\n\r\n"[..],
+            b"GET /\r\n\r\n",
+            b"GET / HTTP/1.1 x\r\n\r\n",
+            b" / HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(bad), Parse::Error(r) if std::ptr::eq(r, &BAD_REQUEST)),
+                "{bad:?}"
+            );
+        }
+    }
+}
