@@ -183,8 +183,7 @@ impl Ring {
                         // Taken down (a plain read came): start over.
                         return Progress::Restart;
                     }
-                    self.slots.armed_taken(key);
-                    let Some((res, flags, last)) = self.slots.take(key, cx.waker()) else {
+                    let Some((res, flags, last)) = self.slots.take_armed(key, cx.waker()) else {
                         return Progress::Pending;
                     };
                     if last {

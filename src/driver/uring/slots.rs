@@ -230,9 +230,37 @@ impl Slots {
     /// `waker` to be woken by the next one.
     #[inline(always)]
     pub(super) fn take(&mut self, key: u64, waker: &Waker) -> Option<(i32, u32, bool)> {
+        self.take_from::<false>(key, waker)
+    }
+
+    /// [`take`](Self::take) for a task polling the armed op in slot `key`:
+    /// first the lone waiter a completion woke — this task, nearly always —
+    /// goes to `spare`, as `take` hands on a single-shot op's waker; the
+    /// task's next op, or its wait here if another task took the
+    /// completion, reuses it. (Before the pop: the last completion frees
+    /// the slot.)
+    #[inline(always)]
+    pub(super) fn take_armed(&mut self, key: u64, waker: &Waker) -> Option<(i32, u32, bool)> {
+        self.take_from::<true>(key, waker)
+    }
+
+    /// `take`, with the woken waiter's hand-off when `ARMED` (a constant:
+    /// single-shot polls compile without it), on one lookup of the slot.
+    #[inline(always)]
+    fn take_from<const ARMED: bool>(
+        &mut self,
+        key: u64,
+        waker: &Waker,
+    ) -> Option<(i32, u32, bool)> {
         let slot = live(&mut self.slab, key);
         debug_assert!(slot.is_some(), "corio: no live op slot {key:#x}");
         let Some(slot) = slot else { no_slot() };
+        if ARMED
+            && let Owner::Armed(a) = &mut slot.owner
+            && let Some(w) = a.waiters.take_woken()
+        {
+            self.spare = Some(w);
+        }
         let Some((res, flags)) = slot.cqes.pop() else {
             match &mut slot.owner {
                 Owner::Future(w) => match w {
@@ -256,23 +284,6 @@ impl Slots {
             free(slot);
         }
         Some((res, flags, last))
-    }
-
-    /// A task polls the armed op in slot `key`, before its `take` (which
-    /// may free the slot with the last completion): the lone waiter a
-    /// completion woke — this task, nearly always — goes to `spare`, as
-    /// `take` hands on a single-shot op's waker; the task's next op, or
-    /// its wait here if another task took the completion, reuses it.
-    #[inline]
-    pub(super) fn armed_taken(&mut self, key: u64) {
-        if let Some(Slot {
-            owner: Owner::Armed(a),
-            ..
-        }) = live(&mut self.slab, key)
-            && let Some(w) = a.waiters.take_woken()
-        {
-            self.spare = Some(w);
-        }
     }
 
     /// A completion arrived for `key`.
@@ -300,7 +311,7 @@ impl Slots {
                 slot.cqes.push(res, flags);
                 slot.ended |= last;
                 // A lone waiter's waker stays with the op (`Woken`) until
-                // its task polls for this completion (`armed_taken`): put
+                // its task polls for this completion (`take_armed`): put
                 // in `spare` here, it would be overwritten by the next
                 // completion of the same reap (another task's), and the
                 // task's next op would clone its waker.
