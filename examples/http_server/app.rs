@@ -22,6 +22,9 @@ pub struct Step {
 
 /// Answers every complete request at the start of `input`, in order,
 /// appending the responses to `out` (pipelined requests: one write for all).
+// Out of line with the application inlined into it, like `http::parse`:
+// the same code wherever the file is built.
+#[inline(never)]
 pub fn answer(input: &[u8], out: &mut Vec<u8>) -> Step {
     let mut parsed = 0;
     let mut keep_alive = true;
@@ -46,6 +49,7 @@ pub fn answer(input: &[u8], out: &mut Vec<u8>) -> Step {
 
 /// The application: appends the response to `req` to `out`; returns whether
 /// the connection stays open.
+#[inline(always)]
 fn respond(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
     // Bodies are never read, so a request with one closes the connection.
     let keep_alive = req.keep_alive && !req.has_body;

@@ -283,6 +283,7 @@ pub enum Connection {
 
 impl Response {
     /// Appends the response to `out`, without the body if `head_only` (a `HEAD` request).
+    #[inline(always)]
     pub fn write_to(&self, out: &mut Vec<u8>, conn: Connection, head_only: bool) {
         out.extend_from_slice(self.head);
         out.extend_from_slice(match conn {
