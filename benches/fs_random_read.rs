@@ -12,9 +12,12 @@
 //!   `FixedBufPool` buffer; QD tasks each with one read in flight.
 //! - tokio: `spawn_blocking` + pread (`FileExt::read_at`), QD tasks.
 //! - pread: a plain loop on this thread (QD 1 by nature).
+//! - corio read+file / fixed+file: the same on a runtime with a registered-file table
+//!   (`Builder::registered_files`), where `File::open` installs the file and every read
+//!   names it by slot: the like-for-like contender of raw `+file`.
 //! - raw READ / READ_FIXED: the `io-uring` crate with corio's ring flags, QD reads kept
 //!   in flight, one `io_uring_enter` per batch of completions; `+file` also registers the
-//!   file (`IORING_REGISTER_FILES`), which corio does not do (a reference).
+//!   file (`IORING_REGISTER_FILES`), as corio does with a registered-file table.
 
 use std::cell::Cell;
 use std::os::fd::AsRawFd;
@@ -82,10 +85,17 @@ fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-/// `qd` corio tasks, each reading in a loop until the deadline (plain or fixed buffers).
-fn corio_reads(rt: &corio::Runtime, path: &PathBuf, qd: usize, fixed: bool) -> f64 {
+/// `qd` corio tasks, each reading in a loop until the deadline (plain or fixed buffers);
+/// `files`: `rt` has a registered-file table.
+fn corio_reads(rt: &corio::Runtime, path: &PathBuf, qd: usize, fixed: bool, files: bool) -> f64 {
     rt.block_on(async {
         let file = Rc::new(File::open(path).await.expect("open"));
+        // On a runtime with a registered-file table, the file is in it.
+        assert_eq!(
+            corio::runtime::stats().registered_files,
+            u64::from(files),
+            "the bench file's slot in the registered-file table"
+        );
         let pool = fixed.then(|| FixedBufPool::new(qd, BLOCK).expect("fixed buffers"));
         let done = Rc::new(Cell::new(0u64));
         let start = Instant::now();
@@ -287,6 +297,10 @@ fn main() {
     let path = bench_file.0.clone();
     let std_file = Arc::new(std::fs::File::open(&path).expect("open"));
     let crt = corio::Runtime::new().expect("corio runtime");
+    let crt_files = corio::Builder::new()
+        .registered_files(16)
+        .build()
+        .expect("corio runtime with registered files");
     let trt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio runtime");
@@ -302,12 +316,22 @@ fn main() {
         let crt = &crt;
         all.push((
             format!("corio read qd{qd}"),
-            Box::new(move || corio_reads(crt, &p, qd, false)),
+            Box::new(move || corio_reads(crt, &p, qd, false, false)),
         ));
         let p = path.clone();
         all.push((
             format!("corio fixed qd{qd}"),
-            Box::new(move || corio_reads(crt, &p, qd, true)),
+            Box::new(move || corio_reads(crt, &p, qd, true, false)),
+        ));
+        let (p, crt_files) = (path.clone(), &crt_files);
+        all.push((
+            format!("corio read+file qd{qd}"),
+            Box::new(move || corio_reads(crt_files, &p, qd, false, true)),
+        ));
+        let p = path.clone();
+        all.push((
+            format!("corio fixed+file qd{qd}"),
+            Box::new(move || corio_reads(crt_files, &p, qd, true, true)),
         ));
         let (f, trt) = (std_file.clone(), &trt);
         all.push((
@@ -323,6 +347,11 @@ fn main() {
         all.push((
             format!("raw READ_FIXED qd{qd}"),
             Box::new(move || raw_reads(&f, qd, true, false)),
+        ));
+        let f = std_file.clone();
+        all.push((
+            format!("raw READ+file qd{qd}"),
+            Box::new(move || raw_reads(&f, qd, false, true)),
         ));
         let f = std_file.clone();
         all.push((
@@ -362,6 +391,17 @@ fn main() {
         let ok = if ratio >= 0.95 { "ok" } else { "MISS" };
         println!("corio read qd32 / raw READ qd32 = {ratio:.3} (goal >= 0.95: {ok})");
     }
+    // Issue 18's goals, like for like: with a registered file on both sides.
+    for (c, r) in [
+        ("corio read+file qd32", "raw READ+file qd32"),
+        ("corio fixed+file qd32", "raw READ_FIXED+file qd32"),
+    ] {
+        if let (Some(cv), Some(rv)) = (get(c), get(r)) {
+            let ratio = cv / rv;
+            let ok = if ratio >= 1.0 { "ok" } else { "MISS" };
+            println!("{c} / {r} = {ratio:.3} (goal >= 1: {ok})");
+        }
+    }
     for qd in [1, 32] {
         if let (Some(c), Some(p)) = (get(&format!("corio fixed qd{qd}")), get("pread loop qd1")) {
             let ok = if c > p { "ok" } else { "MISS" };
@@ -387,6 +427,7 @@ fn main() {
         }
     }
     drop(all);
+    drop(crt_files);
     drop(crt);
     drop(bench_file);
 }
