@@ -82,7 +82,49 @@ impl Driver {
     ) -> Poll<(io::Result<u32>, u32)> {
         // [reliability] A forked child must not touch the parent's ring.
         self.check_fork();
+        // The hot shapes first (`Ring::poll_fast`: a completion taken, a
+        // plain op started, a pooled receive), small enough to compile tight
+        // where the op is polled; the rest out of line. The fast path
+        // answers as the general one would.
         let first = matches!(state, OpState::Idle);
+        match &mut self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => match d.poll_fast(state, data, cx, budget_left(budget)) {
+                Some(Progress::Ready(res, flags)) => {
+                    if first {
+                        charge(budget);
+                    }
+                    *state = OpState::Done;
+                    Poll::Ready((res, flags))
+                }
+                Some(Progress::Pending) => Poll::Pending,
+                Some(Progress::Restart) => {
+                    *state = OpState::Idle;
+                    self.poll_op_slow::<T, true>(state, data, cx, budget, first)
+                }
+                None => self.poll_op_slow::<T, true>(state, data, cx, budget, first),
+            },
+            // The poll driver has no fast shapes: the general path (out of
+            // line too: inlined here, it costs the io_uring shapes above
+            // more than the call costs it).
+            Backend::Poll(_) => self.poll_op_slow::<T, false>(state, data, cx, budget, first),
+        }
+    }
+
+    /// [`poll_op`](Self::poll_op) for every shape (after the fork check), out
+    /// of line; `first`: the poll found the op `Idle` (it may have started
+    /// over since, in the fast path). `URING` says which backend this
+    /// driver has (a constant, so each backend's copy holds its own code
+    /// only).
+    #[inline(never)]
+    fn poll_op_slow<T: OpCode, const URING: bool>(
+        &mut self,
+        state: &mut OpState<T>,
+        data: &mut Option<T>,
+        cx: &mut Context<'_>,
+        budget: &Cell<u32>,
+        first: bool,
+    ) -> Poll<(io::Result<u32>, u32)> {
         if first && !budget_left(budget) {
             // Spent: yield before taking anything, so a future dropped
             // meanwhile has taken nothing.
@@ -107,8 +149,11 @@ impl Driver {
             }
             let progress = match &mut self.backend {
                 #[cfg(corio_uring)]
-                Backend::Uring(d) => d.poll_op(state, data, cx, &self.blocking),
-                Backend::Poll(d) => d.poll_op(state, data, cx, &self.blocking, self.pool.as_ref()),
+                Backend::Uring(d) if URING => d.poll_op(state, data, cx, &self.blocking),
+                Backend::Poll(d) if !URING => {
+                    d.poll_op(state, data, cx, &self.blocking, self.pool.as_ref())
+                }
+                _ => unreachable!("corio: an op polled for another backend"),
             };
             match progress {
                 Progress::Ready(res, flags) => {

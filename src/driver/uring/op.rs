@@ -123,41 +123,7 @@ impl Ring {
                 }
                 OpState::Ring(key) | OpState::RingCancel(key) => {
                     let cancelling = matches!(state, OpState::RingCancel(_));
-                    let op = op_data(data);
-                    let Some((res, flags, last)) = self.slots.take(key, cx.waker()) else {
-                        if op.role().is_some_and(|r| r.kind == Kind::Accept) {
-                            self.accept_waits(state, op, key, cx);
-                        }
-                        return Progress::Pending;
-                    };
-                    if op.on_cqe(res, flags) == Step::More && !last {
-                        continue;
-                    }
-                    let res = op.final_res(res);
-                    if !last {
-                        // Done before the kernel's last completion.
-                        self.slots.orphan_rest(key);
-                    }
-                    if res == -libc::EAGAIN
-                        && let Wait::Ready(fd, interest) = op.wait()
-                        && !self.closed
-                    {
-                        // A socket in O_NONBLOCK mode: wait for readiness,
-                        // then retry (a read keeps its turn meanwhile). An
-                        // op's linked timeout bounds the wait too.
-                        let raw = fd.raw();
-                        let link = op.linked();
-                        *state = OpState::RingPoll(self.poll_readiness(raw, interest, link, cx));
-                        return Progress::Pending;
-                    }
-                    if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
-                        role.fd.end_read();
-                    }
-                    if cancelling && res == -libc::ECANCELED {
-                        // Cancelled to take a kept connection.
-                        return Progress::Restart;
-                    }
-                    return Progress::Ready(cqe_result(res), flags);
+                    return self.take_single(state, op_data(data), key, cancelling, cx);
                 }
                 OpState::RingPoll(key) => {
                     let Some((res, _, last)) = self.slots.take(key, cx.waker()) else {
@@ -176,29 +142,143 @@ impl Ring {
                     }
                     *state = OpState::Retry;
                 }
-                OpState::Armed(key) => {
-                    let op = op_data(data);
-                    let fd = role_of(op).fd;
-                    if fd.armed() != Some(key) {
-                        // Taken down (a plain read came): start over.
-                        return Progress::Restart;
-                    }
-                    let Some((res, flags, last)) = self.slots.take_armed(key, cx.waker()) else {
-                        return Progress::Pending;
-                    };
-                    if last {
-                        // The kernel ended it (freed with its last
-                        // completion): the next receive arms another.
-                        fd.set_armed(None);
-                    }
-                    if res >= 0 {
-                        return Progress::Ready(Ok(res as u32), flags);
-                    }
-                    return self.armed_error(state, fd, res, cx);
-                }
+                OpState::Armed(key) => return self.take_armed_op(state, op_data(data), key, cx),
                 OpState::Blocking(_) => return blocking::poll(state, data, cx, pool),
                 OpState::Done => unreachable!("corio: op polled after completion"),
             }
+        }
+    }
+
+    /// The hot shapes of an op's poll, kept small so they compile tight
+    /// where the op is polled: a single-shot op's completion, a pooled
+    /// receive taking from its fd's armed op, and the start of an op with no
+    /// role, a plain read or a pooled receive (on an fd with no kept data;
+    /// a plain read's with no armed receive, a pooled one's with one) when
+    /// the task has budget left. `None`: any other shape, for `poll_op`
+    /// (whose answer is the same for these).
+    #[inline(always)]
+    pub(crate) fn poll_fast<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        data: &mut Option<T>,
+        cx: &mut Context<'_>,
+        budget_left: bool,
+    ) -> Option<Progress> {
+        match *state {
+            OpState::Ring(key) => Some(self.take_single(state, op_data(data), key, false, cx)),
+            OpState::Idle if budget_left && !self.closed => {
+                let op = op_data(data);
+                if op.optional_opcode().is_some() {
+                    return None;
+                }
+                let kind = match op.role() {
+                    None => None,
+                    Some(r) if r.kind == Kind::Read => {
+                        // `poll_op`'s order: wait for the read in flight,
+                        // then recover kept data (there), then take from
+                        // the receive armed on the fd (a pooled receive) or
+                        // start a plain read; arming one and taking one down
+                        // for a plain read are there too.
+                        if r.fd.wait_read(cx.waker()) {
+                            return Some(Progress::Pending);
+                        }
+                        if r.fd.has_kept() {
+                            return None;
+                        }
+                        match (r.multishot, r.fd.armed()) {
+                            (false, None) => Some(Kind::Read),
+                            (true, Some(key)) => {
+                                *state = OpState::Armed(key);
+                                return Some(self.take_armed_op(state, op, key, cx));
+                            }
+                            _ => return None,
+                        }
+                    }
+                    Some(_) => return None,
+                };
+                Some(self.start_single(state, op, kind, cx))
+            }
+            OpState::Armed(key) => Some(self.take_armed_op(state, op_data(data), key, cx)),
+            _ => None,
+        }
+    }
+
+    /// An op of a multishot role takes the next completion of the op armed
+    /// in slot `key` on its fd (or waits for one).
+    #[inline(always)]
+    fn take_armed_op<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        op: &mut T,
+        key: u64,
+        cx: &mut Context<'_>,
+    ) -> Progress {
+        let fd = role_of(op).fd;
+        if fd.armed() != Some(key) {
+            // Taken down (a plain read came): start over.
+            return Progress::Restart;
+        }
+        let Some((res, flags, last)) = self.slots.take_armed(key, cx.waker()) else {
+            return Progress::Pending;
+        };
+        if last {
+            // The kernel ended it (freed with its last completion): the
+            // next receive arms another.
+            fd.set_armed(None);
+        }
+        if res >= 0 {
+            return Progress::Ready(Ok(res as u32), flags);
+        }
+        self.armed_error(state, fd, res, cx)
+    }
+
+    /// A single-shot op in slot `key` takes its completions: its result
+    /// once the last has come (a readiness wait first when a socket in
+    /// `O_NONBLOCK` mode said `EAGAIN`).
+    #[inline(always)]
+    pub(crate) fn take_single<T: OpCode>(
+        &mut self,
+        state: &mut OpState<T>,
+        op: &mut T,
+        key: u64,
+        cancelling: bool,
+        cx: &mut Context<'_>,
+    ) -> Progress {
+        loop {
+            let Some((res, flags, last)) = self.slots.take(key, cx.waker()) else {
+                if op.role().is_some_and(|r| r.kind == Kind::Accept) {
+                    self.accept_waits(state, op, key, cx);
+                }
+                return Progress::Pending;
+            };
+            if op.on_cqe(res, flags) == Step::More && !last {
+                continue;
+            }
+            let res = op.final_res(res);
+            if !last {
+                // Done before the kernel's last completion.
+                self.slots.orphan_rest(key);
+            }
+            if res == -libc::EAGAIN
+                && let Wait::Ready(fd, interest) = op.wait()
+                && !self.closed
+            {
+                // A socket in O_NONBLOCK mode: wait for readiness, then
+                // retry (a read keeps its turn meanwhile). An op's linked
+                // timeout bounds the wait too.
+                let raw = fd.raw();
+                let link = op.linked();
+                *state = OpState::RingPoll(self.poll_readiness(raw, interest, link, cx));
+                return Progress::Pending;
+            }
+            if let Some(role) = op.role().filter(|r| r.kind == Kind::Read) {
+                role.fd.end_read();
+            }
+            if cancelling && res == -libc::ECANCELED {
+                // Cancelled to take a kept connection.
+                return Progress::Restart;
+            }
+            return Progress::Ready(cqe_result(res), flags);
         }
     }
 
