@@ -90,10 +90,11 @@ impl Driver {
     ) -> Poll<(io::Result<u32>, u32)> {
         // [reliability] A forked child must not touch the parent's ring.
         self.check_fork();
-        // The hot shapes first (`Ring::poll_fast`: a completion taken, a
-        // plain op started, a pooled receive), small enough to compile tight
-        // where the op is polled; the rest out of line. The fast path
-        // answers as the general one would.
+        // The hot shapes first (on io_uring `Ring::poll_fast`: a completion
+        // taken, a plain op started, a pooled receive; on the poll driver a
+        // plain op tried), small enough to compile tight where the op is
+        // polled; the rest out of line. The fast paths answer as the
+        // general one would, checking the same things in the same order.
         let first = matches!(state, OpState::Idle);
         match &mut self.backend {
             #[cfg(corio_uring)]
@@ -112,10 +113,45 @@ impl Driver {
                 }
                 None => self.poll_op_slow::<T, true>(state, data, cx, budget, first),
             },
-            // The poll driver has no fast shapes: the general path (out of
-            // line too: inlined here, it costs the io_uring shapes above
-            // more than the call costs it).
-            Backend::Poll(_) => self.poll_op_slow::<T, false>(state, data, cx, budget, first),
+            // The poll driver's common shape: an op with no role, or a plain
+            // read with nothing kept, that may take a result now (it tries
+            // its syscall or waits for readiness at once).
+            Backend::Poll(_) => {
+                let fast = first
+                    && budget_left(budget)
+                    && match op_data(data).role() {
+                        None => true,
+                        Some(r) if r.kind == Kind::Read && !r.multishot => {
+                            if r.fd.wait_read(cx.waker()) {
+                                return Poll::Pending;
+                            }
+                            !r.fd.has_kept()
+                        }
+                        Some(_) => false,
+                    };
+                if !fast {
+                    return self.poll_op_slow::<T, false>(state, data, cx, budget, first);
+                }
+                let progress = match &mut self.backend {
+                    Backend::Poll(d) => {
+                        d.poll_op(state, data, cx, &self.blocking, self.pool.as_ref())
+                    }
+                    #[cfg(corio_uring)]
+                    Backend::Uring(_) => unreachable!("corio: the backend changed"),
+                };
+                match progress {
+                    Progress::Ready(res, flags) => {
+                        charge(budget);
+                        *state = OpState::Done;
+                        Poll::Ready((res, flags))
+                    }
+                    Progress::Pending => Poll::Pending,
+                    Progress::Restart => {
+                        *state = OpState::Idle;
+                        self.poll_op_slow::<T, false>(state, data, cx, budget, first)
+                    }
+                }
+            }
         }
     }
 
