@@ -12,13 +12,14 @@
 //! backend may ask to start over (`Progress::Restart`), say after a plain
 //! read took down a multishot receive.
 //!
-//! On io_uring the common shapes are answered first, inline where the op is
-//! polled (`Ring::poll_fast`: a completion taken, a plain op started, a
-//! pooled receive served by its armed receive); they make the same checks
-//! in the same order and leave every other case (kept data, arming, a spent
-//! budget, ...) to the general path, which is out of line: with all of it
-//! inline, each op's poll paid for the register pressure of shapes it
-//! rarely takes.
+//! The common shapes are answered first, inline where the op is polled: on
+//! io_uring `Ring::poll_fast` (a completion taken, a plain op started, a
+//! pooled receive served by its armed receive), on the poll driver an op
+//! with no role or a plain read trying its syscall. They make the same
+//! checks in the same order and leave every other case (kept data, arming,
+//! a spent budget, ...) to the general path, which is out of line (a copy
+//! per backend): with all of it inline, each op's poll paid for the
+//! register pressure of shapes it rarely takes.
 //!
 //! Dropping the future calls [`release_op`]: an op still in the kernel (or on
 //! the blocking pool) goes to the release queue with its value, so nothing

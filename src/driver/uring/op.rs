@@ -9,7 +9,11 @@
 //! read on that fd takes the armed op down first, so what it received is
 //! kept for the read. An accept that waits while a dropped accept keeps a
 //! connection cancels its own and takes the kept one. Ops on opcodes the
-//! kernel lacks run on the blocking pool.
+//! kernel lacks run on the blocking pool. The common shapes (a completion
+//! taken, a roleless op or a plain read started, a pooled receive served)
+//! are also answered by `poll_fast`, inlined where the op is polled, with
+//! the same helpers as `poll_op`, which the driver calls out of line for
+//! the rest (`lifecycle.rs`).
 
 use std::task::Context;
 
@@ -236,7 +240,7 @@ impl Ring {
     /// once the last has come (a readiness wait first when a socket in
     /// `O_NONBLOCK` mode said `EAGAIN`).
     #[inline(always)]
-    pub(crate) fn take_single<T: OpCode>(
+    fn take_single<T: OpCode>(
         &mut self,
         state: &mut OpState<T>,
         op: &mut T,
