@@ -280,6 +280,50 @@ fn write_all_loops_over_short_writes() {
 }
 
 both_drivers! {
+fn write_all_and_read_exact_loops_end_once() {
+    use std::future::{Future, poll_fn};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::{Context, Waker};
+    support::run(async {
+        let (c, s) = pair().await;
+        // Nothing to do: done at the first poll, the buffer back as it was.
+        let (res, b) = c.write_all(Vec::<u8>::with_capacity(8)).await;
+        res.unwrap();
+        assert_eq!((b.len(), b.capacity()), (0, 8));
+        let (res, b) = s.read_exact(Vec::<u8>::new()).await;
+        res.unwrap();
+        assert!(b.is_empty());
+        // A loop made (its first step's op with it) and dropped unpolled
+        // leaves nothing in flight and the stream usable.
+        drop(c.write_all(vec![9u8; 64]));
+        drop(s.read_exact(Vec::with_capacity(64)));
+        // Polled again after it ended, a loop panics (an empty one, and
+        // one whose last step's op is done), and the runtime goes on.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut empty = Box::pin(c.write_all(Vec::<u8>::new()));
+        assert!(empty.as_mut().poll(&mut cx).is_ready());
+        let again = catch_unwind(AssertUnwindSafe(|| empty.as_mut().poll(&mut cx)));
+        assert!(again.is_err(), "an ended loop polled again must panic");
+        let mut one = Box::pin(c.write_all(b"hello".to_vec()));
+        let (res, b) = poll_fn(|cx| one.as_mut().poll(cx)).await;
+        res.unwrap();
+        assert_eq!(b, b"hello");
+        let again = catch_unwind(AssertUnwindSafe(|| one.as_mut().poll(&mut cx)));
+        assert!(again.is_err(), "an ended loop polled again must panic");
+        drop(one);
+        let (res, got) = s.read_exact(Vec::with_capacity(5)).await;
+        res.unwrap();
+        assert_eq!(got, b"hello", "only what the loop wrote arrives");
+        let (res, _) = c.write_all(b"after".to_vec()).await;
+        res.unwrap();
+        let (res, got) = s.read_exact(Vec::with_capacity(5)).await;
+        res.unwrap();
+        assert_eq!(got, b"after");
+    });
+}
+}
+
+both_drivers! {
 fn panicking_task_gives_join_error_while_echo_continues() {
     support::run(async {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,7 +14,6 @@
 pub(crate) mod copy;
 mod io_buf;
 mod lease;
-pub(crate) mod loops;
 pub(crate) mod pool;
 mod slice;
 

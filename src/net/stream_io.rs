@@ -77,7 +77,7 @@ pub(crate) fn write_all_zc<B: IoBuf>(
     fd: &SharedFd,
     buf: B,
 ) -> impl Future<Output = BufResult<(), B>> + '_ {
-    crate::buf::loops::write_all(buf, |b| send_zc(fd, b))
+    crate::op::loops::write_all(buf, |b| send_zc(fd, b))
 }
 
 /// A zero-copy send from a registered buffer (by index where this runtime's
@@ -93,25 +93,27 @@ pub(crate) fn write_all_zc_fixed(
     buf: FixedBuf,
 ) -> impl Future<Output = BufResult<(), FixedBuf>> + '_ {
     let index = buf.ring_index();
-    crate::buf::loops::write_all(buf, move |b| Op::new(SendZc::fixed(fd, b, index)))
+    crate::op::loops::write_all(buf, move |b| Op::new(SendZc::fixed(fd, b, index)))
 }
 
 pub(crate) fn writev<B: IoBuf>(fd: &SharedFd, bufs: Vec<B>) -> Op<SendMsg<B>> {
     Op::new(SendMsg::new(fd, bufs, None))
 }
 
+#[inline(always)]
 pub(crate) fn read_exact<B: IoBufMut>(
     fd: &SharedFd,
     buf: B,
 ) -> impl Future<Output = BufResult<(), B>> + '_ {
-    crate::buf::loops::read_exact(buf, |b| read(fd, b))
+    crate::op::loops::read_exact(buf, |b| read(fd, b))
 }
 
+#[inline(always)]
 pub(crate) fn write_all<B: IoBuf>(
     fd: &SharedFd,
     buf: B,
 ) -> impl Future<Output = BufResult<(), B>> + '_ {
-    crate::buf::loops::write_all(buf, |b| write(fd, b))
+    crate::op::loops::write_all(buf, |b| write(fd, b))
 }
 
 pub(crate) fn shutdown(fd: &SharedFd, how: std::net::Shutdown) -> Op<Shutdown> {

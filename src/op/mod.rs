@@ -13,6 +13,7 @@ mod checked;
 pub(crate) mod eventfd;
 #[cfg(target_os = "linux")]
 pub(crate) mod fs;
+pub(crate) mod loops;
 pub(crate) mod net;
 #[cfg(target_os = "linux")]
 pub(crate) mod pipe;

@@ -19,7 +19,7 @@ fn read<B: IoBufMut>(fd: &SharedFd, buf: B) -> Op<PipeRead<B>> {
 }
 
 async fn read_exact<B: IoBufMut>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
-    crate::buf::loops::read_exact(buf, |b| read(fd, b)).await
+    crate::op::loops::read_exact(buf, |b| read(fd, b)).await
 }
 
 /// Reads until end of file, appending to `buf`; returns the count read.
@@ -47,7 +47,7 @@ fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> Op<PipeWrite<B>> {
 }
 
 async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
-    crate::buf::loops::write_all(buf, |b| write(fd, b)).await
+    crate::op::loops::write_all(buf, |b| write(fd, b)).await
 }
 
 /// The write end of a child's stdin (with [`Stdio::piped`](super::Stdio::piped)).

@@ -186,6 +186,7 @@ impl TcpStream {
     ///
     /// Not cancel-safe: bytes already read into `buf` go with it when the
     /// future is dropped.
+    #[inline]
     pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::read_exact(&self.fd, buf)
     }
@@ -202,6 +203,7 @@ impl TcpStream {
     /// Writes all initialised bytes of `buf`, looping over short writes.
     ///
     /// Not cancel-safe: a dropped `write_all` may have sent part of `buf`.
+    #[inline]
     pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::write_all(&self.fd, buf)
     }

@@ -34,6 +34,7 @@ impl OwnedReadHalf {
     }
 
     /// See [`UnixStream::read_exact`].
+    #[inline]
     pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::read_exact(&self.fd, buf)
     }
@@ -81,6 +82,7 @@ impl OwnedWriteHalf {
     }
 
     /// See [`UnixStream::write_all`].
+    #[inline]
     pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::write_all(&self.fd, buf)
     }

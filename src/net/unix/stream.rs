@@ -107,6 +107,7 @@ impl UnixStream {
 
     /// Reads until `buf` is full to its capacity; `UnexpectedEof` if the
     /// stream ends first.
+    #[inline]
     pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::read_exact(&self.fd, buf)
     }
@@ -125,6 +126,7 @@ impl UnixStream {
     }
 
     /// Writes all initialised bytes of `buf`, looping over short writes.
+    #[inline]
     pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
         stream_io::write_all(&self.fd, buf)
     }
