@@ -344,58 +344,40 @@ impl Ring {
                 };
                 total += 1;
                 let (user_data, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
-                match user_data {
-                    // Neither was counted as in flight.
-                    TOKEN_MSG_WAKE => stats.cqe_unpaired(),
-                    TOKEN_MSG_SENT => {
-                        stats.cqe_unpaired();
-                        if res < 0 {
-                            wake.failed();
-                        }
-                    }
-                    TOKEN_UNTRACKED => {
-                        stats.cqe(flags);
-                        *untracked -= 1;
-                    }
-                    TOKEN_WAKE => {
-                        stats.cqe(flags);
-                        wake.armed = false;
-                    }
-                    key if key & !0xffff == TOKEN_UNFIX => {
-                        stats.cqe(flags);
-                        stats.registered_file(false);
-                        *untracked -= 1;
-                        files::unfixed(files, key, res);
-                    }
-                    key => {
-                        stats.cqe(flags);
-                        if let Some(clock) = latency
-                            && flags & CQE_F_MORE == 0
-                            && let Some((kind, took)) = clock.times.end(key)
-                        {
-                            clock.hist.record(kind, took);
-                        }
-                        // Group 1's ids start at GROUP1_BASE.
-                        let group = cqe_buffer(flags).map(|b| (b >= GROUP1_BASE) as usize);
-                        if let Some(bid) = cqe_buffer(flags)
-                            && let Some(pool) = group.and_then(|g| pools[g].as_ref())
-                        {
-                            let bid = bid & !GROUP1_BASE;
-                            // One completion per buffer (a bundle fills
-                            // several); each but the last says more follow.
-                            let keep = flags & !(CQE_BID_MASK | CQE_F_MORE | CQE_F_BUF_MORE);
-                            let buf_more = flags & CQE_F_BUF_MORE != 0;
-                            pool.split(bid, res, buf_more, |bid, res, last| {
-                                let more = if last { flags & CQE_F_MORE } else { CQE_F_MORE };
-                                let flags = keep | more | (bid as u32) << 16;
-                                if let After::Close(fd) = slots.complete(key, res, flags) {
-                                    closes.push(fd);
-                                }
-                            });
-                        } else if let After::Close(fd) = slots.complete(key, res, flags) {
+                if user_data >= TOKEN_UNFIX {
+                    // The driver's own tokens: their high word (u32::MAX)
+                    // is never a slot's generation. One compare keeps them
+                    // out of the way of op completions.
+                    driver_token(stats, wake, untracked, files, user_data, res, flags);
+                    continue;
+                }
+                let key = user_data;
+                stats.cqe(flags);
+                if let Some(clock) = latency
+                    && flags & CQE_F_MORE == 0
+                    && let Some((kind, took)) = clock.times.end(key)
+                {
+                    clock.hist.record(kind, took);
+                }
+                // Group 1's ids start at GROUP1_BASE.
+                let group = cqe_buffer(flags).map(|b| (b >= GROUP1_BASE) as usize);
+                if let Some(bid) = cqe_buffer(flags)
+                    && let Some(pool) = group.and_then(|g| pools[g].as_ref())
+                {
+                    let bid = bid & !GROUP1_BASE;
+                    // One completion per buffer (a bundle fills
+                    // several); each but the last says more follow.
+                    let keep = flags & !(CQE_BID_MASK | CQE_F_MORE | CQE_F_BUF_MORE);
+                    let buf_more = flags & CQE_F_BUF_MORE != 0;
+                    pool.split(bid, res, buf_more, |bid, res, last| {
+                        let more = if last { flags & CQE_F_MORE } else { CQE_F_MORE };
+                        let flags = keep | more | (bid as u32) << 16;
+                        if let After::Close(fd) = slots.complete(key, res, flags) {
                             closes.push(fd);
                         }
-                    }
+                    });
+                } else if let After::Close(fd) = slots.complete(key, res, flags) {
+                    closes.push(fd);
                 }
             }
         }
@@ -483,6 +465,50 @@ impl Ring {
     pub(crate) fn flush_wakes(&mut self) {
         if !self.wake.held.is_empty() {
             self.enter(0, None);
+        }
+    }
+}
+
+/// A completion of one of the driver's own tokens (a wake-up's, an
+/// untracked op's, a registered file emptied), out of line: rare next to
+/// op completions.
+#[cold]
+#[inline(never)]
+fn driver_token(
+    stats: &super::Counters,
+    wake: &mut super::wake::Wake,
+    untracked: &mut usize,
+    files: &mut Option<files::Files>,
+    user_data: u64,
+    res: i32,
+    flags: u32,
+) {
+    match user_data {
+        // Neither was counted as in flight.
+        TOKEN_MSG_WAKE => stats.cqe_unpaired(),
+        TOKEN_MSG_SENT => {
+            stats.cqe_unpaired();
+            if res < 0 {
+                wake.failed();
+            }
+        }
+        TOKEN_UNTRACKED => {
+            stats.cqe(flags);
+            *untracked -= 1;
+        }
+        TOKEN_WAKE => {
+            stats.cqe(flags);
+            wake.armed = false;
+        }
+        key => {
+            debug_assert!(
+                key & !0xffff == TOKEN_UNFIX,
+                "corio: unknown driver token {key:#x}"
+            );
+            stats.cqe(flags);
+            stats.registered_file(false);
+            *untracked -= 1;
+            files::unfixed(files, key, res);
         }
     }
 }
