@@ -55,6 +55,7 @@ impl Ring {
     }
 
     /// Submits `op`'s SQE as a single-shot op owned by the future.
+    #[inline(always)]
     fn submit_single<T: OpCode>(&mut self, op: &mut T, cx: &Context<'_>) -> Option<u64> {
         if self.closed {
             return None;
