@@ -65,8 +65,8 @@ async fn accept_loop(app: App, recv: Recv, listener: TcpListener) -> io::Result<
         match (app, recv) {
             (App::Echo, Recv::Owned) => corio::spawn(echo(stream)),
             (App::Echo, Recv::Pooled) => corio::spawn(echo_pooled(stream)),
-            (App::Http, Recv::Owned) => corio::spawn(http(stream, Recv::Owned)),
-            (App::Http, Recv::Pooled) => corio::spawn(http(stream, Recv::Pooled)),
+            (App::Http, Recv::Owned) => corio::spawn(http::<false>(stream)),
+            (App::Http, Recv::Pooled) => corio::spawn(http::<true>(stream)),
         };
     }
 }
@@ -82,36 +82,6 @@ async fn echo_pooled(stream: TcpStream) {
         if stream.write_all(data).await.0.is_err() {
             return;
         }
-    }
-}
-
-/// Reads into `input[filled..]`: a plain read, or a pooled receive copied
-/// there (as `examples/http_server` does on its plain path). Returns the
-/// count (0 at end of stream) and the buffer.
-async fn receive(
-    stream: &TcpStream,
-    recv: Recv,
-    mut input: Vec<u8>,
-    filled: usize,
-) -> (io::Result<usize>, Vec<u8>) {
-    match recv {
-        Recv::Owned => {
-            let (res, slice) = stream.read(input.slice(filled..)).await;
-            (res, slice.into_inner())
-        }
-        Recv::Pooled => match stream.recv_pooled().await {
-            Ok(None) => (Ok(0), input),
-            Err(e) => (Err(e), input),
-            Ok(Some(data)) => {
-                let n = data.len();
-                if filled + n > input.len() {
-                    let e = io::Error::other("pool buffer larger than the room left");
-                    return (Err(e), input);
-                }
-                input[filled..filled + n].copy_from_slice(&data);
-                (Ok(n), input)
-            }
-        },
     }
 }
 
@@ -132,15 +102,36 @@ async fn echo(stream: TcpStream) {
     }
 }
 
-/// The connection loop of `examples/http_server` (without its linger on close).
-async fn http(stream: TcpStream, recv: Recv) {
+/// The connection loop of `examples/http_server` (without its linger on
+/// close), receiving with a plain read into `input[filled..]` or, with
+/// `POOLED`, a pooled receive copied there (as the example does on its plain
+/// path). One loop per mode, as the other runtimes' servers have theirs: a
+/// mode chosen at run time would put a branch and a nested future into every
+/// receive.
+async fn http<const POOLED: bool>(stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut input = vec![0u8; 2 * http::MAX_HEAD];
     let mut filled = 0;
     let mut output = Vec::with_capacity(4096);
     loop {
-        let (res, buf) = receive(&stream, recv, input, filled).await;
-        input = buf;
+        let res = if POOLED {
+            match stream.recv_pooled().await {
+                Ok(None) => Ok(0),
+                Err(e) => Err(e),
+                Ok(Some(data)) => {
+                    let n = data.len();
+                    if filled + n > input.len() {
+                        return;
+                    }
+                    input[filled..filled + n].copy_from_slice(&data);
+                    Ok(n)
+                }
+            }
+        } else {
+            let (res, slice) = stream.read(input.slice(filled..)).await;
+            input = slice.into_inner();
+            res
+        };
         match res {
             Ok(0) | Err(_) => return,
             Ok(n) => filled += n,
