@@ -56,6 +56,14 @@ pub(crate) enum Waiters {
 
 #[cfg_attr(not(corio_uring), allow(dead_code))] // armed by io_uring only
 impl Waiters {
+    /// Writes `new` over an empty list (`None`, just taken or found):
+    /// no drop glue to call for what it replaces.
+    #[inline(always)]
+    fn refill(&mut self, new: Waiters) {
+        debug_assert!(matches!(self, Waiters::None));
+        std::mem::forget(std::mem::replace(self, new));
+    }
+
     /// Adds `waker` unless it is there already; `spare` is a waker the
     /// driver kept (the task's own, nearly always: then no clone).
     pub(crate) fn add(&mut self, waker: &Waker, spare: &mut Option<Waker>) {
@@ -66,7 +74,7 @@ impl Waiters {
                     // Another task's: it goes here.
                     _ => waker.clone(),
                 };
-                *self = Waiters::One(w);
+                self.refill(Waiters::One(w));
             }
             Waiters::One(w) if w.will_wake(waker) => {}
             // Its task waits again.
@@ -74,7 +82,7 @@ impl Waiters {
                 let Waiters::Woken(w) = std::mem::take(self) else {
                     unreachable!()
                 };
-                *self = Waiters::One(w);
+                self.refill(Waiters::One(w));
             }
             // Another task waits while the woken one has not taken its
             // completion: that one had its wake-up, this one waits.
@@ -83,7 +91,7 @@ impl Waiters {
                 let Waiters::One(w) = std::mem::take(self) else {
                     unreachable!()
                 };
-                *self = Waiters::Many(vec![w, waker.clone()]);
+                self.refill(Waiters::Many(vec![w, waker.clone()]));
             }
             Waiters::Many(ws) => {
                 if !ws.iter().any(|w| w.will_wake(waker)) {
@@ -104,7 +112,7 @@ impl Waiters {
                 let Waiters::One(w) = std::mem::take(self) else {
                     unreachable!()
                 };
-                *self = Waiters::Woken(w);
+                self.refill(Waiters::Woken(w));
             }
             Waiters::Many(_) => {
                 let Waiters::Many(ws) = std::mem::take(self) else {

@@ -59,11 +59,9 @@ impl std::future::Future for PooledRecv {
                 unreachable!()
             };
             match make_op(fd, datagram) {
-                Ok(op) => *this = PooledRecv::Op(op),
-                Err(e) => {
-                    *this = PooledRecv::Done;
-                    return std::task::Poll::Ready(Err(e));
-                }
+                // `Done`, which holds nothing: no drop glue to run.
+                Ok(op) => std::mem::forget(std::mem::replace(this, PooledRecv::Op(op))),
+                Err(e) => return std::task::Poll::Ready(Err(e)),
             }
         }
         match this {
