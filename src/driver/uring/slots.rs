@@ -9,7 +9,11 @@
 //! multishot op the driver keeps armed on the fd; or nobody, once its future
 //! is gone — then each completion goes to the op value's `completion` hook,
 //! which keeps or releases what it carries, and the slot is freed with the
-//! last completion (the one without `IORING_CQE_F_MORE`).
+//! last completion (the one without `IORING_CQE_F_MORE`). The slot of a
+//! single-shot op whose future took its last completion is kept, with the
+//! future's waker, for the next op submitted (the same task's, nearly
+//! always), one slot at a time; its generation is retired meanwhile, so no
+//! key names it.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -136,7 +140,16 @@ pub(super) struct Slots {
     /// that just took a result starts its next op) reuses it instead of
     /// cloning, one locked instruction less per op.
     spare: Option<Waker>,
+    /// A single-shot op's slot freed by its future's last take, kept for
+    /// the next `insert_future` (the task's next op, nearly always) with
+    /// its waker still in it: no slab remove and insert, no waker moved.
+    /// Its generation is `RETIRED`, so no key names it meanwhile.
+    kept: Option<usize>,
 }
+
+/// The generation of a kept slot: never a key's (the high word u32::MAX
+/// is the driver's tokens'), so lookups by key miss it.
+const RETIRED: u32 = u32::MAX;
 
 #[inline]
 fn split(key: u64) -> (usize, u32) {
@@ -174,23 +187,32 @@ impl Slots {
             slab: Slab::with_capacity(256),
             next_gen: 0,
             spare: None,
+            kept: None,
         }
     }
 
+    /// Slots in use (the kept one is free).
     pub(super) fn len(&self) -> usize {
-        self.slab.len()
+        self.slab.len() - usize::from(self.kept.is_some())
     }
 
-    /// A new slot; returns its key (the op's `user_data`).
-    #[inline]
-    pub(super) fn insert(&mut self, owner: Owner) -> u64 {
+    /// The next generation; the high word u32::MAX is left to the
+    /// driver's own tokens (and `RETIRED`).
+    #[inline(always)]
+    fn next_generation(&mut self) -> u32 {
         let generation = self.next_gen;
-        // The high word u32::MAX is left to the driver's own tokens.
         self.next_gen = if generation >= u32::MAX - 1 {
             0
         } else {
             generation + 1
         };
+        generation
+    }
+
+    /// A new slot; returns its key (the op's `user_data`).
+    #[inline]
+    pub(super) fn insert(&mut self, owner: Owner) -> u64 {
+        let generation = self.next_generation();
         let idx = self.slab.insert(Slot {
             generation,
             ended: false,
@@ -204,12 +226,42 @@ impl Slots {
     /// A new slot for an op whose future waits with `waker`; returns its key.
     #[inline]
     pub(super) fn insert_future(&mut self, waker: &Waker) -> u64 {
+        if let Some(idx) = self.kept.take() {
+            return self.reuse_kept(idx, waker);
+        }
         let waker = match self.spare.take() {
             Some(w) if w.will_wake(waker) => w,
             // A spare of another task goes here.
             _ => waker.clone(),
         };
         self.insert(Owner::Future(Some(waker)))
+    }
+
+    /// Gives the kept slot `idx` a fresh generation for a new op of the
+    /// future waiting with `waker`; returns its key.
+    #[inline(always)]
+    fn reuse_kept(&mut self, idx: usize, waker: &Waker) -> u64 {
+        let generation = self.next_generation();
+        let Some(slot) = self.slab.get_mut(idx) else {
+            no_slot()
+        };
+        debug_assert!(slot.generation == RETIRED && slot.ended && slot.cqes.is_empty());
+        if let Owner::Future(w) = &mut slot.owner {
+            match w {
+                // The task's own waker (nearly always): kept as it is.
+                Some(w) if w.will_wake(waker) => {}
+                // Another task's op: the spare may be this one's waker.
+                _ => {
+                    *w = Some(match self.spare.take() {
+                        Some(s) if s.will_wake(waker) => s,
+                        _ => waker.clone(),
+                    })
+                }
+            }
+        }
+        slot.generation = generation;
+        slot.ended = false;
+        (u64::from(generation) << 32) | idx as u64
     }
 
     /// The live slot `key` names (`None` when it is gone or reused).
@@ -276,6 +328,13 @@ impl Slots {
         };
         let last = slot.ended && slot.cqes.is_empty();
         if last {
+            if !ARMED && self.kept.is_none() && matches!(slot.owner, Owner::Future(Some(_))) {
+                // Kept for the task's next op, waker and all
+                // (`insert_future`); its key is dead from here.
+                slot.generation = RETIRED;
+                self.kept = Some(split(key).0);
+                return Some((res, flags, last));
+            }
             let mut slot = remove_live(&mut self.slab, key);
             if let Owner::Future(w @ Some(_)) = &mut slot.owner {
                 // Kept for the task's next op (`insert_future`).
@@ -517,6 +576,51 @@ mod tests {
         drop(s);
         drop(w);
         assert_eq!(t.drops.get(), t.clones.get() + 1, "a waker leaked");
+    }
+
+    #[test]
+    fn a_slot_kept_for_the_next_op_is_dead_to_its_old_key() {
+        let t = &Tally::default();
+        let w = tally_waker(t);
+        let mut s = Slots::new();
+        let a = s.insert_future(&w);
+        let b = s.insert_future(&w);
+        assert_eq!(s.len(), 2);
+        s.complete(a, 1, 0);
+        assert_eq!(s.take(a, &w), Some((1, 0, true)));
+        // `a`'s slot is kept: free to the count, to shutdown and to
+        // lookups by its old key.
+        assert_eq!(s.len(), 1);
+        assert!(s.get(a).is_none());
+        assert_eq!(s.in_kernel(), vec![b]);
+        // One slot is kept at a time: `b`'s is freed.
+        s.complete(b, 2, 0);
+        assert_eq!(s.take(b, &w), Some((2, 0, true)));
+        assert_eq!(s.len(), 0);
+        assert!(s.get(b).is_none() && !s.any_in_kernel());
+        // The next op takes the kept slot under a fresh generation; a
+        // stale completion or take for `a` never reaches it.
+        let c = s.insert_future(&w);
+        assert_eq!(c as u32, a as u32, "the kept slot is reused");
+        assert_ne!(c, a);
+        assert!(s.get(a).is_none());
+        assert_eq!(s.in_kernel(), vec![c]);
+        assert_eq!(t.clones.get(), 2, "no clone for the task's next op");
+        // Another task's op on a kept slot holding this task's waker: the
+        // old one goes, the new task's is cloned.
+        s.complete(c, 3, 0);
+        assert_eq!(s.take(c, &w), Some((3, 0, true)));
+        let other = &Tally::default();
+        let ow = tally_waker(other);
+        let d = s.insert_future(&ow);
+        assert_eq!(other.clones.get(), 1);
+        s.complete(d, 4, 0);
+        assert_eq!(other.wakes.get(), 1, "the new op's task is the one woken");
+        assert_eq!(s.take(d, &ow), Some((4, 0, true)));
+        drop(s);
+        drop((w, ow));
+        assert_eq!(t.drops.get(), t.clones.get() + 1, "a waker leaked");
+        assert_eq!(other.drops.get(), other.clones.get() + 1, "a waker leaked");
     }
 
     #[test]
