@@ -196,16 +196,13 @@ impl Slots {
         self.slab.len() - usize::from(self.kept.is_some())
     }
 
-    /// The next generation; the high word u32::MAX is left to the
-    /// driver's own tokens (and `RETIRED`).
+    /// The next generation: 31 bits, so the high word u32::MAX is left to
+    /// the driver's own tokens (and `RETIRED`); a slot index would have to
+    /// be reused 2^31 times while a stale key waits to be confused.
     #[inline(always)]
     fn next_generation(&mut self) -> u32 {
         let generation = self.next_gen;
-        self.next_gen = if generation >= u32::MAX - 1 {
-            0
-        } else {
-            generation + 1
-        };
+        self.next_gen = generation.wrapping_add(1) & (u32::MAX >> 1);
         generation
     }
 
@@ -224,11 +221,18 @@ impl Slots {
     }
 
     /// A new slot for an op whose future waits with `waker`; returns its key.
-    #[inline]
+    #[inline(always)]
     pub(super) fn insert_future(&mut self, waker: &Waker) -> u64 {
         if let Some(idx) = self.kept.take() {
             return self.reuse_kept(idx, waker);
         }
+        self.insert_future_new(waker)
+    }
+
+    /// `insert_future` with no kept slot: a new one (out of line: the kept
+    /// slot is the common case).
+    #[inline(never)]
+    fn insert_future_new(&mut self, waker: &Waker) -> u64 {
         let waker = match self.spare.take() {
             Some(w) if w.will_wake(waker) => w,
             // A spare of another task goes here.
@@ -621,6 +625,22 @@ mod tests {
         drop((w, ow));
         assert_eq!(t.drops.get(), t.clones.get() + 1, "a waker leaked");
         assert_eq!(other.drops.get(), other.clones.get() + 1, "a waker leaked");
+    }
+
+    #[test]
+    fn generations_wrap_below_the_drivers_tokens() {
+        let mut s = Slots::new();
+        let top = u32::MAX >> 1;
+        s.next_gen = top - 1;
+        let keys = [(); 3].map(|_| s.insert(Owner::Future(None)));
+        let generations = keys.map(|k| (k >> 32) as u32);
+        assert_eq!(generations, [top - 1, top, 0]);
+        for k in keys {
+            assert!(
+                k < super::super::files::TOKEN_UNFIX,
+                "{k:#x} reads as a driver token"
+            );
+        }
     }
 
     #[test]
