@@ -132,8 +132,14 @@ impl Deref for PooledBuf {
 // the lease (holding the pool) lives; nobody writes them meanwhile (see
 // `deref`).
 unsafe impl crate::buf::IoBuf for PooledBuf {
+    /// The data's start, straight from the lease (no slice made: `off` was
+    /// clamped into the buffer when the lease was made).
+    #[inline]
     fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
+        match &self.inner {
+            Lease::Pool { pool, bid, off, .. } => pool.buf_ptr(*bid).wrapping_add(*off as usize),
+            Lease::Owned(v, off) => v.as_ptr().wrapping_add(*off as usize),
+        }
     }
 
     #[inline]

@@ -254,7 +254,8 @@ impl Pool {
         }
     }
 
-    fn buf_ptr(&self, bid: u16) -> *mut u8 {
+    #[inline]
+    pub(crate) fn buf_ptr(&self, bid: u16) -> *mut u8 {
         debug_assert!(bid < self.count);
         // SAFETY: `bid < count`, so the offset stays inside `mem`.
         unsafe { self.mem.ptr.add(bid as usize * self.size) }
@@ -431,6 +432,13 @@ mod tests {
         assert_eq!(owned.bytes_total(), 14);
         let past = PooledBuf::owned_at(vec![7; 4], 9);
         assert_eq!((past.len(), past.bytes_init()), (0, 0));
+        // The pointer a send names is where the data starts, also made
+        // without the slice; an offset past the buffer was clamped.
+        for l in [&lease, &owned, &past] {
+            assert_eq!(l.stable_ptr(), l.as_ptr());
+        }
+        let beyond = PooledBuf::from_pool(pool.clone(), pool.take().unwrap(), 0, 80, 8);
+        assert_eq!((beyond.len(), beyond.stable_ptr()), (0, beyond.as_ptr()));
     }
 
     #[test]
