@@ -44,7 +44,7 @@ fn futures_an_idle_connection_holds_stay_small() {
         let bound = |what: &str| match what {
             "read" => 72,
             "write_all" => 112,
-            "recv_pooled" => 88,
+            "recv_pooled" => 72,
             "accept" => 144,
             _ => 176,
         };

@@ -100,8 +100,10 @@ pub(crate) struct RecvPooled {
     pool: Rc<Pool>,
     datagram: bool,
     /// What `recover` took from the socket's kept data (a datagram laid
-    /// out as a pooled one).
-    kept: Option<Vec<u8>>,
+    /// out as a pooled one); boxed, as it is rare: 16 bytes less in every
+    /// pooled receive's future, which an idle connection holds.
+    #[allow(clippy::box_collection)]
+    kept: Option<Box<Vec<u8>>>,
     /// The pool buffer the poll driver's attempt filled.
     bid: Option<u16>,
     /// The header of a multishot `RECVMSG` being armed (moves to the armed
@@ -132,13 +134,13 @@ unsafe impl OpCode for RecvPooled {
         if self.datagram {
             let (data, from) = kept.take_datagram()?;
             let n = data.len() as u32;
-            self.kept = Some(owned_datagram(&data, from.as_ref()));
+            self.kept = Some(Box::new(owned_datagram(&data, from.as_ref())));
             return Some(Ok(n));
         }
         match kept.take_all_bytes()? {
             Ok(data) => {
                 let n = data.len() as u32;
-                self.kept = Some(data);
+                self.kept = Some(Box::new(data));
                 Some(Ok(n))
             }
             Err(e) => Some(Err(e)),
@@ -209,6 +211,7 @@ unsafe impl OpCode for RecvPooled {
 
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output {
         if let Some(data) = self.kept {
+            let data = *data;
             if self.datagram {
                 return Ok(Some(PooledBuf::owned_at(data, PAYLOAD_AT)));
             }
