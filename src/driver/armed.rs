@@ -54,6 +54,18 @@ pub(crate) enum Waiters {
     Many(Vec<Waker>),
 }
 
+/// `waker` as a stored waker: the driver's `spare` when it is the same
+/// task's (no clone, no reference count touched), else a clone; a spare of
+/// another task is dropped here.
+#[inline(always)]
+#[cfg_attr(not(corio_uring), allow(dead_code))] // io_uring only
+pub(crate) fn spare_or_clone(spare: &mut Option<Waker>, waker: &Waker) -> Waker {
+    match spare.take() {
+        Some(w) if w.will_wake(waker) => w,
+        _ => waker.clone(),
+    }
+}
+
 #[cfg_attr(not(corio_uring), allow(dead_code))] // armed by io_uring only
 impl Waiters {
     /// Writes `new` over an empty list (`None`, just taken or found):
@@ -69,12 +81,7 @@ impl Waiters {
     pub(crate) fn add(&mut self, waker: &Waker, spare: &mut Option<Waker>) {
         match self {
             Waiters::None => {
-                let w = match spare.take() {
-                    Some(w) if w.will_wake(waker) => w,
-                    // Another task's: it goes here.
-                    _ => waker.clone(),
-                };
-                self.refill(Waiters::One(w));
+                self.refill(Waiters::One(spare_or_clone(spare, waker)));
             }
             Waiters::One(w) if w.will_wake(waker) => {}
             // Its task waits again.

@@ -21,7 +21,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::driver::armed::Armed;
+use crate::driver::armed::{Armed, spare_or_clone};
 use crate::driver::op::CQE_F_MORE;
 use crate::release::Released as ReleasedOp;
 
@@ -233,11 +233,7 @@ impl Slots {
     /// slot is the common case).
     #[inline(never)]
     fn insert_future_new(&mut self, waker: &Waker) -> u64 {
-        let waker = match self.spare.take() {
-            Some(w) if w.will_wake(waker) => w,
-            // A spare of another task goes here.
-            _ => waker.clone(),
-        };
+        let waker = spare_or_clone(&mut self.spare, waker);
         self.insert(Owner::Future(Some(waker)))
     }
 
@@ -255,12 +251,7 @@ impl Slots {
                 // The task's own waker (nearly always): kept as it is.
                 Some(w) if w.will_wake(waker) => {}
                 // Another task's op: the spare may be this one's waker.
-                _ => {
-                    *w = Some(match self.spare.take() {
-                        Some(s) if s.will_wake(waker) => s,
-                        _ => waker.clone(),
-                    })
-                }
+                _ => *w = Some(spare_or_clone(&mut self.spare, waker)),
             }
         }
         slot.generation = generation;
