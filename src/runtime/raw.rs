@@ -42,7 +42,12 @@
 //! with a release store hands `ATTACHED` to the handle, which waits for
 //! that store and clears `ATTACHED` in the step that takes the output. An
 //! awaited task so costs three locked instructions in all (the handle's
-//! store, the completing step, the handle's last step), not four.
+//! store, the completing step, the handle's last step), not four; two when
+//! no waker of the task is left as the handle takes the output (the common
+//! `spawn(..).await`): nothing else can change the shared word then, so
+//! the handle frees the block without a last step. Likewise a task that
+//! completes with no handle, no waker and no notice left is freed by its
+//! run with no locked instruction at all.
 
 #[cfg(all(test, corio_loom))]
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -454,6 +459,21 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 // of the block (without).
                 let fold = finish(header, RUNNING | SCHEDULED);
                 let finished = header.local();
+                let mut state = header.shared.load(Ordering::Acquire);
+                if fold == 0 && state & (HANDLE | REFS | NOTIFIED | LOCKED | AWAITER) == 0 {
+                    // Nothing else holds the task: no handle (it let go
+                    // before this load), no waker (none counted here or
+                    // there, and none can be made from a finished task),
+                    // no notice. Nobody can see the shared word any more:
+                    // the output goes and the block with it, with no
+                    // locked instruction.
+                    debug_assert!(state & ATTACHED != 0);
+                    // SAFETY: the stage holds the output, dropped once here.
+                    unsafe { drop_quietly(&mut stage.output) };
+                    // SAFETY: no owner is left but this run.
+                    unsafe { Self::free(ptr) };
+                    return;
+                }
                 // One step marks it completed and, by what it finds: with
                 // a handle and no waker of its, lets go at once (the handle
                 // may take the output and go as soon as it sees it); with
@@ -464,7 +484,6 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 // plain release store: the handle waits for it and lets go
                 // for both); with no handle, keeps `ATTACHED` while the
                 // output is dropped here.
-                let mut state = header.shared.load(Ordering::Acquire);
                 let mut spins = 0;
                 let next = loop {
                     if state & LOCKED != 0 {

@@ -94,14 +94,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         // SAFETY: completed, not closed: the output is present, the
         // handle's alone, and the slot has its type.
         unsafe { (header.vtable().take_output)(raw.ptr, out.as_mut_ptr().cast()) };
-        // `HANDLE` set and `CLOSED` clear (only the handle changes either
-        // now): one subtraction sets the one and clears the other (and
-        // clears `ATTACHED` for the run, if it left it).
-        let step = HANDLE - CLOSED + attached;
-        let next = header
-            .shared
-            .fetch_sub(step, Ordering::AcqRel)
-            .wrapping_sub(step);
+        let next = let_go_completed(header, state, attached);
         // SAFETY: this step left the task so (completed: no notice).
         unsafe { after_losing::<S>(raw.ptr, next, false) };
         drop(awaiter);
@@ -174,14 +167,7 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
                 // SAFETY: completed, not closed: the output is present and
                 // the handle's; `HANDLE` still keeps the task alive.
                 unsafe { (header.vtable().drop_output)(self.ptr) };
-                // As in `poll`: sets `CLOSED`, clears `HANDLE` (and
-                // `ATTACHED` for the run, if it left it).
-                let step = HANDLE - CLOSED + attached;
-                let next = header
-                    .shared
-                    .fetch_sub(step, Ordering::AcqRel)
-                    .wrapping_sub(step);
-                break (next, false);
+                break (let_go_completed(header, state, attached), false);
             }
             // Not completed: once `HANDLE` is clear, the run that completes
             // the task drops the output itself.
@@ -200,6 +186,34 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
         unsafe { after_losing::<S>(self.ptr, next, notice) };
         drop(awaiter);
     }
+}
+
+/// The handle's last step on a completed task whose output it took or
+/// dropped: sets `CLOSED`, clears `HANDLE` (only the handle changes either
+/// now) and `attached` (`ATTACHED`, when the run left it to the handle and
+/// is done: `wait_for_run`); returns the state after.
+///
+/// `state` is what the handle loaded (acquire) once the task had
+/// completed. If it shows no other owner — no waker (the run folded the
+/// local count into `REFS` as it completed, so `REFS` counts every waker
+/// left), no notice, no lock, no stored waker — nothing can change the
+/// word any more: a new waker is made only from a waker or by a poll, and
+/// the task is finished. The state after is then unowned and the caller
+/// frees the block: no locked instruction, for the common `spawn(..).await`
+/// (the step that would write it is seen by nobody).
+#[inline(always)]
+fn let_go_completed<S>(header: &Header<S>, state: usize, attached: usize) -> usize {
+    let step = HANDLE - CLOSED + attached;
+    if state & (REFS | NOTIFIED | LOCKED | AWAITER) == 0 {
+        let next = state.wrapping_sub(step);
+        debug_assert!(unowned(next), "a completed task with no other owner");
+        return next;
+    }
+    // One subtraction sets the one bit and clears the others.
+    header
+        .shared
+        .fetch_sub(step, Ordering::AcqRel)
+        .wrapping_sub(step)
 }
 
 // The output is never pinned: it is moved out whole.

@@ -397,3 +397,22 @@ fn a_handle_with_its_waker_stored_dropped_as_the_task_completes() {
         assert_eq!(StdArc::strong_count(&flag), 1, "the stored waker leaked");
     });
 }
+
+#[test]
+fn a_detached_task_completing_as_its_last_waker_goes_elsewhere_is_freed_once() {
+    // The run frees a completed task with no locked step only when no
+    // waker is left: here the last one is woken by reference and dropped on
+    // another thread while the task runs to completion.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(true);
+        drop(spawn_on(&q, f));
+        let waking = wake_when_kept(&c, true);
+        run_until_done(&q, &c);
+        waking.join().unwrap();
+        // A notice the waker sent (a wake or a check) is taken here.
+        q.run_all();
+        assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        assert_output_once_and_freed(&q, &c);
+    });
+}

@@ -260,6 +260,45 @@ fn a_waker_outliving_the_task_frees_it_last_and_wakes_nothing() {
     assert_eq!(c.output.load(Ordering::SeqCst), 1);
 }
 
+/// A completed task is freed without a last step on the shared word only
+/// when nothing else holds it: a waker left, counted on the task's thread
+/// or on another one, keeps it until that waker goes, with a handle or
+/// without.
+#[test]
+fn a_task_with_a_waker_left_is_not_freed_by_its_run_or_its_handle() {
+    for (handle, spare_elsewhere) in [(false, false), (false, true), (true, false), (true, true)] {
+        let q = Queue::default();
+        let (f, c) = steps(1, false);
+        let mut h = Some(spawn_on(&q, f));
+        if !handle {
+            drop(h.take());
+        }
+        q.run_all();
+        let w = c.take_waker();
+        // Counted here (a clone on the task's thread) or in the shared
+        // word (a clone on another thread).
+        let spare = if spare_elsewhere {
+            let w2 = w.clone();
+            elsewhere(move || w2.clone())
+        } else {
+            w.clone()
+        };
+        w.wake();
+        // (A clone dropped elsewhere sent a check too.)
+        assert!(q.run_all() >= 1);
+        assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        if handle {
+            let flag = Arc::new(Flag::default());
+            assert!(matches!(poll_handle(&mut h, &flag), Poll::Ready(Some(_))));
+        }
+        let case = format!("handle {handle}, waker elsewhere {spare_elsewhere}");
+        assert_eq!(c.output.load(Ordering::SeqCst), 1, "{case}");
+        assert_eq!(q.holders(), 2, "{case}: freed under a live waker");
+        drop(spare);
+        assert_eq!(q.holders(), 1, "{case}: not freed by its last waker");
+    }
+}
+
 #[test]
 fn a_dropped_runnable_drops_the_future_and_the_handle_sees_none() {
     let q = Queue::default();
