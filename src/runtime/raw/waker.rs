@@ -172,7 +172,8 @@ pub(super) unsafe fn wake<S: Schedule>(ptr: *const ()) {
     unsafe {
         if header::<S>(nn).on_own_thread() {
             local_wake::<S>(nn);
-            drop_ref::<S>(nn);
+            // Known to be here: no second look.
+            drop_ref_from::<S>(nn, true);
         } else {
             notify::<S>(nn, REF);
         }
@@ -194,9 +195,23 @@ pub(super) unsafe fn drop_waker<S: Schedule>(ptr: *const ()) {
 /// The caller holds a reference of the task, given up here.
 #[inline(always)]
 unsafe fn drop_ref<S: Schedule>(ptr: NonNull<()>) {
+    // SAFETY: per the contract.
+    let here = unsafe { header::<S>(ptr) }.on_own_thread();
+    // SAFETY: per the contract; `here` was just asked.
+    unsafe { drop_ref_from::<S>(ptr, here) }
+}
+
+/// [`drop_ref`] where the caller knows whether this is the task's thread
+/// (`here`: `is_current`).
+///
+/// # Safety
+///
+/// As for `drop_ref`, and `here` is what `on_own_thread` says.
+#[inline(always)]
+unsafe fn drop_ref_from<S: Schedule>(ptr: NonNull<()>, here: bool) {
     // SAFETY: the reference keeps the task alive until it is given up.
     let header = unsafe { header::<S>(ptr) };
-    if let Some(local) = count_locally(header, -1) {
+    if here && let Some(local) = count_here(header, -1) {
         if local & (SCHEDULED | RUNNING) == 0 {
             // Idle: was that the last way to wake it?
             // SAFETY: unfinished (the runtime side holds the block:
@@ -230,11 +245,20 @@ fn count_locally<S: Schedule>(header: &Header<S>, delta: isize) -> Option<usize>
     if !header.on_own_thread() {
         return None;
     }
+    count_here(header, delta)
+}
+
+/// [`count_locally`] on the task's thread (the caller asked).
+#[inline(always)]
+fn count_here<S>(header: &Header<S>, delta: isize) -> Option<usize> {
     let local = header.local();
-    if local & FINISHED != 0 || i16::try_from(local_refs(local) + delta).is_err() {
+    if local & FINISHED != 0 {
         return None;
     }
-    let local = local.wrapping_add((delta as usize).wrapping_mul(LOCAL_REF));
+    // The count is the word's top 16 bits, so the word overflows as a
+    // signed integer exactly when the `i16` count would: one add and its
+    // overflow flag.
+    let local = (local as isize).checked_add(delta << LOCAL_SHIFT)? as usize;
     header.set_local(local);
     Some(local)
 }
