@@ -119,10 +119,7 @@ fn with_own_core<R>(shared: *const Shared, f: impl FnOnce(Option<&Core>) -> R) -
 pub(crate) fn current(what: &str) -> Rc<Core> {
     let p = FAST.with(Cell::get);
     if p.is_null() {
-        panic!(
-            "corio: {what} must be called from inside a corio runtime; \
-             wrap the code in corio::run(async {{ ... }}) or Runtime::block_on"
-        );
+        outside_runtime(what);
     }
     // SAFETY: as in `with_core`, `p` is the `Rc::as_ptr` of the core
     // `CURRENT` owns: one more strong count makes a new, owned `Rc`.
@@ -130,6 +127,17 @@ pub(crate) fn current(what: &str) -> Rc<Core> {
         Rc::increment_strong_count(p);
         Rc::from_raw(p)
     }
+}
+
+/// The panic of a call that needs a runtime (named `what`) made outside one.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn outside_runtime(what: &str) -> ! {
+    panic!(
+        "corio: {what} must be called from inside a corio runtime; \
+         wrap the code in corio::run(async {{ ... }}) or Runtime::block_on"
+    );
 }
 
 /// A task's reference of its runtime, dropped on that runtime's thread,

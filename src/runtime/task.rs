@@ -46,16 +46,22 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let core = context::current("corio::spawn");
-    // SAFETY: the task is queued on this thread's own runtime, so the future
-    // (which need not be `Send`) is polled and dropped on this thread only.
-    unsafe {
-        spawn_onto(
-            SchedRef::of(&core),
-            future,
-            ctxvar::capture(),
-            Location::caller(),
-        )
+    let location = Location::caller();
+    let handle = context::with_core(|core| {
+        core.map(|core| {
+            let (runnable, handle) =
+                make_task(SchedRef::of(core), future, ctxvar::capture(), location);
+            // The task is this thread's runtime's, and so is its runnable:
+            // the future (which need not be `Send`) is polled and dropped
+            // on this thread only. Queued here directly (no look for the
+            // thread's runtime: this is it).
+            core.queue.push_back(runnable);
+            handle
+        })
+    });
+    match handle {
+        Some(handle) => handle,
+        None => context::outside_runtime("corio::spawn"),
     }
 }
 
@@ -99,6 +105,27 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let (runnable, handle) = make_task(shared, future, ctx, location);
+    // The runnable goes to the runtime owning `shared`: per this function's
+    // contract, the future is polled and dropped only where it may be.
+    runnable.schedule();
+    handle
+}
+
+/// A task's block for `future` on the runtime owning `shared`: its
+/// runnable (for that runtime's queue: see `spawn_onto`'s contract) and
+/// its handle.
+#[inline(always)]
+fn make_task<F>(
+    shared: SchedRef,
+    future: F,
+    ctx: Option<ctxvar::Context>,
+    location: &'static Location<'static>,
+) -> (super::core::Runnable, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     let meta = TaskMeta::new(location, shared.track_tasks, shared);
     let span = trace::TaskSpan::new(location);
     // The wrapper finds the metadata from its own place in the task's
@@ -112,10 +139,7 @@ where
             span,
         },
     );
-    // The runnable goes to the runtime owning `shared`: per this function's
-    // contract, the future is polled and dropped only where it may be.
-    runnable.schedule();
-    JoinHandle { raw: Some(raw) }
+    (runnable, JoinHandle { raw: Some(raw) })
 }
 
 /// `TaskFuture::key` of a task not in its runtime's registry (a slab key
