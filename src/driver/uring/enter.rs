@@ -18,9 +18,9 @@ use io_uring::{opcode, squeue, types};
 
 use super::Ring;
 use super::files::{self, TOKEN_UNFIX};
-use super::slots::After;
+use super::slots::{After, Slots};
 use super::wake::{TOKEN_MSG_SENT, TOKEN_MSG_WAKE, TOKEN_UNTRACKED, TOKEN_WAKE, Unparker};
-use crate::buf::pool::GROUP1_BASE;
+use crate::buf::pool::{GROUP1_BASE, Pool};
 use crate::driver::op::{CQE_BID_MASK, CQE_F_BUF_MORE, CQE_F_MORE, cqe_buffer};
 use crate::release::Release;
 
@@ -364,27 +364,25 @@ impl Ring {
                 if let Some(bid) = cqe_buffer(flags)
                     && let Some(pool) = group.and_then(|g| pools[g].as_ref())
                 {
-                    let bid = bid & !GROUP1_BASE;
-                    // One completion per buffer (a bundle fills
-                    // several); each but the last says more follow.
-                    let keep = flags & !(CQE_BID_MASK | CQE_F_MORE | CQE_F_BUF_MORE);
-                    let buf_more = flags & CQE_F_BUF_MORE != 0;
-                    pool.split(bid, res, buf_more, |bid, res, last| {
-                        let more = if last { flags & CQE_F_MORE } else { CQE_F_MORE };
-                        let flags = keep | more | (bid as u32) << 16;
-                        if let After::Close(fd) = slots.complete(key, res, flags) {
-                            closes.push(fd);
-                        }
-                    });
+                    pooled_completion(slots, pool, &mut closes, key, bid, res, flags);
                 } else if let After::Close(fd) = slots.complete(key, res, flags) {
                     closes.push(fd);
                 }
             }
         }
+        if !closes.is_empty() {
+            self.close_all(closes);
+        }
+        total
+    }
+
+    /// Closes the fds whose close waited for an op's last completion.
+    #[cold]
+    #[inline(never)]
+    fn close_all(&mut self, closes: Vec<RawFd>) {
         for fd in closes {
             self.close(fd);
         }
-        total
     }
 
     /// Starts shutting down: cancels every op in the kernel (and the
@@ -467,6 +465,32 @@ impl Ring {
             self.enter(0, None);
         }
     }
+}
+
+/// A completion that names buffer `bid` of `pool` (its group's id, group
+/// 1's with `GROUP1_BASE`): one completion of op `key` per buffer it
+/// filled (a bundle fills several; each but the last says more follow).
+/// Out of line: the reap's loop stays small for the ops that name none.
+#[inline(never)]
+fn pooled_completion(
+    slots: &mut Slots,
+    pool: &Pool,
+    closes: &mut Vec<RawFd>,
+    key: u64,
+    bid: u16,
+    res: i32,
+    flags: u32,
+) {
+    let bid = bid & !GROUP1_BASE;
+    let keep = flags & !(CQE_BID_MASK | CQE_F_MORE | CQE_F_BUF_MORE);
+    let buf_more = flags & CQE_F_BUF_MORE != 0;
+    pool.split(bid, res, buf_more, |bid, res, last| {
+        let more = if last { flags & CQE_F_MORE } else { CQE_F_MORE };
+        let flags = keep | more | (bid as u32) << 16;
+        if let After::Close(fd) = slots.complete(key, res, flags) {
+            closes.push(fd);
+        }
+    });
 }
 
 /// A completion of one of the driver's own tokens (a wake-up's, an
