@@ -49,12 +49,13 @@ where
     let location = Location::caller();
     let handle = context::with_core(|core| {
         core.map(|core| {
+            // SAFETY: the runnable goes to this thread's runtime, the one
+            // owning the unit, right below: the future (which need not be
+            // `Send`) is polled and dropped on this thread only.
             let (runnable, handle) =
-                make_task(SchedRef::of(core), future, ctxvar::capture(), location);
-            // The task is this thread's runtime's, and so is its runnable:
-            // the future (which need not be `Send`) is polled and dropped
-            // on this thread only. Queued here directly (no look for the
-            // thread's runtime: this is it).
+                unsafe { make_task(SchedRef::of(core), future, ctxvar::capture(), location) };
+            // Queued here directly (no look for the thread's runtime: this
+            // is it).
             core.queue.push_back(runnable);
             handle
         })
@@ -105,9 +106,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let (runnable, handle) = make_task(shared, future, ctx, location);
-    // The runnable goes to the runtime owning `shared`: per this function's
-    // contract, the future is polled and dropped only where it may be.
+    // SAFETY: the runnable goes to the runtime owning `shared` right below,
+    // and this function's contract is `make_task`'s.
+    let (runnable, handle) = unsafe { make_task(shared, future, ctx, location) };
     runnable.schedule();
     handle
 }
@@ -115,8 +116,14 @@ where
 /// A task's block for `future` on the runtime owning `shared`: its
 /// runnable (for that runtime's queue: see `spawn_onto`'s contract) and
 /// its handle.
+///
+/// # Safety
+///
+/// As for [`spawn_onto`]: the runnable goes only to the runtime owning
+/// `shared`, and unless `F` is `Send` and `ctx` is `None` the caller is on
+/// that runtime's thread (a runnable is `Send` whatever its future).
 #[inline(always)]
-fn make_task<F>(
+unsafe fn make_task<F>(
     shared: SchedRef,
     future: F,
     ctx: Option<ctxvar::Context>,
