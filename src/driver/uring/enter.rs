@@ -360,9 +360,8 @@ impl Ring {
                     clock.hist.record(kind, took);
                 }
                 // Group 1's ids start at GROUP1_BASE.
-                let group = cqe_buffer(flags).map(|b| (b >= GROUP1_BASE) as usize);
                 if let Some(bid) = cqe_buffer(flags)
-                    && let Some(pool) = group.and_then(|g| pools[g].as_ref())
+                    && let Some(pool) = pools[usize::from(bid >= GROUP1_BASE)].as_ref()
                 {
                     pooled_completion(slots, pool, &mut closes, key, bid, res, flags);
                 } else if let After::Close(fd) = slots.complete(key, res, flags) {
