@@ -175,6 +175,16 @@ impl super::raw::Schedule for SchedRef {
     fn is_current(&self) -> bool {
         with_own_core(self.as_ptr(), |core| core.is_some())
     }
+
+    /// Not once the runtime's shutdown set `closed` (this thread's own
+    /// store: a relaxed load sees it): from then on, a task from `spawn_on`
+    /// may be dropped (closed) by the thread that sent it.
+    #[inline(always)]
+    fn owns_here(&self) -> bool {
+        with_own_core(self.as_ptr(), |core| {
+            core.is_some_and(|core| !core.shared.closed.load(Ordering::Relaxed))
+        })
+    }
 }
 
 /// Scheduling onto a runtime from this thread: the local queue when the

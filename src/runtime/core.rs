@@ -531,6 +531,29 @@ mod tests {
     }
 
     #[test]
+    fn a_runtime_owns_its_tasks_on_its_thread_until_it_shuts_down() {
+        use super::super::raw::Schedule;
+        let rt = crate::Runtime::new().unwrap();
+        let other = crate::Runtime::new().unwrap();
+        let stranger =
+            other.block_on(async { SchedRef::from(context::current("the test").shared.clone()) });
+        rt.block_on(async {
+            let core = context::current("the test");
+            let r = SchedRef::from(core.shared.clone());
+            assert!(r.is_current() && r.owns_here());
+            // Another runtime's tasks are not this thread's.
+            assert!(!stranger.is_current() && !stranger.owns_here());
+            // Shutting down: from then on another thread may drop a task of
+            // this runtime (a `spawn_on` runnable), so a join handle here
+            // must take the lock.
+            core.shared.closed.store(true, Ordering::SeqCst);
+            assert!(r.is_current() && !r.owns_here());
+            core.shared.closed.store(false, Ordering::SeqCst);
+        });
+        drop(stranger);
+    }
+
+    #[test]
     fn a_shared_prints_without_its_anchor() {
         let rt = crate::Runtime::new().unwrap();
         let text = rt.block_on(async { format!("{:?}", context::current("the test").shared) });

@@ -6,7 +6,8 @@
 //! future while it runs, then its output until the handle takes it.
 //!
 //! The state is split by who may touch it. The **local word** (the vtable
-//! pointer with three bits below it: `SCHEDULED`, `RUNNING`, `FINISHED`) is
+//! pointer with four bits below it: `SCHEDULED`, `RUNNING`, `FINISHED`,
+//! `AWAITED`) is
 //! written only by the task's own runtime thread (the one holding its core,
 //! or the runnable token), with plain loads and stores: a wake-up on that
 //! thread, a run's start and its end are no locked instruction at all. The
@@ -48,6 +49,17 @@
 //! the handle frees the block without a last step. Likewise a task that
 //! completes with no handle, no waker and no notice left is freed by its
 //! run with no locked instruction at all.
+//!
+//! A handle polled on its task's own thread stores its waker with no
+//! locked step at all: it writes the slot and sets `AWAITED` in the local
+//! word, which the completing run reads as it reads `AWAITER`. Nothing
+//! else can touch the slot meanwhile: the run is not in progress (this
+//! thread is polling the handle), and no other thread can close the task
+//! while its runtime is not shut down ([`Schedule::owns_here`]). The bit is
+//! never cleared, so a handle that moves to another thread sees it there
+//! and from then on goes through `LOCKED` (which publishes the waker as
+//! `AWAITER`). The common `spawn(..).await` so costs one locked
+//! instruction: the completing step.
 
 #[cfg(all(test, corio_loom))]
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -74,7 +86,7 @@ pub(crate) use self::runnable::Runnable;
 use self::waker::{Wakers, clone_waker, queue, raw_waker, wake_by_ref};
 
 // The local word: the local bits (below the vtable's address, which is
-// 8-aligned), the address (below 2^48, as user-space addresses are on the
+// 16-aligned), the address (below 2^48, as user-space addresses are on the
 // platforms corio runs on: checked at spawn), and above it the local waker
 // count, an `i16`.
 
@@ -87,7 +99,14 @@ const RUNNING: usize = 1 << 1;
 /// The future is gone (completed or dropped): nothing runs it again, and
 /// the local waker count was moved to the shared word.
 const FINISHED: usize = 1 << 2;
-const LOCAL_BITS: usize = SCHEDULED | RUNNING | FINISHED;
+/// The join handle stored its waker in `Header::awaiter` on the task's
+/// thread, with no locked step (the shared word's `AWAITER` is left clear).
+/// Set by the handle, on the task's thread only (see [`Schedule::owns_here`]),
+/// and never cleared: from then on, another thread touches the slot only
+/// under `LOCKED`, and the run that completes the task takes the waker as it
+/// takes one under `AWAITER`.
+const AWAITED: usize = 1 << 3;
+const LOCAL_BITS: usize = SCHEDULED | RUNNING | FINISHED | AWAITED;
 /// Where the local waker count starts.
 const LOCAL_SHIFT: u32 = 48;
 /// One waker counted in the local word.
@@ -163,6 +182,15 @@ pub(crate) trait Schedule: Sized + 'static {
     /// Queues `runnable` on the calling thread, which runs its task
     /// (`is_current` is known true: no need to ask again).
     fn schedule_here(runnable: Runnable<Self>);
+
+    /// True when the calling thread runs this scheduler's tasks now and
+    /// no other thread can drop one of their runnables (which closes the
+    /// task and takes the handle's waker): the scheduler is not shut down.
+    /// The join handle then stores its waker with no locked step
+    /// (`AWAITED`).
+    fn owns_here(&self) -> bool {
+        self.is_current()
+    }
 }
 
 /// The start of every task allocation, the same whatever its scheduler:
@@ -183,8 +211,8 @@ impl Head {
     #[inline(always)]
     fn vtable(&self) -> &'static TaskVTable {
         let p = (self.local.load(Ordering::Relaxed) & VTABLE_BITS) as *const TaskVTable;
-        // SAFETY: the word holds a `&'static TaskVTable` (8-aligned: it
-        // holds pointers; below 2^48, checked in `spawn`) with only the
+        // SAFETY: the word holds a `&'static TaskVTable` (16-aligned, see
+        // its type; below 2^48, checked in `spawn`) with only the
         // local bits and the local count added.
         unsafe { &*p }
     }
@@ -268,7 +296,9 @@ impl<S: Schedule> Header<S> {
     }
 }
 
-/// What depends on the future's type and the scheduler.
+/// What depends on the future's type and the scheduler. Aligned to 16: the
+/// local word keeps four bits below its address.
+#[repr(align(16))]
 struct TaskVTable {
     /// The task's waker functions (see [`raw_waker`]).
     waker: &'static RawWakerVTable,
@@ -459,6 +489,9 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 // of the block (without).
                 let fold = finish(header, RUNNING | SCHEDULED);
                 let finished = header.local();
+                // The handle stored its waker here with no locked step: it
+                // is taken as one stored under `AWAITER` is.
+                let awaited = finished & AWAITED;
                 let mut state = header.shared.load(Ordering::Acquire);
                 if fold == 0 && state & (HANDLE | REFS | NOTIFIED | LOCKED | AWAITER) == 0 {
                     // Nothing else holds the task: no handle (it let go
@@ -477,8 +510,10 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 // One step marks it completed and, by what it finds: with
                 // a handle and no waker of its, lets go at once (the handle
                 // may take the output and go as soon as it sees it); with
-                // the handle's waker stored, takes the waker's slot (clears
-                // `AWAITER`: the handle touches the slot no more) and keeps
+                // the handle's waker stored (`AWAITER`, or `AWAITED` here),
+                // takes the waker's slot (clears `AWAITER`: the handle
+                // touches the slot no more, nor does anyone under `LOCKED`
+                // once `COMPLETED` is set) and keeps
                 // `ATTACHED` and `RUNNING` until the waker is out, then
                 // hands `ATTACHED` to the handle by clearing `RUNNING` (a
                 // plain release store: the handle waits for it and lets go
@@ -486,17 +521,15 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 // output is dropped here.
                 let mut spins = 0;
                 let next = loop {
-                    if state & LOCKED != 0 {
-                        // The handle is storing or taking its waker.
-                        backoff(&mut spins);
-                        state = header.shared.load(Ordering::Acquire);
-                        continue;
-                    }
+                    // The step waits out `LOCKED` (the handle storing or
+                    // taking its waker) by expecting the word without it:
+                    // each failed try reads the latest word.
+                    state &= !LOCKED;
                     let mut next = state | COMPLETED;
                     let mut local = finished;
                     if state & HANDLE == 0 {
                         next |= CLOSED;
-                    } else if state & AWAITER != 0 {
+                    } else if state & AWAITER != 0 || awaited != 0 {
                         next = (next & !AWAITER).wrapping_add(fold);
                         // Seen by the handle only after this step: it
                         // waits while `RUNNING` is set.
@@ -513,7 +546,12 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                         Ordering::Acquire,
                     ) {
                         Ok(_) => break next,
-                        Err(s) => state = s,
+                        Err(s) => {
+                            if s & LOCKED != 0 {
+                                backoff(&mut spins);
+                            }
+                            state = s;
+                        }
                     }
                 };
                 if next & ATTACHED == 0 {
@@ -523,8 +561,8 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
                 }
                 if next & CLOSED == 0 {
                     // The handle's waker: the slot is this run's now (the
-                    // step cleared `AWAITER`; the handle waits for
-                    // `RUNNING`).
+                    // step cleared `AWAITER` and set `COMPLETED`; the handle
+                    // waits for `RUNNING`).
                     // SAFETY: as just said, nobody else touches the slot.
                     let awaiter = unsafe { header.awaiter.with(Option::take) };
                     // `ATTACHED` goes to the handle with this store: it may
@@ -776,14 +814,26 @@ unsafe fn drop_quietly<T>(value: &mut ManuallyDrop<T>) {
     let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(value) }));
 }
 
-/// Takes the join handle's waker, if it left one.
+/// Takes the join handle's waker, if it left one (the handle as it goes,
+/// or a closer). Not one stored on the task's thread (`AWAITED`) once the
+/// task completed: the completing run takes that one.
 fn take_awaiter<S>(header: &Header<S>) -> Option<Waker> {
-    if header.shared.load(Ordering::Acquire) & AWAITER == 0 {
+    let state = header.shared.load(Ordering::Acquire);
+    // A handle that stored its waker with `AWAITED` and came here since
+    // was sent after that store, which this load sees (the bit is never
+    // cleared).
+    let awaited =
+        state & (AWAITER | COMPLETED) == 0 && header.local.load(Ordering::Acquire) & AWAITED != 0;
+    if state & AWAITER == 0 && !awaited {
         return None;
     }
     let state = lock(header);
-    // SAFETY: `LOCKED` is held.
-    let w = (state & AWAITER != 0)
+    let stored = state & AWAITER != 0 || (awaited && state & COMPLETED == 0);
+    // SAFETY: `LOCKED` is held, so no run completes the task meanwhile
+    // (its completing step waits for the bit), and the handle stores
+    // without the lock only on the task's thread while no other thread
+    // can close the task (`owns_here`): the slot is this thread's.
+    let w = stored
         .then(|| unsafe { header.awaiter.with(Option::take) })
         .flatten();
     header

@@ -110,12 +110,31 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             // Finished meanwhile: the run may be taking the stored waker.
             return state;
         }
-        if state & AWAITER == 0 {
-            // No waker stored: nobody reads the slot while `AWAITER` is
-            // clear and the task unfinished (the closers read it only
-            // under `LOCKED` with `AWAITER` set, the completing run only
-            // after the step that found `AWAITER` set; only this handle
-            // sets `AWAITER`), so it is written without the lock, then
+        if state & AWAITER == 0 && header.meta.scheduler().owns_here() {
+            // On the task's thread, which no other thread can close it
+            // from: nothing else touches the slot while the handle is
+            // here (the run is not in progress: this thread is polling
+            // the handle; a handle elsewhere would take the lock). No
+            // locked step: `AWAITED` says a waker may be in the slot.
+            // SAFETY: as just said, this handle is the slot's only user.
+            let old = unsafe {
+                header.awaiter.with(|slot| match slot {
+                    Some(w) if w.will_wake(waker) => None,
+                    _ => slot.replace(waker.clone()),
+                })
+            };
+            // Read again: the clone may have counted a waker of this task.
+            header.set_local(header.local() | AWAITED);
+            drop(old);
+            return state;
+        }
+        // (On another thread, `AWAITED` is seen as in `take_awaiter`.)
+        if state & AWAITER == 0 && header.local.load(Ordering::Acquire) & AWAITED == 0 {
+            // No waker stored: nobody reads the slot while `AWAITER` and
+            // `AWAITED` are clear and the task unfinished (the closers read
+            // it only under `LOCKED` with one of them set, the completing
+            // run only after the step that found one set; only this handle
+            // sets either), so it is written without the lock, then
             // published.
             // SAFETY: as just said, this handle is the slot's only user.
             let old = unsafe { header.awaiter.with(|slot| slot.replace(waker.clone())) };
@@ -128,7 +147,9 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             // it clears `RUNNING`; leave it.
             return header.shared.fetch_and(!LOCKED, Ordering::AcqRel) & !LOCKED;
         }
-        // SAFETY: `LOCKED` is held.
+        // SAFETY: `LOCKED` is held, the task is not completed (the run
+        // waits for the bit to complete it) and the handle is here (not
+        // storing on the task's thread).
         let old = unsafe {
             header.awaiter.with(|slot| match slot {
                 Some(w) if w.will_wake(waker) => None,

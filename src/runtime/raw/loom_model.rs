@@ -416,3 +416,43 @@ fn a_detached_task_completing_as_its_last_waker_goes_elsewhere_is_freed_once() {
         assert_output_once_and_freed(&q, &c);
     });
 }
+
+#[test]
+fn a_handle_that_stored_its_waker_here_then_awaited_elsewhere_is_woken() {
+    // The handle stores its first waker on the task's thread with no
+    // locked step (`AWAITED`), then waits on another thread with a new
+    // waker while the task completes: the new waker is woken (or the
+    // handle finds the output), the first one is woken or dropped, and
+    // nobody touches the slot at once (loom's cell checks).
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let (h, first) = spawn_awaited(&q, f);
+        let awaiting = thread::spawn(move || await_handle(h).is_some());
+        q.run_all();
+        assert!(awaiting.join().unwrap(), "no output");
+        assert_output_once_and_freed(&q, &c);
+        assert_eq!(StdArc::strong_count(&first), 1, "the first waker leaked");
+    });
+}
+
+#[test]
+fn a_handle_that_stored_its_waker_here_dropped_elsewhere_as_its_runnable_is_dropped() {
+    // The task's thread drops the runnable (a shutdown: it closes the task
+    // and takes the handle's waker to wake it) while the handle, whose
+    // waker was stored with `AWAITED`, is dropped on another thread: the
+    // waker goes once, the future once, the block once.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let (h, flag) = spawn_awaited(&q, f);
+        let dropping = thread::spawn(move || drop(h));
+        drop(std::mem::take(&mut *q.0.lock().unwrap()));
+        dropping.join().unwrap();
+        // A handle dropped first, elsewhere, sent a notice: taken here.
+        q.run_all();
+        assert_eq!(c.future.load(Ordering::SeqCst), 1);
+        assert_eq!(q.holders(), 1, "the task was not freed");
+        assert_eq!(StdArc::strong_count(&flag), 1, "the stored waker leaked");
+    });
+}

@@ -382,6 +382,85 @@ fn the_handle_keeps_only_its_latest_waker() {
     assert_eq!(q.holders(), 1);
 }
 
+/// The shared and local words of the task behind a handle.
+fn words<O>(h: &Option<JoinRaw<O, Queue>>) -> (usize, usize) {
+    let ptr = h.as_ref().expect("the handle").ptr;
+    // SAFETY: the handle keeps the task alive.
+    let head = unsafe { head(ptr) };
+    (
+        head.shared.load(Ordering::SeqCst),
+        head.local.load(Ordering::SeqCst),
+    )
+}
+
+/// A handle polled on its task's thread stores its waker with no step on
+/// the shared word (`AWAITED`); moved to another thread, it stores its next
+/// waker under the lock (`AWAITER`), which the run then wakes, and the first
+/// one goes.
+#[test]
+fn a_handle_stores_its_waker_without_a_shared_step_only_on_its_tasks_thread() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let mut h = Some(spawn_on(&q, f));
+    let spawned = words(&h).0;
+    let here = Arc::new(Flag::default());
+    assert!(poll_handle(&mut h, &here).is_pending());
+    let (shared, local) = words(&h);
+    assert_eq!(shared, spawned, "the handle stepped on the shared word");
+    assert_ne!(local & AWAITED, 0);
+    q.run_all();
+    // Elsewhere: the waker stored here is replaced under the lock.
+    let there = Arc::new(Flag::default());
+    let moved = there.clone();
+    let mut h = elsewhere(move || {
+        assert!(poll_handle(&mut h, &moved).is_pending());
+        h
+    });
+    assert_ne!(words(&h).0 & AWAITER, 0);
+    assert_eq!(Arc::strong_count(&here), 1, "the replaced waker was kept");
+    c.take_waker().wake();
+    q.run_all();
+    assert!(!here.0.load(Ordering::SeqCst));
+    assert!(
+        there.0.load(Ordering::SeqCst),
+        "the latest waker was not woken"
+    );
+    assert!(matches!(poll_handle(&mut h, &there), Poll::Ready(Some(_))));
+    assert_eq!(Arc::strong_count(&there), 1, "the handle's waker leaked");
+    assert_eq!(q.holders(), 1);
+}
+
+/// A handle first polled on another thread stores its waker under the
+/// shared word; one that stored it on the task's thread and is dropped
+/// elsewhere before the task completes takes it back.
+#[test]
+fn a_handle_that_stored_its_waker_here_and_is_dropped_elsewhere_takes_it_back() {
+    let q = Queue::default();
+    let (f, c) = steps(0, false);
+    let h = spawn_on(&q, f);
+    let flag = Arc::new(Flag::default());
+    let moved = flag.clone();
+    let h = elsewhere(move || {
+        let mut h = Some(h);
+        assert!(poll_handle(&mut h, &moved).is_pending());
+        h
+    });
+    let (shared, local) = words(&h);
+    assert_ne!(shared & AWAITER, 0);
+    assert_eq!(local & AWAITED, 0);
+    drop(h);
+    assert_eq!(Arc::strong_count(&flag), 1, "the handle's waker leaked");
+    let mut h = Some(spawn_on(&q, steps(0, false).0));
+    assert!(poll_handle(&mut h, &flag).is_pending());
+    assert_eq!(Arc::strong_count(&flag), 2);
+    elsewhere(move || drop(h));
+    assert_eq!(Arc::strong_count(&flag), 1, "the handle's waker leaked");
+    q.run_all();
+    assert!(!flag.0.load(Ordering::SeqCst));
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+    assert_eq!(q.holders(), 1);
+}
+
 /// Panics when dropped.
 struct Bomb;
 
