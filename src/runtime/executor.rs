@@ -148,10 +148,17 @@ fn run_watched(core: &Core, w: &super::observe::Watch) {
     }
 }
 
+/// Moves remote wake-ups to the local queue. The check is inlined into each
+/// tick; the drain, rarer, is not.
+#[inline(always)]
 fn drain_remote(core: &Core) {
-    if core.shared.remote.is_empty() {
-        return;
+    if !core.shared.remote.is_empty() {
+        drain_remote_queue(core);
     }
+}
+
+#[inline(never)]
+fn drain_remote_queue(core: &Core) {
     while let Ok(r) = core.shared.remote.pop() {
         core.queue.push_back(r);
     }

@@ -195,6 +195,7 @@ impl Ring {
 
     /// Submits and waits for at least one completion, at most `timeout`;
     /// lowers `parked` as soon as the wait ends.
+    #[inline]
     pub(crate) fn park(&mut self, timeout: Option<Duration>, parked: &AtomicBool) {
         self.prepare();
         if timeout == Some(Duration::ZERO) || !self.ring.completion().is_empty() {

@@ -53,6 +53,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
     /// # Panics
     ///
     /// If `this` is `None` (polled after `Ready`).
+    #[inline]
     pub(crate) fn poll(this: &mut Option<Self>, cx: &mut Context<'_>) -> Poll<Option<O>> {
         let raw = this
             .as_ref()
