@@ -112,11 +112,14 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             return state;
         }
         if state & AWAITER == 0 && header.meta.scheduler().owns_here() {
-            // On the task's thread, which no other thread can close it
-            // from: nothing else touches the slot while the handle is
-            // here (the run is not in progress: this thread is polling
-            // the handle; a handle elsewhere would take the lock). No
-            // locked step: `AWAITED` says a waker may be in the slot.
+            // On the task's thread, while no other thread can close the
+            // task: nothing else touches the slot while the handle is here
+            // (the run is not in progress: this thread is polling the
+            // handle; a handle elsewhere would take the lock). No locked
+            // step: `AWAITED` says a waker may be in the slot. (The match
+            // is the locked path's below, written twice on purpose: one
+            // helper for both measured 4 instructions more per spawn +
+            // join.)
             // SAFETY: as just said, this handle is the slot's only user.
             let old = unsafe {
                 header.awaiter.with(|slot| match slot {
