@@ -78,7 +78,7 @@ const TESTS: [Test; 5] = [
 ];
 
 /// Timed rounds per figure.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 /// One operation on one runtime.
 #[derive(Debug, Clone)]
@@ -91,6 +91,13 @@ pub struct MicroRow {
     pub ns_max: f64,
     /// User-space instructions per operation (NaN when not counted).
     pub ir: f64,
+    /// The comparison of the `vs` column taken round by round: the median,
+    /// over the rounds, of this runtime's time ÷ the reference's in the same
+    /// round (for NOPs: − raw's). A slow phase of the machine that spans a
+    /// round slows both sides of its pair, so this moves less than the ratio
+    /// of the medians. NaN when not measured so (the reference itself, or a
+    /// row from before the suite recorded it).
+    pub paired: f64,
     pub date: String,
 }
 
@@ -220,6 +227,7 @@ pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(&str) -> bool) {
                 ns_min: v.iter().copied().fold(f64::INFINITY, f64::min),
                 ns_max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 ir,
+                paired: f64::NAN,
                 date: cfg.date.clone(),
             };
             eprintln!(
@@ -228,7 +236,73 @@ pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(&str) -> bool) {
             );
             res.micro.push(row);
         }
+        let ok: Vec<(&str, &[f64])> = rts
+            .iter()
+            .zip(&times)
+            .zip(&failed)
+            .filter(|(_, f)| f.is_none())
+            .map(|((rt, v), _)| (*rt, v.as_slice()))
+            .collect();
+        for row in res
+            .micro
+            .iter_mut()
+            .filter(|r| r.what == t.what && r.date == cfg.date)
+        {
+            row.paired = paired(t.what, &row.label, &ok);
+        }
     }
+}
+
+/// The reference `label` is compared with among `others` (runtime, median
+/// ns): raw for NOPs, else the fastest other runtime; `None` for raw itself
+/// or when there is no other.
+fn reference<'a>(what: &str, label: &str, others: &[(&'a str, f64)]) -> Option<&'a str> {
+    if what.starts_with("nop") {
+        return (label != "raw")
+            .then(|| {
+                others
+                    .iter()
+                    .find(|(rt, _)| *rt == "raw")
+                    .map(|(rt, _)| *rt)
+            })
+            .flatten();
+    }
+    others
+        .iter()
+        .filter(|(rt, _)| *rt != label)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(rt, _)| *rt)
+}
+
+/// [`MicroRow::paired`] of `label`, from every runtime's times by round
+/// (`runs`: runtime, one time per round, in round order).
+fn paired(what: &str, label: &str, runs: &[(&str, &[f64])]) -> f64 {
+    let medians: Vec<(&str, f64)> = runs
+        .iter()
+        .map(|(rt, v)| (*rt, crate::report::median(v.to_vec())))
+        .collect();
+    let (Some(mine), Some(theirs)) = (
+        runs.iter().find(|(rt, _)| *rt == label),
+        reference(what, label, &medians).and_then(|r| runs.iter().find(|(rt, _)| *rt == r)),
+    ) else {
+        return f64::NAN;
+    };
+    let by_round: Vec<f64> = mine
+        .1
+        .iter()
+        .zip(theirs.1)
+        .map(|(a, b)| {
+            if what.starts_with("nop") {
+                a - b
+            } else {
+                a / b
+            }
+        })
+        .collect();
+    if by_round.is_empty() {
+        return f64::NAN;
+    }
+    crate::report::median(by_round)
 }
 
 /// The comparison column of `row`: against the best other runtime of the
@@ -244,14 +318,24 @@ fn versus(row: &MicroRow, rows: &[&MicroRow]) -> String {
             .filter(same_run)
             .find(|r| r.label == "raw")
             .map_or("".into(), |raw| {
-                format!("{:+.1} ns over raw", row.ns - raw.ns)
+                let by_round = if row.paired.is_finite() {
+                    format!("; {:+.1} round by round", row.paired)
+                } else {
+                    String::new()
+                };
+                format!("{:+.1} ns over raw{by_round}", row.ns - raw.ns)
             });
     }
     rows.iter()
         .filter(same_run)
         .min_by(|a, b| a.ns.total_cmp(&b.ns))
         .map_or("".into(), |best| {
-            format!("{:.2}× {}", row.ns / best.ns, best.label)
+            let by_round = if row.paired.is_finite() {
+                format!("; {:.2}× round by round", row.paired)
+            } else {
+                String::new()
+            };
+            format!("{:.2}× {}{by_round}", row.ns / best.ns, best.label)
         })
 }
 
@@ -267,7 +351,9 @@ pub fn render(m: &mut String, res: &Results, server_cpu: usize) {
          median of {ROUNDS} rounds (range) with the runtimes taking turns; timers are the cost beyond \
          the 1 ms each sleeps. Absolute times move up to 2x between boots of these VMs: compare within \
          a run (the `vs` column: × the fastest other runtime of the same run; for NOPs, the \
-         difference to `raw`, a plain io-uring loop with corio's ring flags). Ir/op: user-space \
+         difference to `raw`, a plain io-uring loop with corio's ring flags; then the same \
+         comparison made within each round, its median over the rounds, which a slow phase of the \
+         machine moves less). Ir/op: user-space \
          instructions per operation under callgrind (the same subtraction), which do not move with \
          the machine.\n"
     );
@@ -312,6 +398,7 @@ mod tests {
             ns_min: ns - 1.0,
             ns_max: ns + 1.0,
             ir: 500.0,
+            paired: f64::NAN,
             date: date.into(),
         }
     }
@@ -343,13 +430,84 @@ mod tests {
     }
 
     #[test]
+    fn the_round_by_round_figure_pairs_each_round_with_the_reference() {
+        // Round 2 is a slow phase for both: the medians' ratio (50 / 40)
+        // is 1.25, the rounds' own ratios are 1.1, 1.1 and 1.4.
+        let corio = [44.0, 99.0, 50.0];
+        let glommio = [40.0, 90.0, 35.7];
+        let tokio = [200.0, 300.0, 210.0];
+        let runs = [
+            ("corio", &corio[..]),
+            ("glommio", &glommio[..]),
+            ("tokio", &tokio[..]),
+        ];
+        assert!((paired("spawn", "corio", &runs) - 1.1).abs() < 1e-9);
+        // glommio against corio, the fastest other.
+        assert!((paired("spawn", "glommio", &runs) - 40.0 / 44.0).abs() < 1e-9);
+        let nop = [400.0, 500.0, 410.0];
+        let raw = [380.0, 470.0, 400.0];
+        let runs = [("corio", &nop[..]), ("raw", &raw[..])];
+        assert!((paired("nop", "corio", &runs) - 20.0).abs() < 1e-9);
+        assert!(paired("nop", "raw", &runs).is_nan(), "raw has no reference");
+        assert!(
+            paired("spawn", "corio", &runs[..1]).is_nan(),
+            "nobody to pair with"
+        );
+    }
+
+    #[test]
+    fn the_vs_column_adds_the_round_by_round_figure() {
+        let rows = [
+            MicroRow {
+                paired: 1.1,
+                ..row("spawn", "corio", 50.0, "a")
+            },
+            row("spawn", "glommio", 40.0, "a"),
+            MicroRow {
+                paired: 21.25,
+                ..row("nop", "corio", 420.0, "a")
+            },
+            row("nop", "raw", 400.0, "a"),
+        ];
+        let refs: Vec<&MicroRow> = rows.iter().collect();
+        assert_eq!(
+            versus(&rows[0], &refs[..2]),
+            "1.25× glommio; 1.10× round by round"
+        );
+        assert_eq!(
+            versus(&rows[2], &refs[2..]),
+            "+20.0 ns over raw; +21.2 round by round"
+        );
+    }
+
+    #[test]
+    fn rows_from_before_the_round_by_round_figure_still_load() {
+        let dir = std::env::temp_dir().join(format!("corio-micro-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tsv = dir.join("results.tsv");
+        std::fs::write(
+            &tsv,
+            "micro\tspawn\tcorio\t46.3\t42.9\t65.5\t594.2\t2026-12-07 20:20 UTC\n",
+        )
+        .unwrap();
+        let mut back = Results::default();
+        crate::store::merge(&tsv, &mut back);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(back.micro.len(), 1);
+        assert_eq!(back.micro[0].ns, 46.3);
+        assert!(back.micro[0].paired.is_nan());
+    }
+
+    #[test]
     fn rows_survive_results_tsv() {
         let dir = std::env::temp_dir().join(format!("corio-micro-table-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let tsv = dir.join("results.tsv");
         let mut res = Results::default();
-        res.micro
-            .push(row("nop32", "corio", 143.5, "2026-12-07 03:41 UTC"));
+        res.micro.push(MicroRow {
+            paired: 28.5,
+            ..row("nop32", "corio", 143.5, "2026-12-07 03:41 UTC")
+        });
         res.micro.push(MicroRow {
             ir: f64::NAN,
             ..row("timer", "tokio", 499.7, "2026-12-07 03:41 UTC")
@@ -367,6 +525,8 @@ mod tests {
             (143.5, 142.5, 144.5, 500.0)
         );
         assert_eq!(nop.date, "2026-12-07 03:41 UTC");
+        assert_eq!(nop.paired, 28.5);
+        assert!(back.micro[1].paired.is_nan(), "no figure stays none");
         assert!(
             back.micro[1].ir.is_nan(),
             "an uncounted row stays uncounted"

@@ -7,7 +7,7 @@
 //! `net case label repeat requests rps p50 p99 cpu user cores background date`,
 //! `sys case label requests total name=count,... date` (counts per request),
 //! `file label qd repeat iops cpu date`, `instr app label requests ir_per_request date`,
-//! `idle label conns bytes_per_conn date`, `micro what label ns ns_min ns_max ir_per_op date`.
+//! `idle label conns bytes_per_conn date`, `micro what label ns ns_min ns_max ir_per_op date paired`.
 
 use std::fmt::Write as _;
 use std::io;
@@ -87,8 +87,8 @@ pub fn save(path: &Path, cfg: &Cfg, res: &Results) -> io::Result<()> {
     for r in &res.micro {
         let _ = writeln!(
             out,
-            "micro\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            r.what, r.label, r.ns, r.ns_min, r.ns_max, r.ir, r.date
+            "micro\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.what, r.label, r.ns, r.ns_min, r.ns_max, r.ir, r.date, r.paired
         );
     }
     for f in &res.files {
@@ -217,7 +217,8 @@ pub fn merge(path: &Path, res: &mut Results) {
                     date: f[4].to_string(),
                 });
             }
-            Some("micro") if f.len() == 8 => {
+            // (Rows from before the round-by-round figure have 8 fields.)
+            Some("micro") if f.len() == 8 || f.len() == 9 => {
                 let (what, label) = (f[1], f[2]);
                 if res.micro.iter().any(|r| r.what == what && r.label == label) {
                     continue;
@@ -230,6 +231,7 @@ pub fn merge(path: &Path, res: &mut Results) {
                     ns_min: num(4).unwrap_or(f64::NAN),
                     ns_max: num(5).unwrap_or(f64::NAN),
                     ir: num(6).unwrap_or(f64::NAN),
+                    paired: num(8).unwrap_or(f64::NAN),
                     date: f[7].to_string(),
                 });
             }
