@@ -10,6 +10,7 @@
 //! corio-bench fileread RUNTIME --file PATH [--qd 32] [--secs 3] [--cpus 1]
 //! corio-bench idle RUNTIME [--conns 19000] [--cpus 1]   # RSS per idle connection
 //! corio-bench micro WHAT RUNTIME N [--cpus 1]              # one small operation N times
+//! corio-bench ab BIN,BIN WHAT RUNTIMES N [--rounds 9] [--cpus 1]  # builds taking turns
 //! ```
 //!
 //! `all` runs every scenario (see `runner.rs`), pins servers and load to
@@ -18,6 +19,7 @@
 //! corio-compat (through `corio::compat`: echo on the `tokio::io` traits, HTTP with hyper),
 //! tokio, tokio-mt, tokio-hyper (hyper on tokio, HTTP only), monoio, glommio, compio, tokio-uring.
 
+mod ab;
 /// The example server's per-read step (`answer`).
 #[path = "../../../examples/http_server/app.rs"]
 mod app;
@@ -58,6 +60,9 @@ const USAGE: &str = "usage:
   corio-bench fileread RUNTIME --file PATH [--qd N] [--secs S] [--cpus LIST]
   corio-bench idle RUNTIME [--conns N] [--cpus N]   (server RSS per idle echo connection)
   corio-bench micro spawn|spawn-many|timer|nop|nop32 corio|tokio|glommio|monoio|raw N [--cpus LIST]
+  corio-bench ab BIN[,BIN...] WHAT RUNTIMES N [--rounds R] [--cpus CPU]
+                  (one micro operation with builds of this binary taking turns, corio on each,
+                  the other RUNTIMES on the first; comparisons made round by round)
 RUNTIME: limit corio-uring corio-pool corio-poll corio-fixed corio-compat tokio tokio-mt tokio-hyper monoio
          glommio compio tokio-uring (corio-compat: echo on tokio::io traits over corio::compat, HTTP
          with hyper; tokio-hyper: the same hyper service on tokio's current-thread runtime)";
@@ -153,6 +158,8 @@ fn main() -> ExitCode {
                 .map_err(|_| format!("bad count {:?}", args[3]))?;
             micro::run(&args[1], &args[2], n)
         }),
+        Some("ab") if args.len() >= 5 => Opts::parse(&args[5..])
+            .and_then(|o| ab::command(&args[1], &args[2], &args[3], &args[4], &o)),
         Some("fileread") if args.len() >= 2 => fileread(&args[1], &args[2..]),
         Some("idle") if args.len() >= 2 => Opts::parse(&args[2..]).and_then(|o| {
             o.check(&["conns", "cpus"])?;

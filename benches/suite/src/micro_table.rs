@@ -287,22 +287,22 @@ fn paired(what: &str, label: &str, runs: &[(&str, &[f64])]) -> f64 {
     ) else {
         return f64::NAN;
     };
-    let by_round: Vec<f64> = mine
-        .1
+    by_round(mine.1, theirs.1, what.starts_with("nop"))
+}
+
+/// The median over the rounds of `mine[i] / theirs[i]` (with `diff`:
+/// `mine[i] - theirs[i]`), the two taken in the same round; NaN when no
+/// round has both.
+pub(crate) fn by_round(mine: &[f64], theirs: &[f64], diff: bool) -> f64 {
+    let each: Vec<f64> = mine
         .iter()
-        .zip(theirs.1)
-        .map(|(a, b)| {
-            if what.starts_with("nop") {
-                a - b
-            } else {
-                a / b
-            }
-        })
+        .zip(theirs)
+        .map(|(a, b)| if diff { a - b } else { a / b })
         .collect();
-    if by_round.is_empty() {
+    if each.is_empty() {
         return f64::NAN;
     }
-    crate::report::median(by_round)
+    crate::report::median(each)
 }
 
 /// The comparison column of `row`: against the best other runtime of the
