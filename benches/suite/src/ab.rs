@@ -15,11 +15,10 @@
 //! parallel: run it on an otherwise idle machine.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::Opts;
-use crate::micro_table::by_round;
+use crate::micro_table::{by_round, child, reference, run};
 use crate::report::median;
 
 /// One timed row: a build and a runtime.
@@ -34,7 +33,7 @@ struct Row {
 pub fn command(bins: &str, what: &str, runtimes: &str, n: &str, o: &Opts) -> Result<(), String> {
     o.check(&["rounds", "cpus"])?;
     let rounds: usize = o.get("rounds", 9)?;
-    let cpu: String = o.get("cpus", "1".to_string())?;
+    let cpu: usize = o.get("cpus", 1)?;
     let n: usize = n.parse().map_err(|_| format!("bad count {n:?}"))?;
     if n == 0 || rounds == 0 {
         return Err("N and --rounds must be at least 1".into());
@@ -53,9 +52,9 @@ pub fn command(bins: &str, what: &str, runtimes: &str, n: &str, o: &Opts) -> Res
     let floor = if what == "timer" { 1e-3 } else { 0.0 };
     for round in 0..rounds {
         for row in &mut rows {
-            let full = timed(&row.bin, what, &row.rt, n, &cpu)?;
-            let empty = timed(&row.bin, what, &row.rt, 0, &cpu)?
-                .min(timed(&row.bin, what, &row.rt, 0, &cpu)?);
+            let full = timed(&row.bin, what, &row.rt, n, cpu)?;
+            let empty = timed(&row.bin, what, &row.rt, 0, cpu)?
+                .min(timed(&row.bin, what, &row.rt, 0, cpu)?);
             row.ns.push((full - empty - floor) / n as f64 * 1e9);
         }
         eprintln!("round {} of {rounds} done", round + 1);
@@ -83,24 +82,11 @@ fn plan(bins: &[&str], rts: &[&str]) -> Vec<Row> {
 }
 
 /// Wall time of one child, in seconds.
-fn timed(bin: &str, what: &str, rt: &str, n: usize, cpu: &str) -> Result<f64, String> {
+fn timed(bin: &str, what: &str, rt: &str, n: usize, cpu: usize) -> Result<f64, String> {
     let start = Instant::now();
-    let out = Command::new(bin)
-        .args(["micro", what, rt, &n.to_string(), "--cpus", cpu])
-        .env(crate::sys::CHILD_ENV, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("{bin}: {e}"))?;
-    let secs = start.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(format!(
-            "{bin} micro {what} {rt} {n}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(secs)
+    run(child(Path::new(bin), what, rt, n, cpu))
+        .map_err(|e| format!("{bin} micro {what} {rt} {n}: {e}"))?;
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// The printed report (see the module's notes).
@@ -131,14 +117,13 @@ fn report(what: &str, rows: &[Row]) -> String {
             by_round(&later.ns, &corios[0].ns, true)
         );
     }
-    let peers: Vec<&Row> = rows.iter().filter(|r| r.rt != "corio").collect();
-    let reference = if nop {
-        peers.iter().find(|r| r.rt == "raw")
-    } else {
-        peers
-            .iter()
-            .min_by(|a, b| median(a.ns.clone()).total_cmp(&median(b.ns.clone())))
-    };
+    let peers: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|r| r.rt != "corio")
+        .map(|r| (r.rt.as_str(), median(r.ns.clone())))
+        .collect();
+    let reference =
+        reference(what, "corio", &peers).and_then(|rt| rows.iter().find(|r| r.rt == rt));
     if let Some(peer) = reference {
         for c in &corios {
             let vs = if nop {

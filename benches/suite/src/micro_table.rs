@@ -101,7 +101,9 @@ pub struct MicroRow {
     pub date: String,
 }
 
-fn child(exe: &Path, what: &str, rt: &str, n: usize, cpu: usize) -> Command {
+/// `exe micro WHAT RT N --cpus CPU`, as a child of the runner (also used
+/// by `ab`).
+pub(crate) fn child(exe: &Path, what: &str, rt: &str, n: usize, cpu: usize) -> Command {
     let mut c = Command::new(exe);
     c.args([
         "micro",
@@ -118,7 +120,8 @@ fn child(exe: &Path, what: &str, rt: &str, n: usize, cpu: usize) -> Command {
     c
 }
 
-fn run(mut c: Command) -> io::Result<()> {
+/// Runs a child to its end; its stderr is the error when it fails.
+pub(crate) fn run(mut c: Command) -> io::Result<()> {
     let out = c.output()?;
     if out.status.success() {
         Ok(())
@@ -256,7 +259,7 @@ pub fn pass(cfg: &Cfg, res: &mut Results, keeps: impl Fn(&str) -> bool) {
 /// The reference `label` is compared with among `others` (runtime, median
 /// ns): raw for NOPs, else the fastest other runtime; `None` for raw itself
 /// or when there is no other.
-fn reference<'a>(what: &str, label: &str, others: &[(&'a str, f64)]) -> Option<&'a str> {
+pub(crate) fn reference<'a>(what: &str, label: &str, others: &[(&'a str, f64)]) -> Option<&'a str> {
     if what.starts_with("nop") {
         return (label != "raw")
             .then(|| {
@@ -308,35 +311,24 @@ pub(crate) fn by_round(mine: &[f64], theirs: &[f64], diff: bool) -> f64 {
 /// The comparison column of `row`: against the best other runtime of the
 /// same run, or (NOPs) the difference to the raw loop.
 fn versus(row: &MicroRow, rows: &[&MicroRow]) -> String {
-    let same_run = |r: &&&MicroRow| r.date == row.date && r.label != row.label;
-    if row.what.starts_with("nop") {
-        if row.label == "raw" {
-            return "".into();
-        }
-        return rows
-            .iter()
-            .filter(same_run)
-            .find(|r| r.label == "raw")
-            .map_or("".into(), |raw| {
-                let by_round = if row.paired.is_finite() {
-                    format!("; {:+.1} round by round", row.paired)
-                } else {
-                    String::new()
-                };
-                format!("{:+.1} ns over raw{by_round}", row.ns - raw.ns)
-            });
+    let same_run = || rows.iter().filter(|r| r.date == row.date);
+    let others: Vec<(&str, f64)> = same_run().map(|r| (r.label.as_str(), r.ns)).collect();
+    let Some(best) = reference(&row.what, &row.label, &others)
+        .and_then(|label| same_run().find(|r| r.label == label))
+    else {
+        return "".into();
+    };
+    let nop = row.what.starts_with("nop");
+    let by_round = match (row.paired.is_finite(), nop) {
+        (false, _) => String::new(),
+        (true, true) => format!("; {:+.1} round by round", row.paired),
+        (true, false) => format!("; {:.2}× round by round", row.paired),
+    };
+    if nop {
+        format!("{:+.1} ns over raw{by_round}", row.ns - best.ns)
+    } else {
+        format!("{:.2}× {}{by_round}", row.ns / best.ns, best.label)
     }
-    rows.iter()
-        .filter(same_run)
-        .min_by(|a, b| a.ns.total_cmp(&b.ns))
-        .map_or("".into(), |best| {
-            let by_round = if row.paired.is_finite() {
-                format!("; {:.2}× round by round", row.paired)
-            } else {
-                String::new()
-            };
-            format!("{:.2}× {}{by_round}", row.ns / best.ns, best.label)
-        })
 }
 
 /// The report's section.
