@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::RawWakerVTable;
 
 use super::core::{Core, Runnable, SchedRef, Shared};
 use super::stats::{RingFlags, Stats};
@@ -185,7 +186,15 @@ impl super::raw::Schedule for SchedRef {
             core.is_some_and(|core| !core.shared.closed.load(Ordering::Relaxed))
         })
     }
+
+    /// One address for every task's waker functions (a constant may have
+    /// one per codegen unit): a join handle keeps an awaiting task's waker
+    /// as a bare pointer only when its vtable is this one.
+    const WAKERS: &'static RawWakerVTable = &TASK_WAKERS;
 }
+
+/// The waker functions of every corio task (see `Schedule::WAKERS`).
+static TASK_WAKERS: RawWakerVTable = super::raw::Wakers::<SchedRef>::VTABLE;
 
 /// Scheduling onto a runtime from this thread: the local queue when the
 /// runtime is this thread's own, else its remote queue and a wake-up.
@@ -198,7 +207,7 @@ impl Shared {
     /// task as soon as it is in the remote queue).
     #[inline]
     pub(crate) fn schedule(runnable: Runnable) {
-        let target: *const Shared = runnable.metadata().scheduler().as_ptr();
+        let target: *const Shared = runnable.scheduler().as_ptr();
         let runnable = with_own_core(target, |core| match core {
             Some(core) => {
                 core.queue.push_back(runnable);
@@ -209,7 +218,7 @@ impl Shared {
         if let Some(runnable) = runnable {
             // Cloned while the runnable keeps the metadata alive: once it
             // is queued, the runtime's thread may run and free the task.
-            let shared = runnable.metadata().scheduler().arc();
+            let shared = runnable.scheduler().arc();
             shared.schedule_remote(runnable);
         }
     }

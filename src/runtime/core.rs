@@ -20,7 +20,7 @@ use std::time::Duration;
 use concurrent_queue::ConcurrentQueue;
 use slab::Slab;
 
-use super::meta::Track;
+use super::meta::{Origin, Track};
 use super::observe::Watch;
 use super::run_queue::RunQueue;
 use super::stats::{RingFlags, Stats};
@@ -30,9 +30,6 @@ use crate::driver::{BlockingPool, Driver, DriverKind, Unparker};
 
 /// The task handle type the executor queues.
 pub(crate) type Runnable = super::raw::Runnable<SchedRef>;
-
-/// A task's metadata: its scheduler is the runtime it belongs to.
-pub(crate) type TaskMeta = super::meta::TaskMeta<SchedRef>;
 
 /// The index of a shard in a sharded runtime (0 for a plain runtime).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,9 +82,10 @@ pub(crate) struct Core {
     /// Why `Auto` fell back to the poll driver.
     pub(crate) fallback: Option<String>,
     pub(crate) timers: RefCell<TimerStore>,
-    /// Wakers of every live task, so shutdown can reach tasks nobody queued,
-    /// and their metadata, for task dumps (valid while registered).
-    pub(crate) tasks: RefCell<Slab<(Waker, *const TaskMeta)>>,
+    /// Wakers of every waiting task, so shutdown can reach tasks nobody
+    /// queued, and their origins (moved here from the task's wrapper, which
+    /// keeps the key), for task dumps and the observer.
+    pub(crate) tasks: RefCell<Slab<(Waker, Origin)>>,
     /// Ready results a task may still take before it must yield (rule 8).
     pub(crate) budget: Cell<u32>,
     pub(crate) budget_max: u32,
@@ -169,10 +167,10 @@ impl Core {
         true
     }
 
-    /// Registers a live task's waker and metadata; returns its key in the
-    /// registry.
-    pub(crate) fn register_task(&self, waker: Waker, meta: *const TaskMeta) -> usize {
-        self.tasks.borrow_mut().insert((waker, meta))
+    /// Registers a waiting task's waker and origin (its future
+    /// unregisters as it drops); returns its key in the registry.
+    pub(crate) fn register_task(&self, waker: Waker, origin: Origin) -> usize {
+        self.tasks.borrow_mut().insert((waker, origin))
     }
 
     /// This core's shard index (0 for a plain runtime).
@@ -195,7 +193,7 @@ impl Core {
 // task count ([`TaskUnits`]), which the runtime's thread takes and gives
 // back in batches.
 //
-// How it works: every task's metadata must keep its runtime's `Shared`
+// How it works: every task's header must keep its runtime's `Shared`
 // alive (a wake-up from another thread reaches the remote queue through
 // it), and a task may outlive its runtime (a handle or a waker kept on
 // another thread). A strong count of the `Arc` per task would be two

@@ -100,16 +100,11 @@ pub fn task_dump() -> TaskDump {
         .tasks
         .borrow()
         .iter()
-        .map(|(_, (_, meta))| {
-            // SAFETY: a task is in the registry from its first `Pending`
-            // until its future is dropped, which happens before its
-            // allocation (holding the metadata) is freed; the registry is
-            // read on the task's own thread.
-            let meta = unsafe { &**meta };
-            let track = meta.track();
+        .map(|(_, (_, origin))| {
+            let track = origin.track();
             TaskInfo {
                 id: track.map(|t| t.id),
-                location: meta.location(),
+                location: origin.location(),
                 idle: track
                     .and_then(|t| t.last_poll.get())
                     .map(|t| now.saturating_duration_since(t)),

@@ -144,7 +144,7 @@ fn run_watched(core: &Core, w: &super::observe::Watch) {
         let Some(runnable) = next else { break };
         core.budget.set(core.budget_max);
         core.counters.task_polled();
-        w.run(runnable, core.shard_index(), &core.tracked);
+        w.run(runnable, core.shard_index(), &core.tracked, &core.tasks);
     }
 }
 

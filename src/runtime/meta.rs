@@ -1,105 +1,127 @@
-//! What a task carries in its allocation: [`TaskMeta`].
+//! Where a task came from: [`Origin`], one word in the task's future
+//! wrapper.
 //!
-//! How it works: the metadata sits in the task's header (`raw.rs`), and a
-//! bigger header costs every spawn (measured: 16 more bytes moved spawn +
-//! join into another allocator size class, +25 % instructions), so the
-//! metadata is two words. The first holds a pointer and two flag bits
-//! below it (what it points at is 8-aligned): bit 0 is the abort flag, bit 1
-//! says the pointer is a boxed [`Track`] (`Builder::track_tasks`: id, spawn
-//! time, last poll, the op the task waits on, and the spawn location) rather
-//! than the task's spawn location itself (recorded by `#[track_caller]`,
-//! free). The second is the handle of the scheduler the task belongs to
-//! (the runtime's `Arc<Shared>`; generic here so this file imports nothing
-//! of the runtime): a wake-up reads it from the header to find the queue.
+//! How it works: the word holds a pointer with two flag bits below it
+//! (what it points at is 8-aligned): both clear, it is the task's spawn
+//! location (recorded by `#[track_caller]`, free); `TRACKED`, a boxed
+//! [`Track`] (`Builder::track_tasks`: id, spawn time, last poll, the op the
+//! task waits on, and the spawn location). It lives in the wrapper, not in
+//! the task's header, because only a live future needs it and every header
+//! byte costs every spawn: the `async {}` task's block is 56 bytes, a
+//! 64-byte allocator chunk, where 16 bytes more measured +9 ns per
+//! spawn-many. A task that waits moves its origin into its runtime's
+//! registry of waiting tasks and keeps the entry's key in the word instead
+//! (`REGISTERED`, the key above the flags): one word for both, where a key
+//! of its own cost 8 bytes per task (16 for a connection's task, whose
+//! block then went up an allocator size class).
 
 use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-const ABORTED: usize = 1;
-const TRACKED: usize = 2;
-const FLAGS: usize = ABORTED | TRACKED;
+const TRACKED: usize = 1;
+const REGISTERED: usize = 2;
+/// Where a registry key starts in the word.
+const KEY_SHIFT: u32 = 2;
 
-/// Per-task metadata stored in the task allocation: a pointer to the
-/// spawn location or to a `Track`, the abort flag, and the scheduler `S`
-/// the task's runnable goes to when it is woken.
+/// Where a task was spawned, or its `Track`; or, once it is in its
+/// runtime's registry, the key of its entry there (which holds the rest).
 #[derive(Debug)]
-pub(crate) struct TaskMeta<S> {
-    word: AtomicUsize,
-    scheduler: S,
+pub(crate) struct Origin {
+    /// A pointer (not an integer: it keeps its provenance), tagged.
+    word: *const (),
 }
 
-impl<S> TaskMeta<S> {
+// SAFETY: an `Origin` is a `&'static Location` (`Send`) or a `Box<Track>`
+// (`Send`: its cells move with it), either one with a tag bit.
+unsafe impl Send for Origin {}
+
+impl Origin {
     #[inline(always)]
-    pub(crate) fn new(
-        location: &'static Location<'static>,
-        track: bool,
-        scheduler: S,
-    ) -> TaskMeta<S> {
+    pub(crate) fn new(location: &'static Location<'static>, track: bool) -> Origin {
         let word = if track {
-            Box::into_raw(Track::new(location)) as usize | TRACKED
+            Box::into_raw(Track::new(location))
+                .cast::<()>()
+                .cast_const()
+                .map_addr(|a| a | TRACKED)
         } else {
-            location as *const Location<'static> as usize
+            let word = (location as *const Location<'static>).cast::<()>();
+            debug_assert_eq!(word.addr() & TRACKED, 0, "corio: a misaligned location");
+            word
         };
-        debug_assert_eq!(word & ABORTED, 0, "corio: a misaligned task location");
-        TaskMeta {
-            word: AtomicUsize::new(word),
-            scheduler,
+        Origin { word }
+    }
+
+    /// The word of a task registered under `key` (its origin moved to the
+    /// registry's entry).
+    #[inline(always)]
+    pub(crate) fn registered(key: usize) -> Origin {
+        debug_assert!(
+            key < usize::MAX >> KEY_SHIFT,
+            "corio: a registry key too big"
+        );
+        Origin {
+            word: std::ptr::without_provenance((key << KEY_SHIFT) | REGISTERED),
         }
     }
 
-    /// The scheduler the task belongs to.
+    /// The registry key, once the task is registered.
     #[inline(always)]
-    pub(crate) fn scheduler(&self) -> &S {
-        &self.scheduler
+    pub(crate) fn key(&self) -> Option<usize> {
+        let a = self.word.addr();
+        (a & REGISTERED != 0).then_some(a >> KEY_SHIFT)
     }
 
-    /// Asks the task to stop (any thread).
-    #[inline]
-    pub(crate) fn abort(&self) {
-        self.word.fetch_or(ABORTED, Ordering::Release);
+    /// True when dropping this word has something to do: free a `Track`,
+    /// or (the wrapper's business) leave the registry.
+    #[inline(always)]
+    pub(crate) fn owns_something(&self) -> bool {
+        self.word.addr() & (TRACKED | REGISTERED) != 0
     }
 
-    /// True once [`abort`](Self::abort) was called.
-    #[inline]
-    pub(crate) fn aborted(&self) -> bool {
-        self.word.load(Ordering::Acquire) & ABORTED != 0
-    }
-
-    /// Where the task was spawned.
+    /// Where the task was spawned (not for a registry key).
     pub(crate) fn location(&self) -> &'static Location<'static> {
+        debug_assert!(
+            self.key().is_none(),
+            "corio: the location of a registry key"
+        );
         match self.track() {
             Some(t) => t.location,
             None => {
-                let p = (self.word.load(Ordering::Relaxed) & !FLAGS) as *const Location<'static>;
+                let p = self.word.cast::<Location<'static>>();
                 // SAFETY: without `TRACKED` the word holds the address of a
-                // `&'static Location` (set in `new`, never changed but for
-                // the abort bit).
+                // `&'static Location` (set in `new`, never changed).
                 unsafe { &*p }
             }
         }
     }
 
-    /// The task's tracking state, with `Builder::track_tasks`.
+    /// True when the word holds a `Track` (which dropping frees).
+    #[inline(always)]
+    pub(crate) fn tracked(&self) -> bool {
+        self.word.addr() & TRACKED != 0
+    }
+
+    /// The task's tracking state, with `Builder::track_tasks` (not for a
+    /// registry key).
     #[inline]
     pub(crate) fn track(&self) -> Option<&Track> {
-        let w = self.word.load(Ordering::Relaxed);
-        if w & TRACKED == 0 {
+        if !self.tracked() {
             return None;
         }
         // SAFETY: with `TRACKED` the word holds a `Box<Track>` made in
-        // `new` and freed only when the metadata is dropped.
-        Some(unsafe { &*((w & !FLAGS) as *const Track) })
+        // `new` and freed only when the origin is dropped.
+        Some(unsafe { &*self.word.map_addr(|a| a & !TRACKED).cast::<Track>() })
     }
 }
 
-impl<S> Drop for TaskMeta<S> {
+impl Drop for Origin {
     fn drop(&mut self) {
-        let w = *self.word.get_mut();
-        if w & TRACKED != 0 {
+        if self.tracked() {
+            let track = self.word.map_addr(|a| a & !TRACKED).cast::<Track>();
             // SAFETY: the box made in `new`, dropped once, here.
-            drop(unsafe { Box::from_raw((w & !FLAGS) as *mut Track) });
+            drop(unsafe { Box::from_raw(track.cast_mut()) });
         }
     }
 }
@@ -116,12 +138,6 @@ pub(crate) struct Track {
     /// The kind of the op that returned `Pending` last in its last poll.
     pub(crate) waiting: Cell<Option<&'static str>>,
 }
-
-// SAFETY: the cells are read and written only on the thread of the runtime
-// the task belongs to (where it is polled, and where `task_dump` reads its
-// registry); other threads reach a task's metadata only for the abort flag
-// (an atomic), through `JoinHandle::abort`, and never touch the `Track`.
-unsafe impl Sync for Track {}
 
 impl Track {
     #[cold]
@@ -150,22 +166,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_words_holding_location_track_abort_flag_and_scheduler() {
-        assert_eq!(
-            std::mem::size_of::<TaskMeta<std::sync::Arc<u8>>>(),
-            2 * std::mem::size_of::<usize>()
-        );
+    fn a_registry_key_is_the_word_too() {
+        for key in [0, 1, 77, usize::MAX >> 3] {
+            let o = Origin::registered(key);
+            assert_eq!(o.key(), Some(key));
+            assert!(o.owns_something());
+            assert!(!o.tracked());
+        }
+        let here = Location::caller();
+        assert_eq!(Origin::new(here, false).key(), None);
+        assert!(!Origin::new(here, false).owns_something());
+        assert_eq!(Origin::new(here, true).key(), None);
+        assert!(Origin::new(here, true).owns_something());
+    }
+
+    #[test]
+    fn one_word_holding_location_or_track() {
+        assert_eq!(std::mem::size_of::<Origin>(), std::mem::size_of::<usize>());
         let here = Location::caller();
         for track in [false, true] {
-            let m = TaskMeta::new(here, track, 7u8);
-            assert_eq!(*m.scheduler(), 7);
-            assert_eq!(m.location(), here);
-            assert_eq!(m.track().is_some(), track);
-            assert!(!m.aborted());
-            m.abort();
-            assert!(m.aborted());
-            assert_eq!(m.location(), here);
-            assert_eq!(m.track().is_some(), track);
+            let o = Origin::new(here, track);
+            assert_eq!(o.location(), here);
+            assert_eq!(o.track().is_some(), track);
+            if let Some(t) = o.track() {
+                assert_eq!(t.location, here);
+                assert!(t.id > 0);
+            }
         }
     }
 }

@@ -10,14 +10,19 @@
 //! ([`note_op`]); an op pays one load from the core it already holds for the
 //! check. Everything here runs on the runtime's own thread.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::task::Waker;
+
+use slab::Slab;
 use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
+use super::meta::Origin;
 use super::meta::Track;
 use super::raw::{Runnable, Schedule};
 use super::stall::{self, Stall, StallHook};
+use super::task;
 
 /// What the builder asks to observe (shared by the shards of a `run`).
 #[derive(Clone, Default)]
@@ -89,15 +94,33 @@ impl Watch {
         runnable: Runnable<S>,
         shard: usize,
         current: &Cell<*const Track>,
+        registry: &RefCell<Slab<(Waker, Origin)>>,
     ) {
-        let meta = runnable.metadata();
-        let location = meta.location();
+        let Some(future) = runnable.future() else {
+            // A notice for a finished task: it only lets go of the block.
+            return runnable.run();
+        };
+        // SAFETY: every task of a runtime is made by `task::make_task`, and
+        // its future (holding the word) lives until the run below: the
+        // word is used before it.
+        let word = unsafe { task::origin_of(future) };
+        // A waiting task's origin is in the registry (the entry lives, and
+        // its `Track` box with it, until the future drops: not before the
+        // poll below starts).
+        let (location, track) = match word.key() {
+            None => (word.location(), origin_track(word)),
+            Some(key) => match registry.borrow().get(key) {
+                Some((_, origin)) => (origin.location(), origin_track(origin)),
+                None => (Location::caller(), std::ptr::null()),
+            },
+        };
         let start = Instant::now();
-        if let Some(track) = meta.track() {
-            track.polled(start);
+        if !track.is_null() {
+            // SAFETY: as just said, the box is alive until this poll ends.
+            unsafe { &*track }.polled(start);
         }
         {
-            let tracked: *const Track = meta.track().map_or(std::ptr::null(), |t| t);
+            let tracked = track;
             current.set(tracked);
             let _current = Current(current);
             runnable.run();
@@ -134,4 +157,9 @@ pub(crate) fn note_op(current: &Cell<*const Track>, kind: &'static str) {
     if let Some(track) = unsafe { p.as_ref() } {
         track.waiting.set(Some(kind));
     }
+}
+
+/// The `Track` an origin holds, or null.
+fn origin_track(origin: &Origin) -> *const Track {
+    origin.track().map_or(std::ptr::null(), |t| t)
 }

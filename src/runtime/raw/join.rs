@@ -23,15 +23,20 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         unsafe { header::<S>(self.ptr) }
     }
 
-    /// The task's metadata.
-    pub(crate) fn metadata(&self) -> &TaskMeta<S> {
-        &self.header().meta
+    /// Asks the task to stop (`ABORTED`) and wakes it to see that.
+    pub(crate) fn abort(&self) {
+        // SAFETY: `HANDLE` keeps the task alive during the calls.
+        unsafe {
+            request_abort(self.ptr);
+            wake_by_ref::<S>(self.ptr.as_ptr());
+        }
     }
 
-    /// Wakes the task (to see its abort flag).
-    pub(crate) fn wake(&self) {
-        // SAFETY: `HANDLE` keeps the task alive during the call.
-        unsafe { wake_by_ref::<S>(self.ptr.as_ptr()) }
+    /// A hold on the task for aborting it without the handle.
+    pub(crate) fn abort_raw(&self) -> AbortRaw {
+        AbortRaw {
+            waker: self.waker(),
+        }
     }
 
     /// A new waker for the task (one more reference).
@@ -80,7 +85,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         // A waker this handle stored as the task completed comes back (the
         // run may still hold the lock over it: `take_awaiter` waits).
         let awaiter = if state & AWAITER != 0 {
-            take_awaiter(header)
+            take_awaiter(header, S::WAKERS)
         } else {
             None
         };
@@ -111,22 +116,14 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             // Finished meanwhile: the run may be taking the stored waker.
             return state;
         }
-        if state & AWAITER == 0 && header.meta.scheduler().owns_here() {
+        if state & AWAITER == 0 && header.scheduler.owns_here() {
             // On the task's thread, while no other thread can close the
             // task: nothing else touches the slot while the handle is here
             // (the run is not in progress: this thread is polling the
             // handle; a handle elsewhere would take the lock). No locked
-            // step: `AWAITED` says a waker may be in the slot. (The match
-            // is the locked path's below, written twice on purpose: one
-            // helper for both measured 4 instructions more per spawn +
-            // join.)
+            // step: `AWAITED` says a waker may be in the slot.
             // SAFETY: as just said, this handle is the slot's only user.
-            let old = unsafe {
-                header.awaiter.with(|slot| match slot {
-                    Some(w) if w.will_wake(waker) => None,
-                    _ => slot.replace(waker.clone()),
-                })
-            };
+            let old = unsafe { header.awaiter.set(waker, S::WAKERS) };
             // Read again: the clone may have counted a waker of this task.
             header.set_local(header.local() | AWAITED);
             drop(old);
@@ -141,7 +138,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
             // sets either), so it is written without the lock, then
             // published.
             // SAFETY: as just said, this handle is the slot's only user.
-            let old = unsafe { header.awaiter.with(|slot| slot.replace(waker.clone())) };
+            let old = unsafe { header.awaiter.set(waker, S::WAKERS) };
             debug_assert!(old.is_none());
             return header.shared.fetch_or(AWAITER, Ordering::AcqRel) | AWAITER;
         }
@@ -154,12 +151,7 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         // SAFETY: `LOCKED` is held, the task is not completed (the run
         // waits for the bit to complete it) and the handle is here (not
         // storing on the task's thread).
-        let old = unsafe {
-            header.awaiter.with(|slot| match slot {
-                Some(w) if w.will_wake(waker) => None,
-                _ => slot.replace(waker.clone()),
-            })
-        };
+        let old = unsafe { header.awaiter.set(waker, S::WAKERS) };
         // `LOCKED` is set: the subtraction clears it and sets `AWAITER`.
         let after = if state & AWAITER == 0 {
             header.shared.fetch_sub(LOCKED - AWAITER, Ordering::AcqRel) - (LOCKED - AWAITER)
@@ -175,7 +167,7 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
     fn drop(&mut self) {
         // SAFETY: `HANDLE` keeps the task alive until it is cleared below.
         let header = unsafe { header::<S>(self.ptr) };
-        let awaiter = take_awaiter(header);
+        let awaiter = take_awaiter(header, S::WAKERS);
         // SAFETY: `HANDLE` keeps the task alive while `lost` is asked.
         let mut lost = unsafe { lost_here::<S>(self.ptr) };
         let mut state = header.shared.load(Ordering::Acquire);
@@ -246,8 +238,26 @@ impl<O, S: Schedule> Unpin for JoinRaw<O, S> {}
 
 // SAFETY: the handle touches the task only through the atomic state, the
 // lock-guarded awaiter and the output, which it moves to (or drops on) its
-// own thread: sound to send when the output is `Send`. The metadata it
-// reads (abort flag, scheduler) is `Sync`.
+// own thread: sound to send when the output is `Send`. The scheduler it
+// reads is `Sync`.
 unsafe impl<O: Send, S: Schedule + Sync> Send for JoinRaw<O, S> {}
-// SAFETY: `&JoinRaw` reads the state and the metadata (atomic, `Sync`).
+// SAFETY: `&JoinRaw` reads the state (atomic) and the scheduler (`Sync`).
 unsafe impl<O: Send, S: Schedule + Sync> Sync for JoinRaw<O, S> {}
+
+/// A hold on a task for aborting it without its join handle: one waker
+/// reference (a task group's fail-fast abort).
+pub(crate) struct AbortRaw {
+    /// One of the task's wakers: a task pointer with its scheduler's
+    /// waker vtable (made by `JoinRaw::waker`).
+    waker: Waker,
+}
+
+impl AbortRaw {
+    /// As [`JoinRaw::abort`]; harmless once the task has finished.
+    pub(crate) fn abort(&self) {
+        // SAFETY: the waker's reference keeps the task (its data pointer)
+        // alive.
+        unsafe { request_abort(NonNull::new_unchecked(self.waker.data().cast_mut())) };
+        self.waker.wake_by_ref();
+    }
+}

@@ -8,7 +8,6 @@
 //! Built and run only with the loom flag (scripts/sanitizers.sh does):
 //! `RUSTFLAGS="--cfg corio_loom" cargo test --release --lib raw::loom_model`
 
-use std::panic::Location;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -26,7 +25,7 @@ struct Queue(StdArc<Mutex<Vec<Runnable<Queue>>>>);
 
 impl Schedule for Queue {
     fn schedule(runnable: Runnable<Queue>) {
-        let q = runnable.metadata().scheduler().0.clone();
+        let q = runnable.scheduler().0.clone();
         q.lock().unwrap().push(runnable);
     }
 
@@ -37,7 +36,13 @@ impl Schedule for Queue {
     fn schedule_here(runnable: Runnable<Queue>) {
         Queue::schedule(runnable);
     }
+
+    const WAKERS: &'static RawWakerVTable = &QUEUE_WAKERS;
 }
+
+/// One address for the model scheduler's waker functions (as the
+/// runtime's `SchedRef` has).
+static QUEUE_WAKERS: RawWakerVTable = Wakers::<Queue>::VTABLE;
 
 loom::thread_local! {
     /// The queue whose tasks this model thread runs (the one that made it).
@@ -133,8 +138,7 @@ fn task(wait: bool) -> (Once, Counts) {
 }
 
 fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
-    let meta = TaskMeta::new(Location::caller(), false, q.clone());
-    let (runnable, handle) = spawn(meta, f);
+    let (runnable, handle) = spawn(q.clone(), f);
     runnable.schedule();
     handle
 }
@@ -237,6 +241,27 @@ fn a_wake_from_another_thread_while_the_task_runs_is_not_lost() {
         run_until_done(&q, &c);
         waking.join().unwrap();
         assert!(await_handle(h).is_some(), "no output");
+        assert_output_once_and_freed(&q, &c);
+    });
+}
+
+#[test]
+fn an_abort_from_another_thread_while_the_task_completes() {
+    // The abort's bit (a `fetch_or` on the shared word) and its wake-up (a
+    // notice) race the run's completing step and the handle's last one.
+    loom::model(|| {
+        let q = Queue::new();
+        let (f, c) = task(false);
+        let h = spawn_on(&q, f);
+        let aborting = thread::spawn(move || {
+            h.abort();
+            await_handle(h).is_some()
+        });
+        run_until_done(&q, &c);
+        let got = aborting.join().unwrap();
+        // The notice the abort may have sent as the task finished.
+        q.run_all();
+        assert!(got, "no output");
         assert_output_once_and_freed(&q, &c);
     });
 }

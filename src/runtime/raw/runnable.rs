@@ -47,11 +47,25 @@ impl<S> Runnable<S> {
 }
 
 impl<S: Schedule> Runnable<S> {
-    /// The task's metadata.
+    /// The task's scheduler.
     #[inline(always)]
-    pub(crate) fn metadata(&self) -> &TaskMeta<S> {
+    pub(crate) fn scheduler(&self) -> &S {
         // SAFETY: the token (or the notice) keeps the task alive.
-        &unsafe { header::<S>(self.task().0) }.meta
+        &unsafe { header::<S>(self.task().0) }.scheduler
+    }
+
+    /// Where the task's future is, while it is there (always for a
+    /// runnable token; for a notice, unless the task finished). On the
+    /// task's own thread only: it reads the local word.
+    pub(crate) fn future(&self) -> Option<NonNull<()>> {
+        let (ptr, _) = self.task();
+        // SAFETY: the token or notice keeps the task alive.
+        let head = unsafe { head(ptr) };
+        if head.local() & FINISHED != 0 {
+            return None;
+        }
+        // SAFETY: as above; the vtable knows the stage's offset.
+        Some(unsafe { ptr.byte_add(head.vtable().stage) })
     }
 
     /// Queues the task on its runtime.
@@ -98,7 +112,7 @@ impl<S> Drop for Runnable<S> {
         header.shared.fetch_or(CLOSED, Ordering::AcqRel);
         // SAFETY: as above; the future is there (not finished).
         unsafe { (header.vtable().drop_future)(ptr) };
-        let awaiter = take_awaiter(header);
+        let awaiter = take_awaiter(header, header.vtable().waker);
         if let_go(header, fold, ATTACHED) {
             // SAFETY: no owner is left.
             unsafe { (header.vtable().free)(ptr) };

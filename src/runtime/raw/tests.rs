@@ -3,7 +3,6 @@
 //! their drops, and a scheduler handle whose `Arc` count says whether the
 //! allocation was freed (the metadata holding it is dropped only then).
 
-use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
@@ -24,7 +23,7 @@ impl Default for Queue {
 
 impl Schedule for Queue {
     fn schedule(runnable: Runnable<Queue>) {
-        let q = runnable.metadata().scheduler().0.clone();
+        let q = runnable.scheduler().0.clone();
         q.lock().unwrap().push(runnable);
     }
 
@@ -35,7 +34,14 @@ impl Schedule for Queue {
     fn schedule_here(runnable: Runnable<Queue>) {
         Queue::schedule(runnable);
     }
+
+    const WAKERS: &'static RawWakerVTable = &QUEUE_WAKERS;
 }
+
+/// One address for the test scheduler's waker functions (as the runtime's
+/// `SchedRef` has): the handle keeps a waker of one of its tasks as a bare
+/// pointer only when its vtable is this one.
+static QUEUE_WAKERS: RawWakerVTable = Wakers::<Queue>::VTABLE;
 
 impl Queue {
     fn take(&self) -> Vec<Runnable<Queue>> {
@@ -133,8 +139,7 @@ fn steps(left: usize, self_wake: bool) -> (Steps, Counts) {
 }
 
 fn spawn_on<F: Future>(q: &Queue, f: F) -> JoinRaw<F::Output, Queue> {
-    let meta = TaskMeta::new(Location::caller(), false, q.clone());
-    let (runnable, handle) = spawn(meta, f);
+    let (runnable, handle) = spawn(q.clone(), f);
     runnable.schedule();
     handle
 }
@@ -768,4 +773,121 @@ fn more_wakers_than_the_local_count_holds_spill_to_the_shared_count() {
     assert_eq!(c.future.load(Ordering::SeqCst), 1);
     drop(h);
     assert_eq!(q.holders(), 1, "not freed");
+}
+
+/// The handle's waker slot of the task behind a handle.
+fn slot_word<O>(h: &Option<JoinRaw<O, Queue>>) -> usize {
+    let ptr = h.as_ref().expect("the handle").ptr;
+    // SAFETY: the handle keeps the task alive, and nothing else touches
+    // the slot while the test thread looks (no run is in progress).
+    unsafe { header::<Queue>(ptr).awaiter.word() }
+}
+
+/// A handle awaited in another task of its scheduler keeps that task's
+/// waker as the task's pointer (no box: one word); the same waker again
+/// changes nothing, another kind of waker is boxed (tagged), and the
+/// completing run wakes the awaiting task, whose counts come back whole.
+#[test]
+fn a_handle_awaited_in_a_task_keeps_its_waker_as_a_bare_pointer() {
+    let q = Queue::default();
+    let (f, c) = steps(1, false);
+    let mut h = Some(spawn_on(&q, f));
+    assert_eq!(q.run_all(), 1);
+    // The awaiting side: another task of the same scheduler, waiting.
+    let (waiter, wc, waiter_waker) = waiting(&q);
+    let mut waiter = Some(waiter);
+    let cx = &mut Context::from_waker(&waiter_waker);
+    assert!(JoinRaw::poll(&mut h, cx).is_pending());
+    assert_eq!(
+        slot_word(&h),
+        waiter_waker.data() as usize,
+        "not kept as the awaiting task's pointer"
+    );
+    let refs = local_refs(words(&waiter).1);
+    assert!(JoinRaw::poll(&mut h, cx).is_pending());
+    assert_eq!(slot_word(&h), waiter_waker.data() as usize);
+    assert_eq!(
+        local_refs(words(&waiter).1),
+        refs,
+        "the same waker was cloned again"
+    );
+    // Another kind of waker: boxed, and the task's pointer gives its
+    // reference back.
+    let flag = Arc::new(Flag::default());
+    assert!(poll_handle(&mut h, &flag).is_pending());
+    assert_eq!(slot_word(&h) & 1, 1, "a foreign waker not boxed");
+    assert_eq!(local_refs(words(&waiter).1), refs - 1);
+    assert_eq!(Arc::strong_count(&flag), 2);
+    // Back to the task's waker, then the run completes and wakes it.
+    assert!(JoinRaw::poll(&mut h, cx).is_pending());
+    assert_eq!(Arc::strong_count(&flag), 1, "the boxed waker leaked");
+    c.take_waker().wake();
+    assert_eq!(q.run_all(), 2, "the awaiting task was not woken");
+    assert_eq!(wc.future.load(Ordering::SeqCst), 1);
+    assert!(matches!(poll_handle(&mut h, &flag), Poll::Ready(Some(_))));
+    assert!(matches!(
+        poll_handle(&mut waiter, &flag),
+        Poll::Ready(Some(_))
+    ));
+    drop(waiter_waker);
+    assert_eq!(q.holders(), 1, "a task not freed");
+    assert_eq!(c.output.load(Ordering::SeqCst), 1);
+    assert_eq!(wc.output.load(Ordering::SeqCst), 1);
+}
+
+/// Returns `true` once its task was asked to stop (read through the waker
+/// it is polled with, as the runtime's wrapper does), else waits.
+struct AbortAware;
+
+impl Future for AbortAware {
+    type Output = bool;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        // SAFETY: polled only by its task's run, with the task's waker.
+        if unsafe { abort_requested::<Queue>(cx) } {
+            return Poll::Ready(true);
+        }
+        drop(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// The abort request is a bit of the shared word: the handle's and an
+/// abort hold's requests set it (once), wake the task, which sees it from
+/// its future, and leave the waker count alone.
+#[test]
+fn an_abort_is_a_state_bit_the_future_sees_and_the_counts_ignore() {
+    let q = Queue::default();
+    let mut h = Some(spawn_on(&q, AbortAware));
+    assert_eq!(q.run_all(), 1);
+    let (shared, _) = words(&h);
+    assert_eq!(shared & ABORTED, 0);
+    let hold = h.as_ref().unwrap().abort_raw();
+    let refs = shared_refs(words(&h).0) + local_refs(words(&h).1);
+    h.as_ref().unwrap().abort();
+    hold.abort();
+    let (shared, local) = words(&h);
+    assert_ne!(shared & ABORTED, 0);
+    assert_eq!(shared & !(ABORTED | REFS), ATTACHED | HANDLE);
+    assert_eq!(shared_refs(shared) + local_refs(local), refs);
+    assert_eq!(q.run_all(), 1, "the abort did not wake the task once");
+    assert!(matches!(
+        poll_handle(&mut h, &Arc::new(Flag::default())),
+        Poll::Ready(Some(true))
+    ));
+    assert_eq!(q.holders(), 2, "freed under the abort hold");
+    drop(hold);
+    assert_eq!(q.holders(), 1);
+}
+
+/// The header is four words: with an `async {}`-sized stage (24 bytes) a
+/// task block is 56 bytes, a 64-byte allocator chunk.
+#[test]
+fn the_header_is_four_words() {
+    assert_eq!(
+        std::mem::size_of::<Header<Arc<u8>>>(),
+        4 * std::mem::size_of::<usize>()
+    );
+    type Stage24 = std::future::Pending<[u64; 3]>;
+    assert_eq!(std::mem::size_of::<Alloc<Stage24, Arc<u8>>>(), 56);
 }

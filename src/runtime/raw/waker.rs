@@ -19,29 +19,24 @@
 
 use super::*;
 
-/// The raw waker of the task at `ptr`.
+/// The raw waker of the task at `ptr` (scheduler `S`).
 ///
-/// Its vtable is the one the task's own vtable names, never a fresh
+/// Its vtable is `S::WAKERS`, a `static`, never a fresh
 /// `&Wakers::<S>::VTABLE`: a generic constant may be duplicated across
 /// codegen units, and two wakers of one task must compare equal in
 /// `Waker::will_wake` (lists that keep one waker per task, the accept
 /// waiters say, would otherwise grow with every poll).
-///
-/// # Safety
-///
-/// `ptr` is a live task.
 #[inline(always)]
-pub(super) unsafe fn raw_waker(ptr: NonNull<()>) -> RawWaker {
-    // SAFETY: per the contract.
-    RawWaker::new(ptr.as_ptr(), unsafe { head(ptr) }.vtable().waker)
+pub(super) fn raw_waker<S: Schedule>(ptr: NonNull<()>) -> RawWaker {
+    RawWaker::new(ptr.as_ptr(), S::WAKERS)
 }
 
 /// The waker functions of tasks scheduled by `S` (generic, so a wake calls
 /// the scheduler directly).
-pub(super) struct Wakers<S>(PhantomData<S>);
+pub(crate) struct Wakers<S>(PhantomData<S>);
 
 impl<S: Schedule> Wakers<S> {
-    pub(super) const VTABLE: RawWakerVTable = RawWakerVTable::new(
+    pub(crate) const VTABLE: RawWakerVTable = RawWakerVTable::new(
         clone_waker::<S>,
         wake::<S>,
         wake_by_ref::<S>,
@@ -57,15 +52,24 @@ pub(super) unsafe fn clone_waker<S: Schedule>(ptr: *const ()) -> RawWaker {
     let nn = unsafe { NonNull::new_unchecked(ptr.cast_mut()) };
     // SAFETY: as above.
     let header = unsafe { header::<S>(nn) };
+    // (`S::WAKERS` is the task's vtable's `waker`, and one address: a
+    // `static`, see `Schedule::WAKERS`.)
     if count_locally(header, 1).is_some() {
-        return RawWaker::new(ptr, header.vtable().waker);
+        return RawWaker::new(ptr, S::WAKERS);
     }
     let prev = header.shared.fetch_add(REF, Ordering::Relaxed);
-    if shared_refs(prev) >= isize::MAX >> 9 {
-        // Billions of wakers of one task: the count would overflow.
-        std::process::abort();
+    if shared_refs(prev) >= isize::MAX >> (REF.trailing_zeros() + 1) {
+        too_many_wakers();
     }
-    RawWaker::new(ptr, header.vtable().waker)
+    RawWaker::new(ptr, S::WAKERS)
+}
+
+/// Billions of wakers of one task: the count would overflow. Out of line,
+/// so the clone's common path needs no stack frame.
+#[cold]
+#[inline(never)]
+fn too_many_wakers() -> ! {
+    std::process::abort()
 }
 
 /// Gives the runnable token of the task at `ptr` to its scheduler, on the
