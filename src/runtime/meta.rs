@@ -126,6 +126,20 @@ impl Drop for Origin {
     }
 }
 
+/// The origin word of the task whose future starts at `future` (what
+/// `Runnable::future` returns): its origin, or its registry key.
+///
+/// # Safety
+///
+/// `future` is the live future of a task whose future starts with an
+/// `Origin`, as every runtime task's does (`task.rs`: `TaskFuture` is
+/// `repr(C)` with the origin first, checked by its test), and the word is
+/// used only while the future lives.
+pub(crate) unsafe fn origin_of<'a>(future: std::ptr::NonNull<()>) -> &'a Origin {
+    // SAFETY: per the contract (`ManuallyDrop<Origin>` is transparent).
+    unsafe { future.cast::<Origin>().as_ref() }
+}
+
 /// What task tracking records about a task.
 #[derive(Debug)]
 pub(crate) struct Track {

@@ -11,18 +11,16 @@
 //! check. Everything here runs on the runtime's own thread.
 
 use std::cell::{Cell, RefCell};
-use std::task::Waker;
-
-use slab::Slab;
 use std::fmt;
 use std::panic::Location;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::meta::Origin;
-use super::meta::Track;
+use slab::Slab;
+
+use super::meta::{self, Origin, Track};
 use super::raw::{Runnable, Schedule};
 use super::stall::{self, Stall, StallHook};
-use super::task;
 
 /// What the builder asks to observe (shared by the shards of a `run`).
 #[derive(Clone, Default)]
@@ -103,7 +101,7 @@ impl Watch {
         // SAFETY: every task of a runtime is made by `task::make_task`, and
         // its future (holding the word) lives until the run below: the
         // word is used before it.
-        let word = unsafe { task::origin_of(future) };
+        let word = unsafe { meta::origin_of(future) };
         // A waiting task's origin is in the registry (the entry lives, and
         // its `Track` box with it, until the future drops: not before the
         // poll below starts).

@@ -157,7 +157,7 @@ where
 /// and polled and dropped only there.
 ///
 /// `repr(C)` with the origin first: the observer finds a task's origin at
-/// the start of its future ([`origin_of`]) whatever the future's type. Two
+/// the start of its future (`meta::origin_of`) whatever the future's type. Two
 /// words and the future (and the span, with `tracing`).
 #[repr(C)]
 pub(crate) struct TaskFuture<F> {
@@ -171,19 +171,6 @@ pub(crate) struct TaskFuture<F> {
     /// The task's `tracing` span (nothing without the feature).
     span: trace::TaskSpan,
     future: F,
-}
-
-/// The origin word of the task whose future starts at `future` (what
-/// `Runnable::future` returns): its origin, or its registry key.
-///
-/// # Safety
-///
-/// `future` is the live future of a task made by `make_task` (a
-/// `TaskFuture`), and the origin is used only while the future lives.
-pub(crate) unsafe fn origin_of<'a>(future: std::ptr::NonNull<()>) -> &'a Origin {
-    // SAFETY: per the contract, a `TaskFuture<_>`: `repr(C)`, its first
-    // field the origin (`ManuallyDrop` is transparent).
-    unsafe { future.cast::<Origin>().as_ref() }
 }
 
 impl<F: Future> Future for TaskFuture<F> {
