@@ -74,7 +74,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -295,13 +295,11 @@ struct TaskVTable {
     notice: unsafe fn(NonNull<()>),
     /// Drops the future (a runnable dropped unrun).
     drop_future: unsafe fn(NonNull<()>),
-    /// Moves the output to `*mut F::Output`.
-    take_output: unsafe fn(NonNull<()>, *mut ()),
-    /// Drops the output nobody will take.
-    drop_output: unsafe fn(NonNull<()>),
     /// Frees the allocation (dropping what is left in it).
     free: unsafe fn(NonNull<()>),
-    /// Where the stage (the future) starts in the block.
+    /// Where the stage (the future, then the output) starts in the block:
+    /// the handle, which knows the output's type but not the future's,
+    /// takes the output from there with no call.
     stage: usize,
 }
 
@@ -315,7 +313,10 @@ struct Alloc<F: Future, S> {
 /// The future until it completes, then its output until it is taken or
 /// dropped: which one is there (or neither) the state word says, so no tag
 /// takes room. A freed task has neither left (the last owner to go does
-/// not drop the stage: each path empties it before).
+/// not drop the stage: each path empties it before). `repr(C)`: both start
+/// where the stage does (the handle and the observer find them there by
+/// the vtable's `stage` offset alone).
+#[repr(C)]
 union Stage<F: Future> {
     future: ManuallyDrop<F>,
     output: ManuallyDrop<F::Output>,
@@ -438,8 +439,6 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
         run: Self::run,
         notice: Self::notice,
         drop_future: Self::drop_future,
-        take_output: Self::take_output,
-        drop_output: Self::drop_output,
         free: Self::free,
         stage: std::mem::offset_of!(Self, stage),
     };
@@ -672,28 +671,6 @@ impl<F: Future, S: Schedule> Alloc<F, S> {
         // SAFETY: the token gives the caller the stage, which holds the
         // future (not completed); it is dropped once, here.
         unsafe { drop_quietly(&mut Self::stage(ptr).future) };
-    }
-
-    /// # Safety
-    ///
-    /// The task completed and its output was not taken; `out` is valid for
-    /// a write of `F::Output`.
-    unsafe fn take_output(ptr: NonNull<()>, out: *mut ()) {
-        // SAFETY: completed and not taken: the stage holds the output,
-        // moved out once here into the `F::Output` slot.
-        unsafe {
-            let v = ManuallyDrop::take(&mut Self::stage(ptr).output);
-            out.cast::<F::Output>().write(v)
-        }
-    }
-
-    /// # Safety
-    ///
-    /// As `take_output`, without the slot.
-    unsafe fn drop_output(ptr: NonNull<()>) {
-        // SAFETY: per the contract, the stage holds the output; dropped
-        // once, here.
-        unsafe { drop_quietly(&mut Self::stage(ptr).output) };
     }
 
     /// # Safety

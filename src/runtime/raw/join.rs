@@ -96,16 +96,25 @@ impl<O, S: Schedule> JoinRaw<O, S> {
         if attached != 0 {
             wait_for_run(header);
         }
-        let mut out = MaybeUninit::<O>::uninit();
-        // SAFETY: completed, not closed: the output is present, the
-        // handle's alone, and the slot has its type.
-        unsafe { (header.vtable().take_output)(raw.ptr, out.as_mut_ptr().cast()) };
+        // SAFETY: completed, not closed: the output is present and the
+        // handle's alone; moved out once, here.
+        let out = unsafe { raw.output().read() };
         let next = let_go_completed(header, state, attached);
         // SAFETY: this step left the task so (completed: no notice).
         unsafe { after_losing::<S>(raw.ptr, next, false) };
         drop(awaiter);
-        // SAFETY: `take_output` wrote it.
-        Poll::Ready(Some(unsafe { out.assume_init() }))
+        Poll::Ready(Some(out))
+    }
+
+    /// Where the task's output is (once it completed: the stage, whose
+    /// offset the task's vtable keeps; `Stage` is `repr(C)`, so the output
+    /// starts where it does).
+    #[inline(always)]
+    fn output(&self) -> *mut O {
+        // SAFETY: `HANDLE` keeps the block alive; the offset is within it.
+        unsafe { self.ptr.byte_add(self.header().vtable().stage) }
+            .cast::<O>()
+            .as_ptr()
     }
 
     /// Stores `waker` for the task to wake; returns the state after.
@@ -183,7 +192,7 @@ impl<O, S: Schedule> Drop for JoinRaw<O, S> {
                 }
                 // SAFETY: completed, not closed: the output is present and
                 // the handle's; `HANDLE` still keeps the task alive.
-                unsafe { (header.vtable().drop_output)(self.ptr) };
+                unsafe { drop_quietly(&mut *self.output().cast::<ManuallyDrop<O>>()) };
                 break (let_go_completed(header, state, attached), false);
             }
             // Not completed: once `HANDLE` is clear, the run that completes
