@@ -57,6 +57,30 @@ both_drivers! {
 }
 
 both_drivers! {
+    fn a_task_that_waited_first_is_reported_with_its_spawn_location() {
+        // Once a task has waited, its origin lives in the runtime's
+        // registry of waiting tasks (its future keeps the key): the report
+        // finds it there.
+        let seen: Seen = Arc::default();
+        let rt = stall_builder(&seen).build().unwrap();
+        let line = line!() + 2;
+        rt.block_on(async {
+            let slow = corio::spawn(async {
+                corio::time::sleep(Duration::from_millis(5)).await;
+                hold(Duration::from_millis(150))
+            });
+            slow.await.unwrap();
+        });
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.iter()
+                .any(|s| s.0 == line && s.2 >= Duration::from_millis(150)),
+            "no stall at line {line}: {seen:?}"
+        );
+    }
+}
+
+both_drivers! {
     fn fast_tasks_and_an_unset_threshold_report_nothing() {
         let seen: Seen = Arc::default();
         stall_builder(&seen).build().unwrap().block_on(async {

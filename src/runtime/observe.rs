@@ -105,12 +105,14 @@ impl Watch {
         // A waiting task's origin is in the registry (the entry lives, and
         // its `Track` box with it, until the future drops: not before the
         // poll below starts).
-        let (location, track) = match word.key() {
-            None => (word.location(), origin_track(word)),
-            Some(key) => match registry.borrow().get(key) {
-                Some((_, origin)) => (origin.location(), origin_track(origin)),
-                None => (Location::caller(), std::ptr::null()),
-            },
+        let found = match word.key() {
+            None => Some((word.location(), origin_track(word))),
+            Some(key) => (registry.borrow().get(key))
+                .map(|(_, origin)| (origin.location(), origin_track(origin))),
+        };
+        let Some((location, track)) = found else {
+            // Not reached (a key names a live entry); run it unobserved.
+            return runnable.run();
         };
         let start = Instant::now();
         if !track.is_null() {
