@@ -199,10 +199,10 @@ static TASK_WAKERS: RawWakerVTable = super::raw::Wakers::<SchedRef>::VTABLE;
 /// Scheduling onto a runtime from this thread: the local queue when the
 /// runtime is this thread's own, else its remote queue and a wake-up.
 impl Shared {
-    /// Queues a woken task on the runtime its metadata names: locally when
+    /// Queues a woken task on the runtime its header names: locally when
     /// on that runtime's own thread, else remotely.
     ///
-    /// The runnable's token keeps the metadata alive until the runnable is
+    /// The runnable's token keeps the header alive until the runnable is
     /// queued, and not a moment longer (another thread may run and free the
     /// task as soon as it is in the remote queue).
     #[inline]
@@ -216,7 +216,7 @@ impl Shared {
             None => Some(runnable),
         });
         if let Some(runnable) = runnable {
-            // Cloned while the runnable keeps the metadata alive: once it
+            // Cloned while the runnable keeps the header alive: once it
             // is queued, the runtime's thread may run and free the task.
             let shared = runnable.scheduler().arc();
             shared.schedule_remote(runnable);

@@ -4,7 +4,7 @@
 //! local run queue, the driver, the timer store and the registry of live tasks.
 //! The [`Shared`] part (`Arc`) is what other threads may touch: the remote run
 //! queue and the unpark signal. The types a core holds that other files act
-//! on (task metadata, the shard set) are defined here too, so this file
+//! on (the task scheduler handle, the shard set) are defined here too, so this file
 //! imports nothing above it; scheduling a woken task (`Shared::schedule`)
 //! is in `context.rs`, as it looks at the thread's current runtime.
 

@@ -1,8 +1,8 @@
 //! Task dumps: the live tasks of a shard, for finding the one that hangs.
 //!
 //! How it works: every task that has waited at least once is in its core's
-//! registry (shutdown needs it), with a pointer to its metadata: where it
-//! was spawned (always recorded) and, with [`Builder::track_tasks`], when it
+//! registry (shutdown needs it), with its origin: where it was spawned
+//! (always recorded) and, with [`Builder::track_tasks`], when it
 //! was last polled and which op it waited on when that poll returned
 //! (`Watch::note_op`). [`task_dump`] reads them on the shard's own thread;
 //! a task that finished is no longer in the registry.

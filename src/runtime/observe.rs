@@ -151,9 +151,11 @@ impl Watch {
 #[cold]
 pub(crate) fn note_op(current: &Cell<*const Track>, kind: &'static str) {
     let p = current.get();
-    // SAFETY: `Core::tracked` is non-null only inside `Watch::run`, while the
-    // runnable being run keeps its task allocation (and so its metadata and
-    // `Track`) alive; ops are polled on this thread only.
+    // SAFETY: `Core::tracked` is non-null only inside `Watch::run`, and an
+    // op returns `Pending` only inside the task's poll, while its future
+    // lives: the `Track` (in the future's origin word or in its registry
+    // entry, both freed only as the future drops) is alive; ops are polled
+    // on this thread only.
     if let Some(track) = unsafe { p.as_ref() } {
         track.waiting.set(Some(kind));
     }

@@ -325,7 +325,7 @@ union Stage<F: Future> {
 /// Creates a task of `future` (which may look for an abort through the
 /// waker it is polled with: [`abort_requested`]). Returns the runnable to queue first
 /// and the join handle. Inlined into the spawn (9 instructions fewer per
-/// spawn under callgrind: the metadata and the future are written straight
+/// spawn under callgrind: the scheduler and the future are written straight
 /// into the block, not passed through the stack).
 #[inline(always)]
 pub(crate) fn spawn<F, S>(scheduler: S, future: F) -> (Runnable<S>, JoinRaw<F::Output, S>)

@@ -19,7 +19,7 @@ use super::*;
 
 /// Queues woken runnables for the model's main thread to run. A std `Arc`
 /// around loom's mutex: its count says how many tasks still hold it (the
-/// metadata holding it goes only when the block is freed).
+/// header holding it goes only when the block is freed).
 #[derive(Clone)]
 struct Queue(StdArc<Mutex<Vec<Runnable<Queue>>>>);
 

@@ -1,7 +1,7 @@
 //! The task allocation's state machine, driven by hand: a scheduler that
 //! queues runnables in a list the test runs, futures and outputs that count
 //! their drops, and a scheduler handle whose `Arc` count says whether the
-//! allocation was freed (the metadata holding it is dropped only then).
+//! allocation was freed (the header holding it is dropped only then).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,7 +62,7 @@ impl Queue {
         }
     }
 
-    /// Tasks still holding this queue in their metadata (1 = none: freed).
+    /// Tasks still holding this queue in their header (1 = none: freed).
     fn holders(&self) -> usize {
         Arc::strong_count(&self.0)
     }
