@@ -112,16 +112,24 @@ impl Origin {
         }
         // SAFETY: with `TRACKED` the word holds a `Box<Track>` made in
         // `new` and freed only when the origin is dropped.
-        Some(unsafe { &*self.word.map_addr(|a| a & !TRACKED).cast::<Track>() })
+        Some(unsafe { &*self.track_ptr() })
+    }
+
+    /// The word without its tag, as the `Box<Track>` it holds (when
+    /// `tracked`).
+    fn track_ptr(&self) -> *mut Track {
+        self.word
+            .map_addr(|a| a & !TRACKED)
+            .cast::<Track>()
+            .cast_mut()
     }
 }
 
 impl Drop for Origin {
     fn drop(&mut self) {
         if self.tracked() {
-            let track = self.word.map_addr(|a| a & !TRACKED).cast::<Track>();
             // SAFETY: the box made in `new`, dropped once, here.
-            drop(unsafe { Box::from_raw(track.cast_mut()) });
+            drop(unsafe { Box::from_raw(self.track_ptr()) });
         }
     }
 }

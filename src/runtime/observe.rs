@@ -120,8 +120,7 @@ impl Watch {
             unsafe { &*track }.polled(start);
         }
         {
-            let tracked = track;
-            current.set(tracked);
+            current.set(track);
             let _current = Current(current);
             runnable.run();
         }

@@ -160,7 +160,7 @@ where
 /// the start of its future (`meta::origin_of`) whatever the future's type. Two
 /// words and the future (and the span, with `tracing`).
 #[repr(C)]
-pub(crate) struct TaskFuture<F> {
+struct TaskFuture<F> {
     /// Where the task was spawned, or its tracking; once it waits, its key
     /// in the runtime's registry, which holds those (see `meta.rs`).
     /// Dropped by `let_go`.
@@ -307,19 +307,13 @@ impl<T> JoinHandle<T> {
             .raw
             .as_ref()
             .expect("corio: abort_handle of a JoinHandle that returned its result");
-        AbortHandle(raw.abort_raw())
+        raw.abort_raw()
     }
 }
 
-/// Aborts a task without owning its handle (`TaskGroup`'s fail-fast mode).
-pub(crate) struct AbortHandle(AbortRaw);
-
-impl AbortHandle {
-    /// As [`JoinHandle::abort`]; harmless once the task has finished.
-    pub(crate) fn abort(&self) {
-        self.0.abort();
-    }
-}
+/// Aborts a task without owning its handle (`TaskGroup`'s fail-fast mode):
+/// `abort` is [`JoinHandle::abort`]'s, harmless once the task has finished.
+pub(crate) type AbortHandle = AbortRaw;
 
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
@@ -464,10 +458,10 @@ mod tests {
 
     #[test]
     fn task_wrapper_is_three_words_for_a_tiny_future() {
-        // The origin (one word: a location or a `Track`), the context (one
-        // word), the registry key (a `u32`: `UNREGISTERED` is its "none"),
-        // the future's byte: 24 bytes (an `Option<usize>` key would make it
-        // 32), plus the span (nothing without `tracing`).
+        // The origin (one word: a location or a `Track`, or once the task
+        // waits its registry key), the context (one word), the future's
+        // byte: 24 bytes (a key of its own would make it 32), plus the span
+        // (nothing without `tracing`).
         let size = std::mem::size_of::<TaskFuture<std::future::Ready<u8>>>();
         assert!(
             size <= 24 + std::mem::size_of::<trace::TaskSpan>(),

@@ -146,7 +146,7 @@ unsafe fn decode(word: *mut (), wakers: &'static RawWakerVTable) -> Option<Waker
     } else {
         // SAFETY: per the contract, the address of a box made in
         // `encode_boxed`, taken back once.
-        Some(*unsafe { Box::from_raw(word.map_addr(|a| a & !BOXED).cast::<Waker>()) })
+        Some(*unsafe { Box::from_raw(unboxed(word)) })
     }
 }
 
@@ -162,6 +162,12 @@ unsafe fn same(word: *mut (), waker: &Waker, wakers: &'static RawWakerVTable) ->
         std::ptr::eq(word, waker.data()) && std::ptr::eq(waker.vtable(), wakers)
     } else {
         // SAFETY: per the contract, a live box of `encode_boxed`.
-        unsafe { &*word.map_addr(|a| a & !BOXED).cast::<Waker>() }.will_wake(waker)
+        unsafe { &*unboxed(word) }.will_wake(waker)
     }
+}
+
+/// A boxed waker's word without its tag: the box's address.
+#[inline(always)]
+fn unboxed(word: *mut ()) -> *mut Waker {
+    word.map_addr(|a| a & !BOXED).cast::<Waker>()
 }
