@@ -44,20 +44,46 @@ pub(crate) struct DriverConfig {
     pub(crate) op_latency: bool,
     /// Slots of the registered-file table (0: none; `uring/files.rs`).
     pub(crate) registered_files: u32,
+    /// Positional reads of files try the page cache first
+    /// (`op/fs/cached.rs`).
+    pub(crate) cached_reads: bool,
 }
 
 /// Most registered-file slots (a slot is a `u16`; one value means "none").
 pub(crate) const MAX_REGISTERED_FILES: u32 = u16::MAX as u32;
 
-/// `cfg` with what the environment overrides (`CORIO_REGISTERED_FILES`).
+/// `cfg` with what the environment overrides (`CORIO_REGISTERED_FILES`,
+/// `CORIO_CACHED_READS`).
 pub(crate) fn with_env(cfg: &DriverConfig) -> std::io::Result<std::borrow::Cow<'_, DriverConfig>> {
-    Ok(match env_registered_files()? {
-        Some(n) => std::borrow::Cow::Owned(DriverConfig {
-            registered_files: n,
-            ..cfg.clone()
-        }),
-        None => std::borrow::Cow::Borrowed(cfg),
-    })
+    let (files, cached) = (env_registered_files()?, env_cached_reads()?);
+    if files.is_none() && cached.is_none() {
+        return Ok(std::borrow::Cow::Borrowed(cfg));
+    }
+    Ok(std::borrow::Cow::Owned(DriverConfig {
+        registered_files: files.unwrap_or(cfg.registered_files),
+        cached_reads: cached.unwrap_or(cfg.cached_reads),
+        ..cfg.clone()
+    }))
+}
+
+/// What `CORIO_CACHED_READS` asks for (`None` when unset): `1`/`on` or
+/// `0`/`off`; anything else is `InvalidInput`.
+pub(crate) fn env_cached_reads() -> std::io::Result<Option<bool>> {
+    match std::env::var("CORIO_CACHED_READS") {
+        Err(_) => Ok(None),
+        Ok(v) => parse_switch("CORIO_CACHED_READS", &v).map(Some),
+    }
+}
+
+fn parse_switch(name: &str, v: &str) -> std::io::Result<bool> {
+    match v.trim() {
+        "1" | "on" | "true" => Ok(true),
+        "0" | "off" | "false" => Ok(false),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("corio: {name}={v:?} is not 1/on or 0/off"),
+        )),
+    }
 }
 
 /// The table size `CORIO_REGISTERED_FILES` asks for (`None` when unset):
@@ -117,6 +143,7 @@ impl Default for DriverConfig {
             opcodes_off: Vec::new(),
             op_latency: false,
             registered_files: 0,
+            cached_reads: true,
         }
     }
 }
@@ -132,5 +159,18 @@ mod tests {
         assert_eq!(parse_files("off").unwrap(), 0);
         assert_eq!(parse_files("1000000").unwrap(), MAX_REGISTERED_FILES);
         assert!(parse_files("lots").is_err());
+    }
+
+    #[test]
+    fn cached_reads_env_values() {
+        for on in ["1", "on", " true "] {
+            assert!(parse_switch("X", on).unwrap(), "{on}");
+        }
+        for off in ["0", "off", "false"] {
+            assert!(!parse_switch("X", off).unwrap(), "{off}");
+        }
+        let err = parse_switch("CORIO_CACHED_READS", "maybe").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("CORIO_CACHED_READS"), "{err}");
     }
 }

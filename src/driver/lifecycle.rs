@@ -80,7 +80,8 @@ fn charge(budget: &Cell<u32>) {
 
 impl Driver {
     /// Polls the op `data` in `state`: its final result and flags, once
-    /// there. `budget` is the polling task's.
+    /// there. `budget` is the polling task's; `alone`: no other task is
+    /// queued to run (for [`OpCode::TRY_NOW`] ops only).
     #[inline]
     pub(crate) fn poll_op<T: OpCode>(
         &mut self,
@@ -88,9 +89,25 @@ impl Driver {
         data: &mut Option<T>,
         cx: &mut Context<'_>,
         budget: &Cell<u32>,
+        alone: bool,
     ) -> Poll<(io::Result<u32>, u32)> {
         // [reliability] A forked child must not touch the parent's ring.
         self.check_fork();
+        // A read the page cache answers at once never reaches a backend
+        // (`op/fs/cached.rs`); `TRY_NOW` is a constant, false for every
+        // other op.
+        if T::TRY_NOW
+            && matches!(state, OpState::Idle)
+            && self.cached_reads
+            && budget_left(budget)
+            && self.try_now_pays(alone)
+            && let Some(n) = op_data(data).try_now()
+        {
+            self.stats.cached_read();
+            charge(budget);
+            *state = OpState::Done;
+            return Poll::Ready((Ok(n), 0));
+        }
         // The hot shapes first (on io_uring `Ring::poll_fast`: a completion
         // taken, a plain op started, a pooled receive; on the poll driver a
         // plain op tried), small enough to compile tight where the op is
@@ -153,6 +170,23 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether an op that may finish at once ([`OpCode::try_now`]) should
+    /// try: on io_uring only when it would be alone in its submission
+    /// (`alone`: no other task queued; and nothing waits in the submission
+    /// queue), since one `io_uring_enter` for many reads costs the kernel
+    /// less than a syscall each; on the poll driver always (its other way
+    /// is a trip to the blocking pool).
+    #[inline]
+    fn try_now_pays(&mut self, alone: bool) -> bool {
+        // (Only io_uring reads `alone`.)
+        let _ = alone;
+        match &mut self.backend {
+            #[cfg(corio_uring)]
+            Backend::Uring(d) => alone && d.sq_is_empty(),
+            Backend::Poll(_) => true,
         }
     }
 

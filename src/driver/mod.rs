@@ -78,6 +78,8 @@ pub(crate) struct Driver {
     /// Empty pipes kept for reuse (`send_file` splices through one).
     /// Closed with the driver.
     pipes: Vec<SparePipe>,
+    /// Positional file reads try the page cache first (`op/fs/cached.rs`).
+    cached_reads: bool,
 }
 
 /// An empty pipe kept for reuse: read end, write end, and its capacity
@@ -162,6 +164,7 @@ impl Driver {
             wakes: Rc::default(),
             fork_gen: fork::generation(),
             pipes: Vec::new(),
+            cached_reads: cfg.cached_reads,
         }
     }
 

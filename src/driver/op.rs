@@ -272,6 +272,20 @@ pub(crate) unsafe trait OpCode: 'static {
         None
     }
 
+    /// True for ops that may finish on their first poll without the driver
+    /// ([`try_now`](OpCode::try_now)); a constant, so every other op's poll
+    /// has no trace of the check.
+    const TRY_NOW: bool = false;
+
+    /// Only when [`TRY_NOW`](OpCode::TRY_NOW): finishes the op at once if
+    /// that is cheap and cannot block (a positional read the page cache
+    /// holds), returning its result as a completion would; `None` sends it
+    /// to the driver as usual. Called once, on the first poll, on the
+    /// runtime's thread.
+    fn try_now(&mut self) -> Option<u32> {
+        None
+    }
+
     /// One attempt of the syscall: non-blocking for [`Wait::Ready`] ops
     /// (`WouldBlock` means "wait and try again"), blocking for
     /// [`Wait::Blocking`] ones.

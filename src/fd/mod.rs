@@ -52,7 +52,8 @@ impl WeakFd {
 struct Inner {
     fd: RawFd,
     /// `READING`, `RELEASED`, `REGISTERED`, `STOP_SHORT`, `KEPT`,
-    /// `READ_WAITERS`: read on every op, so plain bits rather than a borrow.
+    /// `READ_WAITERS`, `CACHED_READS`, `CACHE_MISSED`: read on every op, so
+    /// plain bits rather than a borrow.
     flags: Cell<u8>,
     /// Registered-file slot on `owner`'s ring (`NO_SLOT`: none).
     slot: Cell<u16>,
@@ -95,6 +96,11 @@ const STOP_SHORT: u8 = 1 << 3;
 const KEPT: u8 = 1 << 4;
 /// Reads wait in `kept` for the one in flight to end.
 const READ_WAITERS: u8 = 1 << 5;
+/// A regular file opened without `O_DIRECT`: its positional reads first try
+/// the page cache without blocking (`op/fs/cached.rs`).
+const CACHED_READS: u8 = 1 << 6;
+/// The last such try missed the cache: the next read skips it.
+const CACHE_MISSED: u8 = 1 << 7;
 /// `armed` when nothing is armed (no key has an all-ones generation).
 const NOT_ARMED: u64 = u64::MAX;
 /// `slot` when the fd is not in a registered-file table.
@@ -277,6 +283,37 @@ impl SharedFd {
         self.inner.has(STOP_SHORT)
     }
 
+    /// Lets positional reads of this fd try the page cache first (a file
+    /// that is not `O_DIRECT`; see `op/fs/cached.rs`).
+    pub(crate) fn set_cached_reads(&self) {
+        self.inner.set(CACHED_READS, true);
+    }
+
+    /// True when a positional read should try the page cache first. After a
+    /// miss, one read goes straight to the driver (this call clears the
+    /// miss): a file that is never cached pays the try on half its reads at
+    /// most.
+    #[inline]
+    pub(crate) fn cached_read_turn(&self) -> bool {
+        let f = self.inner.flags.get();
+        if f & (CACHED_READS | CACHE_MISSED) == CACHED_READS {
+            return true;
+        }
+        self.inner.set(CACHE_MISSED, false);
+        false
+    }
+
+    /// The last try missed the page cache (`EAGAIN`).
+    pub(crate) fn note_cache_miss(&self) {
+        self.inner.set(CACHE_MISSED, true);
+    }
+
+    /// The fd cannot take such tries (not a regular file, or a file system
+    /// without `RWF_NOWAIT`): its reads go to the driver from now on.
+    pub(crate) fn stop_cached_reads(&self) {
+        self.inner.set(CACHED_READS | CACHE_MISSED, false);
+    }
+
     /// True when dropped ops left something on this fd.
     #[inline]
     pub(crate) fn has_kept(&self) -> bool {
@@ -371,5 +408,43 @@ mod tests {
         // connection's fd costs no more than before it had a slot.
         #[cfg(target_pointer_width = "64")]
         assert_eq!(std::mem::size_of::<Inner>(), 40);
+    }
+
+    fn devnull() -> SharedFd {
+        SharedFd::new(std::fs::File::open("/dev/null").unwrap().into())
+    }
+
+    #[test]
+    fn cached_reads_are_off_until_set() {
+        let fd = devnull();
+        assert!(!fd.cached_read_turn());
+        fd.set_cached_reads();
+        assert!(fd.cached_read_turn());
+        assert!(fd.cached_read_turn(), "a hit keeps the turn");
+    }
+
+    #[test]
+    fn after_a_miss_one_read_skips_the_try() {
+        let fd = devnull();
+        fd.set_cached_reads();
+        fd.note_cache_miss();
+        assert!(!fd.cached_read_turn(), "the read after a miss skips");
+        assert!(fd.cached_read_turn(), "the one after that tries again");
+        // The other bits are untouched.
+        fd.set_reads_stop_short();
+        fd.note_cache_miss();
+        assert!(!fd.cached_read_turn());
+        assert!(fd.reads_stop_short());
+    }
+
+    #[test]
+    fn an_fd_that_cannot_try_stops_for_good() {
+        let fd = devnull();
+        fd.set_cached_reads();
+        fd.note_cache_miss();
+        fd.stop_cached_reads();
+        for _ in 0..3 {
+            assert!(!fd.cached_read_turn());
+        }
     }
 }

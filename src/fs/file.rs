@@ -112,7 +112,10 @@ impl File {
 
     /// Wraps a file opened by std.
     pub fn from_std(file: std::fs::File) -> File {
-        File::from_owned(file.into())
+        let fd = OwnedFd::from(file);
+        // SAFETY: F_GETFL reads the open file's flags; the fd is open.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        File::from_owned(fd, flags != -1 && flags & libc::O_DIRECT == 0)
     }
 
     /// The file's shared fd (for ops of other families: `send_file`).
@@ -120,10 +123,14 @@ impl File {
         &self.fd
     }
 
-    pub(crate) fn from_owned(fd: OwnedFd) -> File {
-        File {
-            fd: SharedFd::new(fd),
+    /// `cached_reads`: the file was opened without `O_DIRECT`, so its
+    /// positional reads may try the page cache first (`op/fs/cached.rs`).
+    pub(crate) fn from_owned(fd: OwnedFd, cached_reads: bool) -> File {
+        let fd = SharedFd::new(fd);
+        if cached_reads {
+            fd.set_cached_reads();
         }
+        File { fd }
     }
 
     /// Reads into `buf` from file position `pos`, like pread(2): fills the

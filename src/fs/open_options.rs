@@ -153,7 +153,7 @@ impl OpenOptions {
         let flags = self.flags()?;
         let path = c_path(path.as_ref())?;
         let fd = Op::new(Open::new(path, flags, self.mode)).await?;
-        let file = File::from_owned(fd);
+        let file = File::from_owned(fd, flags & libc::O_DIRECT == 0);
         crate::op::install_file(file.shared_fd());
         Ok(file)
     }

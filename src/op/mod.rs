@@ -119,10 +119,17 @@ impl<T: OpCode> Future for Op<T> {
             None => this.core.insert(context::current("an I/O operation")),
         };
         this.clock.start();
-        let polled =
-            core.driver
-                .borrow_mut()
-                .poll_op(&mut this.state, &mut this.data, cx, &core.budget);
+        // A read the page cache may answer at once is tried only when no
+        // other task is queued to run: their ops could share its submission
+        // (`op/fs/cached.rs`). A constant false for every other op.
+        let alone = T::TRY_NOW && core.queue.is_empty();
+        let polled = core.driver.borrow_mut().poll_op(
+            &mut this.state,
+            &mut this.data,
+            cx,
+            &core.budget,
+            alone,
+        );
         match polled {
             Poll::Ready((res, flags)) => {
                 let data = take_op_data(&mut this.data);

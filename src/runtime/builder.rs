@@ -433,6 +433,46 @@ impl Builder {
         self
     }
 
+    /// Whether positional file reads try the page cache first (on by
+    /// default; Linux). The first poll of [`File::read_at`],
+    /// [`read_fixed_at`](crate::fs::File::read_fixed_at) or
+    /// [`readv_at`](crate::fs::File::readv_at) makes one
+    /// `preadv2` with `RWF_NOWAIT`: when the page cache holds the data the
+    /// read is done then, with no trip through the ring (or, on the poll
+    /// driver, the blocking pool) and no second poll; otherwise it goes on
+    /// as before, and that file's next read skips the try, so a file that
+    /// is never cached pays it on half its reads at most. Counted in
+    /// [`Stats::cached_reads`]. Files opened with `O_DIRECT` never try.
+    /// Turn it off for files that are almost never in the page cache. The
+    /// environment variable `CORIO_CACHED_READS` (`1`/`on`, `0`/`off`)
+    /// overrides this setting.
+    ///
+    /// [`File::read_at`]: crate::fs::File::read_at
+    /// [`Stats::cached_reads`]: crate::runtime::Stats::cached_reads
+    ///
+    /// ```
+    /// # let path = std::env::temp_dir().join(format!("corio-cached-doc-{}", std::process::id()));
+    /// std::fs::write(&path, b"hello, page cache")?; // written, so cached
+    /// let rt = corio::Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let file = corio::fs::File::open(&path).await?;
+    ///     let (n, buf) = file.read_at(vec![0u8; 5], 7).await;
+    ///     assert_eq!((n?, &buf[..]), (5, &b"page "[..]));
+    ///     // Answered on its first poll, without the ring.
+    ///     assert_eq!(corio::runtime::stats().cached_reads, 1);
+    ///     std::io::Result::Ok(())
+    /// })?;
+    /// // For files that are rarely cached:
+    /// let cold = corio::Builder::new().cached_reads(false).build()?;
+    /// # drop(cold);
+    /// # std::fs::remove_file(&path)?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn cached_reads(mut self, on: bool) -> Self {
+        self.cfg.cached_reads = on;
+        self
+    }
+
     /// Builds the runtime on the calling thread.
     ///
     /// Fails when the requested driver cannot be set up (for `Uring`: the

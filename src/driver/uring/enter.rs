@@ -57,6 +57,12 @@ struct GeteventsArg {
 }
 
 impl Ring {
+    /// True when no SQE waits for the next `io_uring_enter`.
+    #[inline]
+    pub(crate) fn sq_is_empty(&mut self) -> bool {
+        self.ring.submission().is_empty()
+    }
+
     /// Queues `sqe` with `user_data` = `key`.
     #[inline]
     pub(super) fn push(&mut self, sqe: squeue::Entry, key: u64) {

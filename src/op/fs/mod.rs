@@ -13,6 +13,7 @@
 //! 6.9) name them in `optional_opcode`, so a kernel without them runs the
 //! same syscall on the blocking pool.
 
+mod cached;
 mod rw;
 mod sync;
 

@@ -11,6 +11,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
+use super::cached::read_cached;
 use super::{MAX_RW, cvt};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fd::SharedFd;
@@ -71,6 +72,18 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
 
     fn fixed_fd(&self) -> Option<&SharedFd> {
         Some(&self.fd)
+    }
+
+    const TRY_NOW: bool = true;
+
+    #[inline]
+    fn try_now(&mut self) -> Option<u32> {
+        let iov = libc::iovec {
+            iov_base: self.ptr.cast(),
+            iov_len: self.len,
+        };
+        // SAFETY: the iovec names the owned buffer's `len` bytes.
+        unsafe { read_cached(&self.fd, &iov, 1, self.pos) }
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -153,6 +166,9 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
     }
 }
 
+/// The most iovecs one vectored syscall takes (Linux's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+
 /// The iovec array of a vectored op, capped at `MAX_RW` bytes in all.
 fn iovecs(parts: impl Iterator<Item = (*mut u8, usize)>) -> Vec<libc::iovec> {
     let mut left = MAX_RW;
@@ -217,6 +233,18 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
 
     fn fixed_fd(&self) -> Option<&SharedFd> {
         Some(&self.fd)
+    }
+
+    const TRY_NOW: bool = true;
+
+    fn try_now(&mut self) -> Option<u32> {
+        // More iovecs than the syscall takes is an error the driver gives
+        // (not a sign that the fd cannot try).
+        if self.iovecs.len() > IOV_MAX {
+            return None;
+        }
+        // SAFETY: the iovecs and the memory they name are owned by the op.
+        unsafe { read_cached(&self.fd, self.iovecs.as_ptr(), self.iovecs.len(), self.pos) }
     }
 
     fn attempt(&mut self) -> io::Result<u32> {

@@ -1,0 +1,239 @@
+//! Positional reads the page cache answers at once (`Builder::cached_reads`):
+//! they finish on their first poll, with no SQE, and read the same bytes;
+//! ends of files, fixed and vectored buffers, files that cannot try (a FIFO,
+//! `O_DIRECT`), the switch, and a read that misses the cache.
+
+mod fs_util;
+mod support;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::pin::pin;
+use std::task::Poll;
+
+use corio::fs::{File, FixedBufPool, OpenOptions};
+use fs_util::{TempDir, pattern_vec, poll_once};
+
+const LEN: usize = 64 * 1024;
+
+/// A file of `LEN` pattern bytes, written through the page cache (so it is
+/// cached).
+fn cached_file(dir: &TempDir) -> std::path::PathBuf {
+    let path = dir.join("cached");
+    std::fs::write(&path, pattern_vec(0, LEN)).unwrap();
+    path
+}
+
+both_drivers! {
+fn a_cached_read_finishes_on_its_first_poll_without_the_ring() {
+    let dir = TempDir::new("cached-first");
+    let path = cached_file(&dir);
+    support::run(async {
+        let file = File::open(&path).await.unwrap();
+        let before = corio::runtime::stats();
+        let mut fut = pin!(file.read_at(vec![0u8; 4096], 8192));
+        let Poll::Ready((res, buf)) = poll_once(fut.as_mut()).await else {
+            panic!("a cached read waited");
+        };
+        assert_eq!(res.unwrap(), 4096);
+        assert!(buf == pattern_vec(8192, 4096));
+        let d = corio::runtime::stats().since(&before);
+        assert_eq!(d.cached_reads, 1, "{d}");
+        assert_eq!(d.sqes_submitted, 0, "the read went to the ring: {d}");
+    });
+}
+}
+
+both_drivers! {
+fn cached_reads_stop_at_the_end_of_the_file() {
+    let dir = TempDir::new("cached-eof");
+    let path = cached_file(&dir);
+    support::run(async {
+        let file = File::open(&path).await.unwrap();
+        let before = corio::runtime::stats();
+        let (res, buf) = file.read_at(Vec::with_capacity(4096), (LEN - 100) as u64).await;
+        assert_eq!(res.unwrap(), 100);
+        assert!(buf == pattern_vec((LEN - 100) as u64, 100));
+        let (res, buf) = file.read_at(Vec::with_capacity(16), LEN as u64).await;
+        assert_eq!(res.unwrap(), 0);
+        assert!(buf.is_empty());
+        let (res, _) = file.read_at(vec![0u8; 16], 10 * LEN as u64).await;
+        assert_eq!(res.unwrap(), 0);
+        // Whole-file reads are cached reads too.
+        let (res, buf) = file.read_exact_at(vec![0u8; LEN], 0).await;
+        res.unwrap();
+        assert!(buf == pattern_vec(0, LEN));
+        let d = corio::runtime::stats().since(&before);
+        assert_eq!(d.cached_reads, 4, "{d}");
+        // A position past i64::MAX is refused before any try.
+        let (res, _) = file.read_at(vec![0u8; 16], u64::MAX).await;
+        assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+        assert_eq!(corio::runtime::stats().since(&before).cached_reads, 4);
+    });
+}
+}
+
+both_drivers! {
+fn fixed_and_vectored_reads_are_cached_reads_too() {
+    let dir = TempDir::new("cached-kinds");
+    let path = cached_file(&dir);
+    support::run(async {
+        let file = File::open(&path).await.unwrap();
+        let pool = FixedBufPool::new(2, 4096).unwrap();
+        let before = corio::runtime::stats();
+        let (res, buf) = file.read_fixed_at(pool.get().unwrap(), 4096).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert!(buf[..] == pattern_vec(4096, 4096)[..]);
+        let (res, bufs) = file
+            .readv_at(vec![vec![0u8; 10], vec![0u8; 5000]], 100)
+            .await;
+        assert_eq!(res.unwrap(), 5010);
+        assert!(bufs[0] == pattern_vec(100, 10));
+        assert!(bufs[1] == pattern_vec(110, 5000));
+        let d = corio::runtime::stats().since(&before);
+        assert_eq!(d.cached_reads, 2, "{d}");
+    });
+}
+}
+
+both_drivers! {
+fn the_switch_turns_the_tries_off() {
+    let dir = TempDir::new("cached-off");
+    let path = cached_file(&dir);
+    let rt = support::builder().cached_reads(false).build().unwrap();
+    rt.block_on(async {
+        let file = File::open(&path).await.unwrap();
+        for pos in [0u64, 4096, 60_000] {
+            let (res, buf) = file.read_at(vec![0u8; 1000], pos).await;
+            assert_eq!(res.unwrap(), 1000);
+            assert!(buf == pattern_vec(pos, 1000));
+        }
+        assert_eq!(corio::runtime::stats().cached_reads, 0);
+    });
+}
+}
+
+both_drivers! {
+fn a_file_that_cannot_try_reads_as_before() {
+    // A FIFO: the try fails (ESPIPE), the fd stops trying, and the read goes
+    // to the driver, which answers as it does with the tries off.
+    let dir = TempDir::new("cached-fifo");
+    let path = dir.join("fifo");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let answers = |rt: corio::Runtime| {
+        rt.block_on(async {
+            let fifo = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let (res, _) = fifo.read_at(vec![0u8; 16], 0).await;
+                got.push(res.map_err(|e| e.raw_os_error()));
+            }
+            assert_eq!(corio::runtime::stats().cached_reads, 0);
+            got
+        })
+    };
+    let with = answers(support::runtime());
+    let without = answers(support::builder().cached_reads(false).build().unwrap());
+    assert_eq!(with, without);
+}
+}
+
+both_drivers! {
+fn o_direct_files_never_try() {
+    let dir = TempDir::new("cached-direct");
+    let path = cached_file(&dir);
+    support::run(async {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("skipped: O_DIRECT refused here ({e})");
+                return;
+            }
+        };
+        let buf = corio::fs::AlignedBuf::new(4096, 4096);
+        let (res, buf) = file.read_at(buf, 4096).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert!(buf[..] == pattern_vec(4096, 4096)[..]);
+        // Wrapped from std: the flag is read from the fd.
+        let std_direct = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .unwrap();
+        let file = File::from_std(std_direct);
+        let (res, _) = file.read_at(corio::fs::AlignedBuf::new(4096, 4096), 0).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert_eq!(corio::runtime::stats().cached_reads, 0);
+        // A plain file from std does try.
+        let file = File::from_std(std::fs::File::open(&path).unwrap());
+        let (res, buf) = file.read_at(vec![0u8; 100], 7).await;
+        assert_eq!(res.unwrap(), 100);
+        assert!(buf == pattern_vec(7, 100));
+        assert_eq!(corio::runtime::stats().cached_reads, 1);
+    });
+}
+}
+
+/// True when `path` is on tmpfs (whose pages cannot be dropped).
+fn on_tmpfs(path: &std::path::Path) -> bool {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a zeroed statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid path and out-parameter.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type == libc::TMPFS_MAGIC
+}
+
+both_drivers! {
+fn a_read_that_misses_the_cache_goes_to_the_driver() {
+    let dir = TempDir::new("cached-miss");
+    let path = dir.join("cold");
+    std::fs::write(&path, pattern_vec(0, LEN)).unwrap();
+    if on_tmpfs(dir.path()) {
+        eprintln!("skipped: tmpfs keeps every page cached");
+        return;
+    }
+    // Written back and dropped from the page cache.
+    let std_file = std::fs::File::open(&path).unwrap();
+    std_file.sync_all().unwrap();
+    // SAFETY: advice on an open fd; no memory is named.
+    let rc = unsafe { libc::posix_fadvise(std_file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+    drop(std_file);
+    support::run(async {
+        let file = File::open(&path).await.unwrap();
+        let before = corio::runtime::stats();
+        // Missed: read by the driver (the bytes are right all the same).
+        let (res, buf) = file.read_at(vec![0u8; 4096], 0).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert!(buf == pattern_vec(0, 4096));
+        let d = corio::runtime::stats().since(&before);
+        if d.cached_reads == 1 {
+            eprintln!("skipped: the page stayed cached (the advice was not taken)");
+            return;
+        }
+        assert_eq!(d.cached_reads, 0, "{d}");
+        // The read after a miss skips the try, though the page is cached now.
+        let (res, _) = file.read_at(vec![0u8; 4096], 0).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert_eq!(corio::runtime::stats().since(&before).cached_reads, 0);
+        // The next one tries again and hits.
+        let (res, buf) = file.read_at(vec![0u8; 4096], 0).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert!(buf == pattern_vec(0, 4096));
+        assert_eq!(corio::runtime::stats().since(&before).cached_reads, 1);
+    });
+}
+}
