@@ -9,7 +9,11 @@
 //! table shows reads per second (max and median of the runs).
 //!
 //! - corio read / fixed: `File::read_at` into a `Vec`, `File::read_fixed_at` into a
-//!   `FixedBufPool` buffer; QD tasks each with one read in flight.
+//!   `FixedBufPool` buffer; QD tasks each with one read in flight. With the default
+//!   `Builder::cached_reads`, a read alone in its submission (QD 1) is answered by one
+//!   `preadv2(RWF_NOWAIT)` on its first poll; at QD 32 reads share submissions.
+//! - corio ring read: `read_at` on a runtime with `cached_reads(false)`: every read
+//!   through the ring (what QD 1 did before cached reads).
 //! - tokio: `spawn_blocking` + pread (`FileExt::read_at`), QD tasks.
 //! - pread: a plain loop on this thread (QD 1 by nature).
 //! - corio read+file / fixed+file: the same on a runtime with a registered-file table
@@ -297,6 +301,10 @@ fn main() {
     let path = bench_file.0.clone();
     let std_file = Arc::new(std::fs::File::open(&path).expect("open"));
     let crt = corio::Runtime::new().expect("corio runtime");
+    let crt_ring = corio::Builder::new()
+        .cached_reads(false)
+        .build()
+        .expect("corio runtime without cached reads");
     let crt_files = corio::Builder::new()
         .registered_files(16)
         .build()
@@ -317,6 +325,11 @@ fn main() {
         all.push((
             format!("corio read qd{qd}"),
             Box::new(move || corio_reads(crt, &p, qd, false, false)),
+        ));
+        let (p, crt_ring) = (path.clone(), &crt_ring);
+        all.push((
+            format!("corio ring read qd{qd}"),
+            Box::new(move || corio_reads(crt_ring, &p, qd, false, false)),
         ));
         let p = path.clone();
         all.push((
@@ -391,6 +404,24 @@ fn main() {
         let ok = if ratio >= 0.95 { "ok" } else { "MISS" };
         println!("corio read qd32 / raw READ qd32 = {ratio:.3} (goal >= 0.95: {ok})");
     }
+    // Issue 18's "plain reads >= raw READ" at QD 1, and what cached reads add.
+    if let (Some(c), Some(r)) = (get("corio read qd1"), get("raw READ qd1")) {
+        let ratio = c / r;
+        let ok = if ratio >= 1.0 { "ok" } else { "MISS" };
+        println!("corio read qd1 / raw READ qd1 = {ratio:.3} (goal >= 1: {ok})");
+    }
+    for qd in [1, 32] {
+        let (c, ring) = (
+            get(&format!("corio read qd{qd}")),
+            get(&format!("corio ring read qd{qd}")),
+        );
+        if let (Some(c), Some(ring)) = (c, ring) {
+            println!(
+                "corio read qd{qd} / corio ring read qd{qd} = {:.3}",
+                c / ring
+            );
+        }
+    }
     // Issue 18's goals, like for like: with a registered file on both sides.
     for (c, r) in [
         ("corio read+file qd32", "raw READ+file qd32"),
@@ -428,6 +459,7 @@ fn main() {
     }
     drop(all);
     drop(crt_files);
+    drop(crt_ring);
     drop(crt);
     drop(bench_file);
 }
