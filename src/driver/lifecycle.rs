@@ -98,9 +98,9 @@ impl Driver {
         // other op.
         if T::TRY_NOW
             && matches!(state, OpState::Idle)
+            && self.try_now_pays(alone)
             && self.cached_reads
             && budget_left(budget)
-            && self.try_now_pays(alone)
             && let Some(n) = op_data(data).try_now()
         {
             self.stats.cached_read();
