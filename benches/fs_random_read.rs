@@ -10,8 +10,9 @@
 //!
 //! - corio read / fixed: `File::read_at` into a `Vec`, `File::read_fixed_at` into a
 //!   `FixedBufPool` buffer; QD tasks each with one read in flight. With the default
-//!   `Builder::cached_reads`, a read alone in its submission (QD 1) is answered by one
-//!   `preadv2(RWF_NOWAIT)` on its first poll; at QD 32 reads share submissions.
+//!   `Builder::cached_reads`, a read that would share its submission with at most one
+//!   other op (QD 1, QD 2) is answered by one `preadv2(RWF_NOWAIT)` on its first poll;
+//!   at QD 32 reads share submissions.
 //! - corio ring read: `read_at` on a runtime with `cached_reads(false)`: every read
 //!   through the ring (what QD 1 did before cached reads).
 //! - tokio: `spawn_blocking` + pread (`FileExt::read_at`), QD tasks.

@@ -44,6 +44,52 @@ fn a_cached_read_finishes_on_its_first_poll_without_the_ring() {
 }
 }
 
+/// `tasks` tasks each reading 16 blocks of the cached file; the reads the
+/// page cache answered on their first poll.
+fn concurrent_reads(path: &std::path::Path, tasks: usize) -> u64 {
+    support::run(async {
+        let file = std::rc::Rc::new(File::open(path).await.unwrap());
+        let before = corio::runtime::stats();
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let file = file.clone();
+                corio::spawn(async move {
+                    let mut buf = vec![0u8; 512];
+                    for i in 0..16u64 {
+                        let pos = (t as u64 * 16 + i) * 512 % LEN as u64;
+                        let (res, b) = file.read_at(buf, pos).await;
+                        assert_eq!(res.unwrap(), 512);
+                        assert!(b == pattern_vec(pos, 512));
+                        buf = b;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        corio::runtime::stats().since(&before).cached_reads
+    })
+}
+
+both_drivers! {
+fn busy_rings_keep_batching_reads() {
+    // On io_uring a read tries the page cache only when at most one other
+    // op could share its submission: two readers try, sixteen batch in the
+    // ring. The poll driver always tries (its other way is the blocking
+    // pool).
+    let dir = TempDir::new("cached-busy");
+    let path = cached_file(&dir);
+    assert_eq!(concurrent_reads(&path, 2), 32);
+    let many = concurrent_reads(&path, 16);
+    if support::driver() == corio::DriverKind::Uring {
+        assert!(many < 16 * 16 / 2, "{many} of 256 reads skipped the ring");
+    } else {
+        assert_eq!(many, 256);
+    }
+}
+}
+
 both_drivers! {
 fn cached_reads_stop_at_the_end_of_the_file() {
     let dir = TempDir::new("cached-eof");

@@ -119,16 +119,16 @@ impl<T: OpCode> Future for Op<T> {
             None => this.core.insert(context::current("an I/O operation")),
         };
         this.clock.start();
-        // A read the page cache may answer at once is tried only when no
-        // other task is queued to run: their ops could share its submission
-        // (`op/fs/cached.rs`). A constant false for every other op.
-        let alone = T::TRY_NOW && core.queue.is_empty();
+        // A read the page cache may answer at once weighs the other tasks
+        // queued to run: their ops could share its submission
+        // (`op/fs/cached.rs`). Not counted for any other op.
+        let queued = if T::TRY_NOW { core.queue.len() } else { 0 };
         let polled = core.driver.borrow_mut().poll_op(
             &mut this.state,
             &mut this.data,
             cx,
             &core.budget,
-            alone,
+            queued,
         );
         match polled {
             Poll::Ready((res, flags)) => {

@@ -441,7 +441,10 @@ impl Builder {
     /// read is done then, with no trip through the ring (or, on the poll
     /// driver, the blocking pool) and no second poll; otherwise it goes on
     /// as before, and that file's next read skips the try, so a file that
-    /// is never cached pays it on half its reads at most. Counted in
+    /// is never cached pays it on half its reads at most. On io_uring a
+    /// read tries only when at most one other op would share its
+    /// submission: with more, one `io_uring_enter` for the batch is cheaper
+    /// than a syscall per read, and the read goes to the ring. Counted in
     /// [`Stats::cached_reads`]. Files opened with `O_DIRECT` never try.
     /// Turn it off for files that are almost never in the page cache. The
     /// environment variable `CORIO_CACHED_READS` (`1`/`on`, `0`/`off`)

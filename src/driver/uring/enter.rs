@@ -57,10 +57,10 @@ struct GeteventsArg {
 }
 
 impl Ring {
-    /// True when no SQE waits for the next `io_uring_enter`.
+    /// How many SQEs wait for the next `io_uring_enter`.
     #[inline]
-    pub(crate) fn sq_is_empty(&mut self) -> bool {
-        self.ring.submission().is_empty()
+    pub(crate) fn sq_len(&mut self) -> usize {
+        self.ring.submission().len()
     }
 
     /// Queues `sqe` with `user_data` = `key`.

@@ -16,6 +16,13 @@
 //! turns the tries off for the fd; the read then goes to the driver, which
 //! gives the error the read would have given anyway.
 //!
+//! On io_uring a read tries only when its submission would be shared by
+//! at most one other op (other tasks queued to run, SQEs waiting for the
+//! next `io_uring_enter`; `Driver::try_now_pays`): a syscall per read costs
+//! the kernel more than one enter for a batch of reads (`preadv2` imports
+//! an iovec where a ring READ takes the buffer as is), so a busy runtime
+//! keeps batching. The poll driver always tries.
+//!
 //! Only files opened without `O_DIRECT` try (`File` sets the fd's bit): a
 //! direct read with `RWF_NOWAIT` would still wait for the device. A
 //! runtime built with `Builder::cached_reads(false)` (or
