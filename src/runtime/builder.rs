@@ -396,7 +396,9 @@ impl Builder {
     /// completion (multishot ops, armed once for many completions, are not
     /// timed); on the poll driver, from the op first finding its fd not
     /// ready to its result (per fd and direction; ops that never wait count
-    /// as zero). Ops that run on the blocking pool are not timed. Recording
+    /// as zero). Ops that run on the blocking pool are not timed, nor file
+    /// reads answered from the page cache on their first poll
+    /// ([`cached_reads`](Self::cached_reads)). Recording
     /// never allocates after an op kind's first completion; off, it costs a
     /// branch per op.
     pub fn op_latency(mut self, on: bool) -> Self {
@@ -434,12 +436,13 @@ impl Builder {
     }
 
     /// Whether positional file reads try the page cache first (on by
-    /// default; Linux). The first poll of [`File::read_at`],
-    /// [`read_fixed_at`](crate::fs::File::read_fixed_at) or
-    /// [`readv_at`](crate::fs::File::readv_at) makes one
+    /// default; Linux). The first poll of [`File::read_at`] or
+    /// [`read_fixed_at`](crate::fs::File::read_fixed_at) makes one
     /// `preadv2` with `RWF_NOWAIT`: when the page cache holds the data the
     /// read is done then, with no trip through the ring (or, on the poll
-    /// driver, the blocking pool) and no second poll; otherwise it goes on
+    /// driver, the blocking pool) and no second poll (a read the cache
+    /// holds in part keeps that part and sends the rest on: a file read is
+    /// still short only at the end of the file); otherwise it goes on
     /// as before, and that file's next read skips the try, so a file that
     /// is never cached pays it on half its reads at most. On io_uring a
     /// read tries only when at most one other op would share its

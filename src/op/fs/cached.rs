@@ -1,15 +1,17 @@
 //! Reads answered from the page cache at once: a positional read of a
 //! cached file costs one syscall and no trip through the driver.
 //!
-//! How it works: before a positional read (`read_at`, `read_fixed_at`,
-//! `readv_at`) goes to the ring (or, on the poll driver, to the
+//! How it works: before a positional read (`read_at`, `read_fixed_at`)
+//! goes to the ring (or, on the poll driver, to the
 //! blocking pool), its first poll tries `preadv2(..., RWF_NOWAIT)`: the
 //! kernel copies what the page cache holds and refuses (`EAGAIN`) rather
 //! than wait for the disk. That is the attempt io_uring itself makes inline
 //! when it issues a read, without the submission, the completion, the
 //! wake-up and the second poll around it; on the poll driver it saves the
-//! trip to a blocking thread. A hit (any count, 0 at the end of the file)
-//! is the op's result. A miss sends the read on its way as before, and the
+//! trip to a blocking thread. A hit (the whole read, or up to the end of
+//! the file) is the op's result; a read the cache holds in part keeps what
+//! it got and sends the rest on (a file read is short only at the end of
+//! the file, as before). A miss sends the read on its way as before, and the
 //! fd's next read skips the try (`SharedFd::cached_read_turn`): a file that
 //! is never cached pays the extra syscall on half its reads at most. Any
 //! other error (not a regular file, a file system without `RWF_NOWAIT`)
@@ -32,42 +34,66 @@ use std::io;
 
 use crate::fd::SharedFd;
 
-/// Reads `iovecs` (`count` of them) of `fd` at `pos` if the page cache holds
-/// the data: `Some(bytes read)`, or `None` when the read must go to the
-/// driver (not this fd's turn, a miss, or an fd that cannot try).
+/// Reads `len` bytes of `fd` at `pos` into `ptr` as far as the page cache
+/// holds them. Returns the bytes read and whether the read is over: `true`
+/// when it filled `len` bytes or met the end of the file (the count is the
+/// read's result), `false` when the rest (`len` minus the count, which may
+/// be 0) must go to the driver: not this fd's turn, a miss, or an fd that
+/// cannot try. A read the cache holds only in part reads that part here
+/// and leaves the rest to the driver, so a read of a regular file still
+/// comes back short only at its end, as without the try.
 ///
 /// # Safety
 ///
-/// `iovecs` points to `count` iovecs, each naming memory the caller owns
-/// and may write, for the whole call.
+/// `ptr` names `len` bytes the caller owns and may write, for the whole
+/// call.
 #[inline]
 pub(crate) unsafe fn read_cached(
     fd: &SharedFd,
-    iovecs: *const libc::iovec,
-    count: usize,
+    ptr: *mut u8,
+    len: usize,
     pos: u64,
-) -> Option<u32> {
+) -> (usize, bool) {
     if !fd.cached_read_turn() {
-        return None;
+        return (0, false);
     }
-    // SAFETY: per the contract; the kernel writes only within the iovecs.
-    let n = unsafe {
-        libc::preadv2(
-            fd.raw(),
-            iovecs,
-            count as libc::c_int,
-            pos as libc::off_t,
-            libc::RWF_NOWAIT,
-        )
-    };
-    if n >= 0 {
-        return Some(n as u32);
+    let mut done = 0;
+    loop {
+        let iov = libc::iovec {
+            // SAFETY: `done <= len`: within the caller's memory.
+            iov_base: unsafe { ptr.add(done) }.cast(),
+            iov_len: len - done,
+        };
+        // SAFETY: per the contract; the kernel writes only within the iovec.
+        let n = unsafe {
+            libc::preadv2(
+                fd.raw(),
+                &iov,
+                1,
+                (pos + done as u64) as libc::off_t,
+                libc::RWF_NOWAIT,
+            )
+        };
+        match n {
+            // The end of the file (or an empty read).
+            0 => return (done, true),
+            n if n > 0 => {
+                done += n as usize;
+                if done == len {
+                    return (done, true);
+                }
+            }
+            _ => {
+                if done == 0 {
+                    missed(fd, io::Error::last_os_error());
+                }
+                return (done, false);
+            }
+        }
     }
-    missed(fd, io::Error::last_os_error());
-    None
 }
 
-/// A try that did not read: a miss, or an fd that cannot try.
+/// A try that read nothing: a miss, or an fd that cannot try.
 #[cold]
 fn missed(fd: &SharedFd, err: io::Error) {
     match err.raw_os_error() {

@@ -27,6 +27,9 @@ pub(crate) struct Read<B> {
     pos: u64,
     /// The buffer's index in the ring's registered buffers.
     fixed: Option<u16>,
+    /// Bytes the page cache gave at once (`cached.rs`): `ptr`, `len` and
+    /// `pos` then describe the rest.
+    done: u32,
 }
 
 impl<B: IoBufMut> Read<B> {
@@ -42,6 +45,7 @@ impl<B: IoBufMut> Read<B> {
             len,
             pos,
             fixed,
+            done: 0,
         }
     }
 }
@@ -78,12 +82,20 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
 
     #[inline]
     fn try_now(&mut self) -> Option<u32> {
-        let iov = libc::iovec {
-            iov_base: self.ptr.cast(),
-            iov_len: self.len,
-        };
-        // SAFETY: the iovec names the owned buffer's `len` bytes.
-        unsafe { read_cached(&self.fd, &iov, 1, self.pos) }
+        // SAFETY: `ptr` names the owned buffer's `len` bytes.
+        let (n, over) = unsafe { read_cached(&self.fd, self.ptr, self.len, self.pos) };
+        if over {
+            return Some(n as u32);
+        }
+        if n > 0 {
+            // Read in part: the rest goes to the driver.
+            // SAFETY: `n < len`: within the buffer.
+            self.ptr = unsafe { self.ptr.add(n) };
+            self.len -= n;
+            self.pos += n as u64;
+            self.done = n as u32;
+        }
+        None
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
@@ -93,6 +105,14 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> Self::Output {
+        // Bytes the page cache gave before the rest was asked for count
+        // too; an error on the rest then ends the read short, as pread(2)
+        // does after a partial transfer.
+        let res = match (res, self.done) {
+            (Ok(n), done) => Ok(done + n),
+            (Err(_), done) if done > 0 => Ok(done),
+            (Err(e), _) => Err(e),
+        };
         let res = res.map(|n| {
             // SAFETY: the kernel wrote `n` bytes at the start of the buffer.
             unsafe { self.buf.set_init(n as usize) };
@@ -166,9 +186,6 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
     }
 }
 
-/// The most iovecs one vectored syscall takes (Linux's `UIO_MAXIOV`).
-const IOV_MAX: usize = 1024;
-
 /// The iovec array of a vectored op, capped at `MAX_RW` bytes in all.
 fn iovecs(parts: impl Iterator<Item = (*mut u8, usize)>) -> Vec<libc::iovec> {
     let mut left = MAX_RW;
@@ -233,18 +250,6 @@ unsafe impl<B: IoBufMut> OpCode for Readv<B> {
 
     fn fixed_fd(&self) -> Option<&SharedFd> {
         Some(&self.fd)
-    }
-
-    const TRY_NOW: bool = true;
-
-    fn try_now(&mut self) -> Option<u32> {
-        // More iovecs than the syscall takes is an error the driver gives
-        // (not a sign that the fd cannot try).
-        if self.iovecs.len() > IOV_MAX {
-            return None;
-        }
-        // SAFETY: the iovecs and the memory they name are owned by the op.
-        unsafe { read_cached(&self.fd, self.iovecs.as_ptr(), self.iovecs.len(), self.pos) }
     }
 
     fn attempt(&mut self) -> io::Result<u32> {
