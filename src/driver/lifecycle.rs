@@ -12,6 +12,12 @@
 //! backend may ask to start over (`Progress::Restart`), say after a plain
 //! read took down a multishot receive.
 //!
+//! An op that may finish at once without any backend (`OpCode::TRY_NOW`: a
+//! positional file read the page cache holds, `op/fs/cached.rs`) tries that
+//! before anything else on its first poll, when `try_now_pays` says a
+//! syscall beats sharing the next submission; its result takes a unit of
+//! the budget like any other that did not wait.
+//!
 //! The common shapes are answered first, inline where the op is polled: on
 //! io_uring `Ring::poll_fast` (a completion taken, a plain op started, a
 //! pooled receive served by its armed receive), on the poll driver an op

@@ -3,7 +3,8 @@
 //! How it works: an op type (say [`net::Recv`]) holds the fd, the buffer and
 //! the arguments, and implements the driver's [`OpCode`] once for every
 //! backend (see `driver/op.rs`). [`Op`] runs it on the current runtime's
-//! driver: the first poll starts it, later polls take its result; dropping
+//! driver: the first poll starts it (or, for a file read the page cache
+//! holds, finishes it: `fs/cached.rs`), later polls take its result; dropping
 //! the future hands whatever the kernel may still touch to the driver's
 //! release queue. The op value never needs pinning: the kernel only sees
 //! heap memory it owns.
