@@ -199,7 +199,8 @@ impl Driver {
         let _ = queued;
         match &mut self.backend {
             #[cfg(corio_uring)]
-            Backend::Uring(d) => queued <= MAX_SHARERS && queued + d.sq_len() <= MAX_SHARERS,
+            // The queue first (no ring access), then the SQ with what is left.
+            Backend::Uring(d) => queued <= MAX_SHARERS && d.sq_len() <= MAX_SHARERS - queued,
             Backend::Poll(_) => true,
         }
     }
